@@ -1,0 +1,348 @@
+//! Tokenizers with exactly the ids of the released Rostlab models.
+//!
+//! Unlike the Python tokenizers, sequences are given raw: any case, no spaces between residues.
+//! ASCII whitespace inside a sequence is skipped, one trailing `*` (a stop codon) is tolerated,
+//! and the rare residues U, Z, O and B become X by default ([`RareResidues`]). Any other
+//! character is an error that names the record and the 1-based position.
+//!
+//! ```
+//! use prottrans_data::Tokenizer;
+//!
+//! let tokenizer = Tokenizer::prot_bert();
+//! let ids = tokenizer.encode("P12345", b"mkTu*").unwrap();
+//! assert_eq!(ids, vec![2, 21, 12, 15, 25, 3]); // [CLS] M K T X [SEP]
+//! ```
+
+mod vocabulary;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+pub use vocabulary::{PaddingSide, STANDARD_RESIDUES, SequenceLayout, SpecialTokens, Vocabulary};
+
+/// What to do with the rare residues U (selenocysteine), Z (Glu/Gln), O (pyrrolysine) and
+/// B (Asp/Asn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RareResidues {
+    /// Map them to X, as the authors did before training and embedding.
+    #[default]
+    MapToX,
+    /// Keep their own ids (the vocabularies have them, but the models rarely saw them).
+    Keep,
+    /// Reject them with an error.
+    Reject,
+}
+
+/// Residues that [`RareResidues`] applies to.
+pub const RARE_RESIDUES: &[u8; 4] = b"UZOB";
+
+/// Errors from tokenising a sequence or building a vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenizeError {
+    /// A character that is not a residue of the vocabulary.
+    #[error("record '{record}': invalid character {character:?} at position {position}")]
+    InvalidCharacter {
+        /// Record (protein) id.
+        record: String,
+        /// 1-based position in the sequence as given (whitespace included).
+        position: usize,
+        /// The character found.
+        character: char,
+    },
+    /// A rare residue under [`RareResidues::Reject`].
+    #[error(
+        "record '{record}': rare residue '{residue}' at position {position} (the tokenizer is set to reject U, Z, O and B)"
+    )]
+    RareResidue {
+        /// Record id.
+        record: String,
+        /// 1-based position.
+        position: usize,
+        /// The residue.
+        residue: char,
+    },
+    /// No residues at all.
+    #[error("record '{record}': the sequence is empty")]
+    Empty {
+        /// Record id.
+        record: String,
+    },
+    /// A vocabulary that cannot work.
+    #[error("vocabulary '{vocabulary}': {message}")]
+    InvalidVocabulary {
+        /// Vocabulary name.
+        vocabulary: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl TokenizeError {
+    /// The 1-based position in the sequence the error is about, if any.
+    pub fn position(&self) -> Option<usize> {
+        match self {
+            Self::InvalidCharacter { position, .. } | Self::RareResidue { position, .. } => {
+                Some(*position)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Turns raw protein sequences into model ids and back.
+#[derive(Debug, Clone)]
+pub struct Tokenizer {
+    vocabulary: Arc<Vocabulary>,
+    rare: RareResidues,
+}
+
+impl Tokenizer {
+    /// A tokenizer over a vocabulary, mapping rare residues to X.
+    pub fn new(vocabulary: Vocabulary) -> Self {
+        Self {
+            vocabulary: Arc::new(vocabulary),
+            rare: RareResidues::default(),
+        }
+    }
+
+    /// The ProtBert / ProtElectra tokenizer.
+    pub fn prot_bert() -> Self {
+        Self::new(Vocabulary::prot_bert())
+    }
+
+    /// Sets the rare-residue policy.
+    pub fn with_rare_residues(mut self, rare: RareResidues) -> Self {
+        self.rare = rare;
+        self
+    }
+
+    /// The vocabulary.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
+    }
+
+    /// The rare-residue policy.
+    pub fn rare_residues(&self) -> RareResidues {
+        self.rare
+    }
+
+    /// Residue ids of a raw sequence, without special tokens.
+    ///
+    /// `record` only names the sequence in errors.
+    pub fn encode_residues(&self, record: &str, sequence: &[u8]) -> Result<Vec<u32>, TokenizeError> {
+        let mut ids = Vec::with_capacity(sequence.len());
+        let last_residue = sequence
+            .iter()
+            .rposition(|c| !c.is_ascii_whitespace())
+            .unwrap_or(0);
+        for (index, &byte) in sequence.iter().enumerate() {
+            if byte.is_ascii_whitespace() || (byte == b'*' && index == last_residue) {
+                continue;
+            }
+            let residue = byte.to_ascii_uppercase();
+            let residue = if RARE_RESIDUES.contains(&residue) {
+                match self.rare {
+                    RareResidues::MapToX => b'X',
+                    RareResidues::Keep => residue,
+                    RareResidues::Reject => {
+                        return Err(TokenizeError::RareResidue {
+                            record: record.to_string(),
+                            position: index + 1,
+                            residue: residue as char,
+                        });
+                    }
+                }
+            } else {
+                residue
+            };
+            let id = self.vocabulary.residue_id(residue).ok_or_else(|| {
+                TokenizeError::InvalidCharacter {
+                    record: record.to_string(),
+                    position: index + 1,
+                    character: char::from(byte),
+                }
+            })?;
+            ids.push(id);
+        }
+        if ids.is_empty() {
+            return Err(TokenizeError::Empty {
+                record: record.to_string(),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// Model ids of a raw sequence: residues framed by the vocabulary's special tokens.
+    pub fn encode(&self, record: &str, sequence: &[u8]) -> Result<Vec<u32>, TokenizeError> {
+        let residues = self.encode_residues(record, sequence)?;
+        Ok(self.frame(residues.iter().copied()))
+    }
+
+    /// Adds the special tokens of the vocabulary's layout around residue ids.
+    pub fn frame(&self, residues: impl ExactSizeIterator<Item = u32>) -> Vec<u32> {
+        let specials = self.vocabulary.specials();
+        let mut ids = Vec::with_capacity(residues.len() + self.num_special_tokens());
+        // `Vocabulary::new` guarantees the ids each layout needs.
+        match self.vocabulary.layout() {
+            SequenceLayout::ClsResiduesSep => {
+                ids.extend(specials.cls);
+                ids.extend(residues);
+                ids.extend(specials.sep);
+            }
+            SequenceLayout::ResiduesEos => {
+                ids.extend(residues);
+                ids.extend(specials.eos);
+            }
+            SequenceLayout::ResiduesSepCls => {
+                ids.extend(residues);
+                ids.extend(specials.sep);
+                ids.extend(specials.cls);
+            }
+        }
+        ids
+    }
+
+    /// How many special tokens [`frame`](Self::frame) adds.
+    pub fn num_special_tokens(&self) -> usize {
+        match self.vocabulary.layout() {
+            SequenceLayout::ClsResiduesSep | SequenceLayout::ResiduesSepCls => 2,
+            SequenceLayout::ResiduesEos => 1,
+        }
+    }
+
+    /// Positions of the residues in a framed, unpadded sequence of `residues` residues.
+    pub fn residue_span(&self, residues: usize) -> Range<usize> {
+        match self.vocabulary.layout() {
+            SequenceLayout::ClsResiduesSep => 1..residues + 1,
+            SequenceLayout::ResiduesEos | SequenceLayout::ResiduesSepCls => 0..residues,
+        }
+    }
+
+    /// Turns ids back into text: residues as letters, special tokens by name.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter()
+            .map(|&id| match self.vocabulary.token(id) {
+                Some(token) if !self.vocabulary.is_special(id) => token.to_string(),
+                Some(token) => format!(" {token} "),
+                None => format!(" <{id}?> "),
+            })
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The released `Rostlab/prot_bert` vocab.txt, line by line.
+    const PROT_BERT_VOCAB_TXT: &str = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nL\nA\nG\nV\nE\nS\nI\nK\nR\nD\nT\nP\nN\nQ\nF\nY\nM\nH\nC\nW\nX\nU\nB\nZ\nO\n";
+
+    #[test]
+    fn prot_bert_ids_match_the_released_vocab_txt() {
+        let built_in = Vocabulary::prot_bert();
+        let from_file = Vocabulary::from_bert_vocab_txt("file", PROT_BERT_VOCAB_TXT).unwrap();
+        assert_eq!(built_in.len(), 30);
+        for (id, token) in PROT_BERT_VOCAB_TXT.lines().enumerate() {
+            assert_eq!(built_in.token(id as u32), Some(token), "id {id}");
+            assert_eq!(built_in.id(token), Some(id as u32));
+            assert_eq!(from_file.id(token), Some(id as u32));
+        }
+        assert_eq!(built_in.specials(), from_file.specials());
+        let s = built_in.specials();
+        assert_eq!((s.pad, s.unk, s.cls, s.sep, s.mask), (0, Some(1), Some(2), Some(3), Some(4)));
+    }
+
+    #[test]
+    fn every_residue_gets_its_rostlab_id() {
+        let t = Tokenizer::prot_bert().with_rare_residues(RareResidues::Keep);
+        let ids = t.encode_residues("r", b"LAGVESIKRDTPNQFYMHCWXUBZO").unwrap();
+        assert_eq!(ids, (5..30).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn lower_case_and_whitespace_are_accepted() {
+        let t = Tokenizer::prot_bert();
+        assert_eq!(
+            t.encode("r", b"mk tl\n").unwrap(),
+            t.encode("r", b"MKTL").unwrap()
+        );
+        // Space-separated input as the Python tokenizers want it gives the same ids.
+        assert_eq!(t.encode("r", b"M K T L").unwrap(), t.encode("r", b"MKTL").unwrap());
+    }
+
+    #[test]
+    fn rare_residues_follow_the_policy() {
+        let x = Tokenizer::prot_bert();
+        assert_eq!(x.encode_residues("r", b"UZOBuzob").unwrap(), vec![25; 8]);
+        let keep = Tokenizer::prot_bert().with_rare_residues(RareResidues::Keep);
+        assert_eq!(keep.encode_residues("r", b"UZOB").unwrap(), vec![26, 28, 29, 27]);
+        let reject = Tokenizer::prot_bert().with_rare_residues(RareResidues::Reject);
+        let err = reject.encode_residues("P1", b"MKZ").unwrap_err();
+        assert_eq!(
+            err,
+            TokenizeError::RareResidue {
+                record: "P1".into(),
+                position: 3,
+                residue: 'Z'
+            }
+        );
+    }
+
+    #[test]
+    fn one_trailing_stop_is_tolerated_and_others_are_errors() {
+        let t = Tokenizer::prot_bert();
+        assert_eq!(t.encode_residues("r", b"MK*").unwrap().len(), 2);
+        assert_eq!(t.encode_residues("r", b"MK*\n").unwrap().len(), 2);
+        let err = t.encode_residues("r", b"M*K").unwrap_err();
+        assert_eq!(err.position(), Some(2));
+        let err = t.encode_residues("r", b"MK**").unwrap_err();
+        assert_eq!(err.position(), Some(3));
+    }
+
+    #[test]
+    fn invalid_characters_name_record_and_position() {
+        let t = Tokenizer::prot_bert();
+        for (seq, pos, ch) in [(&b"MK-L"[..], 3, '-'), (b"MK1", 3, '1'), (b".MK", 1, '.'), (b"MJK", 2, 'J')] {
+            let err = t.encode_residues("sp|Q9|X", seq).unwrap_err();
+            assert_eq!(
+                err,
+                TokenizeError::InvalidCharacter {
+                    record: "sp|Q9|X".into(),
+                    position: pos,
+                    character: ch
+                }
+            );
+            assert!(err.to_string().contains("sp|Q9|X"));
+        }
+    }
+
+    #[test]
+    fn empty_sequences_are_errors() {
+        let t = Tokenizer::prot_bert();
+        for seq in [&b""[..], b"  \n", b"*"] {
+            assert!(matches!(t.encode_residues("e", seq), Err(TokenizeError::Empty { .. })));
+        }
+    }
+
+    #[test]
+    fn framing_and_residue_span_agree() {
+        let t = Tokenizer::prot_bert();
+        let ids = t.encode("r", b"MKT").unwrap();
+        assert_eq!(ids, vec![2, 21, 12, 15, 3]);
+        assert_eq!(t.residue_span(3), 1..4);
+        assert_eq!(&ids[t.residue_span(3)], &[21, 12, 15]);
+        assert_eq!(t.decode(&ids), "[CLS] MKT [SEP]");
+    }
+
+    #[test]
+    fn specials_are_not_residues() {
+        let v = Vocabulary::prot_bert();
+        assert!((0..5).all(|id| v.is_special(id)));
+        assert!((5..30).all(|id| !v.is_special(id)));
+        assert_eq!(v.standard_residue_ids().len(), 20);
+    }
+}

@@ -1,0 +1,227 @@
+//! Vocabularies as data: the token list of a released model, which ids are special, and how a
+//! protein is framed by special tokens.
+//!
+//! A new model's vocabulary is one more constructor here; the [`Tokenizer`](super::Tokenizer)
+//! does not change.
+
+use std::collections::HashMap;
+
+use super::TokenizeError;
+
+/// How special tokens frame the residues of one protein.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SequenceLayout {
+    /// `[CLS] residues [SEP]` (BERT, ALBERT, ELECTRA). Residues at positions `1..=L`.
+    ClsResiduesSep,
+    /// `residues </s>` (T5). Residues at positions `0..L`.
+    ResiduesEos,
+    /// `residues <sep> <cls>` (XLNet, padded on the left). Residues at positions `0..L` of the
+    /// unpadded sequence.
+    ResiduesSepCls,
+}
+
+/// Which side padding goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaddingSide {
+    /// Pad after the sequence (BERT, T5).
+    Right,
+    /// Pad before the sequence (XLNet).
+    Left,
+}
+
+/// The ids of the special tokens a vocabulary has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpecialTokens {
+    /// Padding.
+    pub pad: u32,
+    /// Unknown token.
+    pub unk: Option<u32>,
+    /// Classification / start token (`[CLS]`, `<cls>`).
+    pub cls: Option<u32>,
+    /// Separator (`[SEP]`, `<sep>`).
+    pub sep: Option<u32>,
+    /// Mask token for masked language modelling (`[MASK]`, `<mask>`).
+    pub mask: Option<u32>,
+    /// End of sequence (`</s>`).
+    pub eos: Option<u32>,
+}
+
+/// A model's vocabulary: tokens by id, special ids and sequence layout.
+#[derive(Debug, Clone)]
+pub struct Vocabulary {
+    name: String,
+    tokens: Vec<String>,
+    specials: SpecialTokens,
+    layout: SequenceLayout,
+    padding: PaddingSide,
+    residue_ids: HashMap<u8, u32>,
+}
+
+/// The twenty standard amino acids, in one-letter code.
+pub const STANDARD_RESIDUES: &[u8; 20] = b"ACDEFGHIKLMNPQRSTVWY";
+
+impl Vocabulary {
+    /// Builds a vocabulary. Every single-letter upper-case token is a residue.
+    ///
+    /// Fails if a special id is out of range, the layout needs a special token the vocabulary
+    /// lacks, or there are more than 256 tokens (residues are stored as bytes).
+    pub fn new(
+        name: impl Into<String>,
+        tokens: Vec<String>,
+        specials: SpecialTokens,
+        layout: SequenceLayout,
+        padding: PaddingSide,
+    ) -> Result<Self, TokenizeError> {
+        let name = name.into();
+        let bad = |what: String| TokenizeError::InvalidVocabulary {
+            vocabulary: name.clone(),
+            message: what,
+        };
+        if tokens.len() > 256 {
+            return Err(bad(format!("{} tokens; at most 256 are supported", tokens.len())));
+        }
+        let ids = [
+            Some(specials.pad),
+            specials.unk,
+            specials.cls,
+            specials.sep,
+            specials.mask,
+            specials.eos,
+        ];
+        if let Some(id) = ids.into_iter().flatten().find(|&id| id as usize >= tokens.len()) {
+            return Err(bad(format!("special id {id} is outside the {} tokens", tokens.len())));
+        }
+        let needed = match layout {
+            SequenceLayout::ClsResiduesSep | SequenceLayout::ResiduesSepCls => {
+                specials.cls.is_some() && specials.sep.is_some()
+            }
+            SequenceLayout::ResiduesEos => specials.eos.is_some(),
+        };
+        if !needed {
+            return Err(bad(format!("layout {layout:?} needs special tokens it lacks")));
+        }
+        let residue_ids = tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.len() == 1 && t.as_bytes()[0].is_ascii_uppercase())
+            .map(|(id, t)| (t.as_bytes()[0], id as u32))
+            .collect();
+        Ok(Self {
+            name,
+            tokens,
+            specials,
+            layout,
+            padding,
+            residue_ids,
+        })
+    }
+
+    /// ProtBert, ProtBert-BFD and ProtElectra (`Rostlab/prot_bert` `vocab.txt`).
+    pub fn prot_bert() -> Self {
+        let tokens = [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "L", "A", "G", "V", "E", "S", "I", "K",
+            "R", "D", "T", "P", "N", "Q", "F", "Y", "M", "H", "C", "W", "X", "U", "B", "Z", "O",
+        ];
+        Self::new(
+            "prot_bert",
+            tokens.iter().map(|t| t.to_string()).collect(),
+            SpecialTokens {
+                pad: 0,
+                unk: Some(1),
+                cls: Some(2),
+                sep: Some(3),
+                mask: Some(4),
+                eos: None,
+            },
+            SequenceLayout::ClsResiduesSep,
+            PaddingSide::Right,
+        )
+        .expect("the ProtBert vocabulary is well formed")
+    }
+
+    /// Reads a WordPiece `vocab.txt` (one token per line, id = line number) with BERT's
+    /// special-token names, as shipped with ProtBert-style checkpoints.
+    pub fn from_bert_vocab_txt(name: &str, text: &str) -> Result<Self, TokenizeError> {
+        let tokens: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+        let find = |t: &str| tokens.iter().position(|x| x == t).map(|i| i as u32);
+        let pad = find("[PAD]").ok_or_else(|| TokenizeError::InvalidVocabulary {
+            vocabulary: name.to_string(),
+            message: "no [PAD] token".to_string(),
+        })?;
+        Self::new(
+            name,
+            tokens.clone(),
+            SpecialTokens {
+                pad,
+                unk: find("[UNK]"),
+                cls: find("[CLS]"),
+                sep: find("[SEP]"),
+                mask: find("[MASK]"),
+                eos: None,
+            },
+            SequenceLayout::ClsResiduesSep,
+            PaddingSide::Right,
+        )
+    }
+
+    /// The vocabulary's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of tokens (the model's `vocab_size` may be larger).
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether the vocabulary has no tokens (never true for a valid one).
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The token with this id.
+    pub fn token(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// The id of this token.
+    pub fn id(&self, token: &str) -> Option<u32> {
+        self.tokens.iter().position(|t| t == token).map(|i| i as u32)
+    }
+
+    /// The id of a residue letter (upper case).
+    pub fn residue_id(&self, residue: u8) -> Option<u32> {
+        self.residue_ids.get(&residue).copied()
+    }
+
+    /// Ids of the twenty standard amino acids, in [`STANDARD_RESIDUES`] order.
+    pub fn standard_residue_ids(&self) -> Vec<u32> {
+        STANDARD_RESIDUES
+            .iter()
+            .filter_map(|&r| self.residue_id(r))
+            .collect()
+    }
+
+    /// The special tokens.
+    pub fn specials(&self) -> SpecialTokens {
+        self.specials
+    }
+
+    /// How a protein is framed.
+    pub fn layout(&self) -> SequenceLayout {
+        self.layout
+    }
+
+    /// Which side padding goes on.
+    pub fn padding_side(&self) -> PaddingSide {
+        self.padding
+    }
+
+    /// Whether an id is a special (non-residue) token.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.token(id)
+            .is_none_or(|t| !(t.len() == 1 && t.as_bytes()[0].is_ascii_uppercase()))
+    }
+}

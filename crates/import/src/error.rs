@@ -1,0 +1,86 @@
+use std::path::PathBuf;
+
+use prottrans_models::ModelConfigError;
+
+/// Everything wrong with a checkpoint's tensors, gathered in one report.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WeightProblems {
+    /// Module parameters the checkpoint does not provide (module paths).
+    pub missing: Vec<String>,
+    /// Checkpoint tensors no module parameter takes (checkpoint keys after mapping).
+    pub unexpected: Vec<String>,
+    /// Tensors whose shape or dtype differs from the module's, with both.
+    pub mismatched: Vec<String>,
+}
+
+impl WeightProblems {
+    /// Whether nothing is wrong.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+    }
+}
+
+impl std::fmt::Display for WeightProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (title, items) in [
+            ("missing", &self.missing),
+            ("unexpected", &self.unexpected),
+            ("mismatched", &self.mismatched),
+        ] {
+            if !items.is_empty() {
+                write!(f, "\n  {} {title}: {}", items.len(), items.join(", "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Errors from loading or saving a checkpoint directory.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// `config.json` is missing, unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ModelConfigError),
+    /// A file the layout needs is not there.
+    #[error("{dir}: no {expected} (a Hugging Face checkpoint directory holds config.json and model.safetensors)")]
+    MissingFile {
+        /// The directory.
+        dir: PathBuf,
+        /// What was looked for.
+        expected: String,
+    },
+    /// The config names another architecture than the function was asked for.
+    #[error("{path}: architecture `{found}` where `{expected}` was expected")]
+    WrongArchitecture {
+        /// The config file.
+        path: PathBuf,
+        /// Expected architecture.
+        expected: String,
+        /// Found architecture.
+        found: String,
+    },
+    /// The weights file could not be read or written.
+    #[error("{path}: {message}")]
+    Store {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The tensors do not fit the model.
+    #[error("{path}: the weights do not match the configured model:{problems}")]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong.
+        problems: WeightProblems,
+    },
+    /// Another I/O failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,15 @@
+//! Models in the Hugging Face checkpoint layout: a directory with `config.json` and
+//! `model.safetensors`.
+//!
+//! Loading reads the architecture from `config.json`, builds the module and maps checkpoint
+//! keys to module paths through a per-architecture table ([`key_map`]); every missing,
+//! unexpected or wrongly shaped tensor is reported by name in one [`ImportError`]. Saving
+//! writes the same layout, so a model trained by prottrans loads in prottrans and in
+//! `transformers` alike.
+
+mod error;
+mod hf;
+pub mod key_map;
+
+pub use error::{ImportError, WeightProblems};
+pub use hf::{CONFIG_FILE, SAFETENSORS_FILE, load_bert_for_masked_lm, save_bert_for_masked_lm};

@@ -1,0 +1,450 @@
+//! BERT, as `transformers`' `BertModel` / `BertForMaskedLM` (ProtBert, ProtBert-BFD).
+//!
+//! Learned absolute positions and token types, post-LayerNorm residual blocks, exact GELU,
+//! and an MLM head whose decoder is tied to the word embeddings. Module names follow the
+//! Hugging Face checkpoint where they can; `prottrans-import` maps the rest by a table.
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Bool, Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::blocks::{
+    Activation, FeedForward, FeedForwardConfig, MultiHeadAttention, MultiHeadAttentionConfig,
+    normal_init, padding_mask,
+};
+use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
+use crate::error::ModelConfigError;
+
+/// BERT hyper-parameters, with the field names of a Hugging Face `config.json`, so a released
+/// `config.json` deserialises as is. Defaults are the released ProtBert shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BertConfig {
+    /// Vocabulary size (ProtBert: 30).
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads.
+    pub num_attention_heads: usize,
+    /// Feed-forward inner width.
+    pub intermediate_size: usize,
+    /// Feed-forward activation.
+    pub hidden_act: Activation,
+    /// Dropout on embeddings and block outputs.
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities.
+    pub attention_probs_dropout_prob: f64,
+    /// Number of learned positions (longest framed sequence).
+    pub max_position_embeddings: usize,
+    /// Number of token types.
+    pub type_vocab_size: usize,
+    /// Standard deviation of the weight initialisation.
+    pub initializer_range: f64,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
+    /// Id of the padding token.
+    pub pad_token_id: usize,
+}
+
+impl Default for BertConfig {
+    fn default() -> Self {
+        Self {
+            vocab_size: 30,
+            hidden_size: 1024,
+            num_hidden_layers: 30,
+            num_attention_heads: 16,
+            intermediate_size: 4096,
+            hidden_act: Activation::Gelu,
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+            max_position_embeddings: 40000,
+            type_vocab_size: 2,
+            initializer_range: 0.02,
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+        }
+    }
+}
+
+impl BertConfig {
+    /// Checks values that would fail later in obscure ways.
+    pub fn validate(&self) -> Result<(), ModelConfigError> {
+        let invalid = |message: String| ModelConfigError::Invalid {
+            architecture: "bert",
+            message,
+        };
+        for (name, value) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(invalid(format!(
+                "hidden_size ({}) is not a multiple of num_attention_heads ({})",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(invalid(format!("{name} must be in [0, 1), got {p}")));
+            }
+        }
+        if self.pad_token_id >= self.vocab_size {
+            return Err(invalid(format!(
+                "pad_token_id ({}) is outside the vocabulary ({})",
+                self.pad_token_id, self.vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of trainable parameters of [`BertForMaskedLm`] (tied decoder counted once).
+    pub fn num_parameters(&self) -> usize {
+        let (v, d, f, l) = (
+            self.vocab_size,
+            self.hidden_size,
+            self.intermediate_size,
+            self.num_hidden_layers,
+        );
+        let embeddings = (v + self.max_position_embeddings + self.type_vocab_size) * d + 2 * d;
+        let layer = 4 * (d * d + d) + 2 * d * f + f + d + 4 * d;
+        let head = d * d + d + 2 * d + v;
+        embeddings + l * layer + head
+    }
+
+    /// Initialises the encoder on `device`.
+    pub fn init_model(&self, device: &Device) -> BertModel {
+        BertModel {
+            embeddings: self.init_embeddings(device),
+            encoder: BertEncoder {
+                layer: (0..self.num_hidden_layers)
+                    .map(|_| self.init_layer(device))
+                    .collect(),
+            },
+            hidden_size: self.hidden_size,
+        }
+    }
+
+    /// Initialises the encoder with its MLM head on `device`.
+    pub fn init(&self, device: &Device) -> BertForMaskedLm {
+        let d = self.hidden_size;
+        BertForMaskedLm {
+            bert: self.init_model(device),
+            cls: BertMlmHead {
+                transform: LinearConfig::new(d, d)
+                    .with_initializer(normal_init(self.initializer_range))
+                    .init(device),
+                layer_norm: LayerNormConfig::new(d)
+                    .with_epsilon(self.layer_norm_eps)
+                    .init(device),
+                bias: Param::from_tensor(Tensor::zeros([self.vocab_size], device)),
+                activation: self.hidden_act,
+            },
+        }
+    }
+
+    fn init_embeddings(&self, device: &Device) -> BertEmbeddings {
+        let embedding = |n| {
+            EmbeddingConfig::new(n, self.hidden_size)
+                .with_initializer(normal_init(self.initializer_range))
+                .init(device)
+        };
+        BertEmbeddings {
+            word_embeddings: embedding(self.vocab_size),
+            position_embeddings: embedding(self.max_position_embeddings),
+            token_type_embeddings: embedding(self.type_vocab_size),
+            layer_norm: LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device),
+            dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
+        }
+    }
+
+    fn init_layer(&self, device: &Device) -> BertLayer {
+        let d = self.hidden_size;
+        let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
+        BertLayer {
+            attention: MultiHeadAttentionConfig::new(d, self.num_attention_heads)
+                .with_dropout(self.attention_probs_dropout_prob)
+                .with_initializer_range(self.initializer_range)
+                .init(device),
+            attention_norm: norm(),
+            feed_forward: FeedForwardConfig::new(d, self.intermediate_size)
+                .with_activation(self.hidden_act)
+                .with_initializer_range(self.initializer_range)
+                .init(device),
+            output_norm: norm(),
+            dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
+        }
+    }
+}
+
+/// Word, position and token-type embeddings, summed, normalised.
+#[derive(Module, Debug)]
+pub struct BertEmbeddings {
+    /// `[vocab, d]`; also the MLM decoder.
+    pub word_embeddings: Embedding,
+    /// `[max_positions, d]`.
+    pub position_embeddings: Embedding,
+    /// `[type_vocab, d]`.
+    pub token_type_embeddings: Embedding,
+    /// Checkpoint key `LayerNorm`.
+    pub layer_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl BertEmbeddings {
+    /// # Shapes
+    /// - input_ids, token_type_ids: `[batch, seq]` -> `[batch, seq, d]`
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Option<Tensor<2, Int>>,
+    ) -> Tensor<3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
+            .reshape([1, seq])
+            .expand([batch, seq]);
+        let token_types =
+            token_type_ids.unwrap_or_else(|| Tensor::<2, Int>::zeros([batch, seq], &device));
+        let x = self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(positions)
+            + self.token_type_embeddings.forward(token_types);
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}
+
+/// One post-LayerNorm transformer layer.
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    /// Self-attention (checkpoint `attention.self.*` and `attention.output.dense`).
+    pub attention: MultiHeadAttention,
+    /// Checkpoint `attention.output.LayerNorm`.
+    pub attention_norm: LayerNorm,
+    /// Checkpoint `intermediate.dense` and `output.dense`.
+    pub feed_forward: FeedForward,
+    /// Checkpoint `output.LayerNorm`.
+    pub output_norm: LayerNorm,
+    dropout: Dropout,
+}
+
+impl BertLayer {
+    /// # Shapes
+    /// - x: `[batch, seq, d]`, padding: `[batch, seq]` -> `[batch, seq, d]`
+    pub fn forward(&self, x: Tensor<3>, padding: Option<Tensor<2, Bool>>) -> Tensor<3> {
+        let attended = self.attention.forward(x.clone(), padding, None);
+        let x = self.attention_norm.forward(self.dropout.forward(attended) + x);
+        let transformed = self.feed_forward.forward(x.clone());
+        self.output_norm.forward(self.dropout.forward(transformed) + x)
+    }
+}
+
+/// The stack of layers (checkpoint `encoder.layer.<i>`).
+#[derive(Module, Debug)]
+pub struct BertEncoder {
+    /// The layers.
+    pub layer: Vec<BertLayer>,
+}
+
+/// `BertModel` without the pooler (ProtTrans uses per-token states).
+#[derive(Module, Debug)]
+pub struct BertModel {
+    /// Embeddings.
+    pub embeddings: BertEmbeddings,
+    /// Layers.
+    pub encoder: BertEncoder,
+    hidden_size: usize,
+}
+
+impl ProteinEncoder for BertModel {
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    /// # Shapes
+    /// - input ids and mask `[batch, seq]` -> hidden states `[batch, seq, d]`
+    fn encode(&self, input: EncoderInput) -> EncoderOutput {
+        let padding = padding_mask(input.attention_mask);
+        let mut x = self
+            .embeddings
+            .forward(input.input_ids, input.token_type_ids);
+        let mut hidden_states = Vec::new();
+        for layer in &self.encoder.layer {
+            if input.output_hidden_states {
+                hidden_states.push(x.clone());
+            }
+            x = layer.forward(x, Some(padding.clone()));
+        }
+        if input.output_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        EncoderOutput {
+            last_hidden_state: x,
+            hidden_states,
+        }
+    }
+}
+
+/// The MLM head: dense, activation, LayerNorm, then the tied word-embedding decoder plus a bias.
+#[derive(Module, Debug)]
+pub struct BertMlmHead {
+    /// Checkpoint `cls.predictions.transform.dense`.
+    pub transform: Linear,
+    /// Checkpoint `cls.predictions.transform.LayerNorm`.
+    pub layer_norm: LayerNorm,
+    /// Checkpoint `cls.predictions.bias`, `[vocab]`.
+    pub bias: Param<Tensor<1>>,
+    #[module(skip)]
+    activation: Activation,
+}
+
+impl BertMlmHead {
+    /// Vocabulary logits, decoding with the (tied) word embeddings.
+    ///
+    /// # Shapes
+    /// - hidden: `[n, d]`, word_embeddings: `[vocab, d]` -> `[n, vocab]`
+    pub fn forward(&self, hidden: Tensor<2>, word_embeddings: Tensor<2>) -> Tensor<2> {
+        let h = self.layer_norm.forward(
+            self.activation
+                .forward(self.transform.forward(hidden)),
+        );
+        h.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze_dim(0)
+    }
+}
+
+/// `BertForMaskedLM`: the encoder and its MLM head (checkpoint prefixes `bert.` and `cls.`).
+#[derive(Module, Debug)]
+pub struct BertForMaskedLm {
+    /// The encoder.
+    pub bert: BertModel,
+    /// The MLM head.
+    pub cls: BertMlmHead,
+}
+
+impl BertForMaskedLm {
+    /// Logits at every position.
+    ///
+    /// # Shapes
+    /// - input ids and mask `[batch, seq]` -> logits `[batch, seq, vocab]`
+    pub fn forward(&self, input: EncoderInput) -> Tensor<3> {
+        let hidden = self.bert.encode(input).last_hidden_state;
+        let [batch, seq, d] = hidden.dims();
+        let logits = self.mlm_logits(hidden.reshape([batch * seq, d]));
+        let vocab = logits.dims()[1];
+        logits.reshape([batch, seq, vocab])
+    }
+
+    /// Logits at selected positions only (cheaper in training: 15% of tokens are masked).
+    ///
+    /// `positions` index the flattened `batch * seq` tokens.
+    ///
+    /// # Shapes
+    /// - input ids and mask `[batch, seq]`, positions `[n]` -> logits `[n, vocab]`
+    pub fn forward_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
+        let hidden = self.bert.encode(input).last_hidden_state;
+        let [batch, seq, d] = hidden.dims();
+        let selected = hidden.reshape([batch * seq, d]).select(0, positions);
+        self.mlm_logits(selected)
+    }
+
+    /// MLM logits of hidden states.
+    ///
+    /// # Shapes
+    /// - hidden: `[n, d]` -> `[n, vocab]`
+    pub fn mlm_logits(&self, hidden: Tensor<2>) -> Tensor<2> {
+        self.cls
+            .forward(hidden, self.bert.embeddings.word_embeddings.weight.val())
+    }
+}
+
+impl ProteinEncoder for BertForMaskedLm {
+    fn hidden_size(&self) -> usize {
+        self.bert.hidden_size()
+    }
+
+    fn encode(&self, input: EncoderInput) -> EncoderOutput {
+        self.bert.encode(input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> BertConfig {
+        BertConfig {
+            hidden_size: 16,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 32,
+            max_position_embeddings: 40,
+            ..BertConfig::default()
+        }
+    }
+
+    #[test]
+    fn reads_a_hugging_face_config() {
+        let json = r#"{"architectures":["BertForMaskedLM"],"model_type":"bert","hidden_act":"gelu",
+            "hidden_size":1024,"num_hidden_layers":30,"num_attention_heads":16,"intermediate_size":4096,
+            "max_position_embeddings":40000,"vocab_size":30,"type_vocab_size":2,"layer_norm_eps":1e-12,
+            "hidden_dropout_prob":0.0,"attention_probs_dropout_prob":0.0,"pad_token_id":0}"#;
+        let config: BertConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config, BertConfig::default());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let config = BertConfig {
+            num_attention_heads: 3,
+            ..tiny()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("not a multiple"), "{err}");
+    }
+
+    #[test]
+    fn parameter_count_matches_the_module() {
+        let config = tiny();
+        let model = config.init(&Device::flex());
+        assert_eq!(model.num_params(), config.num_parameters());
+        // The released ProtBert has about 420M parameters.
+        let released = BertConfig::default().num_parameters();
+        assert!((415_000_000..425_000_000).contains(&released), "{released}");
+    }
+
+    #[test]
+    fn masked_positions_match_full_logits() {
+        let device = Device::flex();
+        let model = tiny().init(&device);
+        let ids = Tensor::<2, Int>::from_ints([[2, 5, 6, 7, 3, 0], [2, 8, 9, 10, 11, 3]], &device);
+        let mask = Tensor::<2, Int>::from_ints([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]], &device);
+        let full = model.forward(EncoderInput::new(ids.clone(), mask.clone()));
+        let at = model.forward_at(
+            EncoderInput::new(ids, mask),
+            Tensor::<1, Int>::from_ints([2, 9], &device),
+        );
+        let expected = Tensor::cat(
+            vec![full.clone().slice([0..1, 2..3]).reshape([1, 30]), full.slice([1..2, 3..4]).reshape([1, 30])],
+            0,
+        );
+        at.into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), burn::tensor::Tolerance::default());
+    }
+}

@@ -1,0 +1,185 @@
+//! Multi-head self-attention with a key-padding mask and an optional additive bias.
+//!
+//! BERT, ALBERT and ELECTRA use it as is; T5 passes its relative position bias through
+//! `bias` and turns off biases and score scaling; XLNet and Transformer-XL compute their
+//! relative scores themselves but reuse the head split/merge.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Int, Tensor, activation};
+
+use super::normal_init;
+
+/// Configuration of [`MultiHeadAttention`].
+#[derive(Config, Debug)]
+pub struct MultiHeadAttentionConfig {
+    /// Model width.
+    pub d_model: usize,
+    /// Number of heads.
+    pub num_heads: usize,
+    /// Width of each head; `d_model / num_heads` when not set.
+    #[config(default = "None")]
+    pub head_dim: Option<usize>,
+    /// Whether the projections have biases (BERT: yes, T5: no).
+    #[config(default = true)]
+    pub bias: bool,
+    /// Dropout on the attention probabilities.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// Factor on `QK^T`; `1/sqrt(head_dim)` when not set (T5 uses 1).
+    #[config(default = "None")]
+    pub scale: Option<f64>,
+    /// Standard deviation of the normal initialisation of the projections.
+    #[config(default = 0.02)]
+    pub initializer_range: f64,
+}
+
+/// Multi-head self-attention: `query`, `key`, `value` and `output` projections.
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention {
+    /// Query projection `[d_model, heads * head_dim]`.
+    pub query: Linear,
+    /// Key projection.
+    pub key: Linear,
+    /// Value projection.
+    pub value: Linear,
+    /// Output projection `[heads * head_dim, d_model]`.
+    pub output: Linear,
+    dropout: Dropout,
+    num_heads: usize,
+    head_dim: usize,
+    scale: f64,
+}
+
+impl MultiHeadAttentionConfig {
+    /// Initialises the module on `device`.
+    pub fn init(&self, device: &burn::tensor::Device) -> MultiHeadAttention {
+        let head_dim = self.head_dim.unwrap_or(self.d_model / self.num_heads);
+        let inner = self.num_heads * head_dim;
+        let linear = |d_in, d_out| {
+            LinearConfig::new(d_in, d_out)
+                .with_bias(self.bias)
+                .with_initializer(normal_init(self.initializer_range))
+                .init(device)
+        };
+        MultiHeadAttention {
+            query: linear(self.d_model, inner),
+            key: linear(self.d_model, inner),
+            value: linear(self.d_model, inner),
+            output: linear(inner, self.d_model),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            num_heads: self.num_heads,
+            head_dim,
+            scale: self.scale.unwrap_or(1.0 / (head_dim as f64).sqrt()),
+        }
+    }
+}
+
+/// `true` where `attention_mask` (1 = token, 0 = padding) marks padding.
+///
+/// # Shapes
+/// - attention_mask: `[batch, seq]` -> `[batch, seq]`
+pub fn padding_mask(attention_mask: Tensor<2, Int>) -> Tensor<2, Bool> {
+    attention_mask.equal_elem(0)
+}
+
+impl MultiHeadAttention {
+    /// Attends every position to every non-padding position.
+    ///
+    /// `bias` is added to the scaled scores before the softmax (relative position biases).
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`
+    /// - padding: `[batch, seq]`, `true` at padding keys
+    /// - bias: `[batch or 1, heads, seq, seq]`
+    /// - output: `[batch, seq, d_model]`
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        padding: Option<Tensor<2, Bool>>,
+        bias: Option<Tensor<4>>,
+    ) -> Tensor<3> {
+        let [batch, seq, _] = x.dims();
+        let q = self.split_heads(self.query.forward(x.clone()));
+        let k = self.split_heads(self.key.forward(x.clone()));
+        let v = self.split_heads(self.value.forward(x));
+        let mask = padding.map(|p| {
+            p.reshape([batch, 1, 1, seq])
+                .expand([batch, self.num_heads, seq, seq])
+        });
+        let bias = bias.map(|b| {
+            let [_, heads, _, _] = b.dims();
+            b.expand([batch, heads, seq, seq])
+        });
+
+        let context = if self.dropout.prob > 0.0 && q.device().is_autodiff() {
+            // Dropout on the probabilities needs them materialised; burn's fused kernel has none.
+            let scores = q.matmul(k.swap_dims(2, 3)) * self.scale;
+            let scores = match bias {
+                Some(b) => scores + b,
+                None => scores,
+            };
+            let scores = match mask {
+                Some(m) => scores.mask_fill(m, f32::NEG_INFINITY),
+                None => scores,
+            };
+            let probs = self.dropout.forward(activation::softmax(scores, 3));
+            probs.matmul(v)
+        } else {
+            let options = AttentionModuleOptions {
+                scale: Some(self.scale),
+                softcap: None,
+                is_causal: false,
+            };
+            attention(q, k, v, mask, bias, options)
+        };
+        self.output.forward(self.merge_heads(context))
+    }
+
+    /// `[batch, seq, heads * head_dim]` -> `[batch, heads, seq, head_dim]`.
+    pub fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [batch, seq, _] = x.dims();
+        x.reshape([batch, seq, self.num_heads, self.head_dim])
+            .swap_dims(1, 2)
+    }
+
+    /// `[batch, heads, seq, head_dim]` -> `[batch, seq, heads * head_dim]`.
+    pub fn merge_heads(&self, x: Tensor<4>) -> Tensor<3> {
+        let [batch, _, seq, _] = x.dims();
+        x.swap_dims(1, 2)
+            .reshape([batch, seq, self.num_heads * self.head_dim])
+    }
+
+    /// Number of heads.
+    pub fn num_heads(&self) -> usize {
+        self.num_heads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution, Tolerance};
+
+    /// The fused path and the explicit (dropout) path agree when dropout is zero.
+    #[test]
+    fn padding_keys_get_no_attention() {
+        let device = Device::flex();
+        let attn = MultiHeadAttentionConfig::new(16, 4).init(&device);
+        let x = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &device);
+        let mask = Tensor::<2, Int>::from_ints([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], &device);
+        let out = attn.forward(x.clone(), Some(padding_mask(mask)), None);
+
+        // Changing padded positions of sequence 0 must not change its real positions.
+        let noise = Tensor::<3>::random([1, 2, 16], Distribution::Normal(0.0, 5.0), &device);
+        let x2 = x.slice_assign([0..1, 3..5, 0..16], noise);
+        let mask = Tensor::<2, Int>::from_ints([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], &device);
+        let out2 = attn.forward(x2, Some(padding_mask(mask)), None);
+        out.slice([0..1, 0..3])
+            .into_data()
+            .assert_approx_eq::<f32>(&out2.slice([0..1, 0..3]).into_data(), Tolerance::default());
+    }
+}

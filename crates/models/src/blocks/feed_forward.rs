@@ -1,0 +1,78 @@
+//! Position-wise feed-forward: `output(act(intermediate(x)) [* gate(x)])`.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::Tensor;
+
+use super::{Activation, normal_init};
+
+/// Configuration of [`FeedForward`].
+#[derive(Config, Debug)]
+pub struct FeedForwardConfig {
+    /// Model width.
+    pub d_model: usize,
+    /// Inner width.
+    pub d_ff: usize,
+    /// Activation after the first projection.
+    #[config(default = "Activation::Gelu")]
+    pub activation: Activation,
+    /// Whether the projections have biases.
+    #[config(default = true)]
+    pub bias: bool,
+    /// Gated variant (T5 v1.1 `gated-gelu`): multiply by a second projection.
+    #[config(default = false)]
+    pub gated: bool,
+    /// Dropout between the two projections (T5; BERT has none there).
+    #[config(default = 0.0)]
+    pub inner_dropout: f64,
+    /// Standard deviation of the normal initialisation.
+    #[config(default = 0.02)]
+    pub initializer_range: f64,
+}
+
+/// The feed-forward block. Residual connection and norm belong to the architecture's layer.
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    /// `[d_model, d_ff]`.
+    pub intermediate: Linear,
+    /// Optional gate `[d_model, d_ff]`.
+    pub gate: Option<Linear>,
+    /// `[d_ff, d_model]`.
+    pub output: Linear,
+    dropout: Dropout,
+    #[module(skip)]
+    activation: Activation,
+}
+
+impl FeedForwardConfig {
+    /// Initialises the module on `device`.
+    pub fn init(&self, device: &burn::tensor::Device) -> FeedForward {
+        let linear = |d_in, d_out| {
+            LinearConfig::new(d_in, d_out)
+                .with_bias(self.bias)
+                .with_initializer(normal_init(self.initializer_range))
+                .init(device)
+        };
+        FeedForward {
+            intermediate: linear(self.d_model, self.d_ff),
+            gate: self.gated.then(|| linear(self.d_model, self.d_ff)),
+            output: linear(self.d_ff, self.d_model),
+            dropout: DropoutConfig::new(self.inner_dropout).init(),
+            activation: self.activation,
+        }
+    }
+}
+
+impl FeedForward {
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.activation.forward(self.intermediate.forward(x.clone()));
+        let h = match &self.gate {
+            Some(gate) => h * gate.forward(x),
+            None => h,
+        };
+        self.output.forward(self.dropout.forward(h))
+    }
+}

@@ -1,0 +1,179 @@
+//! Model configurations: one variant per architecture, read from prottrans TOML
+//! (`[model] architecture = "bert"` plus the Hugging Face field names) or from a Hugging Face
+//! `config.json` (dispatching on `model_type`).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bert::BertConfig;
+use crate::error::ModelConfigError;
+
+/// The six ProtTrans architectures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// ProtBert.
+    Bert,
+    /// ProtAlbert.
+    Albert,
+    /// ProtElectra.
+    Electra,
+    /// ProtT5.
+    T5,
+    /// ProtXLNet.
+    Xlnet,
+    /// ProtTXL.
+    TransfoXl,
+}
+
+impl Architecture {
+    /// Every architecture.
+    pub const ALL: [Architecture; 6] = [
+        Self::Bert,
+        Self::Albert,
+        Self::Electra,
+        Self::T5,
+        Self::Xlnet,
+        Self::TransfoXl,
+    ];
+
+    /// The Hugging Face `model_type`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::Bert => "bert",
+            Self::Albert => "albert",
+            Self::Electra => "electra",
+            Self::T5 => "t5",
+            Self::Xlnet => "xlnet",
+            Self::TransfoXl => "transfo-xl",
+        }
+    }
+
+    /// Parses a Hugging Face `model_type`.
+    pub fn from_model_type(model_type: &str) -> Result<Self, ModelConfigError> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.model_type() == model_type || model_type == a.name())
+            .ok_or_else(|| ModelConfigError::Unknown(model_type.to_string()))
+    }
+
+    /// The name used in prottrans TOML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TransfoXl => "transfo_xl",
+            other => other.model_type(),
+        }
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A model configuration of any implemented architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "architecture", rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// BERT (ProtBert).
+    Bert(BertConfig),
+}
+
+impl ModelConfig {
+    /// The architecture.
+    pub fn architecture(&self) -> Architecture {
+        match self {
+            Self::Bert(_) => Architecture::Bert,
+        }
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), ModelConfigError> {
+        match self {
+            Self::Bert(c) => c.validate(),
+        }
+    }
+
+    /// Reads a Hugging Face `config.json`, choosing the architecture from `model_type`.
+    pub fn from_hf_json(path: impl AsRef<Path>) -> Result<Self, ModelConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ModelConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_hf_json_str(&text).map_err(|e| match e {
+            ModelConfigError::Parse { message, .. } => ModelConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses the text of a Hugging Face `config.json`.
+    pub fn from_hf_json_str(text: &str) -> Result<Self, ModelConfigError> {
+        let parse = |e: serde_json::Error| ModelConfigError::Parse {
+            path: "config.json".into(),
+            message: e.to_string(),
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(parse)?;
+        let model_type = value
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ModelConfigError::Parse {
+                path: "config.json".into(),
+                message: "no `model_type` field".into(),
+            })?;
+        let config = match Architecture::from_model_type(model_type)? {
+            Architecture::Bert => Self::Bert(serde_json::from_value(value).map_err(parse)?),
+            other => return Err(ModelConfigError::NotImplemented(other.to_string())),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The Hugging Face `config.json` text of this configuration.
+    pub fn to_hf_json(&self) -> String {
+        let (mut value, architectures) = match self {
+            Self::Bert(c) => (
+                serde_json::to_value(c).expect("configs serialise"),
+                "BertForMaskedLM",
+            ),
+        };
+        if let Some(map) = value.as_object_mut() {
+            map.insert("model_type".into(), self.architecture().model_type().into());
+            map.insert("architectures".into(), serde_json::json!([architectures]));
+            map.insert("tie_word_embeddings".into(), true.into());
+        }
+        serde_json::to_string_pretty(&value).expect("json values serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_json_round_trips() {
+        let config = ModelConfig::Bert(BertConfig {
+            hidden_size: 64,
+            num_attention_heads: 4,
+            ..BertConfig::default()
+        });
+        let again = ModelConfig::from_hf_json_str(&config.to_hf_json()).unwrap();
+        assert_eq!(again, config);
+    }
+
+    #[test]
+    fn unimplemented_and_unknown_architectures_are_named() {
+        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "t5"}"#).unwrap_err();
+        assert!(err.to_string().contains("`t5` is not implemented"), "{err}");
+        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "gpt2"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown architecture `gpt2`"), "{err}");
+        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "bert", "hidden_size": 30}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("multiple"), "{err}");
+    }
+}

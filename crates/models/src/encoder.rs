@@ -1,0 +1,53 @@
+//! The seam between architectures and everything that consumes their hidden states
+//! (embedding extraction, supervised heads).
+
+use burn::tensor::{Int, Tensor};
+
+/// A padded batch of framed token ids.
+#[derive(Debug, Clone)]
+pub struct EncoderInput {
+    /// Token ids, `[batch, seq]`.
+    pub input_ids: Tensor<2, Int>,
+    /// 1 at real tokens (special tokens included), 0 at padding, `[batch, seq]`.
+    pub attention_mask: Tensor<2, Int>,
+    /// Segment ids (BERT's token types), `[batch, seq]`; zeros when absent.
+    pub token_type_ids: Option<Tensor<2, Int>>,
+    /// Also return the output of the embeddings and of every layer.
+    pub output_hidden_states: bool,
+}
+
+impl EncoderInput {
+    /// Ids and mask, no token types, final hidden state only.
+    pub fn new(input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Self {
+        Self {
+            input_ids,
+            attention_mask,
+            token_type_ids: None,
+            output_hidden_states: false,
+        }
+    }
+
+    /// Asks for the hidden states of every layer.
+    pub fn with_hidden_states(mut self) -> Self {
+        self.output_hidden_states = true;
+        self
+    }
+}
+
+/// What an encoder returns.
+#[derive(Debug, Clone)]
+pub struct EncoderOutput {
+    /// Final hidden states, `[batch, seq, d_model]`.
+    pub last_hidden_state: Tensor<3>,
+    /// Embedding output then each layer's output, when asked for; empty otherwise.
+    pub hidden_states: Vec<Tensor<3>>,
+}
+
+/// Any model that turns token ids into per-token hidden states.
+pub trait ProteinEncoder {
+    /// Width of the hidden states.
+    fn hidden_size(&self) -> usize;
+
+    /// Runs the encoder.
+    fn encode(&self, input: EncoderInput) -> EncoderOutput;
+}

@@ -1,0 +1,36 @@
+use std::path::PathBuf;
+
+/// Errors from reading or checking a model configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column where known.
+        message: String,
+    },
+    /// A value that cannot work (e.g. hidden size not divisible by the number of heads).
+    #[error("invalid {architecture} configuration: {message}")]
+    Invalid {
+        /// The architecture.
+        architecture: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The architecture is known but not implemented in this version.
+    #[error("architecture `{0}` is not implemented yet in this version of prottrans")]
+    NotImplemented(String),
+    /// The architecture is not one of ProtTrans'.
+    #[error("unknown architecture `{0}` (expected one of: bert, albert, electra, t5, xlnet, transfo_xl)")]
+    Unknown(String),
+}

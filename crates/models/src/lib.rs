@@ -1,0 +1,23 @@
+//! ProtTrans architectures as burn modules.
+//!
+//! - [`blocks`]: pieces shared by every architecture (multi-head attention with a padding mask
+//!   and an optional additive position bias, feed-forward, activations).
+//! - one file per architecture: [`bert`] (ProtBert) today; ALBERT, ELECTRA, T5, XLNet and
+//!   Transformer-XL follow the same pattern.
+//! - [`encoder`]: the [`ProteinEncoder`] seam that embedding extraction and supervised heads use,
+//!   whatever the architecture.
+//! - [`config`]: [`ModelConfig`], read from prottrans TOML or a Hugging Face `config.json`.
+//!
+//! Model code never names a backend: tensors live on whatever [`burn::tensor::Device`] the
+//! caller picked.
+
+pub mod bert;
+pub mod blocks;
+pub mod config;
+pub mod encoder;
+mod error;
+
+pub use bert::{BertConfig, BertForMaskedLm, BertModel};
+pub use config::{Architecture, ModelConfig};
+pub use encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
+pub use error::ModelConfigError;

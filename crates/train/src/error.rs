@@ -1,0 +1,49 @@
+use std::path::PathBuf;
+
+use prottrans_data::DataError;
+use prottrans_import::ImportError;
+use prottrans_models::ModelConfigError;
+
+/// Errors from configuring or running a training job.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The recipe file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The recipe is not valid TOML or has unknown or ill-typed keys.
+    #[error("{path}: {message}")]
+    Recipe {
+        /// The recipe file.
+        path: PathBuf,
+        /// What is wrong, with the key.
+        message: String,
+    },
+    /// A recipe value that cannot work.
+    #[error("invalid recipe: {0}")]
+    Invalid(String),
+    /// The model configuration is invalid.
+    #[error(transparent)]
+    Model(#[from] ModelConfigError),
+    /// Reading sequences failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Saving the final model failed.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// The output directory and `--resume` disagree.
+    #[error("{path}: {message}")]
+    Resume {
+        /// The output directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// burn-train reported a failure.
+    #[error("training failed: {0}")]
+    Training(String),
+}

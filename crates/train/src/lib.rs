@@ -1,0 +1,21 @@
+//! Pretraining for prottrans with burn-train's learner.
+//!
+//! - [`recipe`]: the TOML training recipe ([`PretrainConfig`]): model shape, masking, data,
+//!   optimiser, schedule.
+//! - [`objectives`]: one module per objective; [`objectives::mlm`] (BERT/ALBERT masked LM) now.
+//! - [`baseline`]: the unigram residue-frequency baseline a language model must beat.
+//! - [`renderer`]: progress for terminals (bars) and logs (plain lines), plus `metrics.jsonl`.
+//! - [`pretrain`]: the whole run: data, learner, checkpoints, resume, final model and report.
+
+pub mod baseline;
+mod error;
+pub mod objectives;
+pub mod pretrain;
+pub mod recipe;
+pub mod renderer;
+
+pub use baseline::UnigramBaseline;
+pub use error::TrainError;
+pub use objectives::mlm::{MaskedLm, MaskingConfig, MlmBatch, MlmBatcher, MlmScores};
+pub use pretrain::{PretrainReport, PretrainRun, pretrain};
+pub use recipe::PretrainConfig;

@@ -1,0 +1,341 @@
+//! The pretraining recipe, read from TOML:
+//!
+//! ```toml
+//! [model]            # architecture + Hugging Face config field names
+//! architecture = "bert"
+//! hidden_size = 64
+//! ...
+//! [masking]          # optional, BERT defaults
+//! [data]             # crop length and batch budget
+//! [optimizer]        # adamw | lamb, learning rate, clipping, accumulation
+//! [schedule]         # steps, warmup, checkpoint interval
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::lr_scheduler::LrSchedulerConfig;
+use burn::lr_scheduler::linear::LinearLrSchedulerConfig;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
+use burn::optim::{AdamWConfig, LambConfig, ModuleOptimizer};
+use prottrans_data::BatchPlanner;
+use prottrans_models::{BertConfig, ModelConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::objectives::mlm::MaskingConfig;
+
+/// A full pretraining recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// Model shape.
+    pub model: ModelConfig,
+    /// Masking rates.
+    #[serde(default)]
+    pub masking: MaskingConfig,
+    /// Data handling.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Optimiser.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// Length and checkpoints.
+    pub schedule: ScheduleConfig,
+}
+
+/// Cropping and batching.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Residues per sequence; longer sequences are cropped at random (ProtBert: 510, then 2046).
+    pub max_residues: usize,
+    /// Padded tokens per batch (sequences x longest).
+    pub max_tokens: usize,
+    /// Sequences per batch.
+    pub max_sequences: usize,
+    /// Data-loading worker threads.
+    pub num_workers: usize,
+    /// Seed for batching, cropping, masking and initialisation.
+    pub seed: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            max_residues: 510,
+            max_tokens: 8192,
+            max_sequences: 64,
+            num_workers: 2,
+            seed: 42,
+        }
+    }
+}
+
+/// Which optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// AdamW (decoupled weight decay).
+    Adamw,
+    /// LAMB (layer-wise trust ratio; ProtBert's optimiser).
+    Lamb,
+}
+
+/// Optimiser settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// AdamW or LAMB.
+    pub kind: OptimizerKind,
+    /// Peak learning rate, reached after warmup.
+    pub learning_rate: f64,
+    /// Weight decay.
+    pub weight_decay: f32,
+    /// First-moment decay.
+    pub beta_1: f32,
+    /// Second-moment decay.
+    pub beta_2: f32,
+    /// Denominator epsilon (PyTorch's 1e-8 by default; burn's AdamW default is 1e-5).
+    pub epsilon: f32,
+    /// Clip each parameter's gradient to this L2 norm (burn clips per tensor); none if absent.
+    pub grad_clip_norm: Option<f32>,
+    /// Batches whose gradients are averaged before each optimiser step.
+    pub grad_accumulation: usize,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            kind: OptimizerKind::Adamw,
+            learning_rate: 1e-3,
+            weight_decay: 0.01,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            grad_clip_norm: Some(1.0),
+            grad_accumulation: 1,
+        }
+    }
+}
+
+/// Training length, warmup and checkpoints, in optimiser steps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Total optimiser steps; the learning rate decays linearly to zero at the last.
+    pub steps: usize,
+    /// Linear warmup steps.
+    pub warmup_steps: usize,
+    /// Steps between checkpoints (and validations). burn-train checkpoints per epoch, so this
+    /// is the epoch length.
+    pub checkpoint_every: usize,
+}
+
+impl PretrainConfig {
+    /// Reads and checks a recipe file. Unknown keys are errors, named with their section.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, TrainError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            TrainError::Recipe { message, .. } => TrainError::Recipe {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks recipe text.
+    pub fn from_toml_str(text: &str) -> Result<Self, TrainError> {
+        let recipe_error = |message: String| TrainError::Recipe {
+            path: "<recipe>".into(),
+            message,
+        };
+        let value: toml::Table = toml::from_str(text).map_err(|e| recipe_error(e.to_string()))?;
+        // `[model]` is an internally tagged enum, which serde cannot make strict: check its keys.
+        if let Some(model) = value.get("model").and_then(|m| m.as_table()) {
+            let known = model_keys(model.get("architecture").and_then(|a| a.as_str()));
+            let unknown: Vec<&str> = model
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !known.contains(*k))
+                .collect();
+            if !unknown.is_empty() {
+                return Err(recipe_error(format!(
+                    "unknown key(s) in [model]: {} (known: {})",
+                    unknown.join(", "),
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let config: Self = toml::from_str(text).map_err(|e| recipe_error(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values across sections.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.model.validate()?;
+        self.masking.validate()?;
+        let invalid = |m: String| Err(TrainError::Invalid(m));
+        let s = &self.schedule;
+        if s.steps == 0 || s.checkpoint_every == 0 {
+            return invalid("schedule.steps and schedule.checkpoint_every must be at least 1".into());
+        }
+        if s.warmup_steps >= s.steps {
+            return invalid(format!(
+                "schedule.warmup_steps ({}) must be below schedule.steps ({})",
+                s.warmup_steps, s.steps
+            ));
+        }
+        let o = &self.optimizer;
+        if !(o.learning_rate > 0.0 && o.learning_rate <= 1.0) {
+            return invalid(format!("optimizer.learning_rate must be in (0, 1], got {}", o.learning_rate));
+        }
+        if o.grad_accumulation == 0 {
+            return invalid("optimizer.grad_accumulation must be at least 1".into());
+        }
+        let ModelConfig::Bert(bert) = &self.model;
+        let longest = self.data.max_residues + 2;
+        if longest > bert.max_position_embeddings {
+            return invalid(format!(
+                "data.max_residues ({}) + 2 special tokens exceeds model.max_position_embeddings ({})",
+                self.data.max_residues, bert.max_position_embeddings
+            ));
+        }
+        self.planner().validate()?;
+        Ok(())
+    }
+
+    /// The batch planner for this recipe.
+    pub fn planner(&self) -> BatchPlanner {
+        BatchPlanner {
+            max_tokens: self.data.max_tokens,
+            max_sequences: self.data.max_sequences,
+            max_residues: self.data.max_residues,
+            special_tokens: 2,
+        }
+    }
+
+    /// Number of checkpoint intervals (burn-train epochs).
+    pub fn num_epochs(&self) -> usize {
+        self.schedule.steps.div_ceil(self.schedule.checkpoint_every)
+    }
+
+    /// The optimiser.
+    pub fn optimizer(&self) -> ModuleOptimizer {
+        let o = &self.optimizer;
+        let clip = o.grad_clip_norm.map(GradientClippingConfig::Norm);
+        match o.kind {
+            OptimizerKind::Adamw => AdamWConfig::new()
+                .with_beta_1(o.beta_1)
+                .with_beta_2(o.beta_2)
+                .with_epsilon(o.epsilon)
+                .with_weight_decay(o.weight_decay)
+                .with_grad_clipping(clip)
+                .init(),
+            OptimizerKind::Lamb => LambConfig::new()
+                .with_beta_1(o.beta_1)
+                .with_beta_2(o.beta_2)
+                .with_epsilon(o.epsilon)
+                .with_weight_decay(o.weight_decay)
+                .with_grad_clipping(clip)
+                .init(),
+        }
+    }
+
+    /// Linear warmup from near zero to the peak, then linear decay to zero at the last step.
+    pub fn scheduler(&self) -> Result<ModuleLrScheduler, TrainError> {
+        let peak = self.optimizer.learning_rate;
+        let s = &self.schedule;
+        let decay = LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(peak, 0.0, s.steps - s.warmup_steps));
+        let config = if s.warmup_steps == 0 {
+            SequentialLrSchedulerConfig::new(vec![decay], vec![])
+        } else {
+            let start = peak / (s.warmup_steps as f64 + 1.0);
+            let warmup = LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(start, peak, s.warmup_steps));
+            SequentialLrSchedulerConfig::new(vec![warmup, decay], vec![s.warmup_steps])
+        };
+        config.init().map_err(TrainError::Invalid)
+    }
+}
+
+/// Keys allowed in `[model]` for an architecture.
+fn model_keys(architecture: Option<&str>) -> BTreeSet<String> {
+    let mut keys = BTreeSet::from(["architecture".to_string()]);
+    if architecture == Some("bert") {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(BertConfig::default()) {
+            keys.extend(map.keys().cloned());
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECIPE: &str = r#"
+        [model]
+        architecture = "bert"
+        hidden_size = 32
+        num_hidden_layers = 2
+        num_attention_heads = 4
+        intermediate_size = 64
+        max_position_embeddings = 130
+
+        [data]
+        max_residues = 126
+        max_tokens = 2048
+
+        [schedule]
+        steps = 100
+        warmup_steps = 10
+        checkpoint_every = 25
+    "#;
+
+    #[test]
+    fn reads_a_recipe_with_defaults() {
+        let config = PretrainConfig::from_toml_str(RECIPE).unwrap();
+        assert_eq!(config.num_epochs(), 4);
+        assert_eq!(config.masking, MaskingConfig::default());
+        let ModelConfig::Bert(bert) = &config.model;
+        assert_eq!(bert.vocab_size, 30);
+        assert_eq!(bert.hidden_size, 32);
+    }
+
+    #[test]
+    fn names_unknown_keys_and_bad_values() {
+        let err = PretrainConfig::from_toml_str(&RECIPE.replace("hidden_size", "hiden_size"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hiden_size"), "{err}");
+        let err = PretrainConfig::from_toml_str(&RECIPE.replace("max_tokens", "max_tokes"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_tokes"), "{err}");
+        let err = PretrainConfig::from_toml_str(&RECIPE.replace("max_residues = 126", "max_residues = 200"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_position_embeddings"), "{err}");
+    }
+
+    #[test]
+    fn learning_rate_warms_up_then_decays_to_zero() {
+        let config = PretrainConfig::from_toml_str(RECIPE).unwrap();
+        let mut scheduler = config.scheduler().unwrap();
+        let lrs: Vec<f64> = (0..100).map(|_| scheduler.step().base()).collect();
+        let peak = config.optimizer.learning_rate;
+        assert!(lrs[0] < peak * 0.2, "{}", lrs[0]);
+        let max = lrs.iter().cloned().fold(0.0, f64::max);
+        assert!((max - peak).abs() < 1e-9, "{max}");
+        assert!(lrs[99] < peak * 0.05, "{}", lrs[99]);
+        assert!(lrs[20..].windows(2).all(|w| w[1] <= w[0] + 1e-12));
+    }
+}

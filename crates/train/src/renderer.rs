@@ -1,0 +1,243 @@
+//! Training progress: an indicatif bar on a terminal, plain periodic lines in logs (CI),
+//! and every step's and validation's metrics appended to `metrics.jsonl`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::train::metric::{MetricDefinition, MetricId};
+use burn::train::renderer::{
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
+};
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// How often a log line is printed without a terminal.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A [`MetricsRenderer`] for terminals and logs.
+pub struct ProgressRenderer {
+    names: HashMap<MetricId, String>,
+    latest: BTreeMap<String, f64>,
+    valid_sums: BTreeMap<String, (f64, f64)>,
+    bar: Option<ProgressBar>,
+    jsonl: Option<File>,
+    split: String,
+    epoch: usize,
+    total_epochs: usize,
+    steps_per_epoch: usize,
+    items: usize,
+    split_total: usize,
+    last_line: Instant,
+    started: Instant,
+}
+
+impl ProgressRenderer {
+    /// Renders to stderr (a bar if it is a terminal) and appends metrics to `jsonl`.
+    pub fn new(jsonl: &Path, steps_per_epoch: usize) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(jsonl)?;
+        Ok(Self {
+            names: HashMap::new(),
+            latest: BTreeMap::new(),
+            valid_sums: BTreeMap::new(),
+            bar: None,
+            jsonl: Some(file),
+            split: String::new(),
+            epoch: 1,
+            total_epochs: 1,
+            steps_per_epoch,
+            items: 0,
+            split_total: 0,
+            last_line: Instant::now(),
+            started: Instant::now(),
+        })
+    }
+
+    fn record(&mut self, state: MetricState) -> Option<(String, f64)> {
+        if let MetricState::Numeric(entry, Some(value)) = state {
+            let name = self.names.get(&entry.metric_id)?.clone();
+            return Some((name, value.current()));
+        }
+        None
+    }
+
+    fn summary(values: &BTreeMap<String, f64>) -> String {
+        values
+            .iter()
+            .map(|(name, value)| match name.as_str() {
+                "Learning Rate" => format!("lr {value:.2e}"),
+                "Accuracy" => format!("acc {:.1}%", value),
+                "Perplexity" => format!("ppl {value:.2}"),
+                "Loss" => format!("loss {value:.4}"),
+                other => format!("{other} {value:.4}"),
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    }
+
+    fn write_json(&mut self, split: &str, step: usize, values: &BTreeMap<String, f64>) {
+        let Some(file) = self.jsonl.as_mut() else { return };
+        let mut object = serde_json::Map::new();
+        object.insert("split".into(), split.into());
+        object.insert("epoch".into(), self.epoch.into());
+        object.insert("step".into(), step.into());
+        for (name, value) in values {
+            let key = name.to_lowercase().replace(' ', "_");
+            object.insert(key, serde_json::json!(value));
+        }
+        let line = serde_json::Value::Object(object).to_string();
+        if writeln!(file, "{line}").is_err() {
+            self.jsonl = None; // a full disk must not stop training; the checkpoints matter more
+        }
+    }
+
+    fn global_step(&self) -> usize {
+        (self.epoch.saturating_sub(1)) * self.steps_per_epoch + self.items
+    }
+}
+
+impl MetricsRendererTraining for ProgressRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        if let Some((name, value)) = self.record(state) {
+            self.latest.insert(name, value);
+        }
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        if let Some((name, value)) = self.record(state) {
+            let sum = self.valid_sums.entry(name).or_insert((0.0, 0.0));
+            sum.0 += value;
+            sum.1 += 1.0;
+        }
+    }
+}
+
+impl TrainingProgressLogger for ProgressRenderer {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        _total_items: Option<usize>,
+        _label: Option<&str>,
+    ) {
+        // `starting_epoch` is 1-based: the checkpoint resumed from, plus one.
+        self.total_epochs = total_epochs;
+        self.epoch = starting_epoch.max(1);
+        self.started = Instant::now();
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        // Called when epoch `epoch` (1-based) has ended, after its validation.
+        self.epoch = epoch + 1;
+    }
+
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        self.split = split.to_lowercase();
+        self.items = 0;
+        self.split_total = total_items;
+        self.valid_sums.clear();
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total_items as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>14} [{bar:30}] {pos}/{len} {per_sec} eta {eta}  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("epoch {}/{} {}", self.epoch, self.total_epochs, self.split));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn update_split(&mut self, items_processed: usize) {
+        self.items = items_processed;
+        if self.split.starts_with("train") {
+            let step = self.global_step();
+            let latest = self.latest.clone();
+            self.write_json("train", step, &latest);
+        }
+        let message = if self.split.starts_with("train") {
+            Self::summary(&self.latest)
+        } else {
+            String::new()
+        };
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(items_processed as u64);
+                bar.set_message(message);
+            }
+            None if self.last_line.elapsed() >= LOG_INTERVAL
+                || items_processed == self.split_total =>
+            {
+                self.last_line = Instant::now();
+                eprintln!(
+                    "[{:>6.0}s] epoch {}/{} {} {}/{}  {}",
+                    self.started.elapsed().as_secs_f64(),
+                    self.epoch,
+                    self.total_epochs,
+                    self.split,
+                    items_processed,
+                    self.split_total,
+                    message
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn end_split(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.split.starts_with("valid") {
+            let means: BTreeMap<String, f64> = self
+                .valid_sums
+                .iter()
+                .filter(|(name, _)| name.as_str() != "Learning Rate")
+                .map(|(name, (sum, n))| (name.clone(), sum / n.max(1.0)))
+                .collect();
+            let step = self.epoch * self.steps_per_epoch;
+            self.write_json("valid", step, &means);
+            eprintln!(
+                "[{:>6.0}s] epoch {}/{} validation (mean over batches)  {}",
+                self.started.elapsed().as_secs_f64(),
+                self.epoch,
+                self.total_epochs,
+                Self::summary(&means)
+            );
+        }
+    }
+
+    fn end(&mut self) {}
+
+    fn log_event_training(&mut self, _event: String) {}
+}
+
+impl EvaluationProgressLogger for ProgressRenderer {
+    fn start_global_progress(&mut self, _total_tests: usize) {}
+    fn start_test(&mut self, _name: &str, _total_items: usize) {}
+    fn update_test_progress(&mut self, _items_processed: usize) {}
+    fn end_test(&mut self) {}
+    fn end_global_progress(&mut self) {}
+    fn log_event_evaluation(&mut self, _event: String) {}
+}
+
+impl MetricsRendererEvaluation for ProgressRenderer {
+    fn update_test(&mut self, _name: EvaluationName, _state: MetricState) {}
+}
+
+impl MetricsRenderer for ProgressRenderer {
+    fn manual_close(&mut self) {}
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        self.names
+            .insert(definition.metric_id.clone(), definition.name.to_string());
+    }
+}

@@ -1,0 +1,52 @@
+//! # prottrans
+//!
+//! ProtTrans protein language models (Elnaggar et al., TPAMI 2021) on
+//! [burn](https://burn.dev): one model code base for every backend burn supports, chosen by
+//! cargo features at build time and by a device string at run time.
+//!
+//! This facade re-exports the parts:
+//!
+//! | module | crate | what |
+//! |---|---|---|
+//! | [`backend`] | `prottrans-backend` | compiled-in backends, `--device` parsing |
+//! | [`data`] | `prottrans-data` | Rostlab tokenizers, FASTA, sequence store, length-grouped batches |
+//! | [`models`] | `prottrans-models` | shared blocks and one file per architecture (ProtBert today) |
+//! | [`import`] | `prottrans-import` | Hugging Face checkpoint directories in and out |
+//! | [`train`] | `prottrans-train` | objectives, recipes and burn-train pretraining |
+//!
+//! ```no_run
+//! use prottrans::prelude::*;
+//!
+//! let device = DeviceSpec::Cpu.device()?;
+//! let config = PretrainConfig::from_toml_file("configs/quickstart.toml")?;
+//! let report = pretrain(PretrainRun {
+//!     config,
+//!     train: "data/samples/uniprot_train.fasta.gz".into(),
+//!     valid: "data/samples/uniprot_valid.fasta.gz".into(),
+//!     out: "runs/quickstart".into(),
+//!     device,
+//!     resume: false,
+//! })?;
+//! println!("{report}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use prottrans_backend as backend;
+pub use prottrans_data as data;
+pub use prottrans_import as import;
+pub use prottrans_models as models;
+pub use prottrans_train as train;
+
+/// The re-exported burn, so users need not match its version.
+pub use burn;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use prottrans_backend::{BackendError, DeviceSpec, compiled_backends};
+    pub use prottrans_data::{FastaReader, RareResidues, SequenceStore, Tokenizer, Vocabulary};
+    pub use prottrans_import::{load_bert_for_masked_lm, save_bert_for_masked_lm};
+    pub use prottrans_models::{
+        BertConfig, BertForMaskedLm, EncoderInput, ModelConfig, ProteinEncoder,
+    };
+    pub use prottrans_train::{PretrainConfig, PretrainReport, PretrainRun, pretrain};
+}
