@@ -10,7 +10,6 @@
 
 use std::time::Instant;
 
-use prottrans::burn::module::Module;
 use prottrans::burn::optim::{AdamWConfig, GradientsParams};
 use prottrans::burn::tensor::{Device, Int, Tensor, TensorData};
 use prottrans::prelude::*;

@@ -111,6 +111,11 @@ impl Tokenizer {
         Self::new(Vocabulary::prot_bert())
     }
 
+    /// The ProtT5 tokenizer (`residues </s>`).
+    pub fn prot_t5() -> Self {
+        Self::new(Vocabulary::prot_t5())
+    }
+
     /// Sets the rare-residue policy.
     pub fn with_rare_residues(mut self, rare: RareResidues) -> Self {
         self.rare = rare;
@@ -344,5 +349,12 @@ mod tests {
         assert!((0..5).all(|id| v.is_special(id)));
         assert!((5..30).all(|id| !v.is_special(id)));
         assert_eq!(v.standard_residue_ids().len(), 20);
+    }
+
+    #[test]
+    fn prot_t5_frames_with_a_final_eos() {
+        let t = Tokenizer::prot_t5();
+        assert_eq!(t.encode("p", b"mkU").unwrap(), vec![19, 14, 23, 1]);
+        assert_eq!(t.residue_span(3), 0..3);
     }
 }

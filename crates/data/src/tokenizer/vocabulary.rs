@@ -141,6 +141,30 @@ impl Vocabulary {
         .expect("the ProtBert vocabulary is well formed")
     }
 
+    /// ProtT5 (`Rostlab/prot_t5_*`, sentencepiece with one piece per residue): `<pad>` 0,
+    /// `</s>` 1, `<unk>` 2, residues 3..=27, then the span-corruption sentinels `<extra_id_99>`
+    /// ..`<extra_id_0>` at 28..=127. Input is `residues </s>`, no start token.
+    pub fn prot_t5() -> Self {
+        let mut tokens: Vec<String> = ["<pad>", "</s>", "<unk>"].map(String::from).to_vec();
+        tokens.extend(b"ALGVSREDTIPKFQNYMHWCXBOUZ".iter().map(|&r| char::from(r).to_string()));
+        tokens.extend((0..100).rev().map(|i| format!("<extra_id_{i}>")));
+        Self::new(
+            "prot_t5",
+            tokens,
+            SpecialTokens {
+                pad: 0,
+                unk: Some(2),
+                cls: None,
+                sep: None,
+                mask: None,
+                eos: Some(1),
+            },
+            SequenceLayout::ResiduesEos,
+            PaddingSide::Right,
+        )
+        .expect("the ProtT5 vocabulary is well formed")
+    }
+
     /// Reads a WordPiece `vocab.txt` (one token per line, id = line number) with BERT's
     /// special-token names, as shipped with ProtBert-style checkpoints.
     pub fn from_bert_vocab_txt(name: &str, text: &str) -> Result<Self, TokenizeError> {
@@ -223,5 +247,23 @@ impl Vocabulary {
     pub fn is_special(&self, id: u32) -> bool {
         self.token(id)
             .is_none_or(|t| !(t.len() == 1 && t.as_bytes()[0].is_ascii_uppercase()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prot_t5_ids_are_the_rostlab_ones() {
+        let v = Vocabulary::prot_t5();
+        assert_eq!(v.len(), 128);
+        for (residue, id) in [(b'A', 3), (b'L', 4), (b'K', 14), (b'C', 22), (b'X', 23), (b'B', 24), (b'O', 25), (b'U', 26), (b'Z', 27)] {
+            assert_eq!(v.residue_id(residue), Some(id), "{}", residue as char);
+        }
+        assert_eq!(v.token(28), Some("<extra_id_99>"));
+        assert_eq!(v.token(127), Some("<extra_id_0>"));
+        assert!(v.is_special(1) && v.is_special(28));
+        assert_eq!(v.standard_residue_ids().len(), 20);
     }
 }
