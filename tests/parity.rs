@@ -11,6 +11,16 @@ use prottrans::prelude::*;
 use safetensors::{Dtype, SafeTensors};
 
 const FIXTURE: &str = "tests/fixtures/bert_tiny";
+
+/// The device under test: `PROTTRANS_TEST_DEVICE` (e.g. `wgpu`, with that feature built in),
+/// else the default CPU backend.
+fn device() -> Device {
+    let spec: DeviceSpec = std::env::var("PROTTRANS_TEST_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()
+        .unwrap();
+    spec.device().unwrap()
+}
 const TOLERANCE: f32 = 1e-4;
 
 struct Expected {
@@ -75,7 +85,7 @@ fn values(t: Tensor<3>) -> Vec<f32> {
 
 #[test]
 fn prot_bert_matches_transformers_on_a_padded_batch() {
-    let device = Device::flex();
+    let device = device();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
     let (config, model) = load_bert_for_masked_lm(&dir, &device).unwrap();
     let expected = Expected::load();
@@ -113,7 +123,7 @@ fn prot_bert_matches_transformers_on_a_padded_batch() {
 
 #[test]
 fn each_sequence_alone_matches_transformers() {
-    let device = Device::flex();
+    let device = device();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
     let (config, model) = load_bert_for_masked_lm(&dir, &device).unwrap();
     let expected = Expected::load();
@@ -133,7 +143,7 @@ fn each_sequence_alone_matches_transformers() {
 /// checkpoint it was loaded from (the tied decoder is not stored, as in `transformers`).
 #[test]
 fn saved_checkpoints_have_the_transformers_layout() {
-    let device = Device::flex();
+    let device = device();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
     let (config, model) = load_bert_for_masked_lm(&dir, &device).unwrap();
     let out = tempfile::tempdir().unwrap();

@@ -163,14 +163,11 @@ pub fn save_bert_for_masked_lm(
 mod tests {
     use super::*;
 
+    /// The `transformers`-written config of the parity fixture.
     fn tiny() -> BertConfig {
-        BertConfig {
-            hidden_size: 16,
-            num_hidden_layers: 2,
-            num_attention_heads: 2,
-            intermediate_size: 32,
-            max_position_embeddings: 40,
-            ..BertConfig::default()
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/bert_tiny/config.json");
+        match ModelConfig::from_hf_json(path).unwrap() {
+            ModelConfig::Bert(config) => config,
         }
     }
 
@@ -199,7 +196,7 @@ mod tests {
         save_bert_for_masked_lm(&small.init(&device), &small, dir.path()).unwrap();
         // Same directory, but a config with a different width and an extra layer.
         let other = ModelConfig::Bert(BertConfig {
-            hidden_size: 32,
+            hidden_size: 48,
             num_hidden_layers: 3,
             ..small
         });
