@@ -101,3 +101,22 @@ fn resume_without_checkpoint_is_an_error() {
     let err = run(recipe(40, 20), dir.path(), true).unwrap_err();
     assert!(err.to_string().contains("no complete checkpoint"), "{err}");
 }
+
+/// LAMB with gradient accumulation: one log line and one learning-rate step per optimiser step
+/// (not per batch), and the model learns.
+#[test]
+fn lamb_with_gradient_accumulation() {
+    let mut config = recipe(30, 15);
+    config.optimizer.kind = prottrans::train::recipe::OptimizerKind::Lamb;
+    config.optimizer.learning_rate = 0.02;
+    config.optimizer.grad_accumulation = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(config, dir.path(), false).unwrap();
+    let lines = train_lines(dir.path());
+    let steps: Vec<u64> = lines.iter().map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, (1..=30).collect::<Vec<u64>>());
+    let lr: Vec<f64> = lines.iter().map(|l| l["learning_rate"].as_f64().unwrap()).collect();
+    assert!(lr[29] < lr[10] && lr[10] < 0.02 + 1e-12, "{lr:?}");
+    // Uniform guessing over the 25 residue tokens costs ln 25 = 3.22 nats.
+    assert!(report.valid_loss < 25f64.ln(), "{report}");
+}

@@ -266,7 +266,7 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
         run.device
     );
 
-    let renderer = ProgressRenderer::new(&run.out.join("metrics.jsonl"), steps_per_epoch)
+    let renderer = ProgressRenderer::new(&run.out.join("metrics.jsonl"), steps_per_epoch, accumulation)
         .map_err(io(&run.out.join("metrics.jsonl")))?;
     let mut training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())

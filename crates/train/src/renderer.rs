@@ -29,6 +29,7 @@ pub struct ProgressRenderer {
     epoch: usize,
     total_epochs: usize,
     steps_per_epoch: usize,
+    accumulation: usize,
     items: usize,
     split_total: usize,
     last_line: Instant,
@@ -37,7 +38,9 @@ pub struct ProgressRenderer {
 
 impl ProgressRenderer {
     /// Renders to stderr (a bar if it is a terminal) and appends metrics to `jsonl`.
-    pub fn new(jsonl: &Path, steps_per_epoch: usize) -> std::io::Result<Self> {
+    ///
+    /// An epoch is `steps_per_epoch` optimiser steps of `accumulation` batches each.
+    pub fn new(jsonl: &Path, steps_per_epoch: usize, accumulation: usize) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -52,6 +55,7 @@ impl ProgressRenderer {
             epoch: 1,
             total_epochs: 1,
             steps_per_epoch,
+            accumulation: accumulation.max(1),
             items: 0,
             split_total: 0,
             last_line: Instant::now(),
@@ -97,8 +101,9 @@ impl ProgressRenderer {
         }
     }
 
+    /// Optimiser steps so far, over all epochs.
     fn global_step(&self) -> usize {
-        (self.epoch.saturating_sub(1)) * self.steps_per_epoch + self.items
+        (self.epoch.saturating_sub(1)) * self.steps_per_epoch + self.items.div_ceil(self.accumulation)
     }
 }
 
@@ -158,7 +163,8 @@ impl TrainingProgressLogger for ProgressRenderer {
 
     fn update_split(&mut self, items_processed: usize) {
         self.items = items_processed;
-        if self.split.starts_with("train") {
+        let step_done = items_processed % self.accumulation == 0 || items_processed == self.split_total;
+        if self.split.starts_with("train") && step_done {
             let step = self.global_step();
             let latest = self.latest.clone();
             self.write_json("train", step, &latest);
