@@ -156,16 +156,42 @@ fn load_store(path: &Path, tokenizer: &Tokenizer, what: &str) -> Result<Arc<Sequ
     Ok(Arc::new(store))
 }
 
-/// Scores `model` on every batch of `data` (cropped from the start, masked deterministically).
-pub fn evaluate(model: &MaskedLm, data: &BatchedSequences, batcher: &MlmBatcher, device: &Device) -> Result<MlmScores, TrainError> {
+/// The model and the unigram baseline scored on the same masked residues.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// The model's sums over masked residues.
+    pub model: MlmScores,
+    /// Mean cross-entropy of the baseline (nats).
+    pub unigram_loss: f64,
+    /// Accuracy of the baseline's majority residue.
+    pub unigram_accuracy: f64,
+}
+
+/// Scores `model` and `baseline` on every batch of `data` (cropped from the start, masked
+/// deterministically, so every call sees the same residues).
+pub fn evaluate(
+    model: &MaskedLm,
+    baseline: &UnigramBaseline,
+    data: &BatchedSequences,
+    batcher: &MlmBatcher,
+    device: &Device,
+) -> Result<Evaluation, TrainError> {
     let mut scores = MlmScores::default();
+    let mut labels = Vec::new();
     for index in 0..data.len() {
         let batch = data
             .get(index)
             .map_err(|e| TrainError::Training(e.to_string()))?;
-        scores.add(model.score(batcher.mask(&batch).to_tensors(device)));
+        let masked = batcher.mask(&batch);
+        labels.extend(masked.labels.iter().map(|&l| l as u32));
+        scores.add(model.score(masked.to_tensors(device)));
     }
-    Ok(scores)
+    let (unigram_loss, unigram_accuracy) = baseline.score(labels);
+    Ok(Evaluation {
+        model: scores,
+        unigram_loss,
+        unigram_accuracy,
+    })
 }
 
 /// Runs (or resumes) a pretraining job.
@@ -247,7 +273,7 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     let valid_loader = DataLoaderBuilder::new(batcher.clone())
         .batch_size(1)
         .num_workers(1)
-        .build(ArcDataset(valid_data.clone()));
+        .build(valid_data.clone());
 
     let ModelConfig::Bert(bert) = &config.model;
     // Parameters must be created on an autodiff device to be trained.
@@ -294,15 +320,12 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     save_bert_for_masked_lm(&trained.model, bert, &model_dir)?;
 
     let eval_device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
-    let scores = evaluate(&trained, &valid_data, &batcher, &eval_device)?;
     let baseline = UnigramBaseline::from_store(&train_store, tokenizer.vocabulary());
-    let labels = (0..valid_data.len()).flat_map(|i| {
-        valid_data
-            .get(i)
-            .map(|batch| batcher.mask(&batch).labels)
-            .unwrap_or_default()
-    });
-    let (unigram_loss, unigram_accuracy) = baseline.score(labels.map(|l| l as u32));
+    let Evaluation {
+        model: scores,
+        unigram_loss,
+        unigram_accuracy,
+    } = evaluate(&trained, &baseline, &valid_data, &batcher, &eval_device)?;
 
     let report = PretrainReport {
         steps: config.schedule.steps,
@@ -322,17 +345,4 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     let json = serde_json::to_string_pretty(&report).map_err(|e| TrainError::Invalid(e.to_string()))?;
     std::fs::write(&report_path, json).map_err(io(&report_path))?;
     Ok(report)
-}
-
-/// Shares a dataset between the validation loader and the final evaluation.
-struct ArcDataset<D>(Arc<D>);
-
-impl<I, D: Dataset<I>> Dataset<I> for ArcDataset<D> {
-    fn get(&self, index: usize) -> Result<I, burn::data::dataset::DatasetError> {
-        self.0.get(index)
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
 }
