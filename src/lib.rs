@@ -13,6 +13,7 @@
 //! | [`models`] | `prottrans-models` | shared blocks and one file per architecture (ProtBert today) |
 //! | [`import`] | `prottrans-import` | Hugging Face checkpoint directories in and out |
 //! | [`train`] | `prottrans-train` | objectives, recipes and burn-train pretraining |
+//! | [`embed`] | `prottrans-embed` | per-residue and per-protein embeddings, FASTA to h5/npz |
 //!
 //! ```no_run
 //! use prottrans::prelude::*;
@@ -33,6 +34,7 @@
 
 pub use prottrans_backend as backend;
 pub use prottrans_data as data;
+pub use prottrans_embed as embed;
 pub use prottrans_import as import;
 pub use prottrans_models as models;
 pub use prottrans_train as train;
@@ -44,7 +46,8 @@ pub use burn;
 pub mod prelude {
     pub use prottrans_backend::{BackendError, DeviceSpec, compiled_backends};
     pub use prottrans_data::{FastaReader, RareResidues, SequenceStore, Tokenizer, Vocabulary};
-    pub use prottrans_import::{load_bert_for_masked_lm, save_bert_for_masked_lm};
+    pub use prottrans_embed::{EmbedJob, EmbedOptions, Embedder, Precision, mean_over_residues};
+    pub use prottrans_import::{Checkpoint, load_bert_for_masked_lm, save_bert_for_masked_lm};
     pub use prottrans_models::{
         BertConfig, BertForMaskedLm, EncoderInput, ModelConfig, ProteinEncoder,
     };

@@ -4,64 +4,16 @@
 //! The batch is padded (three sequences of 5, 17 and 29 residues), so this also checks that
 //! padding is masked exactly as `transformers` masks it.
 
-use std::path::Path;
+mod common;
 
-use prottrans::burn::tensor::{Device, Int, Tensor, TensorData};
+use common::{Expected, device, fixture};
+use prottrans::burn::tensor::{Int, Tensor};
 use prottrans::prelude::*;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
-const FIXTURE: &str = "tests/fixtures/bert_tiny";
+const FIXTURE: &str = "bert_tiny";
 
-/// The device under test: `PROTTRANS_TEST_DEVICE` (e.g. `wgpu`, with that feature built in),
-/// else the default CPU backend.
-fn device() -> Device {
-    let spec: DeviceSpec = std::env::var("PROTTRANS_TEST_DEVICE")
-        .unwrap_or_else(|_| "cpu".into())
-        .parse()
-        .unwrap();
-    spec.device().unwrap()
-}
 const TOLERANCE: f32 = 1e-4;
-
-struct Expected {
-    bytes: Vec<u8>,
-}
-
-impl Expected {
-    fn load() -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE).join("expected.safetensors");
-        Self { bytes: std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) }
-    }
-
-    fn tensor(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
-        let tensors = SafeTensors::deserialize(&self.bytes).unwrap();
-        let view = tensors.tensor(name).unwrap();
-        assert_eq!(view.dtype(), Dtype::F32, "{name}");
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        (view.shape().to_vec(), values)
-    }
-
-    fn ints(&self, name: &str) -> (Vec<usize>, Vec<i64>) {
-        let tensors = SafeTensors::deserialize(&self.bytes).unwrap();
-        let view = tensors.tensor(name).unwrap();
-        assert_eq!(view.dtype(), Dtype::I64, "{name}");
-        let values = view
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        (view.shape().to_vec(), values)
-    }
-
-    fn int_tensor(&self, name: &str, device: &Device) -> Tensor<2, Int> {
-        let (shape, values) = self.ints(name);
-        Tensor::from_data(TensorData::new(values, [shape[0], shape[1]]), device)
-    }
-}
 
 /// Largest |a - b| over positions where `mask` is 1; `width` values per position.
 fn max_diff_on_tokens(actual: &[f32], expected: &[f32], mask: &[i64], width: usize) -> f32 {
@@ -86,9 +38,9 @@ fn values(t: Tensor<3>) -> Vec<f32> {
 #[test]
 fn prot_bert_matches_transformers_on_a_padded_batch() {
     let device = device();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    let dir = fixture(FIXTURE);
     let (config, model) = load_bert_for_masked_lm(&dir, &device).unwrap();
-    let expected = Expected::load();
+    let expected = Expected::load(FIXTURE);
     let (_, mask) = expected.ints("attention_mask");
     let input = EncoderInput::new(
         expected.int_tensor("input_ids", &device),
@@ -124,9 +76,9 @@ fn prot_bert_matches_transformers_on_a_padded_batch() {
 #[test]
 fn each_sequence_alone_matches_transformers() {
     let device = device();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    let dir = fixture(FIXTURE);
     let (config, model) = load_bert_for_masked_lm(&dir, &device).unwrap();
-    let expected = Expected::load();
+    let expected = Expected::load(FIXTURE);
     for i in 0..3 {
         let ids = expected.int_tensor(&format!("single_{i}_input_ids"), &device);
         let mask = Tensor::<2, Int>::ones(ids.dims(), &device);
@@ -144,7 +96,7 @@ fn each_sequence_alone_matches_transformers() {
 #[test]
 fn saved_checkpoints_have_the_transformers_layout() {
     let device = device();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    let dir = fixture(FIXTURE);
     let (config, model) = load_bert_for_masked_lm(&dir, &device).unwrap();
     let out = tempfile::tempdir().unwrap();
     save_bert_for_masked_lm(&model, &config, out.path()).unwrap();

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prottrans::prelude::*;
 
-/// ProtTrans protein language models on burn: pretraining today; embeddings, checkpoint import
-/// and supervised heads follow.
+/// ProtTrans protein language models on burn: pretraining, and embeddings from released or
+/// pretrained checkpoints; supervised heads follow.
 ///
 /// Every command takes `--device` (cpu, wgpu, vulkan, metal, cuda:N, rocm:N, tch, ...); which
 /// backends exist is decided when prottrans is built (`cargo build --features wgpu,...`);
@@ -47,8 +47,64 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Per-residue or per-protein embeddings of every protein in a FASTA file.
+    ///
+    /// Proteins are embedded longest first in batches bounded by --max-residues and
+    /// --max-batch (longer than --alone-above: alone). Finished batches are kept in
+    /// OUTPUT.partial/ and the output is written at the end through a rename, so an interrupted
+    /// run loses nothing finished and never leaves a broken file: rerun with --resume.
+    Embed(EmbedArgs),
     /// List the backends compiled into this build.
     Devices,
+}
+
+#[derive(clap::Args, Debug)]
+struct EmbedArgs {
+    /// Checkpoint directory in the Hugging Face layout (config.json + model.safetensors or
+    /// pytorch_model.bin), e.g. a download of Rostlab/prot_bert or `prottrans pretrain`'s model/.
+    #[arg(long)]
+    model: PathBuf,
+    /// Proteins, FASTA (plain or .gz).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output file: .h5 (needs the `hdf5` feature) or .npz. Keys are the first word of each
+    /// header with `/` and `.` replaced by `_`.
+    #[arg(long)]
+    output: PathBuf,
+    /// One mean vector [d] per protein (over residues only) instead of [L, d].
+    #[arg(long)]
+    per_protein: bool,
+    /// Device to run on.
+    #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
+    device: DeviceSpec,
+    /// Precision of weights and computation: f32, f16 or bf16 (output is always f32).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
+    /// Most residues per batch.
+    #[arg(long, default_value_t = 4000)]
+    max_residues: usize,
+    /// Most proteins per batch.
+    #[arg(long, default_value_t = 100)]
+    max_batch: usize,
+    /// Proteins longer than this run alone.
+    #[arg(long, default_value_t = 1000)]
+    alone_above: usize,
+    /// Longest protein accepted (default: what the model's positions allow). Longer ones stop
+    /// the run with an error naming them, unless --skip-long.
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Leave proteins above the length limit out (they are listed) instead of failing.
+    #[arg(long)]
+    skip_long: bool,
+    /// Continue an interrupted run, or add the proteins an existing output lacks.
+    #[arg(long)]
+    resume: bool,
+    /// Also write the run summary (throughput, peak memory) as JSON here.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// Sleep this long after each batch (for testing interruption).
+    #[arg(long, hide = true)]
+    batch_delay_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -111,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Embed(args) => embed(args),
         Command::Devices => {
             for backend in prottrans::backend::BACKENDS {
                 println!(
@@ -124,4 +181,109 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use prottrans::embed::{EmbedJob, EmbedOptions, Embedder, LongPolicy, Progress};
+
+    let device = args.device.device()?;
+    let embedder = Embedder::load_with_precision(&args.model, &device, args.precision)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let job = EmbedJob {
+        embedder: &embedder,
+        input: args.input.clone(),
+        output: args.output.clone(),
+        options: EmbedOptions {
+            per_protein: args.per_protein,
+            max_residues: args.max_residues,
+            max_batch: args.max_batch,
+            alone_above: args.alone_above,
+            max_length: args.max_length,
+            long_policy: if args.skip_long {
+                LongPolicy::Skip
+            } else {
+                LongPolicy::Error
+            },
+            resume: args.resume,
+            batch_delay: args.batch_delay_ms.map(std::time::Duration::from_millis),
+        },
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} residues, {msg} (eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let (mut proteins, mut total) = (0usize, 0usize);
+    let summary = job
+        .run(&mut |event| match event {
+            Progress::Started {
+                proteins: n,
+                residues,
+                already_done,
+            } => {
+                total = *n;
+                bar.set_length(*residues as u64);
+                if *already_done > 0 {
+                    bar.println(format!("{already_done} proteins already done, skipped"));
+                }
+            }
+            Progress::Batch {
+                proteins: n,
+                residues,
+            } => {
+                proteins += n;
+                bar.inc(*residues as u64);
+                let seconds = started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "{proteins}/{total} proteins, {:.1} proteins/s, {:.0} residues/s",
+                    proteins as f64 / seconds,
+                    bar.position() as f64 / seconds
+                ));
+            }
+            Progress::Writing { entries } => {
+                bar.finish_and_clear();
+                eprintln!("writing {entries} proteins to {}", args.output.display());
+            }
+        })
+        .with_context(|| format!("embedding {} into {}", args.input.display(), args.output.display()))?;
+    bar.finish_and_clear();
+    let peak = summary
+        .peak_rss_bytes
+        .map(|b| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0)))
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "embedded {} proteins ({} residues, {} batches) in {:.1} s: {:.2} proteins/s, {:.0} residues/s; peak memory {peak}",
+        summary.proteins,
+        summary.residues,
+        summary.batches,
+        summary.seconds,
+        summary.proteins_per_s,
+        summary.residues_per_s
+    );
+    if summary.already_done > 0 {
+        println!("{} proteins were already done", summary.already_done);
+    }
+    if !summary.skipped_long.is_empty() {
+        println!(
+            "skipped {} proteins above the length limit: {}",
+            summary.skipped_long.len(),
+            summary.skipped_long.join(", ")
+        );
+    }
+    println!(
+        "{}: {} proteins, {}",
+        args.output.display(),
+        summary.entries,
+        if args.per_protein { "per-protein [d]" } else { "per-residue [L, d]" }
+    );
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

@@ -92,11 +92,12 @@ impl FastaReader {
     /// Reads every record and tokenises it, calling `f` with the record and its residue ids.
     ///
     /// Tokenisation errors name the file and the exact line of the offending character.
-    pub fn for_each_tokenized(
+    /// `f` may fail with its own error type, into which data errors convert.
+    pub fn for_each_tokenized<E: From<DataError>>(
         self,
         tokenizer: &Tokenizer,
-        mut f: impl FnMut(FastaRecord, Vec<u32>) -> Result<(), DataError>,
-    ) -> Result<(), DataError> {
+        mut f: impl FnMut(FastaRecord, Vec<u32>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let path = self.path.clone();
         for record in self {
             let record = record?;
@@ -107,7 +108,7 @@ impl FastaReader {
                         TokenizeError::Empty { .. } => record.line,
                         other => record.line_of(other.position().unwrap_or(1)),
                     };
-                    return Err(DataError::Sequence { path, line, source });
+                    return Err(DataError::Sequence { path, line, source }.into());
                 }
             }
         }
@@ -243,7 +244,7 @@ mod tests {
         let reader =
             FastaReader::from_reader("p.fa", &b">ok\nMKT\n>bad desc\nMKT\nLL-V\n"[..]).unwrap();
         let mut seen = Vec::new();
-        let err = reader
+        let err: DataError = reader
             .for_each_tokenized(&Tokenizer::prot_bert(), |r, ids| {
                 seen.push((r.id, ids.len()));
                 Ok(())
@@ -258,7 +259,7 @@ mod tests {
     #[test]
     fn empty_records_are_errors() {
         let reader = FastaReader::from_reader("e.fa", &b">a\nMK\n>empty\n>c\nLL\n"[..]).unwrap();
-        let err = reader
+        let err: DataError = reader
             .for_each_tokenized(&Tokenizer::prot_bert(), |_, _| Ok(()))
             .unwrap_err();
         assert!(err.to_string().starts_with("e.fa:3:"), "{err}");

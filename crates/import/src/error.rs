@@ -5,7 +5,7 @@ use prottrans_models::ModelConfigError;
 /// Everything wrong with a checkpoint's tensors, gathered in one report.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WeightProblems {
-    /// Module parameters the checkpoint does not provide (module paths).
+    /// Tensors the model needs and the checkpoint lacks (as checkpoint keys).
     pub missing: Vec<String>,
     /// Checkpoint tensors no module parameter takes (checkpoint keys after mapping).
     pub unexpected: Vec<String>,
@@ -42,7 +42,7 @@ pub enum ImportError {
     #[error(transparent)]
     Config(#[from] ModelConfigError),
     /// A file the layout needs is not there.
-    #[error("{dir}: no {expected} (a Hugging Face checkpoint directory holds config.json and model.safetensors)")]
+    #[error("{dir}: no {expected} (a Hugging Face checkpoint directory holds config.json and model.safetensors or pytorch_model.bin)")]
     MissingFile {
         /// The directory.
         dir: PathBuf,
@@ -58,6 +58,24 @@ pub enum ImportError {
         expected: String,
         /// Found architecture.
         found: String,
+    },
+    /// The config names one architecture and the weights are of another.
+    #[error("{config} says `{configured}` but the tensors in {weights} are those of `{found}`")]
+    ArchitectureMismatch {
+        /// The config file.
+        config: PathBuf,
+        /// The weights file.
+        weights: PathBuf,
+        /// Architecture in the config.
+        configured: String,
+        /// Architecture the tensor names show.
+        found: String,
+    },
+    /// Weights split over several files, which prottrans does not read yet.
+    #[error("{path}: sharded checkpoints are not supported yet; merge the shards into one model.safetensors")]
+    Sharded {
+        /// The index file.
+        path: PathBuf,
     },
     /// The weights file could not be read or written.
     #[error("{path}: {message}")]

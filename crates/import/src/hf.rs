@@ -3,43 +3,276 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use burn::module::{Module, ModuleMapper, Param};
 use burn::store::{
     ApplyError, ApplyResult, BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter,
-    ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
-use burn::tensor::{DType, Device};
-use prottrans_models::{BertConfig, BertForMaskedLm, ModelConfig};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
+use prottrans_models::{BertConfig, BertForMaskedLm, Encoder, ModelConfig};
 
 use crate::error::{ImportError, WeightProblems};
 use crate::key_map::{self, KeyMap};
 
 /// The configuration file of the layout.
 pub const CONFIG_FILE: &str = "config.json";
-/// The weights file of the layout.
+/// The safetensors weights file of the layout (preferred when both are present).
 pub const SAFETENSORS_FILE: &str = "model.safetensors";
+/// The PyTorch (zip) weights file of the layout, as the Rostlab models were released.
+pub const PYTORCH_FILE: &str = "pytorch_model.bin";
 
-fn read_config(dir: &Path) -> Result<(PathBuf, ModelConfig), ImportError> {
-    let path = dir.join(CONFIG_FILE);
-    if !path.is_file() {
-        return Err(ImportError::MissingFile {
-            dir: dir.to_path_buf(),
-            expected: CONFIG_FILE.into(),
-        });
-    }
-    let config = ModelConfig::from_hf_json(&path)?;
-    Ok((path, config))
+/// How the weights of a checkpoint are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFormat {
+    /// `model.safetensors`.
+    Safetensors,
+    /// `pytorch_model.bin` (PyTorch zip pickle).
+    PyTorch,
 }
 
-fn weights_file(dir: &Path) -> Result<PathBuf, ImportError> {
-    let path = dir.join(SAFETENSORS_FILE);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(ImportError::MissingFile {
-            dir: dir.to_path_buf(),
-            expected: SAFETENSORS_FILE.into(),
-        })
+/// A Hugging Face checkpoint directory whose config has been read and whose weights file has
+/// been found and checked against the config's architecture.
+///
+/// ```no_run
+/// # use prottrans_import::Checkpoint;
+/// # use burn::tensor::{Device, FloatDType};
+/// let checkpoint = Checkpoint::open("prot_bert")?;
+/// let encoder = checkpoint.load_encoder(&Device::flex(), FloatDType::F32)?;
+/// # Ok::<(), prottrans_import::ImportError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    dir: PathBuf,
+    config_path: PathBuf,
+    config: ModelConfig,
+    weights: PathBuf,
+    format: WeightsFormat,
+}
+
+impl Checkpoint {
+    /// Reads `config.json`, finds the weights and checks that they hold the architecture the
+    /// config names.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, ImportError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(ImportError::MissingFile {
+                dir,
+                expected: "checkpoint directory".into(),
+            });
+        }
+        let config_path = dir.join(CONFIG_FILE);
+        if !config_path.is_file() {
+            return Err(ImportError::MissingFile {
+                dir,
+                expected: CONFIG_FILE.into(),
+            });
+        }
+        let config = ModelConfig::from_hf_json(&config_path)?;
+        for index in ["model.safetensors.index.json", "pytorch_model.bin.index.json"] {
+            if dir.join(index).is_file() && !dir.join(SAFETENSORS_FILE).is_file() {
+                return Err(ImportError::Sharded {
+                    path: dir.join(index),
+                });
+            }
+        }
+        let (weights, format) = if dir.join(SAFETENSORS_FILE).is_file() {
+            (dir.join(SAFETENSORS_FILE), WeightsFormat::Safetensors)
+        } else if dir.join(PYTORCH_FILE).is_file() {
+            (dir.join(PYTORCH_FILE), WeightsFormat::PyTorch)
+        } else {
+            return Err(ImportError::MissingFile {
+                dir,
+                expected: format!("{SAFETENSORS_FILE} or {PYTORCH_FILE}"),
+            });
+        };
+        let checkpoint = Self {
+            dir,
+            config_path,
+            config,
+            weights,
+            format,
+        };
+        let keys = checkpoint.tensor_names()?;
+        if keys.is_empty() {
+            return Err(ImportError::Store {
+                path: checkpoint.weights.clone(),
+                message: "the file holds no tensors".into(),
+            });
+        }
+        if let Some(found) = key_map::detect_architecture(&keys)
+            && found != checkpoint.config.architecture()
+        {
+            return Err(ImportError::ArchitectureMismatch {
+                config: checkpoint.config_path.clone(),
+                weights: checkpoint.weights.clone(),
+                configured: checkpoint.config.architecture().to_string(),
+                found: found.to_string(),
+            });
+        }
+        Ok(checkpoint)
     }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The model configuration from `config.json`.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The weights file.
+    pub fn weights_path(&self) -> &Path {
+        &self.weights
+    }
+
+    /// How the weights are stored.
+    pub fn format(&self) -> WeightsFormat {
+        self.format
+    }
+
+    /// The names of the tensors in the weights file, as stored.
+    pub fn tensor_names(&self) -> Result<Vec<String>, ImportError> {
+        let keys = match self.format {
+            WeightsFormat::Safetensors => SafetensorsStore::from_file(&self.weights)
+                .keys()
+                .map_err(|e| self.store_error(&e)),
+            WeightsFormat::PyTorch => self
+                .pytorch_store()
+                .keys()
+                .map_err(|e| self.store_error(&e)),
+        }?;
+        Ok(keys)
+    }
+
+    /// Loads the bare encoder of whatever architecture the checkpoint holds, skipping heads
+    /// and pooler, with its weights in `dtype`.
+    ///
+    /// `device` must already use `dtype` as its default float type
+    /// (see [`Device::configure`]) when `dtype` is not f32, since the forward pass creates
+    /// tensors in the default type.
+    pub fn load_encoder(&self, device: &Device, dtype: FloatDType) -> Result<Encoder, ImportError> {
+        match &self.config {
+            ModelConfig::Bert(config) => {
+                let mut model = config.init_model(device);
+                self.load_into(&mut model, &key_map::BERT_ENCODER, dtype)?;
+                Ok(Encoder::Bert(cast_floats(model, dtype)))
+            }
+        }
+    }
+
+    /// Loads a `BertForMaskedLM` (ProtBert, or a model prottrans saved) in f32.
+    pub fn load_bert_for_masked_lm(
+        &self,
+        device: &Device,
+    ) -> Result<(BertConfig, BertForMaskedLm), ImportError> {
+        #[allow(irrefutable_let_patterns)] // other architectures arrive in later issues
+        let ModelConfig::Bert(config) = &self.config else {
+            return Err(ImportError::WrongArchitecture {
+                path: self.config_path.clone(),
+                expected: "bert".into(),
+                found: self.config.architecture().to_string(),
+            });
+        };
+        let mut model = config.init(device);
+        self.load_into(&mut model, &key_map::BERT_FOR_MASKED_LM, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+    }
+
+    fn pytorch_store(&self) -> PytorchStore {
+        // Layer indices of these checkpoints are contiguous; renumbering would only hide gaps.
+        PytorchStore::from_file(&self.weights).map_indices_contiguous(false)
+    }
+
+    fn store_error(&self, error: &dyn std::fmt::Display) -> ImportError {
+        ImportError::Store {
+            path: self.weights.clone(),
+            message: error.to_string(),
+        }
+    }
+
+    /// Loads the weights into `module`, reporting every problem at once.
+    fn load_into<M: ModuleSnapshot>(
+        &self,
+        module: &mut M,
+        key_map: &KeyMap,
+        dtype: FloatDType,
+    ) -> Result<(), ImportError> {
+        let result: ApplyResult = match self.format {
+            WeightsFormat::Safetensors => {
+                let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::from(dtype)));
+                let mut store = SafetensorsStore::from_file(&self.weights)
+                    .with_from_adapter(adapter)
+                    .remap(key_map.to_module())
+                    .allow_partial(true)
+                    .validate(false);
+                module.load_from(&mut store).map_err(|e| self.store_error(&e))?
+            }
+            WeightsFormat::PyTorch => {
+                let mut store = self
+                    .pytorch_store()
+                    .remap(key_map.to_module())
+                    .allow_partial(true)
+                    .validate(false);
+                module.load_from(&mut store).map_err(|e| self.store_error(&e))?
+            }
+        };
+        let problems = WeightProblems {
+            missing: result
+                .missing
+                .iter()
+                .map(|(path, _)| key_map.map_to_checkpoint(path))
+                .collect(),
+            unexpected: result
+                .unused
+                .iter()
+                .filter(|key| !key_map.is_ignored(&key_map.map_to_checkpoint(key)))
+                .map(|key| key_map.map_to_checkpoint(key))
+                .collect(),
+            mismatched: result
+                .errors
+                .iter()
+                .map(|e| match e {
+                    ApplyError::ShapeMismatch {
+                        path,
+                        expected,
+                        found,
+                    } => format!(
+                        "{} (model expects {expected:?}, file has {found:?})",
+                        key_map.map_to_checkpoint(path)
+                    ),
+                    other => other.to_string(),
+                })
+                .collect(),
+        };
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ImportError::Weights {
+                path: self.weights.clone(),
+                problems,
+            })
+        }
+    }
+}
+
+/// Casts every float parameter to `dtype` (weights keep the file's type when loaded).
+fn cast_floats<M: Module>(module: M, dtype: FloatDType) -> M {
+    struct Cast(FloatDType);
+    impl ModuleMapper for Cast {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let dtype = self.0;
+            param.map(|tensor| {
+                if tensor.dtype() == DType::from(dtype) {
+                    tensor
+                } else {
+                    tensor.cast(dtype)
+                }
+            })
+        }
+    }
+    module.map(&mut Cast(dtype))
 }
 
 /// Loads a `BertForMaskedLM` checkpoint directory (ProtBert, or a model prottrans saved).
@@ -50,72 +283,7 @@ pub fn load_bert_for_masked_lm(
     dir: impl AsRef<Path>,
     device: &Device,
 ) -> Result<(BertConfig, BertForMaskedLm), ImportError> {
-    let dir = dir.as_ref();
-    let (config_path, config) = read_config(dir)?;
-    let config = match config {
-        ModelConfig::Bert(config) => config,
-        #[allow(unreachable_patterns)]
-        other => {
-            return Err(ImportError::WrongArchitecture {
-                path: config_path,
-                expected: "bert".into(),
-                found: other.architecture().to_string(),
-            });
-        }
-    };
-    let mut model = config.init(device);
-    load_weights(&mut model, &weights_file(dir)?, &key_map::BERT)?;
-    Ok((config, model))
-}
-
-/// Loads safetensors weights into `module`, reporting every problem at once.
-fn load_weights<M: ModuleSnapshot>(
-    module: &mut M,
-    path: &Path,
-    key_map: &KeyMap,
-) -> Result<(), ImportError> {
-    let store_error = |e: &dyn std::fmt::Display| ImportError::Store {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let remapper = key_map.to_module();
-    let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
-    let mut store = SafetensorsStore::from_file(path)
-        .with_from_adapter(adapter)
-        .remap(remapper)
-        .allow_partial(true)
-        .validate(false);
-    let result: ApplyResult = module.load_from(&mut store).map_err(|e| store_error(&e))?;
-
-    let problems = WeightProblems {
-        missing: result.missing.iter().map(|(path, _)| path.clone()).collect(),
-        unexpected: result
-            .unused
-            .iter()
-            .filter(|key| !key_map.is_ignored(&key_map.map_to_checkpoint(key)))
-            .cloned()
-            .collect(),
-        mismatched: result
-            .errors
-            .iter()
-            .map(|e| match e {
-                ApplyError::ShapeMismatch {
-                    path,
-                    expected,
-                    found,
-                } => format!("{path} (expected shape {expected:?}, found {found:?})"),
-                other => other.to_string(),
-            })
-            .collect(),
-    };
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ImportError::Weights {
-            path: path.to_path_buf(),
-            problems,
-        })
-    }
+    Checkpoint::open(dir)?.load_bert_for_masked_lm(device)
 }
 
 /// Writes `dir/config.json` and `dir/model.safetensors` in the `transformers` layout.
@@ -137,7 +305,7 @@ pub fn save_bert_for_masked_lm(
     let weights = dir.join(SAFETENSORS_FILE);
     let mut store = SafetensorsStore::from_file(&weights)
         .with_to_adapter(BurnToPyTorchAdapter)
-        .remap(key_map::BERT.to_checkpoint())
+        .remap(key_map::BERT_FOR_MASKED_LM.to_checkpoint())
         .metadata("format", "pt")
         .overwrite(true);
     model

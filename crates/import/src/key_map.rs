@@ -4,37 +4,50 @@
 //! layer index. Rules are applied in order, each at most once, in both directions.
 
 use burn::store::KeyRemapper;
+use prottrans_models::Architecture;
 use regex::Regex;
 
-/// The key mapping of one architecture.
+/// The key mapping of one model type.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyMap {
-    /// `(checkpoint prefix, module prefix)` pairs.
-    pub rules: &'static [(&'static str, &'static str)],
+    /// Rule tables, each with a prefix put in front of both sides of its rules: one table of
+    /// `(checkpoint prefix, module prefix)` pairs serves a bare encoder (`""`) and the same
+    /// encoder inside a model with heads (`"bert."`).
+    pub rules: &'static [(&'static str, RuleTable)],
     /// `(regex, replacement)` applied to checkpoint keys before `rules` when loading: alternative
-    /// spellings such as a missing architecture prefix.
+    /// spellings such as a missing or extra architecture prefix.
     pub aliases: &'static [(&'static str, &'static str)],
     /// Checkpoint keys (regexes) that are known and deliberately not loaded.
     pub ignored: &'static [&'static str],
 }
 
-/// `BertForMaskedLM` checkpoints (ProtBert).
-pub const BERT: KeyMap = KeyMap {
+/// `(checkpoint prefix, module prefix)` pairs; `{i}` stands for a layer index.
+pub type RuleTable = &'static [(&'static str, &'static str)];
+
+/// The BERT encoder (embeddings and layers), relative to the encoder.
+const BERT_LAYERS: RuleTable = &[
+    ("embeddings.LayerNorm", "embeddings.layer_norm"),
+    ("encoder.layer.{i}.attention.self.query", "encoder.layer.{i}.attention.query"),
+    ("encoder.layer.{i}.attention.self.key", "encoder.layer.{i}.attention.key"),
+    ("encoder.layer.{i}.attention.self.value", "encoder.layer.{i}.attention.value"),
+    ("encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.attention.output"),
+    ("encoder.layer.{i}.attention.output.LayerNorm", "encoder.layer.{i}.attention_norm"),
+    ("encoder.layer.{i}.intermediate.dense", "encoder.layer.{i}.feed_forward.intermediate"),
+    ("encoder.layer.{i}.output.dense", "encoder.layer.{i}.feed_forward.output"),
+    ("encoder.layer.{i}.output.LayerNorm", "encoder.layer.{i}.output_norm"),
+];
+
+/// BERT's masked-LM head; its decoder is tied to the word embeddings.
+const BERT_MLM_HEAD: RuleTable = &[
+    ("cls.predictions.transform.dense", "cls.transform"),
+    ("cls.predictions.transform.LayerNorm", "cls.layer_norm"),
+    ("cls.predictions.bias", "cls.bias"),
+];
+
+/// `BertForMaskedLM` checkpoints (ProtBert) into [`BertForMaskedLm`](prottrans_models::BertForMaskedLm).
+pub const BERT_FOR_MASKED_LM: KeyMap = KeyMap {
     aliases: &[(r"^(embeddings|encoder)\.", "bert.$1.")],
-    rules: &[
-        ("bert.embeddings.LayerNorm", "bert.embeddings.layer_norm"),
-        ("bert.encoder.layer.{i}.attention.self.query", "bert.encoder.layer.{i}.attention.query"),
-        ("bert.encoder.layer.{i}.attention.self.key", "bert.encoder.layer.{i}.attention.key"),
-        ("bert.encoder.layer.{i}.attention.self.value", "bert.encoder.layer.{i}.attention.value"),
-        ("bert.encoder.layer.{i}.attention.output.dense", "bert.encoder.layer.{i}.attention.output"),
-        ("bert.encoder.layer.{i}.attention.output.LayerNorm", "bert.encoder.layer.{i}.attention_norm"),
-        ("bert.encoder.layer.{i}.intermediate.dense", "bert.encoder.layer.{i}.feed_forward.intermediate"),
-        ("bert.encoder.layer.{i}.output.dense", "bert.encoder.layer.{i}.feed_forward.output"),
-        ("bert.encoder.layer.{i}.output.LayerNorm", "bert.encoder.layer.{i}.output_norm"),
-        ("cls.predictions.transform.dense", "cls.transform"),
-        ("cls.predictions.transform.LayerNorm", "cls.layer_norm"),
-        ("cls.predictions.bias", "cls.bias"),
-    ],
+    rules: &[("bert.", BERT_LAYERS), ("", BERT_MLM_HEAD)],
     ignored: &[
         r"^bert\.pooler\.",
         r"^bert\.embeddings\.position_ids$",
@@ -42,6 +55,35 @@ pub const BERT: KeyMap = KeyMap {
         r"^cls\.seq_relationship\.",
     ],
 };
+
+/// Any BERT checkpoint (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`) into the bare
+/// encoder [`BertModel`](prottrans_models::BertModel): heads and pooler are skipped.
+pub const BERT_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^bert\.", "")],
+    rules: &[("", BERT_LAYERS)],
+    ignored: &[r"^pooler\.", r"^embeddings\.position_ids$", r"^cls\."],
+};
+
+/// Key patterns that only one architecture's checkpoints have, checked in order; used to tell
+/// which architecture a weights file holds whatever its `config.json` says.
+pub const SIGNATURES: &[(Architecture, &str)] = &[
+    (Architecture::Electra, r"^(electra\.|discriminator_predictions\.|generator_predictions\.|generator_lm_head\.)"),
+    (Architecture::Albert, r"(^|\.)albert_layer_groups\.|^albert\."),
+    (Architecture::T5, r"(^|\.)block\.\d+\.layer\.\d+\.|^shared\.weight$"),
+    (Architecture::Xlnet, r"(^|\.)layer\.\d+\.rel_attn\.|^transformer\.mask_emb$"),
+    (Architecture::TransfoXl, r"(^|\.)layers\.\d+\.dec_attn\.|^transformer\.word_emb\."),
+    (Architecture::Bert, r"(^|\.)encoder\.layer\.\d+\.attention\.self\.query\."),
+];
+
+/// The architecture whose signature the checkpoint keys show, if any.
+pub fn detect_architecture<S: AsRef<str>>(keys: &[S]) -> Option<Architecture> {
+    SIGNATURES.iter().find_map(|&(architecture, signature)| {
+        let regex = Regex::new(signature).expect("signatures are valid regexes");
+        keys.iter()
+            .any(|key| regex.is_match(key.as_ref()))
+            .then_some(architecture)
+    })
+}
 
 /// Turns a prefix template into a regex matching `prefix.` or the whole key.
 fn pattern(template: &str) -> String {
@@ -60,8 +102,14 @@ impl KeyMap {
             .iter()
             .filter(|_| to_module)
             .map(|&(from, to)| (from.to_string(), to.to_string()));
-        let rules = self.rules.iter().map(|&(hf, module)| {
+        let rules = self.rules.iter().flat_map(|&(prefix, table)| {
+            table.iter().map(move |&(hf, module)| {
+                (format!("{prefix}{hf}"), format!("{prefix}{module}"))
+            })
+        });
+        let rules = rules.map(|(hf, module)| {
             let (from, to) = if to_module { (hf, module) } else { (module, hf) };
+            let (from, to) = (from.as_str(), to.as_str());
             let groups = usize::from(from.contains("{i}"));
             (pattern(from), replacement(to, groups + 1))
         });
@@ -125,15 +173,45 @@ mod tests {
             ("cls.predictions.transform.dense.weight", "cls.transform.weight"),
             ("cls.predictions.bias", "cls.bias"),
         ] {
-            assert_eq!(BERT.map_to_module(hf), module, "{hf}");
-            assert_eq!(BERT.map_to_checkpoint(module), hf, "{module}");
+            assert_eq!(BERT_FOR_MASKED_LM.map_to_module(hf), module, "{hf}");
+            assert_eq!(BERT_FOR_MASKED_LM.map_to_checkpoint(module), hf, "{module}");
         }
         assert_eq!(
-            BERT.map_to_module("encoder.layer.1.output.LayerNorm.bias"),
+            BERT_FOR_MASKED_LM.map_to_module("encoder.layer.1.output.LayerNorm.bias"),
             "bert.encoder.layer.1.output_norm.bias"
         );
-        assert!(BERT.is_ignored("bert.pooler.dense.weight"));
-        assert!(BERT.is_ignored("cls.predictions.decoder.weight"));
-        assert!(!BERT.is_ignored("bert.encoder.layer.0.output.dense.weight"));
+        assert!(BERT_FOR_MASKED_LM.is_ignored("bert.pooler.dense.weight"));
+        assert!(BERT_FOR_MASKED_LM.is_ignored("cls.predictions.decoder.weight"));
+        assert!(!BERT_FOR_MASKED_LM.is_ignored("bert.encoder.layer.0.output.dense.weight"));
+    }
+
+    #[test]
+    fn encoder_keys_come_with_or_without_the_bert_prefix() {
+        for key in ["bert.encoder.layer.2.attention.self.query.weight", "encoder.layer.2.attention.self.query.weight"] {
+            assert_eq!(BERT_ENCODER.map_to_module(key), "encoder.layer.2.attention.query.weight");
+        }
+        assert_eq!(
+            BERT_ENCODER.map_to_checkpoint("embeddings.layer_norm.bias"),
+            "embeddings.LayerNorm.bias"
+        );
+        for skipped in ["pooler.dense.weight", "cls.predictions.bias", "embeddings.position_ids"] {
+            assert!(BERT_ENCODER.is_ignored(skipped), "{skipped}");
+        }
+    }
+
+    #[test]
+    fn architectures_are_told_apart_by_their_keys() {
+        for (keys, want) in [
+            (&["bert.encoder.layer.0.attention.self.query.weight"][..], Some(Architecture::Bert)),
+            (&["encoder.layer.0.attention.self.query.weight"], Some(Architecture::Bert)),
+            (&["shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight"], Some(Architecture::T5)),
+            (&["albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight"], Some(Architecture::Albert)),
+            (&["electra.encoder.layer.0.attention.self.query.weight", "discriminator_predictions.dense.weight"], Some(Architecture::Electra)),
+            (&["transformer.layer.0.rel_attn.q", "transformer.mask_emb"], Some(Architecture::Xlnet)),
+            (&["transformer.word_emb.emb_layers.0.weight", "transformer.layers.0.dec_attn.qkv_net.weight"], Some(Architecture::TransfoXl)),
+            (&["something.else"], None),
+        ] {
+            assert_eq!(detect_architecture(keys), want, "{keys:?}");
+        }
     }
 }

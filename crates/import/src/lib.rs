@@ -1,5 +1,5 @@
 //! Models in the Hugging Face checkpoint layout: a directory with `config.json` and
-//! `model.safetensors`.
+//! `model.safetensors` or `pytorch_model.bin` (f32, f16 or bf16).
 //!
 //! Loading reads the architecture from `config.json`, builds the module and maps checkpoint
 //! keys to module paths through a per-architecture table ([`key_map`]); every missing,
@@ -12,4 +12,7 @@ mod hf;
 pub mod key_map;
 
 pub use error::{ImportError, WeightProblems};
-pub use hf::{CONFIG_FILE, SAFETENSORS_FILE, load_bert_for_masked_lm, save_bert_for_masked_lm};
+pub use hf::{
+    CONFIG_FILE, Checkpoint, PYTORCH_FILE, SAFETENSORS_FILE, WeightsFormat, load_bert_for_masked_lm,
+    save_bert_for_masked_lm,
+};

@@ -90,7 +90,7 @@ impl BertConfig {
                 return Err(invalid(format!("{name} must be at least 1")));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(invalid(format!(
                 "hidden_size ({}) is not a multiple of num_attention_heads ({})",
                 self.hidden_size, self.num_attention_heads

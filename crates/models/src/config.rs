@@ -89,6 +89,28 @@ impl ModelConfig {
         }
     }
 
+    /// Width of the hidden states the encoder returns.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.hidden_size,
+        }
+    }
+
+    /// The longest framed sequence (special tokens included) the model can take, or `None`
+    /// when positions are relative and any length works.
+    pub fn max_tokens(&self) -> Option<usize> {
+        match self {
+            Self::Bert(c) => Some(c.max_position_embeddings),
+        }
+    }
+
+    /// Size of the token vocabulary the embedding matrix has rows for.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.vocab_size,
+        }
+    }
+
     /// Checks the values.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
         match self {

@@ -3,6 +3,8 @@
 
 use burn::tensor::{Int, Tensor};
 
+use crate::bert::BertModel;
+
 /// A padded batch of framed token ids.
 #[derive(Debug, Clone)]
 pub struct EncoderInput {
@@ -50,4 +52,27 @@ pub trait ProteinEncoder {
 
     /// Runs the encoder.
     fn encode(&self, input: EncoderInput) -> EncoderOutput;
+}
+
+/// The bare encoder of any implemented architecture, for code that takes whatever checkpoint
+/// the user points at (embedding, heads on the fly).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Encoder {
+    /// BERT (ProtBert).
+    Bert(BertModel),
+}
+
+impl ProteinEncoder for Encoder {
+    fn hidden_size(&self) -> usize {
+        match self {
+            Self::Bert(model) => model.hidden_size(),
+        }
+    }
+
+    fn encode(&self, input: EncoderInput) -> EncoderOutput {
+        match self {
+            Self::Bert(model) => model.encode(input),
+        }
+    }
 }

@@ -19,5 +19,5 @@ mod error;
 
 pub use bert::{BertConfig, BertForMaskedLm, BertModel};
 pub use config::{Architecture, ModelConfig};
-pub use encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
+pub use encoder::{Encoder, EncoderInput, EncoderOutput, ProteinEncoder};
 pub use error::ModelConfigError;

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""ProtBert embedding throughput with transformers: the authors' embedding loop, timed.
+
+The algorithm of Rostlab's ProtTrans embedding notebook / `prott5_embedder.py`, with
+`transformers.BertModel` (ProtBert):
+
+  1. read the FASTA (plain or .gz): id = first word of the header; sequence lines joined,
+     ASCII whitespace removed, uppercased, one trailing `*` dropped, U/Z/O/B -> X (as the
+     authors do); any other character outside the vocabulary becomes [UNK] (counted on
+     stderr); --limit N keeps the first N records of the file;
+  2. sort by length, longest first (stable: ties keep file order);
+  3. batches (`--batching greedy`, the default): a protein longer than --alone-above
+     residues runs alone; otherwise it joins the current batch unless that would take the
+     batch over --max-residues residues or --max-batch proteins, in which case the current
+     batch runs first. (`--batching rostlab` is the original loop verbatim: append, then run
+     the batch once `len(batch) >= max_batch`, or `sum(lengths) + this length >=
+     max_residues` (sic: the last length counts twice), or this protein is longer than
+     --alone-above, or it is the last one.)
+  4. each batch: `[CLS]=2 residues [SEP]=3`, right-padded with [PAD]=0, attention mask;
+     `BertModel(input_ids, attention_mask).last_hidden_state` in float32 under
+     `torch.inference_mode()`; per-residue embedding of protein i = rows 1..L_i of its
+     row, copied into its own numpy array (and averaged over residues with --per-protein);
+     kept in memory to the end, as the original collects them before writing (or
+     dropped at once with --discard).
+
+Ids are ProtBert's `vocab.txt` order, read from `<model>/vocab.txt` when present, else
+the built-in Rostlab/prot_bert order ([PAD] [UNK] [CLS] [SEP] [MASK] L A G V E S I K R D T
+P N Q F Y M H C W X U B Z O = 0..29, as the Rust `Vocabulary::prot_bert()`).
+
+Timing: model load and FASTA read are excluded; one warm-up forward pass on a short
+sequence (the shortest protein, cropped to 32 residues) is run and not timed; then the wall
+clock (time.perf_counter) from the start of the first batch (tokenisation included) to the
+end of the last batch's copies. Prints ONE JSON line on stdout:
+
+  {"impl": "transformers-<attn>", "proteins", "residues", "seconds", "residues_per_s",
+   "proteins_per_s", "peak_rss_bytes", "threads", "torch", "transformers", "batches", ...}
+
+peak_rss_bytes = getrusage(RUSAGE_SELF).ru_maxrss (whole process, model included).
+--output FILE.npz writes the embeddings afterwards (not timed; key = protein id) to compare
+numbers with another implementation.
+
+Usage:
+  python benches/embed_reference.py --model DIR --fasta FILE[.gz] [--threads 2]
+      [--max-residues 4000] [--max-batch 100] [--alone-above 1000] [--limit N]
+      [--per-protein] [--attn sdpa|eager] [--batching greedy|rostlab] [--discard]
+      [--output FILE.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+
+PROTBERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                  "L", "A", "G", "V", "E", "S", "I", "K", "R", "D", "T", "P", "N", "Q",
+                  "F", "Y", "M", "H", "C", "W", "X", "U", "B", "Z", "O"]
+RARE = str.maketrans({"U": "X", "Z": "X", "O": "X", "B": "X"})
+WARMUP_RESIDUES = 32
+
+
+def open_text(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="ascii", errors="replace")
+    return open(path, "rt", encoding="ascii", errors="replace")
+
+
+def read_fasta(path: Path, limit: int | None) -> list[tuple[str, str]]:
+    records: list[tuple[str, list[str]]] = []
+    with open_text(path) as f:
+        for line in f:
+            if line.startswith(">"):
+                if limit is not None and len(records) == limit:
+                    break
+                header = line[1:].strip()
+                records.append((header.split()[0] if header else "", []))
+            elif records:
+                records[-1][1].append("".join(line.split()))
+            elif line.strip():
+                raise SystemExit(f"{path}: sequence data before the first '>' header")
+    out = []
+    for rid, parts in records:
+        seq = "".join(parts).upper()
+        if seq.endswith("*"):
+            seq = seq[:-1]
+        out.append((rid, seq.translate(RARE)))
+    empty = [rid for rid, s in out if not s]
+    if empty:
+        raise SystemExit(f"{path}: empty sequence(s): {empty[:5]}")
+    return out
+
+
+def load_vocab(model_dir: Path) -> dict[str, int]:
+    vocab_file = model_dir / "vocab.txt"
+    tokens = vocab_file.read_text().split("\n") if vocab_file.exists() else PROTBERT_VOCAB
+    tokens = [t.strip() for t in tokens if t.strip()]
+    ids = {t: i for i, t in enumerate(tokens)}
+    for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
+        if special not in ids:
+            raise SystemExit(f"vocabulary has no {special}")
+    return ids
+
+
+def plan_greedy(lengths: list[int], max_residues: int, max_batch: int, alone_above: int) -> list[list[int]]:
+    """Indices (already sorted longest first) cut into batches; see the module docstring."""
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    cur_res = 0
+    for i, n in enumerate(lengths):
+        if n > alone_above:
+            if cur:
+                batches.append(cur)
+                cur, cur_res = [], 0
+            batches.append([i])
+            continue
+        if cur and (cur_res + n > max_residues or len(cur) + 1 > max_batch):
+            batches.append(cur)
+            cur, cur_res = [], 0
+        cur.append(i)
+        cur_res += n
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def plan_rostlab(lengths: list[int], max_residues: int, max_batch: int, alone_above: int) -> list[list[int]]:
+    """The loop of Rostlab's embedder, verbatim (max_seq_len = alone_above)."""
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for idx, seq_len in enumerate(lengths, 1):
+        batch.append(idx - 1)
+        n_res_batch = sum(lengths[j] for j in batch) + seq_len
+        if (len(batch) >= max_batch or n_res_batch >= max_residues or idx == len(lengths)
+                or seq_len > alone_above):
+            batches.append(batch)
+            batch = []
+    return batches
+
+
+def encode(seq: str, vocab: dict[str, int], unknown: list[int]) -> list[int]:
+    unk = vocab["[UNK]"]
+    ids = [vocab["[CLS]"]]
+    for c in seq:
+        i = vocab.get(c)
+        if i is None:
+            unknown[0] += 1
+            i = unk
+        ids.append(i)
+    ids.append(vocab["[SEP]"])
+    return ids
+
+
+def make_batch(seqs: list[str], vocab: dict[str, int], unknown: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    encoded = [encode(s, vocab, unknown) for s in seqs]
+    t = max(len(e) for e in encoded)
+    input_ids = torch.full((len(encoded), t), vocab["[PAD]"], dtype=torch.int64)
+    mask = torch.zeros((len(encoded), t), dtype=torch.int64)
+    for r, e in enumerate(encoded):
+        input_ids[r, : len(e)] = torch.tensor(e, dtype=torch.int64)
+        mask[r, : len(e)] = 1
+    return input_ids, mask
+
+
+def peak_rss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # macOS: bytes, Linux: KiB
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, required=True, help="checkpoint directory (BertModel or BertForMaskedLM)")
+    ap.add_argument("--fasta", type=Path, required=True, help="FASTA file, plain or .gz")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    ap.add_argument("--max-residues", type=int, default=4000, help="residues per batch (default 4000)")
+    ap.add_argument("--max-batch", type=int, default=100, help="proteins per batch (default 100)")
+    ap.add_argument("--alone-above", type=int, default=1000,
+                    help="proteins longer than this run alone (default 1000)")
+    ap.add_argument("--limit", type=int, default=None, help="first N records of the FASTA only")
+    ap.add_argument("--per-protein", action="store_true", help="also average over residues")
+    ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa",
+                    help="transformers attention implementation (default sdpa)")
+    ap.add_argument("--batching", choices=["greedy", "rostlab"], default="greedy",
+                    help="batch rule (default greedy; see the module docstring)")
+    ap.add_argument("--discard", action="store_true", help="drop each embedding after copying it")
+    ap.add_argument("--output", type=Path, default=None,
+                    help="write the embeddings to this .npz after timing (key = protein id)")
+    args = ap.parse_args(argv)
+    if min(args.threads, args.max_residues, args.max_batch, args.alone_above) < 1:
+        ap.error("--threads, --max-residues, --max-batch and --alone-above must be >= 1")
+    if args.limit is not None and args.limit < 1:
+        ap.error("--limit must be >= 1")
+    if args.output is not None and args.discard:
+        ap.error("--output needs the embeddings; drop --discard")
+
+    torch.set_num_threads(args.threads)
+    torch.set_default_dtype(torch.float32)
+
+    records = read_fasta(args.fasta, args.limit)
+    if not records:
+        raise SystemExit(f"{args.fasta}: no records")
+    vocab = load_vocab(args.model)
+    model = transformers.BertModel.from_pretrained(
+        str(args.model), dtype=torch.float32, attn_implementation=args.attn)
+    got = getattr(model.config, "_attn_implementation", None)
+    if got != args.attn:
+        raise SystemExit(f"asked for attn_implementation={args.attn!r}, model uses {got!r}")
+    model = model.to(torch.float32).eval()
+
+    order = sorted(range(len(records)), key=lambda i: -len(records[i][1]))  # stable
+    ids_sorted = [records[i][0] for i in order]
+    seqs_sorted = [records[i][1] for i in order]
+    lengths = [len(s) for s in seqs_sorted]
+    plan = (plan_greedy if args.batching == "greedy" else plan_rostlab)(
+        lengths, args.max_residues, args.max_batch, args.alone_above)
+    assert sorted(i for b in plan for i in b) == list(range(len(records)))
+
+    unknown = [0]
+    with torch.inference_mode():
+        warm = min(seqs_sorted, key=len)[:WARMUP_RESIDUES]
+        ids, mask = make_batch([warm], vocab, unknown)
+        model(input_ids=ids, attention_mask=mask)
+        unknown[0] = 0
+
+        results: dict[str, np.ndarray] = {}
+        padded_tokens = 0
+        t0 = time.perf_counter()
+        for batch in plan:
+            ids, mask = make_batch([seqs_sorted[i] for i in batch], vocab, unknown)
+            padded_tokens += ids.numel()
+            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            for row, i in enumerate(batch):
+                emb = hidden[row, 1 : lengths[i] + 1].numpy().copy()  # [L, d], own memory
+                if args.per_protein:
+                    emb = emb.mean(axis=0)
+                if not args.discard:
+                    results[ids_sorted[i]] = emb
+            del hidden
+        seconds = time.perf_counter() - t0
+
+    if unknown[0]:
+        print(f"note: {unknown[0]} residue(s) outside the vocabulary were embedded as [UNK]",
+              file=sys.stderr)
+    if args.output is not None:
+        np.savez(args.output, **results)
+
+    residues = sum(lengths)
+    rec = {
+        "impl": f"transformers-{args.attn}",
+        "proteins": len(records),
+        "residues": residues,
+        "seconds": round(seconds, 4),
+        "residues_per_s": round(residues / seconds, 2),
+        "proteins_per_s": round(len(records) / seconds, 3),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "batches": len(plan),
+        "padded_tokens": padded_tokens,
+        "max_residues": args.max_residues,
+        "max_batch": args.max_batch,
+        "alone_above": args.alone_above,
+        "batching": args.batching,
+        "per_protein": args.per_protein,
+        "hidden_size": model.config.hidden_size,
+        "layers": model.config.num_hidden_layers,
+    }
+    print(json.dumps(rec), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

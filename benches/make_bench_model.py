@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Write a randomly initialised, ProtBert-shaped `BertForMaskedLM` for embedding benchmarks.
+
+Same shapes as Rostlab/prot_bert except the number of layers (prot_bert has 30):
+vocab 30 (ProtBert vocab), hidden 1024, 16 heads, FFN 4096, 40000 positions, 2 token types,
+GELU(erf), post-LN eps 1e-12, dropouts 0.1 in the config (eval mode ignores them), float32.
+Weights are transformers' own init (`BertForMaskedLM(config)` after
+`torch.manual_seed(seed)`: normal(0, initializer_range = 0.02) matrices and embeddings,
+zero biases, LayerNorm 1/0), so a given (layers, seed) always gives the same weights.
+Only the speed of such a model means anything, not its embeddings.
+
+Written with `save_pretrained` (config.json + model.safetensors; the MLM decoder is tied to
+the word embeddings and not stored), plus ProtBert's `vocab.txt` and
+`tokenizer_config.json` so tokenizer-aware loaders find the vocabulary there.
+
+Size: about 164 MB for the 40000 x 1024 position table plus about 50 MB per layer.
+
+Usage:
+  python benches/make_bench_model.py --out /tmp/bench-protbert --layers 4 [--seed 20240607]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import BertConfig, BertForMaskedLM
+
+SEED = 20240607
+
+# Rostlab/prot_bert vocab.txt, in id order (the order of the Rust `Vocabulary::prot_bert()`
+# and of scripts/fixtures/make_fixtures.py).
+PROTBERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+                  "L", "A", "G", "V", "E", "S", "I", "K", "R", "D", "T", "P", "N", "Q",
+                  "F", "Y", "M", "H", "C", "W", "X", "U", "B", "Z", "O"]
+
+
+def bench_config(layers: int) -> BertConfig:
+    return BertConfig(
+        vocab_size=len(PROTBERT_VOCAB),
+        hidden_size=1024,
+        num_hidden_layers=layers,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        max_position_embeddings=40000,
+        type_vocab_size=2,
+        hidden_act="gelu",
+        layer_norm_eps=1e-12,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        initializer_range=0.02,
+        pad_token_id=0,
+        architectures=["BertForMaskedLM"],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="output directory (created)")
+    ap.add_argument("--layers", type=int, default=4, help="encoder layers (default 4; prot_bert has 30)")
+    ap.add_argument("--seed", type=int, default=SEED, help=f"torch.manual_seed before init (default {SEED})")
+    args = ap.parse_args(argv)
+    if args.layers < 1:
+        ap.error("--layers must be >= 1")
+
+    torch.manual_seed(args.seed)
+    model = BertForMaskedLM(bench_config(args.layers)).to(torch.float32)
+    model.eval()
+    args.out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(args.out))  # safetensors, float32
+    (args.out / "vocab.txt").write_text("\n".join(PROTBERT_VOCAB) + "\n")
+    (args.out / "tokenizer_config.json").write_text(
+        json.dumps({"do_lower_case": False, "tokenizer_class": "BertTokenizer"}, indent=2) + "\n")
+
+    n_params = sum(p.numel() for p in model.parameters())  # tied decoder counted once
+    size = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
+    print(json.dumps({"out": str(args.out), "layers": args.layers, "seed": args.seed,
+                      "parameters": n_params, "bytes_on_disk": size,
+                      "torch": torch.__version__, "transformers": transformers.__version__}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+//! `prottrans embed` as users run it: interrupted and resumed, at reduced precision, and
+//! (with the `hdf5` feature) read back by h5py.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{fixture, sample, save_random_bert};
+use prottrans::embed::ndarray::ArrayD;
+use prottrans::embed::output::EmbeddingFile;
+use prottrans::prelude::*;
+
+fn prottrans() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_prottrans"))
+}
+
+fn check(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "prottrans failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A small random model with room for real proteins, and 120 real proteins of up to 500
+/// residues.
+fn model_and_input(dir: &Path) -> (PathBuf, PathBuf) {
+    let model = dir.join("model");
+    save_random_bert(&model, &DeviceSpec::Cpu.device().unwrap());
+    let mut fasta = String::new();
+    let mut n = 0;
+    for record in FastaReader::open(sample("uniprot_valid.fasta.gz")).unwrap() {
+        let record = record.unwrap();
+        if record.sequence.len() <= 500 && n < 120 {
+            fasta.push_str(&format!(">{}\n{}\n", record.header, String::from_utf8_lossy(&record.sequence)));
+            n += 1;
+        }
+    }
+    let input = dir.join("proteins.fasta");
+    std::fs::write(&input, fasta).unwrap();
+    (model, input)
+}
+
+fn contents(path: &Path) -> Vec<(String, ArrayD<f32>)> {
+    let mut file = EmbeddingFile::open(path).unwrap();
+    let mut keys = file.keys().unwrap();
+    keys.sort();
+    keys.into_iter().map(|k| { let v = file.read(&k).unwrap(); (k, v) }).collect()
+}
+
+fn embed_args(model: &Path, input: &Path, output: &Path) -> Vec<String> {
+    ["embed", "--model", &model.display().to_string(), "--input", &input.display().to_string(),
+     "--output", &output.display().to_string(), "--max-batch", "8"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Killed (SIGKILL) in the middle, then resumed: the same file as one uninterrupted run.
+#[test]
+fn an_interrupted_run_resumes_to_the_same_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, input) = model_and_input(dir.path());
+    let whole = dir.path().join("whole.npz");
+    check(prottrans().args(embed_args(&model, &input, &whole)).output().unwrap());
+
+    let resumed = dir.path().join("resumed.npz");
+    let partial = dir.path().join("resumed.npz.partial");
+    let mut child = prottrans()
+        .args(embed_args(&model, &input, &resumed))
+        .args(["--batch-delay-ms", "100"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let parts = |dir: &Path| std::fs::read_dir(dir).map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("part-")).count()).unwrap_or(0);
+    while parts(&partial) < 3 {
+        assert!(Instant::now() < deadline, "no progress within 60 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be interrupted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!resumed.exists(), "no output may appear before the run completes");
+    let done = parts(&partial);
+    assert!(done >= 3 && done < 15, "{done} parts at the interruption (15 batches in all)");
+
+    // Without --resume the unfinished run is not clobbered.
+    let refused = prottrans().args(embed_args(&model, &input, &resumed)).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
+
+    let stdout = check(prottrans().args(embed_args(&model, &input, &resumed)).arg("--resume").output().unwrap());
+    assert!(stdout.contains("proteins were already done"), "{stdout}");
+    assert!(!partial.exists(), "the work directory is removed once the output is complete");
+
+    let (a, b) = (contents(&whole), contents(&resumed));
+    assert_eq!(a.len(), 120);
+    assert_eq!(a.iter().map(|(k, _)| k).collect::<Vec<_>>(), b.iter().map(|(k, _)| k).collect::<Vec<_>>());
+    let worst = a.iter().zip(&b).map(|((_, x), (_, y))| {
+        assert_eq!(x.shape(), y.shape());
+        x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max)
+    }).fold(0.0f32, f32::max);
+    println!("interrupted after {done} of 15 batches; resumed output differs by at most {worst:.2e}");
+    assert!(worst <= 1e-5, "{worst}");
+}
+
+/// f16 and bf16 against transformers run in torch.float16 / torch.bfloat16 on the same
+/// f16 checkpoint (tests/fixtures/bert_tiny_encoder_f16). The bounds are loose because the
+/// two libraries round at different places; f32 on the same weights is checked to 1e-4
+/// elsewhere.
+#[test]
+fn half_precision_embeddings_stay_close_to_transformers() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = fixture("bert_tiny_encoder_f16");
+    let sequences = ["MKTAY", "MQIFVKTLTGXTITLEV", "MSKGEELFTGVVPILVELDGDVNGHKFSV"];
+    let fasta: String = sequences.iter().enumerate().map(|(i, s)| format!(">s{i}\n{s}\n")).collect();
+    let input = dir.path().join("in.fa");
+    std::fs::write(&input, fasta).unwrap();
+    let bytes = std::fs::read(checkpoint.join("expected.safetensors")).unwrap();
+    let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (precision, name, bound) in [
+        ("f32", "f16_weights_f32_last_hidden_state", 1e-4f32),
+        ("f16", "f16_last_hidden_state", 2e-2),
+        ("bf16", "bf16_last_hidden_state", 1e-1),
+    ] {
+        let output = dir.path().join(format!("{precision}.npz"));
+        check(prottrans().args(embed_args(&checkpoint, &input, &output)).args(["--precision", precision]).output().unwrap());
+        let view = expected.tensor(name).unwrap();
+        let (width, d) = (view.shape()[1], view.shape()[2]);
+        let want: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let mut file = EmbeddingFile::open(&output).unwrap();
+        let mut worst = 0.0f32;
+        for (i, s) in sequences.iter().enumerate() {
+            let got = file.read(&format!("s{i}")).unwrap();
+            assert_eq!(got.shape(), [s.len(), d]);
+            let start = (i * width + 1) * d;
+            for (g, w) in got.iter().zip(&want[start..start + s.len() * d]) {
+                assert!(g.is_finite(), "{precision}: non-finite output");
+                worst = worst.max((g - w).abs());
+            }
+        }
+        println!("--precision {precision}: max abs diff {worst:.3e} against transformers ({name})");
+        assert!(worst <= bound, "{precision}: {worst} > {bound}");
+    }
+}
+
+/// The h5 file opens in h5py with the expected keys, shapes, values and attributes.
+#[cfg(feature = "hdf5")]
+#[test]
+fn h5_output_opens_in_h5py() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, input) = model_and_input(dir.path());
+    let h5 = dir.path().join("out.h5");
+    let npz = dir.path().join("out.npz");
+    check(prottrans().args(embed_args(&model, &input, &h5)).output().unwrap());
+    check(prottrans().args(embed_args(&model, &input, &npz)).output().unwrap());
+    assert_eq!(contents(&h5), contents(&npz), "h5 and npz hold the same arrays");
+    let script = r#"
+import sys, gzip, h5py, numpy as np
+h5, npz, fasta = sys.argv[1:4]
+headers = {}
+for line in open(fasta):
+    if line.startswith(">"):
+        header = line[1:].strip()
+        headers[header.split()[0].replace("/", "_").replace(".", "_")] = header
+f = h5py.File(h5, "r"); z = np.load(npz)
+assert sorted(f.keys()) == sorted(headers) == sorted(z.files), "keys differ"
+for key, ds in f.items():
+    assert ds.dtype == np.float32 and ds.ndim == 2 and ds.shape[1] == 32, (key, ds.shape, ds.dtype)
+    assert ds.attrs["header"] == headers[key], (key, ds.attrs["header"])
+    assert int(ds.attrs["length"]) == ds.shape[0], key
+    assert np.array_equal(ds[()], z[key]), key
+print(f"h5py {h5py.__version__}: {len(f)} datasets checked")
+"#;
+    let python = std::env::var("PROTTRANS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = Command::new(&python).arg("-c").arg(script).arg(&h5).arg(&npz).arg(&input).output()
+        .unwrap_or_else(|e| panic!("cannot run {python} (set PROTTRANS_PYTHON to a Python with h5py and numpy): {e}"));
+    let stdout = check(output);
+    println!("{stdout}");
+}

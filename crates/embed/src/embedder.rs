@@ -1,0 +1,277 @@
+//! A loaded checkpoint that turns protein sequences into embeddings.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use prottrans_data::tokenizer::PaddingSide;
+use prottrans_data::{Tokenizer, Vocabulary};
+use prottrans_import::Checkpoint;
+use prottrans_models::{Encoder, EncoderInput, ModelConfig, ProteinEncoder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::EmbedError;
+
+/// Floating-point precision of the weights and of the forward pass. Embeddings are always
+/// returned as f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats, the reference.
+    #[default]
+    F32,
+    /// IEEE half precision (as the released ProtT5 half-precision encoder).
+    F16,
+    /// bfloat16: f32's range with 8 bits of mantissa.
+    Bf16,
+}
+
+impl Precision {
+    /// The burn float type.
+    pub fn dtype(self) -> FloatDType {
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::F16 => FloatDType::F16,
+            Self::Bf16 => FloatDType::BF16,
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl FromStr for Precision {
+    type Err = EmbedError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" => Ok(Self::F32),
+            "f16" | "fp16" | "float16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            other => Err(EmbedError::Options(format!(
+                "unknown precision '{other}' (expected f32, f16 or bf16)"
+            ))),
+        }
+    }
+}
+
+/// A checkpoint loaded for inference, with the tokenizer of its architecture.
+#[derive(Debug)]
+pub struct Embedder {
+    encoder: Encoder,
+    config: ModelConfig,
+    tokenizer: Tokenizer,
+    device: Device,
+    precision: Precision,
+    source: PathBuf,
+}
+
+impl Embedder {
+    /// Loads a Hugging Face checkpoint directory in f32.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, EmbedError> {
+        Self::load_with_precision(dir, device, Precision::F32)
+    }
+
+    /// Loads a checkpoint directory at `precision`.
+    ///
+    /// f16 and bf16 make the device's default float type that precision, so they must be asked
+    /// for before anything else has created tensors on `device`.
+    pub fn load_with_precision(
+        dir: impl AsRef<Path>,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self, EmbedError> {
+        let dir = dir.as_ref();
+        let mut device = device.clone();
+        if device.settings().float_dtype != precision.dtype() {
+            device
+                .configure(precision.dtype())
+                .map_err(|e| EmbedError::Precision {
+                    precision: precision.to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        let checkpoint = Checkpoint::open(dir)?;
+        let config = checkpoint.config().clone();
+        let tokenizer = tokenizer_for(dir, &config)?;
+        let encoder = checkpoint.load_encoder(&device, precision.dtype())?;
+        Ok(Self {
+            encoder,
+            config,
+            tokenizer,
+            device,
+            precision,
+            source: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
+        })
+    }
+
+    /// The checkpoint directory the model was loaded from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The model configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The tokenizer of the model.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The precision of the weights and the forward pass.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Width of the embeddings.
+    pub fn hidden_size(&self) -> usize {
+        self.encoder.hidden_size()
+    }
+
+    /// The longest protein (in residues) the model can take, if positions are learned.
+    pub fn max_residues(&self) -> Option<usize> {
+        self.config
+            .max_tokens()
+            .map(|tokens| tokens.saturating_sub(self.tokenizer.num_special_tokens()))
+    }
+
+    /// Per-residue embeddings `[L, d]` of one raw sequence (any case; U, Z, O, B as the
+    /// tokenizer is set).
+    pub fn embed(&self, sequence: &str) -> Result<Array2<f32>, EmbedError> {
+        let ids = self.tokenizer.encode_residues("sequence", sequence.as_bytes())?;
+        let mut out = self.embed_residue_ids(&[&ids])?;
+        Ok(out.remove(0))
+    }
+
+    /// Per-residue embeddings of several raw sequences, run as one padded batch.
+    pub fn embed_many(&self, sequences: &[&str]) -> Result<Vec<Array2<f32>>, EmbedError> {
+        let ids = sequences
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                self.tokenizer
+                    .encode_residues(&format!("sequence {}", i + 1), s.as_bytes())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        self.embed_residue_ids(&refs)
+    }
+
+    /// Per-residue embeddings of a batch of tokenised proteins (residue ids, without special
+    /// tokens), run as one padded forward pass. Special tokens and padding are dropped; each
+    /// result is the same as the protein run alone, to rounding.
+    ///
+    /// # Shapes
+    /// - `residues[i]`: `[L_i]` -> result `i`: `[L_i, d]`
+    pub fn embed_residue_ids(&self, residues: &[&[u32]]) -> Result<Vec<Array2<f32>>, EmbedError> {
+        if residues.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(limit) = self.max_residues()
+            && let Some(long) = residues.iter().find(|r| r.len() > limit)
+        {
+            return Err(EmbedError::Options(format!(
+                "a sequence of {} residues is longer than the model's {limit}",
+                long.len()
+            )));
+        }
+        if let Some(empty) = residues.iter().position(|r| r.is_empty()) {
+            return Err(EmbedError::Options(format!("sequence {} is empty", empty + 1)));
+        }
+        let framed: Vec<Vec<u32>> = residues
+            .iter()
+            .map(|r| self.tokenizer.frame(r.iter().copied()))
+            .collect();
+        let batch = framed.len();
+        let width = framed.iter().map(Vec::len).max().unwrap_or(0);
+        let vocabulary = self.tokenizer.vocabulary();
+        let pad = i64::from(vocabulary.specials().pad);
+        let left = vocabulary.padding_side() == PaddingSide::Left;
+        let mut ids = vec![pad; batch * width];
+        let mut mask = vec![0i64; batch * width];
+        let mut offsets = Vec::with_capacity(batch);
+        for (row, tokens) in framed.iter().enumerate() {
+            let offset = if left { width - tokens.len() } else { 0 };
+            offsets.push(offset);
+            let start = row * width + offset;
+            for (k, &id) in tokens.iter().enumerate() {
+                ids[start + k] = i64::from(id);
+                mask[start + k] = 1;
+            }
+        }
+        let shape = [batch, width];
+        let input = EncoderInput::new(
+            Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device),
+            Tensor::<2, Int>::from_data(TensorData::new(mask, shape), &self.device),
+        );
+        let hidden = self.encoder.encode(input).last_hidden_state;
+        let d = self.hidden_size();
+        let values = hidden
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| EmbedError::Options(format!("reading the model output: {e:?}")))?;
+        let all = ArrayView2::from_shape((batch * width, d), &values)
+            .map_err(|e| EmbedError::Options(format!("model output shape: {e}")))?;
+        Ok(residues
+            .iter()
+            .enumerate()
+            .map(|(row, r)| {
+                let span = self.tokenizer.residue_span(r.len());
+                let start = row * width + offsets[row] + span.start;
+                all.slice(ndarray::s![start..start + r.len(), ..]).to_owned()
+            })
+            .collect())
+    }
+}
+
+/// The per-protein embedding: the mean of the per-residue embeddings over residues only
+/// (accumulated in f64).
+pub fn mean_over_residues(residues: &Array2<f32>) -> Array1<f32> {
+    residues
+        .mapv(f64::from)
+        .mean_axis(Axis(0))
+        .map(|mean| mean.mapv(|x| x as f32))
+        .unwrap_or_else(|| Array1::zeros(residues.ncols()))
+}
+
+/// The tokenizer an architecture was trained with: the checkpoint's own `vocab.txt` when it
+/// has one, the released vocabulary otherwise.
+fn tokenizer_for(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, EmbedError> {
+    let vocabulary = match config {
+        ModelConfig::Bert(_) => {
+            let path = dir.join("vocab.txt");
+            if path.is_file() {
+                let text = std::fs::read_to_string(&path).map_err(EmbedError::io(&path))?;
+                Vocabulary::from_bert_vocab_txt(&path.display().to_string(), &text)?
+            } else {
+                Vocabulary::prot_bert()
+            }
+        }
+    };
+    if vocabulary.len() > config.vocab_size() {
+        return Err(EmbedError::Options(format!(
+            "{}: the vocabulary has {} tokens but the model only {} embeddings",
+            dir.display(),
+            vocabulary.len(),
+            config.vocab_size()
+        )));
+    }
+    Ok(Tokenizer::new(vocabulary))
+}

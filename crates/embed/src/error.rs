@@ -1,0 +1,119 @@
+use std::path::PathBuf;
+
+use prottrans_data::DataError;
+use prottrans_import::ImportError;
+
+/// Errors from loading a model for embedding, reading the input or writing the output.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The checkpoint could not be loaded.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// The FASTA input is unreadable or holds an invalid sequence.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A sequence handed to [`Embedder`](crate::Embedder) directly could not be tokenised.
+    #[error(transparent)]
+    Tokenize(#[from] prottrans_data::TokenizeError),
+    /// Two records map to the same output key.
+    #[error(
+        "{path}:{line}: protein id '{id}' gives the key '{key}', already used by the record at line {first_line}; ids must be unique"
+    )]
+    DuplicateId {
+        /// The FASTA file.
+        path: PathBuf,
+        /// Line of the second record's header.
+        line: u64,
+        /// Line of the first record's header.
+        first_line: u64,
+        /// The record id.
+        id: String,
+        /// The output key both map to.
+        key: String,
+    },
+    /// A protein longer than the model (or `--max-length`) allows.
+    #[error(
+        "{path}:{line}: record '{id}' has {residues} residues, more than the {limit} allowed ({reason}); nothing is truncated: raise --max-length if the model allows it, or pass --skip-long to leave such proteins out (they are then listed)"
+    )]
+    TooLong {
+        /// The FASTA file.
+        path: PathBuf,
+        /// Line of the record's header.
+        line: u64,
+        /// The record id.
+        id: String,
+        /// Its length.
+        residues: usize,
+        /// The limit.
+        limit: usize,
+        /// Where the limit comes from.
+        reason: String,
+    },
+    /// The device cannot run at the requested precision.
+    #[error("precision {precision}: {message}")]
+    Precision {
+        /// The precision asked for.
+        precision: String,
+        /// Why not.
+        message: String,
+    },
+    /// The output path has an extension that names no known format.
+    #[error("{path}: unknown output format; use a .h5 (or .hdf5) or .npz file name")]
+    UnknownFormat {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// HDF5 output asked of a build without it.
+    #[error(
+        "{path}: this prottrans was built without HDF5 support; rebuild with `--features hdf5` (needs the HDF5 library: apt install libhdf5-dev, brew install hdf5) or write .npz"
+    )]
+    Hdf5NotCompiled {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// The output (or an unfinished run of it) is already there.
+    #[error("{path} already exists; pass --resume to continue or extend it, or remove it")]
+    OutputExists {
+        /// The existing file or work directory.
+        path: PathBuf,
+    },
+    /// `--resume` with settings that differ from the run being resumed.
+    #[error("{path}: cannot resume: {message}")]
+    ResumeMismatch {
+        /// The run description of the unfinished run.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
+    /// An output file could not be written or read back.
+    #[error("{path}: {message}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// Another I/O failure.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Options that cannot work.
+    #[error("invalid options: {0}")]
+    Options(String),
+}
+
+impl EmbedError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { path, source }
+    }
+
+    pub(crate) fn output(path: impl Into<PathBuf>) -> impl FnOnce(String) -> Self {
+        let path = path.into();
+        move |message| Self::Output { path, message }
+    }
+}

@@ -1,0 +1,447 @@
+//! A whole FASTA file embedded into one output file, resumably.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ndarray::ArrayD;
+use prottrans_data::{DataError, FastaReader};
+use serde::{Deserialize, Serialize};
+
+use crate::embedder::{Embedder, mean_over_residues};
+use crate::error::EmbedError;
+use crate::output::{EmbeddingFile, Entry, OutputFormat, Writer};
+use crate::parts::{Parts, RunDescription, Stored};
+use crate::plan::plan_batches;
+
+/// What to do with proteins longer than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LongPolicy {
+    /// Stop with an error naming the protein (nothing is ever truncated).
+    #[default]
+    Error,
+    /// Leave them out of the output and list them in the summary.
+    Skip,
+}
+
+/// How to embed a file; the defaults are the authors'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbedOptions {
+    /// One mean vector `[d]` per protein instead of `[L, d]`.
+    pub per_protein: bool,
+    /// Most residues in one batch.
+    pub max_residues: usize,
+    /// Most proteins in one batch.
+    pub max_batch: usize,
+    /// Proteins longer than this run alone.
+    pub alone_above: usize,
+    /// Longest protein accepted; the model's own limit when `None` (and never above it).
+    pub max_length: Option<usize>,
+    /// What to do with longer proteins.
+    pub long_policy: LongPolicy,
+    /// Continue an unfinished run, or add the proteins missing from an existing output.
+    pub resume: bool,
+    /// Pause after each batch (for testing interruption).
+    pub batch_delay: Option<Duration>,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        Self {
+            per_protein: false,
+            max_residues: 4000,
+            max_batch: 100,
+            alone_above: 1000,
+            max_length: None,
+            long_policy: LongPolicy::Error,
+            resume: false,
+            batch_delay: None,
+        }
+    }
+}
+
+/// Progress events, for a progress bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The input was read: what is left to embed.
+    Started {
+        /// Proteins to embed in this run.
+        proteins: usize,
+        /// Their residues.
+        residues: usize,
+        /// Proteins found already done (resume).
+        already_done: usize,
+    },
+    /// One batch finished and was saved.
+    Batch {
+        /// Proteins in the batch.
+        proteins: usize,
+        /// Residues in the batch.
+        residues: usize,
+    },
+    /// Everything is embedded; the output file is being written.
+    Writing {
+        /// Proteins in the output.
+        entries: usize,
+    },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedSummary {
+    /// The output file.
+    pub output: PathBuf,
+    /// Proteins embedded by this run.
+    pub proteins: usize,
+    /// Their residues.
+    pub residues: usize,
+    /// Batches run.
+    pub batches: usize,
+    /// Proteins of the input that were already in the output or the work directory.
+    pub already_done: usize,
+    /// Proteins left out under [`LongPolicy::Skip`] (their ids).
+    pub skipped_long: Vec<String>,
+    /// Proteins in the output file.
+    pub entries: usize,
+    /// Seconds spent embedding (reading the input and writing the final file excluded).
+    pub seconds: f64,
+    /// Seconds for the whole run after the model was loaded.
+    pub total_seconds: f64,
+    /// Throughput.
+    pub proteins_per_s: f64,
+    /// Throughput.
+    pub residues_per_s: f64,
+    /// Peak resident memory of the process, where the OS tells it (Linux).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The output key of a protein: the first word of its header with `/` and `.` replaced by `_`
+/// (as the authors' embedder names its h5 datasets).
+pub fn protein_key(id: &str) -> String {
+    id.replace(['/', '.'], "_")
+}
+
+struct Protein {
+    key: String,
+    header: String,
+    residues: Vec<u32>,
+}
+
+/// The parts to merge into the output, and where to report it.
+type PartsAndProgress<'a> = (&'a mut Parts, &'a mut dyn FnMut(&Progress));
+
+/// Embeds `input` into `output` with `embedder`.
+#[derive(Debug)]
+pub struct EmbedJob<'a> {
+    /// The model.
+    pub embedder: &'a Embedder,
+    /// FASTA (plain or gzip).
+    pub input: PathBuf,
+    /// `.h5` or `.npz`.
+    pub output: PathBuf,
+    /// Options.
+    pub options: EmbedOptions,
+}
+
+impl EmbedJob<'_> {
+    /// Runs the job: reads and checks the whole input first (so a bad record fails before any
+    /// work), embeds what is not done yet batch by batch into the work directory, then writes
+    /// the output file atomically and removes the work directory.
+    pub fn run(&self, progress: &mut dyn FnMut(&Progress)) -> Result<EmbedSummary, EmbedError> {
+        let started = Instant::now();
+        let options = &self.options;
+        if options.max_residues == 0 || options.max_batch == 0 {
+            return Err(EmbedError::Options(
+                "--max-residues and --max-batch must be at least 1".into(),
+            ));
+        }
+        let format = OutputFormat::from_path(&self.output)?;
+        let work_dir = Parts::dir_for(&self.output);
+        if !options.resume {
+            for path in [&self.output, &work_dir] {
+                if path.exists() {
+                    return Err(EmbedError::OutputExists { path: path.clone() });
+                }
+            }
+        }
+        if let Some(parent) = self.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(EmbedError::io(parent))?;
+        }
+
+        let (proteins, skipped_long) = self.read_input()?;
+
+        // What is done already: in the output file, or in the parts of an unfinished run.
+        let mut existing = if self.output.exists() {
+            Some(EmbeddingFile::open(&self.output)?)
+        } else {
+            None
+        };
+        let mut done: HashMap<String, ()> = HashMap::new();
+        if let Some(file) = existing.as_mut() {
+            done.extend(file.keys()?.into_iter().map(|k| (k, ())));
+        }
+        let run = RunDescription {
+            model: self.embedder_dir(),
+            per_protein: options.per_protein,
+            precision: self.embedder.precision(),
+            hidden_size: self.embedder.hidden_size(),
+        };
+        let work_dir_existed = work_dir.exists();
+        let todo: Vec<&Protein> = {
+            let parts_index = if work_dir_existed {
+                Parts::open(&self.output, &run)?.index()?
+            } else {
+                Vec::new()
+            };
+            done.extend(parts_index.into_iter().map(|(k, _)| (k, ())));
+            proteins
+                .iter()
+                .filter(|p| !done.contains_key(&p.key))
+                .collect()
+        };
+        let already_done = proteins.len() - todo.len();
+        let residues: usize = todo.iter().map(|p| p.residues.len()).sum();
+        progress(&Progress::Started {
+            proteins: todo.len(),
+            residues,
+            already_done,
+        });
+
+        if todo.is_empty() && !work_dir_existed {
+            // Nothing new and nothing unfinished: the output (if any) is complete as it is.
+            let entries = match existing.as_mut() {
+                Some(file) => file.keys()?.len(),
+                None => 0,
+            };
+            if existing.is_none() {
+                self.write_output(format, None, None)?;
+            }
+            return Ok(self.summary(0, 0, 0, already_done, skipped_long, entries, 0.0, started));
+        }
+
+        let mut parts = Parts::open(&self.output, &run)?;
+        let embedding = Instant::now();
+        let lengths: Vec<usize> = todo.iter().map(|p| p.residues.len()).collect();
+        let batches = plan_batches(
+            &lengths,
+            options.max_residues,
+            options.max_batch,
+            options.alone_above,
+        );
+        for batch in &batches {
+            let members: Vec<&Protein> = batch.iter().map(|&i| todo[i]).collect();
+            let ids: Vec<&[u32]> = members.iter().map(|p| p.residues.as_slice()).collect();
+            let embeddings = self.embedder.embed_residue_ids(&ids)?;
+            let entries: Vec<Entry> = members
+                .iter()
+                .zip(embeddings)
+                .map(|(protein, residues)| Entry {
+                    key: protein.key.clone(),
+                    header: protein.header.clone(),
+                    length: protein.residues.len(),
+                    values: if options.per_protein {
+                        mean_over_residues(&residues).into_dyn()
+                    } else {
+                        residues.into_dyn()
+                    },
+                })
+                .collect();
+            parts.write(&entries)?;
+            progress(&Progress::Batch {
+                proteins: members.len(),
+                residues: ids.iter().map(|r| r.len()).sum(),
+            });
+            if let Some(delay) = options.batch_delay {
+                std::thread::sleep(delay);
+            }
+        }
+        let seconds = embedding.elapsed().as_secs_f64();
+
+        let entries = self.write_output(format, existing, Some((&mut parts, progress)))?;
+        parts.remove()?;
+        Ok(self.summary(
+            todo.len(),
+            residues,
+            batches.len(),
+            already_done,
+            skipped_long,
+            entries,
+            seconds,
+            started,
+        ))
+    }
+
+    /// Reads the whole input, checking ids and lengths.
+    fn read_input(&self) -> Result<(Vec<Protein>, Vec<String>), EmbedError> {
+        let model_limit = self.embedder.max_residues();
+        let (limit, reason) = match (self.options.max_length, model_limit) {
+            (Some(asked), Some(model)) if asked > model => {
+                return Err(EmbedError::Options(format!(
+                    "--max-length {asked} is above what the model takes ({model} residues)"
+                )));
+            }
+            (Some(asked), _) => (Some(asked), "--max-length".to_string()),
+            (None, Some(model)) => (
+                Some(model),
+                "the model's positions, minus its special tokens".to_string(),
+            ),
+            (None, None) => (None, String::new()),
+        };
+        let mut proteins = Vec::new();
+        let mut skipped = Vec::new();
+        let mut first_line: HashMap<String, u64> = HashMap::new();
+        let path = &self.input;
+        FastaReader::open(path)?.for_each_tokenized(
+            self.embedder.tokenizer(),
+            |record, residues| -> Result<(), EmbedError> {
+                if record.id.is_empty() {
+                    return Err(DataError::Fasta {
+                        path: path.clone(),
+                        line: record.line,
+                        message: "a record without an id".into(),
+                    }
+                    .into());
+                }
+                let key = protein_key(&record.id);
+                if let Some(&first_line) = first_line.get(&key) {
+                    return Err(EmbedError::DuplicateId {
+                        path: path.clone(),
+                        line: record.line,
+                        first_line,
+                        id: record.id,
+                        key,
+                    });
+                }
+                first_line.insert(key.clone(), record.line);
+                if let Some(limit) = limit
+                    && residues.len() > limit
+                {
+                    if self.options.long_policy == LongPolicy::Skip {
+                        skipped.push(record.id);
+                        return Ok(());
+                    }
+                    return Err(EmbedError::TooLong {
+                        path: path.clone(),
+                        line: record.line,
+                        id: record.id,
+                        residues: residues.len(),
+                        limit,
+                        reason: reason.clone(),
+                    });
+                }
+                proteins.push(Protein {
+                    key,
+                    header: record.header,
+                    residues,
+                });
+                Ok(())
+            },
+        )?;
+        Ok((proteins, skipped))
+    }
+
+    fn embedder_dir(&self) -> PathBuf {
+        self.embedder.source().to_path_buf()
+    }
+
+    /// Writes the output file from the existing output and the parts, sorted by key, through
+    /// a temporary file renamed into place. Returns the number of entries.
+    fn write_output(
+        &self,
+        format: OutputFormat,
+        mut existing: Option<EmbeddingFile>,
+        parts: Option<PartsAndProgress<'_>>,
+    ) -> Result<usize, EmbedError> {
+        enum Source {
+            Existing,
+            Part(Stored),
+        }
+        let mut sources: BTreeMap<String, Source> = BTreeMap::new();
+        if let Some(file) = existing.as_mut() {
+            for key in file.keys()? {
+                sources.insert(key, Source::Existing);
+            }
+        }
+        let mut parts = parts;
+        if let Some((parts, progress)) = parts.as_mut() {
+            for (key, stored) in parts.index()? {
+                sources.entry(key).or_insert(Source::Part(stored));
+            }
+            progress(&Progress::Writing {
+                entries: sources.len(),
+            });
+        }
+        let dir = match self.output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(".prottrans-embed-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(EmbedError::io(&dir))?;
+        let mut writer = Writer::create(temp.path(), format)?;
+        for (key, source) in &sources {
+            let entry = match source {
+                Source::Existing => existing
+                    .as_mut()
+                    .expect("existing keys come from the existing file")
+                    .read_entry(key)?,
+                Source::Part(stored) => {
+                    let (parts, _) = parts.as_mut().expect("part keys come from the parts");
+                    let values: ArrayD<f32> = parts.read(key, stored)?;
+                    Entry {
+                        key: key.clone(),
+                        header: stored.header.clone(),
+                        length: stored.length,
+                        values,
+                    }
+                }
+            };
+            writer.add(&entry)?;
+        }
+        writer.finish()?;
+        drop(existing); // close before the rename replaces it
+        temp.persist(&self.output)
+            .map_err(|e| EmbedError::io(&self.output)(e.error))?;
+        Ok(sources.len())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn summary(
+        &self,
+        proteins: usize,
+        residues: usize,
+        batches: usize,
+        already_done: usize,
+        skipped_long: Vec<String>,
+        entries: usize,
+        seconds: f64,
+        started: Instant,
+    ) -> EmbedSummary {
+        let rate = |n: usize| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
+        EmbedSummary {
+            output: self.output.clone(),
+            proteins,
+            residues,
+            batches,
+            already_done,
+            skipped_long,
+            entries,
+            seconds,
+            total_seconds: started.elapsed().as_secs_f64(),
+            proteins_per_s: rate(proteins),
+            residues_per_s: rate(residues),
+            peak_rss_bytes: peak_rss_bytes(),
+        }
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`).
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,204 @@
+//! The work directory of an unfinished embedding run: `OUTPUT.partial/`.
+//!
+//! Every finished batch is written there as one `part-NNNNNN.npz` (the arrays plus a `.meta`
+//! JSON array of key, header and length), first under a temporary name and then renamed, so
+//! a part is either complete or absent whenever the process stops. `run.json` records the
+//! settings, so that `--resume` refuses to mix embeddings of different models or kinds.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, ArrayD, IxDyn, OwnedRepr};
+use ndarray_npy::{NpzReader, NpzWriter};
+use serde::{Deserialize, Serialize};
+
+use crate::embedder::Precision;
+use crate::error::EmbedError;
+use crate::output::Entry;
+
+const RUN_FILE: &str = "run.json";
+const META: &str = ".meta";
+
+/// What must not change between a run and its resumption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RunDescription {
+    /// The checkpoint directory, canonicalised.
+    pub model: PathBuf,
+    /// Per-protein means instead of per-residue arrays.
+    pub per_protein: bool,
+    /// Precision of the forward pass.
+    pub precision: Precision,
+    /// Width of the embeddings.
+    pub hidden_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PartMeta {
+    key: String,
+    header: String,
+    length: usize,
+}
+
+/// Where a finished protein's embedding lies.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub part: PathBuf,
+    pub header: String,
+    pub length: usize,
+}
+
+pub(crate) struct Parts {
+    dir: PathBuf,
+    next: usize,
+    reader: Option<(PathBuf, NpzReader<File>)>,
+}
+
+impl Parts {
+    /// The work directory of `output`.
+    pub(crate) fn dir_for(output: &Path) -> PathBuf {
+        let mut name = output.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        output.with_file_name(name)
+    }
+
+    /// Opens the work directory of a resumed run, checking its settings, or creates it.
+    pub(crate) fn open(output: &Path, run: &RunDescription) -> Result<Self, EmbedError> {
+        let dir = Self::dir_for(output);
+        let run_path = dir.join(RUN_FILE);
+        if run_path.is_file() {
+            let text = std::fs::read_to_string(&run_path).map_err(EmbedError::io(&run_path))?;
+            let previous: RunDescription = serde_json::from_str(&text).map_err(|e| {
+                EmbedError::output(&run_path)(format!("unreadable run description: {e}"))
+            })?;
+            if &previous != run {
+                return Err(EmbedError::ResumeMismatch {
+                    path: run_path,
+                    message: format!(
+                        "it was started with {previous:?}, this run has {run:?}; finish it with the same model and options, or remove {}",
+                        dir.display()
+                    ),
+                });
+            }
+        } else {
+            std::fs::create_dir_all(&dir).map_err(EmbedError::io(&dir))?;
+            let text = serde_json::to_string_pretty(run).expect("run descriptions serialise");
+            write_atomically(&dir, &run_path, |file| {
+                use std::io::Write;
+                file.write_all(text.as_bytes())
+                    .map_err(|e| e.to_string())
+            })?;
+        }
+        let mut parts = Self {
+            dir,
+            next: 0,
+            reader: None,
+        };
+        parts.next = parts.part_files()?.len();
+        Ok(parts)
+    }
+
+    /// The finished parts, in the order they were written.
+    fn part_files(&self) -> Result<Vec<PathBuf>, EmbedError> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(EmbedError::io(&self.dir))? {
+            let path = entry.map_err(EmbedError::io(&self.dir))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with("part-") && name.ends_with(".npz") {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Writes one finished batch as a new part.
+    pub(crate) fn write(&mut self, entries: &[Entry]) -> Result<(), EmbedError> {
+        let path = self.dir.join(format!("part-{:06}.npz", self.next));
+        let meta: Vec<PartMeta> = entries
+            .iter()
+            .map(|e| PartMeta {
+                key: e.key.clone(),
+                header: e.header.clone(),
+                length: e.length,
+            })
+            .collect();
+        let meta = Array1::from(serde_json::to_vec(&meta).expect("metadata serialises"));
+        write_atomically(&self.dir, &path, |file| {
+            let mut npz = NpzWriter::new(BufWriter::new(file.try_clone().map_err(|e| e.to_string())?));
+            for entry in entries {
+                npz.add_array(entry.key.as_str(), &entry.values)
+                    .map_err(|e| e.to_string())?;
+            }
+            npz.add_array(META, &meta).map_err(|e| e.to_string())?;
+            let writer = npz.finish().map_err(|e| e.to_string())?;
+            writer.into_inner().map_err(|e| e.to_string())?;
+            Ok(())
+        })?;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Every protein stored in the parts, by key.
+    pub(crate) fn index(&self) -> Result<Vec<(String, Stored)>, EmbedError> {
+        let mut index = Vec::new();
+        for part in self.part_files()? {
+            let file = File::open(&part).map_err(EmbedError::io(&part))?;
+            let mut reader = NpzReader::new(file)
+                .map_err(|e| EmbedError::output(&part)(format!("unreadable part: {e}")))?;
+            let meta: Array1<u8> = reader
+                .by_name(&format!("{META}.npy"))
+                .map_err(|e| EmbedError::output(&part)(format!("unreadable part: {e}")))?;
+            let meta: Vec<PartMeta> = serde_json::from_slice(meta.as_slice().unwrap_or(&[]))
+                .map_err(|e| EmbedError::output(&part)(format!("unreadable part metadata: {e}")))?;
+            index.extend(meta.into_iter().map(|m| {
+                (
+                    m.key,
+                    Stored {
+                        part: part.clone(),
+                        header: m.header,
+                        length: m.length,
+                    },
+                )
+            }));
+        }
+        Ok(index)
+    }
+
+    /// Reads one stored array.
+    pub(crate) fn read(&mut self, key: &str, stored: &Stored) -> Result<ArrayD<f32>, EmbedError> {
+        if self.reader.as_ref().map(|(p, _)| p) != Some(&stored.part) {
+            let file = File::open(&stored.part).map_err(EmbedError::io(&stored.part))?;
+            let reader = NpzReader::new(file)
+                .map_err(|e| EmbedError::output(&stored.part)(format!("unreadable part: {e}")))?;
+            self.reader = Some((stored.part.clone(), reader));
+        }
+        let (_, reader) = self.reader.as_mut().expect("opened above");
+        reader
+            .by_name::<OwnedRepr<f32>, IxDyn>(&format!("{key}.npy"))
+            .map_err(|e| EmbedError::output(&stored.part)(format!("{key}: {e}")))
+    }
+
+    /// Removes the work directory once the output holds everything.
+    pub(crate) fn remove(self) -> Result<(), EmbedError> {
+        std::fs::remove_dir_all(&self.dir).map_err(EmbedError::io(&self.dir))
+    }
+}
+
+/// Writes `path` through a temporary file in `dir` renamed into place, so that `path` is never
+/// seen half-written.
+pub(crate) fn write_atomically(
+    dir: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut File) -> Result<(), String>,
+) -> Result<(), EmbedError> {
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(EmbedError::io(dir))?;
+    write(temp.as_file_mut()).map_err(EmbedError::output(path))?;
+    temp.as_file().sync_all().map_err(EmbedError::io(path))?;
+    temp.persist(path)
+        .map_err(|e| EmbedError::io(path)(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::{Path, PathBuf};
+
+use prottrans::burn::tensor::{Device, Int, Tensor, TensorData};
+use prottrans::prelude::*;
+use safetensors::{Dtype, SafeTensors};
+
+/// The device under test: `PROTTRANS_TEST_DEVICE` (e.g. `wgpu`, with that feature built in),
+/// else the default CPU backend.
+pub fn device() -> Device {
+    let spec: DeviceSpec = std::env::var("PROTTRANS_TEST_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()
+        .unwrap();
+    spec.device().unwrap()
+}
+
+/// The repository root (this module is also used by the tests of crates/cli).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("tests run inside the repository")
+        .to_path_buf()
+}
+
+/// A committed fixture directory.
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+/// A committed data sample.
+pub fn sample(name: &str) -> PathBuf {
+    repo().join("data/samples").join(name)
+}
+
+/// The tensors `transformers` computed for a fixture (`expected.safetensors`).
+pub struct Expected {
+    bytes: Vec<u8>,
+}
+
+impl Expected {
+    pub fn load(fixture_name: &str) -> Self {
+        let path = fixture(fixture_name).join("expected.safetensors");
+        Self { bytes: std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) }
+    }
+
+    pub fn tensor(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
+        let tensors = SafeTensors::deserialize(&self.bytes).unwrap();
+        let view = tensors.tensor(name).unwrap();
+        assert_eq!(view.dtype(), Dtype::F32, "{name}");
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        (view.shape().to_vec(), values)
+    }
+
+    pub fn ints(&self, name: &str) -> (Vec<usize>, Vec<i64>) {
+        let tensors = SafeTensors::deserialize(&self.bytes).unwrap();
+        let view = tensors.tensor(name).unwrap();
+        assert_eq!(view.dtype(), Dtype::I64, "{name}");
+        let values = view
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        (view.shape().to_vec(), values)
+    }
+
+    pub fn int_tensor(&self, name: &str, device: &Device) -> Tensor<2, Int> {
+        let (shape, values) = self.ints(name);
+        Tensor::from_data(TensorData::new(values, [shape[0], shape[1]]), device)
+    }
+}
+
+/// A small random ProtBert-vocabulary model with room for 1024 residues, saved in the
+/// Hugging Face layout (for tests on real-length proteins).
+pub fn save_random_bert(dir: &Path, device: &Device) -> BertConfig {
+    let config = BertConfig {
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 1026,
+        ..BertConfig::default()
+    };
+    save_bert_for_masked_lm(&config.init(device), &config, dir).unwrap();
+    config
+}
