@@ -120,9 +120,10 @@ pub fn compiled_backends() -> impl Iterator<Item = &'static BackendInfo> {
 }
 
 /// A device request, as written after `--device`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum DeviceSpec {
     /// The best CPU backend compiled in (flex, then ndarray, then the CubeCL CPU JIT, then libtorch).
+    #[default]
     Cpu,
     /// burn's flex CPU backend.
     Flex,
@@ -144,12 +145,6 @@ pub enum DeviceSpec {
     TchCpu,
     /// libtorch on a CUDA device.
     TchCuda(usize),
-}
-
-impl Default for DeviceSpec {
-    fn default() -> Self {
-        Self::Cpu
-    }
 }
 
 impl FromStr for DeviceSpec {

@@ -217,6 +217,9 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         .expect("valid template")
         .progress_chars("=> "),
     );
+    // On a terminal the bar animates; in logs (CI, batch jobs) a plain line every ten seconds.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_line = std::time::Instant::now();
     let started = std::time::Instant::now();
     let (mut proteins, mut total) = (0usize, 0usize);
     let summary = job
@@ -239,11 +242,21 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
                 proteins += n;
                 bar.inc(*residues as u64);
                 let seconds = started.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
+                let message = format!(
                     "{proteins}/{total} proteins, {:.1} proteins/s, {:.0} residues/s",
                     proteins as f64 / seconds,
                     bar.position() as f64 / seconds
-                ));
+                );
+                if !terminal && (last_line.elapsed().as_secs() >= 10 || proteins == total) {
+                    eprintln!(
+                        "[{:.0} s] {}/{} residues, {message}",
+                        seconds,
+                        bar.position(),
+                        bar.length().unwrap_or(0)
+                    );
+                    last_line = std::time::Instant::now();
+                }
+                bar.set_message(message);
             }
             Progress::Writing { entries } => {
                 bar.finish_and_clear();
@@ -269,10 +282,17 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         println!("{} proteins were already done", summary.already_done);
     }
     if !summary.skipped_long.is_empty() {
+        let shown = summary.skipped_long.len().min(10);
+        let more = summary.skipped_long.len() - shown;
         println!(
-            "skipped {} proteins above the length limit: {}",
+            "skipped {} proteins above the length limit: {}{}",
             summary.skipped_long.len(),
-            summary.skipped_long.join(", ")
+            summary.skipped_long[..shown].join(", "),
+            if more > 0 {
+                format!(" and {more} more (all listed by --summary-json)")
+            } else {
+                String::new()
+            }
         );
     }
     println!(

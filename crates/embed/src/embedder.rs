@@ -216,10 +216,16 @@ impl Embedder {
             }
         }
         let shape = [batch, width];
-        let input = EncoderInput::new(
-            Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device),
-            Tensor::<2, Int>::from_data(TensorData::new(mask, shape), &self.device),
-        );
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, shape), &self.device);
+        // Long proteins run alone, and equal lengths are common: no padding, no mask.
+        let input = if framed.iter().all(|t| t.len() == width) {
+            EncoderInput::unpadded(ids)
+        } else {
+            EncoderInput::new(
+                ids,
+                Tensor::<2, Int>::from_data(TensorData::new(mask, shape), &self.device),
+            )
+        };
         let hidden = self.encoder.encode(input).last_hidden_state;
         let d = self.hidden_size();
         let values = hidden

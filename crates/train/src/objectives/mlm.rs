@@ -160,8 +160,8 @@ impl MlmBatcher {
 pub struct MlmBatch {
     /// `[batch, seq]`.
     pub input_ids: Tensor<2, Int>,
-    /// `[batch, seq]`, 1 at tokens.
-    pub attention_mask: Tensor<2, Int>,
+    /// `[batch, seq]`, 1 at tokens; `None` when no sequence is padded.
+    pub attention_mask: Option<Tensor<2, Int>>,
     /// `[n]` flat positions to predict.
     pub positions: Tensor<1, Int>,
     /// `[n]` original ids.
@@ -175,7 +175,9 @@ impl MaskedSequences {
         let n = self.positions.len();
         MlmBatch {
             input_ids: Tensor::from_data(TensorData::new(self.input_ids, shape), device),
-            attention_mask: Tensor::from_data(TensorData::new(self.attention_mask, shape), device),
+            attention_mask: (self.attention_mask.contains(&0)).then(|| {
+                Tensor::from_data(TensorData::new(self.attention_mask, shape), device)
+            }),
             positions: Tensor::from_data(TensorData::new(self.positions, [n]), device),
             labels: Tensor::from_data(TensorData::new(self.labels, [n]), device),
         }
@@ -217,7 +219,10 @@ impl MaskedLm {
 
     /// Loss, logits and targets of one batch.
     pub fn forward_loss(&self, batch: MlmBatch) -> ClassificationOutput {
-        let input = EncoderInput::new(batch.input_ids, batch.attention_mask);
+        let input = EncoderInput {
+            attention_mask: batch.attention_mask,
+            ..EncoderInput::unpadded(batch.input_ids)
+        };
         let logits = self.model.forward_at(input, batch.positions);
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
@@ -227,7 +232,10 @@ impl MaskedLm {
 
     /// Summed loss, correct predictions and predictions of one batch (for exact averages).
     pub fn score(&self, batch: MlmBatch) -> MlmScores {
-        let input = EncoderInput::new(batch.input_ids, batch.attention_mask);
+        let input = EncoderInput {
+            attention_mask: batch.attention_mask,
+            ..EncoderInput::unpadded(batch.input_ids)
+        };
         let logits = self.model.forward_at(input, batch.positions);
         let n = batch.labels.dims()[0];
         let labels = batch.labels.reshape([n, 1]);
