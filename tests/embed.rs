@@ -218,4 +218,9 @@ fn an_existing_output_is_not_overwritten_without_resume() {
     let mut keys = EmbeddingFile::open(&output).unwrap().keys().unwrap();
     keys.sort();
     assert_eq!(keys, ["P1", "P2"]);
+    // Per-protein vectors are not added to a per-residue file.
+    let input = write_fasta(dir.path(), "in.fa", ">P1\nMKTAY\n>P2\nMKV\n>P3\nMKL\n");
+    let options = EmbedOptions { resume: true, per_protein: true, ..EmbedOptions::default() };
+    let err = run_job(&embedder, &input, &output, options).unwrap_err().to_string();
+    assert!(err.contains("cannot resume") && err.contains("per-protein"), "{err}");
 }

@@ -1,6 +1,6 @@
 //! A whole FASTA file embedded into one output file, resumably.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -177,9 +177,10 @@ impl EmbedJob<'_> {
         } else {
             None
         };
-        let mut done: HashMap<String, ()> = HashMap::new();
+        let mut done: HashSet<String> = HashSet::new();
         if let Some(file) = existing.as_mut() {
-            done.extend(file.keys()?.into_iter().map(|k| (k, ())));
+            done.extend(file.keys()?);
+            self.check_existing_shape(file, done.iter().next())?;
         }
         let run = RunDescription {
             model: self.embedder_dir(),
@@ -194,11 +195,8 @@ impl EmbedJob<'_> {
             } else {
                 Vec::new()
             };
-            done.extend(parts_index.into_iter().map(|(k, _)| (k, ())));
-            proteins
-                .iter()
-                .filter(|p| !done.contains_key(&p.key))
-                .collect()
+            done.extend(parts_index.into_iter().map(|(k, _)| k));
+            proteins.iter().filter(|p| !done.contains(&p.key)).collect()
         };
         let already_done = proteins.len() - todo.len();
         let residues: usize = todo.iter().map(|p| p.residues.len()).sum();
@@ -339,6 +337,33 @@ impl EmbedJob<'_> {
             },
         )?;
         Ok((proteins, skipped))
+    }
+
+    /// An existing output records no settings, but its arrays must at least have the shape
+    /// this run writes, or resuming would mix kinds of embeddings in one file.
+    fn check_existing_shape(
+        &self,
+        file: &mut EmbeddingFile,
+        key: Option<&String>,
+    ) -> Result<(), EmbedError> {
+        let Some(key) = key else { return Ok(()) };
+        let shape = file.read(key)?.shape().to_vec();
+        let d = self.embedder.hidden_size();
+        let fits = if self.options.per_protein {
+            shape == [d]
+        } else {
+            shape.len() == 2 && shape[1] == d
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(EmbedError::ResumeMismatch {
+            path: self.output.clone(),
+            message: format!(
+                "'{key}' there has shape {shape:?}, but this run writes {} of width {d}; use another output file",
+                if self.options.per_protein { "per-protein vectors" } else { "per-residue arrays" }
+            ),
+        })
     }
 
     fn embedder_dir(&self) -> PathBuf {
