@@ -224,3 +224,43 @@ fn an_existing_output_is_not_overwritten_without_resume() {
     let err = run_job(&embedder, &input, &output, options).unwrap_err().to_string();
     assert!(err.contains("cannot resume") && err.contains("per-protein"), "{err}");
 }
+
+/// A crash after three batches, then a lost part: resuming embeds the lost proteins again and
+/// never writes over a finished part.
+#[test]
+fn a_resume_after_a_lost_part_embeds_its_proteins_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = Embedder::load(fixture("bert_tiny"), &device()).unwrap();
+    let fasta: String = (0..10).map(|i| format!(">P{i}\n{}\n", &"MKTAYIAKQRQISFVK"[..5 + i])).collect();
+    let input = write_fasta(dir.path(), "in.fa", &fasta);
+    let options = EmbedOptions { max_batch: 2, ..EmbedOptions::default() };
+    let whole = dir.path().join("whole.npz");
+    run_job(&embedder, &input, &whole, options.clone()).unwrap();
+
+    let output = dir.path().join("out.npz");
+    let job = EmbedJob { embedder: &embedder, input: input.clone(), output: output.clone(), options: options.clone() };
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut batches = 0;
+        job.run(&mut |event| {
+            if let prottrans::embed::Progress::Batch { .. } = event {
+                batches += 1;
+                if batches == 3 {
+                    panic!("simulated crash after three batches");
+                }
+            }
+        })
+    }));
+    assert!(crashed.is_err());
+    let partial = dir.path().join("out.npz.partial");
+    std::fs::remove_file(partial.join("part-000001.npz")).unwrap();
+
+    run_job(&embedder, &input, &output, EmbedOptions { resume: true, ..options }).unwrap();
+    let (mut a, mut b) = (EmbeddingFile::open(&whole).unwrap(), EmbeddingFile::open(&output).unwrap());
+    let mut keys = b.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys.len(), 10, "{keys:?}");
+    for key in keys {
+        let (x, y) = (a.read(&key).unwrap(), b.read(&key).unwrap());
+        assert!(max_abs_diff(&x, &y) <= 1e-5, "{key}");
+    }
+}

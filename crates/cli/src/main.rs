@@ -289,7 +289,14 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
             summary.skipped_long.len(),
             summary.skipped_long[..shown].join(", "),
             if more > 0 {
-                format!(" and {more} more (all listed by --summary-json)")
+                format!(
+                    " and {more} more ({})",
+                    if args.summary_json.is_some() {
+                        "all in the --summary-json file"
+                    } else {
+                        "--summary-json lists all"
+                    }
+                )
             } else {
                 String::new()
             }

@@ -183,7 +183,8 @@ impl EmbedJob<'_> {
             self.check_existing_shape(file, done.iter().next())?;
         }
         let run = RunDescription {
-            model: self.embedder_dir(),
+            model: self.embedder.source().to_string_lossy().into_owned(),
+            weights: self.weights_fingerprint(),
             per_protein: options.per_protein,
             precision: self.embedder.precision(),
             hidden_size: self.embedder.hidden_size(),
@@ -213,7 +214,7 @@ impl EmbedJob<'_> {
                 None => 0,
             };
             if existing.is_none() {
-                self.write_output(format, None, None)?;
+                self.write_output(format, None, None, &[])?;
             }
             return Ok(self.summary(0, 0, 0, already_done, skipped_long, entries, 0.0, started));
         }
@@ -256,7 +257,8 @@ impl EmbedJob<'_> {
         }
         let seconds = embedding.elapsed().as_secs_f64();
 
-        let entries = self.write_output(format, existing, Some((&mut parts, progress)))?;
+        let expected: Vec<&str> = proteins.iter().map(|p| p.key.as_str()).collect();
+        let entries = self.write_output(format, existing, Some((&mut parts, progress)), &expected)?;
         parts.remove()?;
         Ok(self.summary(
             todo.len(),
@@ -366,8 +368,20 @@ impl EmbedJob<'_> {
         })
     }
 
-    fn embedder_dir(&self) -> PathBuf {
-        self.embedder.source().to_path_buf()
+    fn weights_fingerprint(&self) -> (u64, u64) {
+        let dir = self.embedder.source();
+        [prottrans_import::SAFETENSORS_FILE, prottrans_import::PYTORCH_FILE]
+            .iter()
+            .find_map(|name| std::fs::metadata(dir.join(name)).ok())
+            .map(|m| {
+                let modified = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                (m.len(), modified)
+            })
+            .unwrap_or((0, 0))
     }
 
     /// Writes the output file from the existing output and the parts, sorted by key, through
@@ -377,6 +391,7 @@ impl EmbedJob<'_> {
         format: OutputFormat,
         mut existing: Option<EmbeddingFile>,
         parts: Option<PartsAndProgress<'_>>,
+        expected: &[&str],
     ) -> Result<usize, EmbedError> {
         enum Source {
             Existing,
@@ -409,11 +424,24 @@ impl EmbedJob<'_> {
                 _ => PathBuf::from("."),
             }
         };
-        let temp = tempfile::Builder::new()
-            .prefix(".prottrans-embed-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(EmbedError::io(&dir))?;
+        // Every protein of the input must be there before finished work is let go of.
+        if let Some(missing) = expected.iter().find(|key| !sources.contains_key(**key)) {
+            return Err(EmbedError::Output {
+                path: Parts::dir_for(&self.output),
+                message: format!(
+                    "protein '{missing}' is neither in the output nor in the finished parts; nothing was removed, rerun with --resume"
+                ),
+            });
+        }
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".prottrans-embed-").suffix(".tmp");
+        #[cfg(unix)]
+        {
+            // Like any new file (0666 less the umask), not tempfile's owner-only 0600.
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let temp = builder.tempfile_in(&dir).map_err(EmbedError::io(&dir))?;
         let mut writer = Writer::create(temp.path(), format)?;
         for (key, source) in &sources {
             let entry = match source {
@@ -435,9 +463,20 @@ impl EmbedJob<'_> {
             writer.add(&entry)?;
         }
         writer.finish()?;
+        // On disk before the rename makes it the output and the parts are removed.
+        std::fs::File::open(temp.path())
+            .and_then(|f| f.sync_all())
+            .map_err(EmbedError::io(&self.output))?;
         drop(existing); // close before the rename replaces it
         temp.persist(&self.output)
             .map_err(|e| EmbedError::io(&self.output)(e.error))?;
+        #[cfg(unix)]
+        if let Some(parent) = self.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // The rename itself, before the parts go.
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(EmbedError::io(parent))?;
+        }
         Ok(sources.len())
     }
 

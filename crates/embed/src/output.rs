@@ -242,10 +242,17 @@ mod h5 {
         Ok(())
     }
 
+    /// Header and length; files from other tools may lack them (empty header, rows as length).
     pub(super) fn attributes(file: &hdf5::File, key: &str) -> hdf5::Result<(String, usize)> {
         let dataset = file.dataset(key)?;
-        let header = dataset.attr("header")?.read_scalar::<VarLenUnicode>()?;
-        let length = dataset.attr("length")?.read_scalar::<u64>()?;
-        Ok((header.as_str().to_string(), length as usize))
+        let header = match dataset.attr("header") {
+            Ok(attr) => attr.read_scalar::<VarLenUnicode>()?.as_str().to_string(),
+            Err(_) => String::new(),
+        };
+        let length = match dataset.attr("length") {
+            Ok(attr) => attr.read_scalar::<u64>()? as usize,
+            Err(_) => dataset.shape().first().copied().unwrap_or(0),
+        };
+        Ok((header, length))
     }
 }

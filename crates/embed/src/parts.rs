@@ -23,8 +23,11 @@ const META: &str = ".meta";
 /// What must not change between a run and its resumption.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RunDescription {
-    /// The checkpoint directory, canonicalised.
-    pub model: PathBuf,
+    /// The checkpoint directory, canonicalised (lossy UTF-8).
+    pub model: String,
+    /// Size and modification time (seconds) of its weights file, so that a checkpoint
+    /// overwritten in place (by further training) is not mixed with its earlier self.
+    pub weights: (u64, u64),
     /// Per-protein means instead of per-residue arrays.
     pub per_protein: bool,
     /// Precision of the forward pass.
@@ -82,7 +85,8 @@ impl Parts {
             }
         } else {
             std::fs::create_dir_all(&dir).map_err(EmbedError::io(&dir))?;
-            let text = serde_json::to_string_pretty(run).expect("run descriptions serialise");
+            let text = serde_json::to_string_pretty(run)
+                .map_err(|e| EmbedError::output(&run_path)(e.to_string()))?;
             write_atomically(&dir, &run_path, |file| {
                 use std::io::Write;
                 file.write_all(text.as_bytes())
@@ -94,7 +98,14 @@ impl Parts {
             next: 0,
             reader: None,
         };
-        parts.next = parts.part_files()?.len();
+        // After the highest existing part, never over one: a gap (a part removed by hand) must
+        // not make a new batch replace finished work.
+        parts.next = parts
+            .part_files()?
+            .iter()
+            .filter_map(|p| p.file_stem()?.to_str()?.strip_prefix("part-")?.parse::<usize>().ok())
+            .max()
+            .map_or(0, |last| last + 1);
         Ok(parts)
     }
 
@@ -198,7 +209,7 @@ pub(crate) fn write_atomically(
         .map_err(EmbedError::io(dir))?;
     write(temp.as_file_mut()).map_err(EmbedError::output(path))?;
     temp.as_file().sync_all().map_err(EmbedError::io(path))?;
-    temp.persist(path)
+    temp.persist_noclobber(path)
         .map_err(|e| EmbedError::io(path)(e.error))?;
     Ok(())
 }
