@@ -154,7 +154,9 @@ impl Embedder {
     /// Per-residue embeddings `[L, d]` of one raw sequence (any case; U, Z, O, B as the
     /// tokenizer is set).
     pub fn embed(&self, sequence: &str) -> Result<Array2<f32>, EmbedError> {
-        let ids = self.tokenizer.encode_residues("sequence", sequence.as_bytes())?;
+        let ids = self
+            .tokenizer
+            .encode_residues("sequence", sequence.as_bytes())?;
         let mut out = self.embed_residue_ids(&[&ids])?;
         Ok(out.remove(0))
     }
@@ -192,7 +194,10 @@ impl Embedder {
             )));
         }
         if let Some(empty) = residues.iter().position(|r| r.is_empty()) {
-            return Err(EmbedError::Options(format!("sequence {} is empty", empty + 1)));
+            return Err(EmbedError::Options(format!(
+                "sequence {} is empty",
+                empty + 1
+            )));
         }
         let framed: Vec<Vec<u32>> = residues
             .iter()
@@ -241,7 +246,8 @@ impl Embedder {
             .map(|(row, r)| {
                 let span = self.tokenizer.residue_span(r.len());
                 let start = row * width + offsets[row] + span.start;
-                all.slice(ndarray::s![start..start + r.len(), ..]).to_owned()
+                all.slice(ndarray::s![start..start + r.len(), ..])
+                    .to_owned()
             })
             .collect())
     }

@@ -182,6 +182,7 @@ impl EmbedJob<'_> {
             done.extend(file.keys()?);
             self.check_existing_shape(file, done.iter().next())?;
         }
+        let existing_entries = done.len();
         let run = RunDescription {
             model: self.embedder.source().to_string_lossy().into_owned(),
             weights: self.weights_fingerprint(),
@@ -209,14 +210,20 @@ impl EmbedJob<'_> {
 
         if todo.is_empty() && !work_dir_existed {
             // Nothing new and nothing unfinished: the output (if any) is complete as it is.
-            let entries = match existing.as_mut() {
-                Some(file) => file.keys()?.len(),
-                None => 0,
-            };
             if existing.is_none() {
                 self.write_output(format, None, None, &[])?;
             }
-            return Ok(self.summary(0, 0, 0, already_done, skipped_long, entries, 0.0, started));
+            let summary = self.summary(
+                0,
+                0,
+                0,
+                already_done,
+                skipped_long,
+                existing_entries,
+                0.0,
+                started,
+            );
+            return Ok(summary);
         }
 
         let mut parts = Parts::open(&self.output, &run)?;
@@ -258,7 +265,8 @@ impl EmbedJob<'_> {
         let seconds = embedding.elapsed().as_secs_f64();
 
         let expected: Vec<&str> = proteins.iter().map(|p| p.key.as_str()).collect();
-        let entries = self.write_output(format, existing, Some((&mut parts, progress)), &expected)?;
+        let entries =
+            self.write_output(format, existing, Some((&mut parts, progress)), &expected)?;
         parts.remove()?;
         Ok(self.summary(
             todo.len(),
@@ -363,25 +371,32 @@ impl EmbedJob<'_> {
             path: self.output.clone(),
             message: format!(
                 "'{key}' there has shape {shape:?}, but this run writes {} of width {d}; use another output file",
-                if self.options.per_protein { "per-protein vectors" } else { "per-residue arrays" }
+                if self.options.per_protein {
+                    "per-protein vectors"
+                } else {
+                    "per-residue arrays"
+                }
             ),
         })
     }
 
     fn weights_fingerprint(&self) -> (u64, u64) {
         let dir = self.embedder.source();
-        [prottrans_import::SAFETENSORS_FILE, prottrans_import::PYTORCH_FILE]
-            .iter()
-            .find_map(|name| std::fs::metadata(dir.join(name)).ok())
-            .map(|m| {
-                let modified = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                (m.len(), modified)
-            })
-            .unwrap_or((0, 0))
+        [
+            prottrans_import::SAFETENSORS_FILE,
+            prottrans_import::PYTORCH_FILE,
+        ]
+        .iter()
+        .find_map(|name| std::fs::metadata(dir.join(name)).ok())
+        .map(|m| {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            (m.len(), modified)
+        })
+        .unwrap_or((0, 0))
     }
 
     /// Writes the output file from the existing output and the parts, sorted by key, through
@@ -492,7 +507,13 @@ impl EmbedJob<'_> {
         seconds: f64,
         started: Instant,
     ) -> EmbedSummary {
-        let rate = |n: usize| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
+        let rate = |n: usize| {
+            if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            }
+        };
         EmbedSummary {
             output: self.output.clone(),
             proteins,

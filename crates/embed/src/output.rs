@@ -137,7 +137,9 @@ enum Reader {
 
 impl std::fmt::Debug for EmbeddingFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddingFile").field("path", &self.path).finish()
+        f.debug_struct("EmbeddingFile")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -170,7 +172,11 @@ impl EmbeddingFile {
                 .names()
                 .map_err(|e| EmbedError::output(&path)(e.to_string()))?
                 .into_iter()
-                .map(|name| name.strip_suffix(".npy").map(str::to_string).unwrap_or(name))
+                .map(|name| {
+                    name.strip_suffix(".npy")
+                        .map(str::to_string)
+                        .unwrap_or(name)
+                })
                 .collect()),
             #[cfg(feature = "hdf5")]
             Reader::H5(file) => file

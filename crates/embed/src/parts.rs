@@ -89,8 +89,7 @@ impl Parts {
                 .map_err(|e| EmbedError::output(&run_path)(e.to_string()))?;
             write_atomically(&dir, &run_path, |file| {
                 use std::io::Write;
-                file.write_all(text.as_bytes())
-                    .map_err(|e| e.to_string())
+                file.write_all(text.as_bytes()).map_err(|e| e.to_string())
             })?;
         }
         let mut parts = Self {
@@ -103,7 +102,13 @@ impl Parts {
         parts.next = parts
             .part_files()?
             .iter()
-            .filter_map(|p| p.file_stem()?.to_str()?.strip_prefix("part-")?.parse::<usize>().ok())
+            .filter_map(|p| {
+                p.file_stem()?
+                    .to_str()?
+                    .strip_prefix("part-")?
+                    .parse::<usize>()
+                    .ok()
+            })
             .max()
             .map_or(0, |last| last + 1);
         Ok(parts)
@@ -136,7 +141,8 @@ impl Parts {
             .collect();
         let meta = Array1::from(serde_json::to_vec(&meta).expect("metadata serialises"));
         write_atomically(&self.dir, &path, |file| {
-            let mut npz = NpzWriter::new(BufWriter::new(file.try_clone().map_err(|e| e.to_string())?));
+            let mut npz =
+                NpzWriter::new(BufWriter::new(file.try_clone().map_err(|e| e.to_string())?));
             for entry in entries {
                 npz.add_array(entry.key.as_str(), &entry.values)
                     .map_err(|e| e.to_string())?;

@@ -47,15 +47,26 @@ mod tests {
         let batches = plan_batches(&lengths, 100, 3, 1000);
         assert_eq!(batches[0], vec![5], "long proteins run alone and first");
         assert_eq!(batches[1], vec![1, 6], "50 + 40 fits, + 30 would not");
-        assert_eq!(batches[2], vec![2, 3, 0], "30 + 30 + 10, then the sequence cap");
+        assert_eq!(
+            batches[2],
+            vec![2, 3, 0],
+            "30 + 30 + 10, then the sequence cap"
+        );
         assert_eq!(batches[3], vec![4]);
         let mut all: Vec<usize> = batches.concat();
         all.sort();
-        assert_eq!(all, (0..lengths.len()).collect::<Vec<_>>(), "every protein exactly once");
+        assert_eq!(
+            all,
+            (0..lengths.len()).collect::<Vec<_>>(),
+            "every protein exactly once"
+        );
     }
 
     #[test]
     fn proteins_above_the_residue_budget_run_alone() {
-        assert_eq!(plan_batches(&[300, 20], 100, 10, 1000), vec![vec![0], vec![1]]);
+        assert_eq!(
+            plan_batches(&[300, 20], 100, 10, 1000),
+            vec![vec![0], vec![1]]
+        );
     }
 }
