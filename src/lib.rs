@@ -14,6 +14,7 @@
 //! | [`import`] | `prottrans-import` | Hugging Face checkpoint directories in and out |
 //! | [`train`] | `prottrans-train` | objectives, recipes and burn-train pretraining |
 //! | [`embed`] | `prottrans-embed` | per-residue and per-protein embeddings, FASTA to h5/npz |
+//! | [`transfer`] | `prottrans-transfer` | supervised heads on frozen embeddings: secondary structure, localisation |
 //!
 //! ```no_run
 //! use prottrans::prelude::*;
@@ -38,6 +39,7 @@ pub use prottrans_embed as embed;
 pub use prottrans_import as import;
 pub use prottrans_models as models;
 pub use prottrans_train as train;
+pub use prottrans_transfer as transfer;
 
 /// The re-exported burn, so users need not match its version.
 pub use burn;
@@ -52,4 +54,7 @@ pub mod prelude {
         BertConfig, BertForMaskedLm, EncoderInput, ModelConfig, ProteinEncoder,
     };
     pub use prottrans_train::{PretrainConfig, PretrainReport, PretrainRun, pretrain};
+    pub use prottrans_transfer::{
+        Evaluation, FeatureSpec, HeadOptions, HeadTraining, LabelledSet, Pooling, Task, evaluate, train_head,
+    };
 }

@@ -7,8 +7,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use prottrans::prelude::*;
 
-/// ProtTrans protein language models on burn: pretraining, and embeddings from released or
-/// pretrained checkpoints; supervised heads follow.
+mod transfer;
+
+/// ProtTrans protein language models on burn: pretraining, embeddings from released or
+/// pretrained checkpoints, and the paper's supervised heads (secondary structure, localisation).
 ///
 /// Every command takes `--device` (cpu, wgpu, vulkan, metal, cuda:N, rocm:N, tch, ...); which
 /// backends exist is decided when prottrans is built (`cargo build --features wgpu,...`);
@@ -54,6 +56,32 @@ enum Command {
     /// OUTPUT.partial/ and the output is written at the end through a rename, so an interrupted
     /// run loses nothing finished and never leaves a broken file: rerun with --resume.
     Embed(EmbedArgs),
+    /// Train a supervised head (secondary structure or localisation) on frozen features.
+    ///
+    /// Features come from a checkpoint (--model), from `prottrans embed` files (--embeddings),
+    /// or from a baseline (--features one-hot|composition). Trains with burn-train: AdamW,
+    /// early stopping on validation loss, a checkpoint per epoch (--resume continues); keeps
+    /// the epoch with the lowest validation loss.
+    TrainHead(transfer::TrainHeadArgs),
+    /// Score a head on a labelled test set: Q3/Q8 or Q10/Q2 with standard errors, MCC,
+    /// per-class recall, the majority-class baseline, confusion matrices and a t-SNE map.
+    Evaluate(transfer::EvaluateArgs),
+    /// Predict secondary structure or localisation for a FASTA file (TSV, and JSON with all
+    /// class probabilities).
+    Predict(transfer::PredictArgs),
+    /// Write a randomly initialised model of a recipe's shape (Hugging Face layout): the
+    /// "untrained" baseline for transfer, or a starting point to inspect.
+    InitModel {
+        /// Training recipe (TOML) whose [model] section gives the shape.
+        #[arg(long)]
+        config: PathBuf,
+        /// Output directory (config.json + model.safetensors).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the initialisation (default: the recipe's data seed, as `pretrain` uses).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// List the backends compiled into this build.
     Devices,
 }
@@ -168,6 +196,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Embed(args) => embed(args),
+        Command::InitModel { config, out, seed } => {
+            let recipe = PretrainConfig::from_toml_file(&config)?;
+            let ModelConfig::Bert(bert) = &recipe.model;
+            let device = DeviceSpec::Cpu.device()?;
+            device.seed(seed.unwrap_or(recipe.data.seed));
+            save_bert_for_masked_lm(&bert.init(&device), bert, &out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("random {}-layer, width-{} BERT written to {}", bert.num_hidden_layers, bert.hidden_size, out.display());
+            Ok(())
+        }
+        Command::TrainHead(args) => transfer::train_head(args),
+        Command::Evaluate(args) => transfer::evaluate(args),
+        Command::Predict(args) => transfer::predict(args),
         Command::Devices => {
             for backend in prottrans::backend::BACKENDS {
                 println!(

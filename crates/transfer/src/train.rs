@@ -1,0 +1,513 @@
+//! Training a head with burn-train: features in memory, padded batches, the weighted
+//! multi-task loss over known labels, per-task metrics, early stopping on validation loss,
+//! checkpoints every epoch and resume. The kept weights are those of the best epoch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::InMemDataset;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::module::Module;
+use burn::optim::AdamWConfig;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor};
+use burn::train::checkpoint::{ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy};
+use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::metric::LossMetric;
+use burn::train::{
+    InferenceStep, Learner, LearnerModel, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
+    TrainOutput, TrainStep,
+};
+use ndarray::Array2;
+use prottrans_train::renderer::ProgressRenderer;
+use serde::{Deserialize, Serialize};
+
+use crate::batches::{Example, HeadBatch, HeadBatcher};
+use crate::datasets::LabelledSet;
+use crate::error::TransferError;
+use crate::features::{FeatureSpec, ProteinRef, compute_features};
+use crate::heads::{Pooling, ProteinHead, ProteinHeadConfig, ResidueHead, ResidueHeadConfig};
+use crate::labels::Task;
+use crate::metrics::{HeadOutput, TaskMetric, TaskMetricKind, TaskOutput};
+use crate::saved::{Head, SavedHead};
+
+/// How a head is trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadOptions {
+    /// Upper bound on epochs.
+    pub epochs: usize,
+    /// Stop after this many epochs without a lower validation loss.
+    pub patience: usize,
+    /// Proteins per batch.
+    pub batch_size: usize,
+    /// Adam(W) learning rate.
+    pub learning_rate: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Loss weight of each label set, in output order (empty: all 1).
+    pub loss_weights: Vec<f64>,
+    /// Pooling of the per-protein head.
+    pub pooling: Pooling,
+    /// Train the 2-class disorder classifier too (needs disorder labels).
+    pub disorder: bool,
+    /// Dropout of the heads.
+    pub dropout: f64,
+    /// Seed of initialisation and shuffling.
+    pub seed: u64,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        Self {
+            epochs: 40,
+            patience: 5,
+            batch_size: 16,
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            loss_weights: Vec::new(),
+            pooling: Pooling::Mean,
+            disorder: false,
+            dropout: 0.25,
+            seed: 42,
+        }
+    }
+}
+
+/// A training run.
+#[derive(Debug, Clone)]
+pub struct HeadTraining {
+    /// Training proteins with labels.
+    pub train: LabelledSet,
+    /// Validation proteins with labels (early stopping, kept epoch).
+    pub valid: LabelledSet,
+    /// Where the features come from.
+    pub features: FeatureSpec,
+    /// Precomputed embeddings of the training proteins (for [`FeatureSpec::Embeddings`]).
+    pub train_embeddings: Option<PathBuf>,
+    /// Precomputed embeddings of the validation proteins.
+    pub valid_embeddings: Option<PathBuf>,
+    /// Proteins longer than this were left out of both sets (recorded in `head.json`).
+    pub max_length: Option<usize>,
+    /// Options.
+    pub options: HeadOptions,
+    /// Output directory: `head.json`, `head.safetensors`, `checkpoint/`, `metrics.jsonl`,
+    /// `curves.png`/`.svg`, `training.json`.
+    pub out: PathBuf,
+    /// Where to train.
+    pub device: Device,
+    /// Continue an interrupted run in `out`.
+    pub resume: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// Epochs run (early stopping may end before `epochs`).
+    pub epochs_run: usize,
+    /// Epoch kept.
+    pub best_epoch: usize,
+    /// Validation loss of the kept epoch.
+    pub best_valid_loss: f64,
+    /// Training proteins and residues.
+    pub train_proteins: usize,
+    /// Validation proteins.
+    pub valid_proteins: usize,
+    /// Feature width.
+    pub input_size: usize,
+    /// Seconds for the whole run, features included.
+    pub seconds: f64,
+    /// The head directory.
+    pub head_dir: PathBuf,
+}
+
+/// Cross-entropy over the rows whose target is known (>= 0), averaged over them.
+///
+/// # Shapes
+/// - `logits`: `[N, k]`, `targets`: `[N]` -> `[1]`
+pub fn masked_cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [n, _] = logits.dims();
+    let known = targets.clone().greater_equal_elem(0).float();
+    let safe = targets.clamp_min(0).reshape([n, 1]);
+    let nll = log_softmax(logits, 1).gather(1, safe).reshape([n]).neg() * known.clone();
+    nll.sum() / known.sum().clamp_min(1.0)
+}
+
+fn weighted_loss(tasks: &[TaskOutput], weights: &[f64]) -> Tensor<1> {
+    let mut total: Option<Tensor<1>> = None;
+    for (task, &weight) in tasks.iter().zip(weights) {
+        if weight == 0.0 {
+            continue;
+        }
+        let loss = masked_cross_entropy(task.logits.clone(), task.targets.clone()) * weight;
+        total = Some(match total {
+            Some(t) => t + loss,
+            None => loss,
+        });
+    }
+    total.unwrap_or_else(|| tasks[0].logits.clone().sum() * 0.0)
+}
+
+/// The per-residue head with its loss weights, as burn-train trains it.
+#[derive(Module, Debug)]
+pub struct ResidueModel {
+    /// The head.
+    pub head: ResidueHead,
+    #[module(skip)]
+    loss_weights: Vec<f64>,
+}
+
+impl ResidueModel {
+    /// Logits, targets and loss of a batch.
+    pub fn forward_output(&self, batch: HeadBatch) -> HeadOutput {
+        let [b, l, _] = batch.features.dims();
+        let tasks: Vec<TaskOutput> = self
+            .head
+            .forward(batch.features, batch.mask)
+            .into_iter()
+            .zip(batch.targets)
+            .map(|(logits, targets)| {
+                let k = logits.dims()[2];
+                TaskOutput { logits: logits.reshape([b * l, k]), targets }
+            })
+            .collect();
+        HeadOutput { loss: weighted_loss(&tasks, &self.loss_weights), tasks }
+    }
+}
+
+/// The per-protein head with its loss weights, as burn-train trains it.
+#[derive(Module, Debug)]
+pub struct ProteinModel {
+    /// The head.
+    pub head: ProteinHead,
+    #[module(skip)]
+    loss_weights: Vec<f64>,
+}
+
+impl ProteinModel {
+    /// Logits, targets and loss of a batch.
+    pub fn forward_output(&self, batch: HeadBatch) -> HeadOutput {
+        let tasks: Vec<TaskOutput> = self
+            .head
+            .forward(batch.features, batch.mask)
+            .into_iter()
+            .zip(batch.targets)
+            .map(|(logits, targets)| TaskOutput { logits, targets })
+            .collect();
+        HeadOutput { loss: weighted_loss(&tasks, &self.loss_weights), tasks }
+    }
+}
+
+macro_rules! impl_steps {
+    ($model:ty) => {
+        impl TrainStep for $model {
+            type Input = HeadBatch;
+            type Output = HeadOutput;
+
+            fn step(&self, batch: HeadBatch) -> TrainOutput<HeadOutput> {
+                let output = self.forward_output(batch);
+                let grads = output.loss.backward();
+                TrainOutput::new(self, grads, output)
+            }
+        }
+
+        impl InferenceStep for $model {
+            type Input = HeadBatch;
+            type Output = HeadOutput;
+
+            fn step(&self, batch: HeadBatch) -> HeadOutput {
+                self.forward_output(batch)
+            }
+        }
+    };
+}
+impl_steps!(ResidueModel);
+impl_steps!(ProteinModel);
+
+/// Features of a set's proteins, shared.
+pub fn set_features(
+    set: &LabelledSet,
+    spec: &FeatureSpec,
+    embeddings: Option<&Path>,
+    device: &Device,
+) -> Result<Vec<Arc<Array2<f32>>>, TransferError> {
+    let proteins: Vec<ProteinRef<'_>> = set
+        .records
+        .iter()
+        .map(|r| ProteinRef { id: &r.id, sequence: &r.sequence })
+        .collect();
+    eprintln!("features of {} ({} proteins): {}", set.path.display(), proteins.len(), spec.describe());
+    Ok(compute_features(spec, &proteins, embeddings, device)?
+        .into_iter()
+        .map(Arc::new)
+        .collect())
+}
+
+fn examples(set: &LabelledSet, features: &[Arc<Array2<f32>>], tasks: usize) -> Vec<Example> {
+    set.records
+        .iter()
+        .zip(features)
+        .map(|(record, features)| Example { features: features.clone(), labels: record.labels[..tasks].to_vec() })
+        .collect()
+}
+
+/// Trains a head; see [`HeadTraining`].
+pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
+    let started = Instant::now();
+    let options = &run.options;
+    let task = run.train.task;
+    if run.valid.task != task {
+        return Err(TransferError::Invalid("training and validation sets are of different tasks".into()));
+    }
+    if options.batch_size == 0 || options.epochs == 0 || options.learning_rate <= 0.0 {
+        return Err(TransferError::Invalid("batch size, epochs and learning rate must be positive".into()));
+    }
+    let label_sets = task.label_sets(options.disorder);
+    let tasks = label_sets.len();
+    let weights = if options.loss_weights.is_empty() { vec![1.0; tasks] } else { options.loss_weights.clone() };
+    if weights.len() != tasks || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+        return Err(TransferError::Invalid(format!(
+            "{} loss weights given for {tasks} outputs ({}); weights must be finite and >= 0",
+            weights.len(),
+            label_sets.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    for (index, set) in label_sets.iter().enumerate() {
+        if weights[index] > 0.0 && !run.train.has_labels(index) {
+            return Err(TransferError::Invalid(format!(
+                "{} has no {} labels; give that output weight 0 (e.g. --loss-weights) or use a set that has them",
+                run.train.path.display(),
+                set.name
+            )));
+        }
+    }
+
+    std::fs::create_dir_all(&run.out).map_err(TransferError::io(&run.out))?;
+    let latest = prottrans_train::pretrain::latest_checkpoint(&run.out);
+    let options_path = run.out.join("training.json");
+    match (run.resume, latest) {
+        (false, Some(_)) => {
+            return Err(TransferError::Invalid(format!(
+                "{} already holds checkpoints of a run; pass --resume to continue it or choose another directory",
+                run.out.display()
+            )));
+        }
+        (true, None) => {
+            return Err(TransferError::Invalid(format!("--resume: no complete checkpoint in {}", run.out.display())));
+        }
+        (true, Some(_)) => {
+            let text = std::fs::read_to_string(&options_path).map_err(TransferError::io(&options_path))?;
+            let saved: HeadOptions = serde_json::from_str(&text)
+                .map_err(|e| TransferError::Invalid(format!("{}: {e}", options_path.display())))?;
+            // More epochs may be asked for; anything else must match the run being continued.
+            if (HeadOptions { epochs: options.epochs, ..saved.clone() }) != *options {
+                return Err(TransferError::Invalid(format!(
+                    "--resume: the options differ from the run in {} (recorded in {}); only --epochs may change",
+                    run.out.display(),
+                    options_path.display()
+                )));
+            }
+        }
+        (false, None) => {
+            // A fresh run: metrics of an earlier, checkpoint-less attempt would confuse the curves.
+            let _ = std::fs::remove_file(run.out.join("metrics.jsonl"));
+        }
+    }
+    let json = serde_json::to_string_pretty(options).map_err(|e| TransferError::Invalid(e.to_string()))?;
+    std::fs::write(&options_path, json).map_err(TransferError::io(&options_path))?;
+
+    let train_features = set_features(&run.train, &run.features, run.train_embeddings.as_deref(), &run.device)?;
+    let valid_features = set_features(&run.valid, &run.features, run.valid_embeddings.as_deref(), &run.device)?;
+    let input_size = train_features.first().map_or(0, |f| f.ncols());
+    if let Some(bad) = valid_features.iter().find(|f| f.ncols() != input_size) {
+        return Err(TransferError::Invalid(format!(
+            "validation features have width {}, training features {input_size}",
+            bad.ncols()
+        )));
+    }
+    if task == Task::SecondaryStructure
+        && let Some((record, _)) = run.train.records.iter().zip(&train_features).find(|(r, f)| f.nrows() != r.sequence.len())
+    {
+        return Err(TransferError::Invalid(format!(
+            "secondary structure needs per-residue features, but '{}' has a single (per-protein) vector",
+            record.id
+        )));
+    }
+
+    let per_residue = task == Task::SecondaryStructure;
+    let batcher = HeadBatcher { per_residue };
+    let train_examples = examples(&run.train, &train_features, tasks);
+    let valid_examples = examples(&run.valid, &valid_features, tasks);
+    let steps_per_epoch = train_examples.len().div_ceil(options.batch_size);
+    let train_loader = DataLoaderBuilder::new(batcher)
+        .batch_size(options.batch_size)
+        .shuffle(options.seed)
+        .num_workers(1)
+        .build(InMemDataset::new(train_examples));
+    let valid_loader = DataLoaderBuilder::new(batcher)
+        .batch_size(options.batch_size)
+        .num_workers(1)
+        .build(InMemDataset::new(valid_examples));
+
+    let train_device = if run.device.is_autodiff() { run.device.clone() } else { run.device.clone().autodiff() };
+    train_device.seed(options.seed);
+    let saved = SavedHead {
+        format: 1,
+        task,
+        features: match &run.features {
+            FeatureSpec::Embeddings { .. } => FeatureSpec::Embeddings { width: input_size },
+            other => other.clone(),
+        },
+        input_size,
+        pooling: options.pooling,
+        disorder: options.disorder,
+        hidden_size: 32,
+        kernel_size: 7,
+        dropout: options.dropout,
+        label_sets: label_sets.iter().map(|s| s.name.to_string()).collect(),
+        training_class_counts: (0..tasks).map(|i| run.train.class_counts(i)).collect(),
+        max_length: run.max_length,
+        best_epoch: 0,
+        epochs_run: 0,
+        train_file: run.train.path.clone(),
+        valid_file: run.valid.path.clone(),
+    };
+    eprintln!(
+        "head: {task}, input width {input_size}, {} training and {} validation proteins, {} steps per epoch",
+        run.train.records.len(),
+        run.valid.records.len(),
+        steps_per_epoch
+    );
+
+    let fit = Fit { run: &run, train_loader, valid_loader, steps_per_epoch, label_sets: &label_sets, resume_from: latest };
+    let (head, epochs_run, best_epoch, best_valid_loss) = match task {
+        Task::SecondaryStructure => {
+            let head = ResidueHeadConfig::new(input_size)
+                .with_dropout(options.dropout)
+                .with_disorder(options.disorder)
+                .init(&train_device);
+            let (model, epochs, best, loss) = fit.run(ResidueModel { head, loss_weights: weights.clone() })?;
+            (Head::Residue(model.head.valid()), epochs, best, loss)
+        }
+        Task::Localization => {
+            let head = ProteinHeadConfig::new(input_size)
+                .with_pooling(options.pooling)
+                .with_dropout(options.dropout)
+                .init(&train_device);
+            let (model, epochs, best, loss) = fit.run(ProteinModel { head, loss_weights: weights.clone() })?;
+            (Head::Protein(model.head.valid()), epochs, best, loss)
+        }
+    };
+    let saved = SavedHead { best_epoch, epochs_run, ..saved };
+    head.save(&saved, &run.out)?;
+    if let Err(e) = crate::plots::training_curves(&run.out.join("metrics.jsonl"), &run.out.join("curves")) {
+        eprintln!("warning: training curves not drawn: {e}");
+    }
+    Ok(TrainingSummary {
+        epochs_run,
+        best_epoch,
+        best_valid_loss,
+        train_proteins: run.train.records.len(),
+        valid_proteins: run.valid.records.len(),
+        input_size,
+        seconds: started.elapsed().as_secs_f64(),
+        head_dir: run.out.clone(),
+    })
+}
+
+struct Fit<'a> {
+    run: &'a HeadTraining,
+    train_loader: Arc<dyn burn::data::dataloader::DataLoader<HeadBatch>>,
+    valid_loader: Arc<dyn burn::data::dataloader::DataLoader<HeadBatch>>,
+    steps_per_epoch: usize,
+    label_sets: &'a [crate::labels::LabelSet],
+    resume_from: Option<usize>,
+}
+
+impl Fit<'_> {
+    /// Runs burn-train and returns the model of the best epoch, the epochs run, the best
+    /// epoch and its validation loss.
+    fn run<M>(self, model: M) -> Result<(M, usize, usize, f64), TransferError>
+    where
+        M: LearnerModel + TrainStep<Input = HeadBatch, Output = HeadOutput> + InferenceStep<Input = HeadBatch, Output = HeadOutput>,
+    {
+        let run = self.run;
+        let options = &run.options;
+        let metrics_path = run.out.join("metrics.jsonl");
+        let renderer = ProgressRenderer::new(&metrics_path, self.steps_per_epoch, 1).map_err(TransferError::io(&metrics_path))?;
+        let loss = LossMetric::new();
+        let mut training = SupervisedTraining::new(&run.out, self.train_loader, self.valid_loader)
+            .metric_train_numeric(LossMetric::new())
+            .metric_valid_numeric(LossMetric::new());
+        for (index, set) in self.label_sets.iter().enumerate() {
+            training = training
+                .metric_train_numeric(TaskMetric::new(set.metric, index, TaskMetricKind::Accuracy))
+                .metric_valid_numeric(TaskMetric::new(set.metric, index, TaskMetricKind::Accuracy))
+                .metric_valid_numeric(TaskMetric::new(format!("MCC {}", set.name), index, TaskMetricKind::Mcc));
+        }
+        let strategy = ComposedCheckpointingStrategy::builder()
+            .add(KeepLastNCheckpoints::new(1))
+            .add(MetricCheckpointingStrategy::new(&loss, Aggregate::Mean, Direction::Lowest, Split::Valid))
+            .build();
+        training = training
+            .with_default_checkpointers()
+            .with_checkpointing_strategy(strategy)
+            .early_stopping(MetricEarlyStoppingStrategy::new(
+                &loss,
+                Aggregate::Mean,
+                Direction::Lowest,
+                Split::Valid,
+                StoppingCondition::NoImprovementSince { n_epochs: options.patience.max(1) },
+            ))
+            .num_epochs(options.epochs)
+            .renderer(Box::new(renderer));
+        if let Some(epoch) = self.resume_from {
+            eprintln!("resuming from the checkpoint of epoch {epoch}");
+            training = training.checkpoint(epoch);
+        }
+        let learner = Learner::new(
+            model,
+            AdamWConfig::new().with_weight_decay(options.weight_decay as f32).init(),
+            ModuleLrScheduler::from(options.learning_rate),
+        );
+        let result = training.launch(learner);
+        if let Some(error) = result.error {
+            return Err(TransferError::Training(error.to_string()));
+        }
+        let mut model = result.model;
+        let losses = valid_losses(&metrics_path);
+        let epochs_run = losses.iter().map(|(e, _)| *e).max().unwrap_or(options.epochs);
+        let (best_epoch, best_loss) = losses
+            .iter()
+            .copied()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((epochs_run, f64::NAN));
+        if best_epoch != epochs_run {
+            let path = run.out.join("checkpoint").join(format!("model-{best_epoch}.bpk"));
+            let mut store = BurnpackStore::from_file(&path);
+            model
+                .load_from(&mut store)
+                .map_err(|e| TransferError::Head { path: path.clone(), message: format!("best checkpoint unreadable: {e}") })?;
+            eprintln!("kept epoch {best_epoch} (lowest validation loss {best_loss:.4}) of {epochs_run}");
+        }
+        Ok((model, epochs_run, best_epoch, best_loss))
+    }
+}
+
+/// `(epoch, validation loss)` from a run's `metrics.jsonl`; the last line of an epoch wins.
+pub fn valid_losses(metrics: &Path) -> Vec<(usize, f64)> {
+    let text = std::fs::read_to_string(metrics).unwrap_or_default();
+    let mut by_epoch = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if value["split"] == "valid"
+            && let (Some(epoch), Some(loss)) = (value["epoch"].as_u64(), value["loss"].as_f64())
+        {
+            by_epoch.insert(epoch as usize, loss);
+        }
+    }
+    by_epoch.into_iter().collect()
+}
