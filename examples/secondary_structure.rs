@@ -12,21 +12,36 @@
 //! (ProMod3's 8-state DSSP, split by 30% identity clusters); `data/full/` holds the full sets.
 
 use prottrans::prelude::*;
-use prottrans::transfer::{Evaluation, FeatureSpec, HeadOptions, HeadTraining, LabelledSet, Task, predict};
+use prottrans::transfer::{
+    Evaluation, FeatureSpec, HeadOptions, HeadTraining, LabelledSet, Task, predict,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = DeviceSpec::Cpu.device()?;
     let features = match std::env::args().nth(1) {
-        Some(dir) => FeatureSpec::Model { dir: std::fs::canonicalize(dir)?, precision: "f32".into() },
+        Some(dir) => FeatureSpec::Model {
+            dir: std::fs::canonicalize(dir)?,
+            precision: "f32".into(),
+        },
         None => FeatureSpec::OneHot,
     };
-    let read = |name: &str| LabelledSet::read(format!("data/samples/{name}"), Task::SecondaryStructure);
-    let (mut train, mut valid, mut test) = (read("ss8_train.csv")?, read("ss8_valid.csv")?, read("ss8_test.csv")?);
+    let read =
+        |name: &str| LabelledSet::read(format!("data/samples/{name}"), Task::SecondaryStructure);
+    let (mut train, mut valid, mut test) = (
+        read("ss8_train.csv")?,
+        read("ss8_valid.csv")?,
+        read("ss8_test.csv")?,
+    );
     // Models have a fixed number of positions; leave longer chains out everywhere, visibly.
     let max_length = 1000;
     for set in [&mut train, &mut valid, &mut test] {
         let dropped = set.drop_longer_than(max_length);
-        println!("{}: {} chains ({} left out as longer than {max_length})", set.path.display(), set.records.len(), dropped.len());
+        println!(
+            "{}: {} chains ({} left out as longer than {max_length})",
+            set.path.display(),
+            set.records.len(),
+            dropped.len()
+        );
     }
 
     let out = std::path::PathBuf::from("runs/secondary_structure");
@@ -40,12 +55,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         train_embeddings: None,
         valid_embeddings: None,
         max_length: Some(max_length),
-        options: HeadOptions { epochs: 10, ..HeadOptions::default() },
+        options: HeadOptions {
+            epochs: 10,
+            ..HeadOptions::default()
+        },
         out: out.clone(),
         device: device.clone(),
         resume: false,
     })?;
-    println!("trained {} epochs, kept epoch {}", summary.epochs_run, summary.best_epoch);
+    println!(
+        "trained {} epochs, kept epoch {}",
+        summary.epochs_run, summary.best_epoch
+    );
 
     let report = evaluate(Evaluation {
         head: out.clone(),
@@ -58,13 +79,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     print!("{report}");
 
     // Melittin, a helical bee-venom peptide.
-    let proteins = vec![("melittin".to_string(), "GIGAVLKVLTTGLPALISWIKRKRQQ".to_string())];
+    let proteins = vec![(
+        "melittin".to_string(),
+        "GIGAVLKVLTTGLPALISWIKRKRQQ".to_string(),
+    )];
     let (_, predictions) = predict(&out, &proteins, None, &device)?;
     for p in &predictions {
         for o in &p.outputs {
-            println!("{} {}: {} (mean confidence {:.2})", p.id, o.name, o.prediction, o.confidence);
+            println!(
+                "{} {}: {} (mean confidence {:.2})",
+                p.id, o.name, o.prediction, o.confidence
+            );
         }
     }
-    println!("curves, confusion matrices and the head are in {}", out.display());
+    println!(
+        "curves, confusion matrices and the head are in {}",
+        out.display()
+    );
     Ok(())
 }

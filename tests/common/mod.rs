@@ -44,7 +44,9 @@ pub struct Expected {
 impl Expected {
     pub fn load(fixture_name: &str) -> Self {
         let path = fixture(fixture_name).join("expected.safetensors");
-        Self { bytes: std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) }
+        Self {
+            bytes: std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        }
     }
 
     pub fn tensor(&self, name: &str) -> (Vec<usize>, Vec<f32>) {

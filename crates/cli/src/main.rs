@@ -69,6 +69,19 @@ enum Command {
     /// Predict secondary structure or localisation for a FASTA file (TSV, and JSON with all
     /// class probabilities).
     Predict(transfer::PredictArgs),
+    /// Write the proteins of a labelled CSV as FASTA (ids as `train-head` looks them up), to
+    /// precompute their embeddings with `prottrans embed`.
+    CsvToFasta {
+        /// secondary-structure or localization (which CSV layout).
+        #[arg(long)]
+        task: prottrans::transfer::Task,
+        /// The labelled CSV.
+        #[arg(long)]
+        input: PathBuf,
+        /// The FASTA file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Write a randomly initialised model of a recipe's shape (Hugging Face layout): the
     /// "untrained" baseline for transfer, or a starting point to inspect.
     InitModel {
@@ -196,6 +209,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Embed(args) => embed(args),
+        Command::CsvToFasta {
+            task,
+            input,
+            output,
+        } => {
+            let set = prottrans::transfer::LabelledSet::read(&input, task)?;
+            set.write_fasta(&output)?;
+            println!(
+                "{} proteins written to {}",
+                set.records.len(),
+                output.display()
+            );
+            Ok(())
+        }
         Command::InitModel { config, out, seed } => {
             let recipe = PretrainConfig::from_toml_file(&config)?;
             let ModelConfig::Bert(bert) = &recipe.model;
@@ -203,7 +230,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             device.seed(seed.unwrap_or(recipe.data.seed));
             save_bert_for_masked_lm(&bert.init(&device), bert, &out)
                 .with_context(|| format!("writing {}", out.display()))?;
-            println!("random {}-layer, width-{} BERT written to {}", bert.num_hidden_layers, bert.hidden_size, out.display());
+            println!(
+                "random {}-layer, width-{} BERT written to {}",
+                bert.num_hidden_layers,
+                bert.hidden_size,
+                out.display()
+            );
             Ok(())
         }
         Command::TrainHead(args) => transfer::train_head(args),
@@ -304,7 +336,13 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
                 eprintln!("writing {entries} proteins to {}", args.output.display());
             }
         })
-        .with_context(|| format!("embedding {} into {}", args.input.display(), args.output.display()))?;
+        .with_context(|| {
+            format!(
+                "embedding {} into {}",
+                args.input.display(),
+                args.output.display()
+            )
+        })?;
     bar.finish_and_clear();
     let peak = summary
         .peak_rss_bytes
@@ -347,7 +385,11 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         "{}: {} proteins, {}",
         args.output.display(),
         summary.entries,
-        if args.per_protein { "per-protein [d]" } else { "per-residue [L, d]" }
+        if args.per_protein {
+            "per-protein [d]"
+        } else {
+            "per-residue [L, d]"
+        }
     );
     if let Some(path) = &args.summary_json {
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)

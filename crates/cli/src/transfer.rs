@@ -1,6 +1,6 @@
 //! `prottrans train-head`, `evaluate` and `predict`: the paper's supervised heads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use prottrans::prelude::*;
@@ -148,7 +148,12 @@ pub struct PredictArgs {
 
 fn read_set(path: &PathBuf, task: Task) -> anyhow::Result<LabelledSet> {
     let set = LabelledSet::read(path, task)?;
-    eprintln!("{}: {} proteins, {} residues", path.display(), set.records.len(), set.residues());
+    eprintln!(
+        "{}: {} proteins, {} residues",
+        path.display(),
+        set.records.len(),
+        set.residues()
+    );
     for note in &set.notes {
         eprintln!("  note: {note}");
     }
@@ -165,20 +170,28 @@ pub fn train_head(args: TrainHeadArgs) -> anyhow::Result<()> {
         for set in [&mut train, &mut valid] {
             let dropped = set.drop_longer_than(max);
             if !dropped.is_empty() {
-                eprintln!("  {}: left out {} proteins longer than {max}", set.path.display(), dropped.len());
+                eprintln!(
+                    "  {}: left out {} proteins longer than {max}",
+                    set.path.display(),
+                    dropped.len()
+                );
             }
         }
     }
     let f = &args.features;
     let features = match (&f.model, &f.embeddings, f.features.as_deref()) {
         (Some(model), None, None) => FeatureSpec::Model {
-            dir: model.canonicalize().with_context(|| format!("model directory {}", model.display()))?,
+            dir: model
+                .canonicalize()
+                .with_context(|| format!("model directory {}", model.display()))?,
             precision: f.precision.to_string(),
         },
         (None, Some(_), None) => FeatureSpec::Embeddings { width: 0 },
         (None, None, Some("one-hot")) => FeatureSpec::OneHot,
         (None, None, Some("composition")) => FeatureSpec::Composition,
-        _ => bail!("say what the head reads: --model DIR, --embeddings FILE --valid-embeddings FILE, or --features one-hot|composition"),
+        _ => bail!(
+            "say what the head reads: --model DIR, --embeddings FILE --valid-embeddings FILE, or --features one-hot|composition"
+        ),
     };
     let device = args.device.device()?;
     let summary = prottrans::transfer::train_head(HeadTraining {
@@ -217,15 +230,27 @@ pub fn train_head(args: TrainHeadArgs) -> anyhow::Result<()> {
 }
 
 /// The head directory, with head.json's model replaced when `model` is given.
-fn head_with_model(head: &PathBuf, model: &Option<PathBuf>) -> anyhow::Result<Option<tempfile::TempDir>> {
+fn head_with_model(
+    head: &Path,
+    model: &Option<PathBuf>,
+) -> anyhow::Result<Option<tempfile::TempDir>> {
     let Some(model) = model else { return Ok(None) };
     let mut saved = prottrans::transfer::SavedHead::read(head)?;
     let FeatureSpec::Model { precision, .. } = &saved.features else {
-        bail!("--model: the head in {} does not read a model's embeddings", head.display());
+        bail!(
+            "--model: the head in {} does not read a model's embeddings",
+            head.display()
+        );
     };
-    saved.features = FeatureSpec::Model { dir: model.canonicalize()?, precision: precision.clone() };
+    saved.features = FeatureSpec::Model {
+        dir: model.canonicalize()?,
+        precision: precision.clone(),
+    };
     let copy = tempfile::tempdir()?;
-    std::fs::write(copy.path().join(prottrans::transfer::saved::HEAD_JSON), serde_json::to_string(&saved)?)?;
+    std::fs::write(
+        copy.path().join(prottrans::transfer::saved::HEAD_JSON),
+        serde_json::to_string(&saved)?,
+    )?;
     std::fs::copy(
         head.join(prottrans::transfer::saved::HEAD_WEIGHTS),
         copy.path().join(prottrans::transfer::saved::HEAD_WEIGHTS),
@@ -237,7 +262,9 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = prottrans::transfer::SavedHead::read(&args.head)?;
     let test = read_set(&args.test, saved.task)?;
     let replaced = head_with_model(&args.head, &args.model)?;
-    let head = replaced.as_ref().map_or(args.head.clone(), |d| d.path().to_path_buf());
+    let head = replaced
+        .as_ref()
+        .map_or_else(|| args.head.clone(), |d| d.path().to_path_buf());
     let mut report = prottrans::transfer::evaluate(Evaluation {
         head,
         test,
@@ -246,13 +273,26 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         tsne: !args.no_tsne,
         device: args.device.device()?,
     })
-    .with_context(|| format!("evaluating {} on {}", args.head.display(), args.test.display()))?;
+    .with_context(|| {
+        format!(
+            "evaluating {} on {}",
+            args.head.display(),
+            args.test.display()
+        )
+    })?;
     report.head = args.head.clone();
     print!("{report}");
     if let Some(out) = &args.out {
-        std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(
+            out.join("report.json"),
+            serde_json::to_string_pretty(&report)?,
+        )?;
         let tsne = !args.no_tsne && saved.task == Task::Localization;
-        println!("report, confusion matrices{} in {}", if tsne { " and t-SNE map" } else { "" }, out.display());
+        println!(
+            "report, confusion matrices{} in {}",
+            if tsne { " and t-SNE map" } else { "" },
+            out.display()
+        );
     }
     Ok(())
 }
@@ -260,9 +300,22 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let proteins = read_fasta(&args.input)?;
     let replaced = head_with_model(&args.head, &args.model)?;
-    let head = replaced.as_ref().map_or(args.head.clone(), |d| d.path().to_path_buf());
-    let (_, predictions) = prottrans::transfer::predict(&head, &proteins, args.embeddings.as_deref(), &args.device.device()?)
-        .with_context(|| format!("predicting {} with {}", args.input.display(), args.head.display()))?;
+    let head = replaced
+        .as_ref()
+        .map_or_else(|| args.head.clone(), |d| d.path().to_path_buf());
+    let (_, predictions) = prottrans::transfer::predict(
+        &head,
+        &proteins,
+        args.embeddings.as_deref(),
+        &args.device.device()?,
+    )
+    .with_context(|| {
+        format!(
+            "predicting {} with {}",
+            args.input.display(),
+            args.head.display()
+        )
+    })?;
     write_tsv(&args.output, &predictions)?;
     if let Some(json) = &args.json {
         write_json(json, &predictions)?;
@@ -271,7 +324,9 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         "predicted {} proteins: {}{}",
         predictions.len(),
         args.output.display(),
-        args.json.as_ref().map_or(String::new(), |j| format!(" and {}", j.display()))
+        args.json
+            .as_ref()
+            .map_or(String::new(), |j| format!(" and {}", j.display()))
     );
     Ok(())
 }

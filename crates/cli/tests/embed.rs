@@ -37,7 +37,11 @@ fn model_and_input(dir: &Path) -> (PathBuf, PathBuf) {
     for record in FastaReader::open(sample("uniprot_valid.fasta.gz")).unwrap() {
         let record = record.unwrap();
         if record.sequence.len() <= 500 && n < 120 {
-            fasta.push_str(&format!(">{}\n{}\n", record.header, String::from_utf8_lossy(&record.sequence)));
+            fasta.push_str(&format!(
+                ">{}\n{}\n",
+                record.header,
+                String::from_utf8_lossy(&record.sequence)
+            ));
             n += 1;
         }
     }
@@ -50,14 +54,28 @@ fn contents(path: &Path) -> Vec<(String, ArrayD<f32>)> {
     let mut file = EmbeddingFile::open(path).unwrap();
     let mut keys = file.keys().unwrap();
     keys.sort();
-    keys.into_iter().map(|k| { let v = file.read(&k).unwrap(); (k, v) }).collect()
+    keys.into_iter()
+        .map(|k| {
+            let v = file.read(&k).unwrap();
+            (k, v)
+        })
+        .collect()
 }
 
 fn embed_args(model: &Path, input: &Path, output: &Path) -> Vec<String> {
-    ["embed", "--model", &model.display().to_string(), "--input", &input.display().to_string(),
-     "--output", &output.display().to_string(), "--max-batch", "8"]
-        .map(String::from)
-        .to_vec()
+    [
+        "embed",
+        "--model",
+        &model.display().to_string(),
+        "--input",
+        &input.display().to_string(),
+        "--output",
+        &output.display().to_string(),
+        "--max-batch",
+        "8",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Killed (SIGKILL) in the middle, then resumed: the same file as one uninterrupted run.
@@ -66,7 +84,12 @@ fn an_interrupted_run_resumes_to_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     let (model, input) = model_and_input(dir.path());
     let whole = dir.path().join("whole.npz");
-    check(prottrans().args(embed_args(&model, &input, &whole)).output().unwrap());
+    check(
+        prottrans()
+            .args(embed_args(&model, &input, &whole))
+            .output()
+            .unwrap(),
+    );
 
     let resumed = dir.path().join("resumed.npz");
     let partial = dir.path().join("resumed.npz.partial");
@@ -78,35 +101,76 @@ fn an_interrupted_run_resumes_to_the_same_output() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let parts = |dir: &Path| std::fs::read_dir(dir).map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("part-")).count()).unwrap_or(0);
+    let parts = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
     while parts(&partial) < 3 {
         assert!(Instant::now() < deadline, "no progress within 60 s");
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be interrupted");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be interrupted"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!resumed.exists(), "no output may appear before the run completes");
+    assert!(
+        !resumed.exists(),
+        "no output may appear before the run completes"
+    );
     let done = parts(&partial);
-    assert!(done >= 3 && done < 15, "{done} parts at the interruption (15 batches in all)");
+    assert!(
+        done >= 3 && done < 15,
+        "{done} parts at the interruption (15 batches in all)"
+    );
 
     // Without --resume the unfinished run is not clobbered.
-    let refused = prottrans().args(embed_args(&model, &input, &resumed)).output().unwrap();
+    let refused = prottrans()
+        .args(embed_args(&model, &input, &resumed))
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
 
-    let stdout = check(prottrans().args(embed_args(&model, &input, &resumed)).arg("--resume").output().unwrap());
+    let stdout = check(
+        prottrans()
+            .args(embed_args(&model, &input, &resumed))
+            .arg("--resume")
+            .output()
+            .unwrap(),
+    );
     assert!(stdout.contains("proteins were already done"), "{stdout}");
-    assert!(!partial.exists(), "the work directory is removed once the output is complete");
+    assert!(
+        !partial.exists(),
+        "the work directory is removed once the output is complete"
+    );
 
     let (a, b) = (contents(&whole), contents(&resumed));
     assert_eq!(a.len(), 120);
-    assert_eq!(a.iter().map(|(k, _)| k).collect::<Vec<_>>(), b.iter().map(|(k, _)| k).collect::<Vec<_>>());
-    let worst = a.iter().zip(&b).map(|((_, x), (_, y))| {
-        assert_eq!(x.shape(), y.shape());
-        x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max)
-    }).fold(0.0f32, f32::max);
-    println!("interrupted after {done} of 15 batches; resumed output differs by at most {worst:.2e}");
+    assert_eq!(
+        a.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        b.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|((_, x), (_, y))| {
+            assert_eq!(x.shape(), y.shape());
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0f32, f32::max)
+        })
+        .fold(0.0f32, f32::max);
+    println!(
+        "interrupted after {done} of 15 batches; resumed output differs by at most {worst:.2e}"
+    );
     assert!(worst <= 1e-5, "{worst}");
 }
 
@@ -118,8 +182,16 @@ fn an_interrupted_run_resumes_to_the_same_output() {
 fn half_precision_embeddings_stay_close_to_transformers() {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = fixture("bert_tiny_encoder_f16");
-    let sequences = ["MKTAY", "MQIFVKTLTGXTITLEV", "MSKGEELFTGVVPILVELDGDVNGHKFSV"];
-    let fasta: String = sequences.iter().enumerate().map(|(i, s)| format!(">s{i}\n{s}\n")).collect();
+    let sequences = [
+        "MKTAY",
+        "MQIFVKTLTGXTITLEV",
+        "MSKGEELFTGVVPILVELDGDVNGHKFSV",
+    ];
+    let fasta: String = sequences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!(">s{i}\n{s}\n"))
+        .collect();
     let input = dir.path().join("in.fa");
     std::fs::write(&input, fasta).unwrap();
     let bytes = std::fs::read(checkpoint.join("expected.safetensors")).unwrap();
@@ -130,10 +202,20 @@ fn half_precision_embeddings_stay_close_to_transformers() {
         ("bf16", "bf16_last_hidden_state", 1e-1),
     ] {
         let output = dir.path().join(format!("{precision}.npz"));
-        check(prottrans().args(embed_args(&checkpoint, &input, &output)).args(["--precision", precision]).output().unwrap());
+        check(
+            prottrans()
+                .args(embed_args(&checkpoint, &input, &output))
+                .args(["--precision", precision])
+                .output()
+                .unwrap(),
+        );
         let view = expected.tensor(name).unwrap();
         let (width, d) = (view.shape()[1], view.shape()[2]);
-        let want: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let want: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
         let mut file = EmbeddingFile::open(&output).unwrap();
         let mut worst = 0.0f32;
         for (i, s) in sequences.iter().enumerate() {
@@ -158,9 +240,23 @@ fn h5_output_opens_in_h5py() {
     let (model, input) = model_and_input(dir.path());
     let h5 = dir.path().join("out.h5");
     let npz = dir.path().join("out.npz");
-    check(prottrans().args(embed_args(&model, &input, &h5)).output().unwrap());
-    check(prottrans().args(embed_args(&model, &input, &npz)).output().unwrap());
-    assert_eq!(contents(&h5), contents(&npz), "h5 and npz hold the same arrays");
+    check(
+        prottrans()
+            .args(embed_args(&model, &input, &h5))
+            .output()
+            .unwrap(),
+    );
+    check(
+        prottrans()
+            .args(embed_args(&model, &input, &npz))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        contents(&h5),
+        contents(&npz),
+        "h5 and npz hold the same arrays"
+    );
     let script = r#"
 import sys, gzip, h5py, numpy as np
 h5, npz, fasta = sys.argv[1:4]
@@ -179,8 +275,18 @@ for key, ds in f.items():
 print(f"h5py {h5py.__version__}: {len(f)} datasets checked")
 "#;
     let python = std::env::var("PROTTRANS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let output = Command::new(&python).arg("-c").arg(script).arg(&h5).arg(&npz).arg(&input).output()
-        .unwrap_or_else(|e| panic!("cannot run {python} (set PROTTRANS_PYTHON to a Python with h5py and numpy): {e}"));
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&h5)
+        .arg(&npz)
+        .arg(&input)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {python} (set PROTTRANS_PYTHON to a Python with h5py and numpy): {e}"
+            )
+        });
     let stdout = check(output);
     println!("{stdout}");
 }

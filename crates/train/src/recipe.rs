@@ -269,10 +269,10 @@ impl PretrainConfig {
 /// Keys allowed in `[model]` for an architecture.
 fn model_keys(architecture: Option<&str>) -> BTreeSet<String> {
     let mut keys = BTreeSet::from(["architecture".to_string()]);
-    if architecture == Some("bert") {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(BertConfig::default()) {
-            keys.extend(map.keys().cloned());
-        }
+    if architecture == Some("bert")
+        && let Ok(serde_json::Value::Object(map)) = serde_json::to_value(BertConfig::default())
+    {
+        keys.extend(map.keys().cloned());
     }
     keys
 }

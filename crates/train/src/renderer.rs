@@ -163,7 +163,7 @@ impl TrainingProgressLogger for ProgressRenderer {
 
     fn update_split(&mut self, items_processed: usize) {
         self.items = items_processed;
-        let step_done = items_processed % self.accumulation == 0 || items_processed == self.split_total;
+        let step_done = items_processed.is_multiple_of(self.accumulation) || items_processed == self.split_total;
         if self.split.starts_with("train") && step_done {
             let step = self.global_step();
             let latest = self.latest.clone();

@@ -39,7 +39,12 @@ impl HeadBatcher {
     /// Builds the batch on `device`.
     pub fn build(&self, items: &[Example], device: &Device) -> HeadBatch {
         let b = items.len();
-        let l = items.iter().map(|e| e.features.nrows()).max().unwrap_or(1).max(1);
+        let l = items
+            .iter()
+            .map(|e| e.features.nrows())
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let d = items.first().map_or(1, |e| e.features.ncols());
         let mut features = vec![0f32; b * l * d];
         let mut mask = vec![0f32; b * l];
@@ -64,7 +69,10 @@ impl HeadBatcher {
                     }
                     values
                 } else {
-                    items.iter().map(|e| e.labels[task].first().copied().unwrap_or(UNKNOWN)).collect()
+                    items
+                        .iter()
+                        .map(|e| e.labels[task].first().copied().unwrap_or(UNKNOWN))
+                        .collect()
                 };
                 let n = values.len();
                 Tensor::from_data(TensorData::new(values, [n]), device)
@@ -94,10 +102,23 @@ mod tests {
             features: Arc::new(Array2::from_elem((rows, 2), 1.0)),
             labels: vec![labels],
         };
-        let batch = HeadBatcher { per_residue: true }.build(&[example(1, vec![2]), example(3, vec![0, 1, UNKNOWN])], &Device::default());
+        let batch = HeadBatcher { per_residue: true }.build(
+            &[example(1, vec![2]), example(3, vec![0, 1, UNKNOWN])],
+            &Device::default(),
+        );
         assert_eq!(batch.features.dims(), [2, 3, 2]);
-        assert_eq!(batch.mask.into_data().try_into_vec_as::<f32>().unwrap(), vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
-        assert_eq!(batch.targets[0].clone().into_data().try_into_vec_as::<i64>().unwrap(), vec![2, -1, -1, 0, 1, -1]);
+        assert_eq!(
+            batch.mask.into_data().try_into_vec_as::<f32>().unwrap(),
+            vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+        );
+        assert_eq!(
+            batch.targets[0]
+                .clone()
+                .into_data()
+                .try_into_vec_as::<i64>()
+                .unwrap(),
+            vec![2, -1, -1, 0, 1, -1]
+        );
         assert_eq!(batch.features.sum().into_scalar::<f32>(), 8.0);
     }
 }

@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::TransferError;
-use crate::labels::{DISORDER, DSSP3, DSSP8, LabelSet, Task, UNKNOWN, location_index, membrane_label};
+use crate::labels::{
+    DISORDER, DSSP3, DSSP8, LabelSet, Task, UNKNOWN, location_index, membrane_label,
+};
 
 /// One protein with its labels.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +109,23 @@ impl LabelledSet {
         });
     }
 
+    /// Writes the proteins as FASTA (`>id`, 60 residues a line) for `prottrans embed`, so
+    /// that precomputed embeddings carry the ids the labels are looked up by.
+    pub fn write_fasta(&self, path: &Path) -> Result<(), TransferError> {
+        use std::io::Write;
+        let file = std::fs::File::create(path).map_err(TransferError::io(path))?;
+        let mut out = std::io::BufWriter::new(file);
+        for record in &self.records {
+            writeln!(out, ">{}", record.id).map_err(TransferError::io(path))?;
+            for line in record.sequence.as_bytes().chunks(60) {
+                out.write_all(line)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .map_err(TransferError::io(path))?;
+            }
+        }
+        out.flush().map_err(TransferError::io(path))
+    }
+
     /// Total residues.
     pub fn residues(&self) -> usize {
         self.records.iter().map(|r| r.sequence.len()).sum()
@@ -120,7 +139,9 @@ fn tokens(field: &str) -> Vec<&str> {
     if field.contains(char::is_whitespace) {
         field.split_whitespace().collect()
     } else {
-        (0..field.len()).filter_map(|i| field.get(i..i + 1)).collect()
+        (0..field.len())
+            .filter_map(|i| field.get(i..i + 1))
+            .collect()
     }
 }
 
@@ -137,7 +158,11 @@ fn open_csv(path: &Path) -> Result<(csv::Reader<std::fs::File>, Vec<String>), Tr
 }
 
 fn csv_error(path: &Path, line: u64, message: String) -> TransferError {
-    TransferError::Csv { path: path.to_path_buf(), line, message }
+    TransferError::Csv {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
 }
 
 fn column(header: &[String], names: &[&str]) -> Option<usize> {
@@ -149,11 +174,17 @@ fn parse_sequence(path: &Path, line: u64, field: &str) -> Result<String, Transfe
     if sequence.is_empty() {
         return Err(csv_error(path, line, "empty sequence".into()));
     }
-    if let Some((i, c)) = sequence.char_indices().find(|(_, c)| !c.is_ascii_uppercase()) {
+    if let Some((i, c)) = sequence
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_uppercase())
+    {
         return Err(csv_error(
             path,
             line,
-            format!("sequence has '{c}' at residue {}; only letters are residues", i + 1),
+            format!(
+                "sequence has '{c}' at residue {}; only letters are residues",
+                i + 1
+            ),
         ));
     }
     Ok(sequence)
@@ -177,7 +208,10 @@ fn parse_residue_labels(
         return Err(csv_error(
             path,
             line,
-            format!("{what} has {} labels for a sequence of {length} residues", tokens.len()),
+            format!(
+                "{what} has {} labels for a sequence of {length} residues",
+                tokens.len()
+            ),
         ));
     }
     tokens
@@ -189,7 +223,10 @@ fn parse_residue_labels(
             Err(()) => Err(csv_error(
                 path,
                 line,
-                format!("{what} label '{token}' at residue {} is not a known state", i + 1),
+                format!(
+                    "{what} label '{token}' at residue {} is not a known state",
+                    i + 1
+                ),
             )),
         })
         .collect()
@@ -205,8 +242,16 @@ fn state_class(set: LabelSet, token: &str) -> Result<Option<usize>, ()> {
         return Ok(None);
     }
     // DSSP 4's polyproline state is coil in the paper's eight classes.
-    let token = if set == DSSP8 && token == "P" { "C" } else { token };
-    set.classes.iter().position(|c| *c == token).map(Some).ok_or(())
+    let token = if set == DSSP8 && token == "P" {
+        "C"
+    } else {
+        token
+    };
+    set.classes
+        .iter()
+        .position(|c| *c == token)
+        .map(Some)
+        .ok_or(())
 }
 
 fn binary_class(token: &str) -> Result<Option<usize>, ()> {
@@ -214,8 +259,8 @@ fn binary_class(token: &str) -> Result<Option<usize>, ()> {
         return Ok(None);
     }
     match token.parse::<f64>() {
-        Ok(v) if v == 0.0 => Ok(Some(0)),
-        Ok(v) if v == 1.0 => Ok(Some(1)),
+        Ok(0.0) => Ok(Some(0)),
+        Ok(1.0) => Ok(Some(1)),
         _ => Err(()),
     }
 }
@@ -237,12 +282,20 @@ fn read_residue_csv(path: &Path) -> Result<LabelledSet, TransferError> {
     let dssp3 = column(&header, &["dssp3"]);
     let dssp8 = column(&header, &["dssp8"]);
     if dssp3.is_none() && dssp8.is_none() {
-        return Err(csv_error(path, 1, "neither a `dssp3` nor a `dssp8` column".into()));
+        return Err(csv_error(
+            path,
+            1,
+            "neither a `dssp3` nor a `dssp8` column".into(),
+        ));
     }
     let disorder = column(&header, &["disorder"]);
     let mask = column(&header, &["cb513_mask", "mask"]);
     let id_column = column(&header, &["id", "name"]);
-    let sidecar = if id_column.is_none() { read_ids_sidecar(path)? } else { None };
+    let sidecar = if id_column.is_none() {
+        read_ids_sidecar(path)?
+    } else {
+        None
+    };
 
     let mut records = Vec::new();
     let mut seen = HashMap::new();
@@ -256,15 +309,30 @@ fn read_residue_csv(path: &Path) -> Result<LabelledSet, TransferError> {
         let id = match (id_column, &sidecar) {
             (Some(c), _) => field(Some(c)).trim().to_string(),
             (None, Some(ids)) => ids.get(row).cloned().ok_or_else(|| {
-                csv_error(path, line, format!("{} lists fewer ids than the CSV has rows", path.with_extension("ids.txt").display()))
+                csv_error(
+                    path,
+                    line,
+                    format!(
+                        "{} lists fewer ids than the CSV has rows",
+                        path.with_extension("ids.txt").display()
+                    ),
+                )
             })?,
             (None, None) => format!("row-{}", row + 1),
         };
         if let Some(first) = seen.insert(id.clone(), line) {
-            return Err(csv_error(path, line, format!("id '{id}' already used at line {first}")));
+            return Err(csv_error(
+                path,
+                line,
+                format!("id '{id}' already used at line {first}"),
+            ));
         }
-        let eight = parse_residue_labels(path, line, "dssp8", field(dssp8), length, |t| state_class(DSSP8, t))?;
-        let mut three = parse_residue_labels(path, line, "dssp3", field(dssp3), length, |t| state_class(DSSP3, t))?;
+        let eight = parse_residue_labels(path, line, "dssp8", field(dssp8), length, |t| {
+            state_class(DSSP8, t)
+        })?;
+        let mut three = parse_residue_labels(path, line, "dssp3", field(dssp3), length, |t| {
+            state_class(DSSP3, t)
+        })?;
         // A set with 8 states only gets the paper's 3-state mapping.
         if field(dssp3).trim().is_empty() && eight.iter().any(|&l| l != UNKNOWN) {
             three = eight
@@ -272,15 +340,28 @@ fn read_residue_csv(path: &Path) -> Result<LabelledSet, TransferError> {
                 .map(|&l| match l {
                     UNKNOWN => UNKNOWN,
                     l => {
-                        let state = crate::labels::dssp8_to_dssp3(DSSP8.classes[l as usize].as_bytes()[0]);
-                        DSSP3.classes.iter().position(|c| c.as_bytes()[0] == state).map_or(UNKNOWN, |c| c as i64)
+                        let state =
+                            crate::labels::dssp8_to_dssp3(DSSP8.classes[l as usize].as_bytes()[0]);
+                        DSSP3
+                            .classes
+                            .iter()
+                            .position(|c| c.as_bytes()[0] == state)
+                            .map_or(UNKNOWN, |c| c as i64)
                     }
                 })
                 .collect();
             derived_dssp3 += 1;
         }
-        let diso = parse_residue_labels(path, line, "disorder", field(disorder), length, binary_class)?;
-        let evaluated = parse_residue_labels(path, line, "cb513_mask", field(mask), length, binary_class)?;
+        let diso = parse_residue_labels(
+            path,
+            line,
+            "disorder",
+            field(disorder),
+            length,
+            binary_class,
+        )?;
+        let evaluated =
+            parse_residue_labels(path, line, "cb513_mask", field(mask), length, binary_class)?;
         let mut labels = vec![three, eight, diso];
         for (i, &e) in evaluated.iter().enumerate() {
             if e == 0 {
@@ -289,7 +370,12 @@ fn read_residue_csv(path: &Path) -> Result<LabelledSet, TransferError> {
                 }
             }
         }
-        records.push(Record { id, sequence, labels, line });
+        records.push(Record {
+            id,
+            sequence,
+            labels,
+            line,
+        });
     }
     if let Some(ids) = &sidecar
         && ids.iter().filter(|l| !l.is_empty()).count() != records.len()
@@ -297,7 +383,12 @@ fn read_residue_csv(path: &Path) -> Result<LabelledSet, TransferError> {
         return Err(csv_error(
             path,
             1,
-            format!("{} lists {} ids for {} rows", path.with_extension("ids.txt").display(), ids.len(), records.len()),
+            format!(
+                "{} lists {} ids for {} rows",
+                path.with_extension("ids.txt").display(),
+                ids.len(),
+                records.len()
+            ),
         ));
     }
     let mut set = LabelledSet {
@@ -308,11 +399,16 @@ fn read_residue_csv(path: &Path) -> Result<LabelledSet, TransferError> {
         notes: Vec::new(),
     };
     if derived_dssp3 > 0 {
-        set.notes.push(format!("dssp3 derived from dssp8 (H,G,I->H; E,B->E; rest->C) for {derived_dssp3} rows"));
+        set.notes.push(format!(
+            "dssp3 derived from dssp8 (H,G,I->H; E,B->E; rest->C) for {derived_dssp3} rows"
+        ));
     }
     for (index, labels) in set.label_sets.clone().iter().enumerate() {
         if !set.has_labels(index) {
-            set.notes.push(format!("no {} labels: that task is masked out", labels.name));
+            set.notes.push(format!(
+                "no {} labels: that task is masked out",
+                labels.name
+            ));
         }
     }
     Ok(set)
@@ -323,12 +419,24 @@ fn read_protein_csv(path: &Path) -> Result<LabelledSet, TransferError> {
     let expected = "expected id,sequence,location,membrane (DeepLoc-style)";
     let id_column = column(&header, &["id", "entry", "acc", "accession", "name"])
         .ok_or_else(|| csv_error(path, 1, format!("no id column in {header:?}; {expected}")))?;
-    let sequence_column = column(&header, &["sequence", "seq", "input"])
-        .ok_or_else(|| csv_error(path, 1, format!("no sequence column in {header:?}; {expected}")))?;
-    let location_column = column(&header, &["location", "loc", "scl", "localization", "localisation"]);
+    let sequence_column = column(&header, &["sequence", "seq", "input"]).ok_or_else(|| {
+        csv_error(
+            path,
+            1,
+            format!("no sequence column in {header:?}; {expected}"),
+        )
+    })?;
+    let location_column = column(
+        &header,
+        &["location", "loc", "scl", "localization", "localisation"],
+    );
     let membrane_column = column(&header, &["membrane", "mem"]);
     if location_column.is_none() && membrane_column.is_none() {
-        return Err(csv_error(path, 1, format!("neither a location nor a membrane column; {expected}")));
+        return Err(csv_error(
+            path,
+            1,
+            format!("neither a location nor a membrane column; {expected}"),
+        ));
     }
     let mut records = Vec::new();
     let mut seen = HashMap::new();
@@ -342,7 +450,11 @@ fn read_protein_csv(path: &Path) -> Result<LabelledSet, TransferError> {
             return Err(csv_error(path, line, "empty id".into()));
         }
         if let Some(first) = seen.insert(id.clone(), line) {
-            return Err(csv_error(path, line, format!("id '{id}' already used at line {first}")));
+            return Err(csv_error(
+                path,
+                line,
+                format!("id '{id}' already used at line {first}"),
+            ));
         }
         let sequence = parse_sequence(path, line, field(Some(sequence_column)))?;
         let location_name = field(location_column).trim();
@@ -355,14 +467,22 @@ fn read_protein_csv(path: &Path) -> Result<LabelledSet, TransferError> {
                 UNKNOWN
             }
         };
-        let membrane = membrane_label(field(membrane_column)).map_err(|m| csv_error(path, line, m))?;
-        records.push(Record { id, sequence, labels: vec![vec![location], vec![membrane]], line });
+        let membrane =
+            membrane_label(field(membrane_column)).map_err(|m| csv_error(path, line, m))?;
+        records.push(Record {
+            id,
+            sequence,
+            labels: vec![vec![location], vec![membrane]],
+            line,
+        });
     }
     let mut notes = Vec::new();
     let mut unmapped: Vec<_> = unmapped.into_iter().collect();
     unmapped.sort();
     for (name, count) in unmapped {
-        notes.push(format!("location '{name}' is none of the 10 classes: masked for {count} proteins"));
+        notes.push(format!(
+            "location '{name}' is none of the 10 classes: masked for {count} proteins"
+        ));
     }
     Ok(LabelledSet {
         path: path.to_path_buf(),
@@ -395,25 +515,45 @@ mod tests {
         assert_eq!(set.records.len(), 2);
         let first = &set.records[0];
         assert_eq!(first.sequence, "MKV");
-        assert_eq!(first.labels[0], vec![0, 1, UNKNOWN], "dssp3, last residue masked by cb513_mask");
+        assert_eq!(
+            first.labels[0],
+            vec![0, 1, UNKNOWN],
+            "dssp3, last residue masked by cb513_mask"
+        );
         assert_eq!(first.labels[1], vec![0, 4, UNKNOWN]);
         assert_eq!(first.labels[2], vec![1, 0, UNKNOWN]);
         let second = &set.records[1];
         assert_eq!(second.labels[0], vec![0, 0, UNKNOWN], "X is unknown");
-        assert_eq!(second.labels[1], vec![UNKNOWN; 3], "empty dssp8 is unlabelled");
+        assert_eq!(
+            second.labels[1],
+            vec![UNKNOWN; 3],
+            "empty dssp8 is unlabelled"
+        );
         assert_eq!(set.class_counts(0), vec![3, 1, 0]);
     }
 
     #[test]
     fn residue_csv_errors_name_the_line() {
         let file = csv_file("input,dssp3,dssp8,disorder,cb513_mask\nMKV,HEC,,,\nMKV,HE,,,\n");
-        let error = LabelledSet::read(file.path(), Task::SecondaryStructure).unwrap_err().to_string();
-        assert!(error.contains(":3:") && error.contains("2 labels for a sequence of 3"), "{error}");
+        let error = LabelledSet::read(file.path(), Task::SecondaryStructure)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(":3:") && error.contains("2 labels for a sequence of 3"),
+            "{error}"
+        );
         let file = csv_file("input,dssp3\nMK1,HEC\n");
-        let error = LabelledSet::read(file.path(), Task::SecondaryStructure).unwrap_err().to_string();
-        assert!(error.contains(":2:") && error.contains("'1' at residue 3"), "{error}");
+        let error = LabelledSet::read(file.path(), Task::SecondaryStructure)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(":2:") && error.contains("'1' at residue 3"),
+            "{error}"
+        );
         let file = csv_file("input,dssp3\nMKV,HQC\n");
-        let error = LabelledSet::read(file.path(), Task::SecondaryStructure).unwrap_err().to_string();
+        let error = LabelledSet::read(file.path(), Task::SecondaryStructure)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("'Q' at residue 2"), "{error}");
     }
 
@@ -435,10 +575,26 @@ mod tests {
         );
         let set = LabelledSet::read(file.path(), Task::Localization).unwrap();
         let labels: Vec<_> = set.records.iter().map(|r| r.labels.clone()).collect();
-        assert_eq!(labels, vec![vec![vec![0], vec![1]], vec![vec![UNKNOWN], vec![0]], vec![vec![6], vec![UNKNOWN]]]);
-        assert!(set.notes[0].contains("Cytoplasm;Nucleus"), "{:?}", set.notes);
+        assert_eq!(
+            labels,
+            vec![
+                vec![vec![0], vec![1]],
+                vec![vec![UNKNOWN], vec![0]],
+                vec![vec![6], vec![UNKNOWN]]
+            ]
+        );
+        assert!(
+            set.notes[0].contains("Cytoplasm;Nucleus"),
+            "{:?}",
+            set.notes
+        );
         let file = csv_file("id,sequence,location\nP1,MKV,Nucleus\nP1,MKV,Nucleus\n");
-        let error = LabelledSet::read(file.path(), Task::Localization).unwrap_err().to_string();
-        assert!(error.contains(":3:") && error.contains("already used at line 2"), "{error}");
+        let error = LabelledSet::read(file.path(), Task::Localization)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(":3:") && error.contains("already used at line 2"),
+            "{error}"
+        );
     }
 }

@@ -72,9 +72,20 @@ pub struct EvaluationReport {
 
 impl std::fmt::Display for EvaluationReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{} on {} ({} proteins; {})", self.head.display(), self.test.display(), self.proteins, self.features)?;
+        writeln!(
+            f,
+            "{} on {} ({} proteins; {})",
+            self.head.display(),
+            self.test.display(),
+            self.proteins,
+            self.features
+        )?;
         if self.left_out_long > 0 {
-            writeln!(f, "  {} proteins longer than the head's max_length were left out", self.left_out_long)?;
+            writeln!(
+                f,
+                "  {} proteins longer than the head's max_length were left out",
+                self.left_out_long
+            )?;
         }
         for t in &self.tasks {
             writeln!(
@@ -126,10 +137,20 @@ pub struct Evaluation {
 pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> {
     let (saved, head) = Head::load(&run.head, &run.device)?;
     if run.test.task != saved.task {
-        return Err(TransferError::Invalid(format!("the head predicts {}, the test set is labelled for {}", saved.task, run.test.task)));
+        return Err(TransferError::Invalid(format!(
+            "the head predicts {}, the test set is labelled for {}",
+            saved.task, run.test.task
+        )));
     }
-    let left_out_long = saved.max_length.map_or(0, |m| run.test.drop_longer_than(m).len());
-    let features = set_features(&run.test, &saved.features, run.embeddings.as_deref(), &run.device)?;
+    let left_out_long = saved
+        .max_length
+        .map_or(0, |m| run.test.drop_longer_than(m).len());
+    let features = set_features(
+        &run.test,
+        &saved.features,
+        run.embeddings.as_deref(),
+        &run.device,
+    )?;
     if let Some(bad) = features.iter().find(|f| f.ncols() != saved.input_size) {
         return Err(TransferError::Invalid(format!(
             "the test features have width {}, the head was trained on width {}",
@@ -146,13 +167,19 @@ pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> 
         let mut confusion = Confusion::new(set.len());
         let mut per_protein = Vec::new();
         let counts = &saved.training_class_counts[index];
-        let majority = (0..set.len()).max_by_key(|&c| counts.get(c).copied().unwrap_or(0)).unwrap_or(0);
+        let majority = (0..set.len())
+            .max_by_key(|&c| counts.get(c).copied().unwrap_or(0))
+            .unwrap_or(0);
         let mut majority_per_protein = Vec::new();
         let mut majority_correct = 0u64;
         for (record, predicted) in run.test.records.iter().zip(&probabilities) {
             let mut protein = Confusion::new(set.len());
             for (&truth, row) in record.labels[index].iter().zip(predicted[index].rows()) {
-                let argmax = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+                let argmax = row
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |(i, _)| i);
                 protein.add(truth, argmax as i64);
             }
             if protein.total() > 0 {
@@ -166,7 +193,10 @@ pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> 
         let labelled = confusion.total();
         let majority_accuracy = majority_correct as f64 / labelled.max(1) as f64;
         let (standard_error, majority_standard_error) = match saved.task {
-            Task::SecondaryStructure => (standard_error_of_mean(&per_protein), standard_error_of_mean(&majority_per_protein)),
+            Task::SecondaryStructure => (
+                standard_error_of_mean(&per_protein),
+                standard_error_of_mean(&majority_per_protein),
+            ),
             Task::Localization => (
                 binomial_standard_error(confusion.accuracy(), labelled),
                 binomial_standard_error(majority_accuracy, labelled),
@@ -198,7 +228,13 @@ pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> 
         tasks,
     };
     if let Some(out) = &run.out {
-        write_outputs(out, &report, &run, &features, run.tsne && saved.task == Task::Localization)?;
+        write_outputs(
+            out,
+            &report,
+            &run,
+            &features,
+            run.tsne && saved.task == Task::Localization,
+        )?;
     }
     Ok(report)
 }
@@ -212,20 +248,30 @@ fn write_outputs(
 ) -> Result<(), TransferError> {
     std::fs::create_dir_all(out).map_err(TransferError::io(out))?;
     let path = out.join("report.json");
-    let json = serde_json::to_string_pretty(report).map_err(|e| TransferError::Invalid(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(report).map_err(|e| TransferError::Invalid(e.to_string()))?;
     std::fs::write(&path, json).map_err(TransferError::io(&path))?;
     for task in &report.tasks {
         crate::plots::confusion_matrix(
             &task.confusion,
             &task.classes,
-            &format!("{} {} confusion ({:.1}%)", task.metric, task.name, 100.0 * task.accuracy),
+            &format!(
+                "{} {} confusion ({:.1}%)",
+                task.metric,
+                task.name,
+                100.0 * task.accuracy
+            ),
             &out.join(format!("confusion-{}", task.name)),
         )?;
     }
     if tsne {
         let pooled: Vec<Vec<f32>> = features
             .iter()
-            .map(|f| f.mean_axis(ndarray::Axis(0)).map(|m| m.to_vec()).unwrap_or_default())
+            .map(|f| {
+                f.mean_axis(ndarray::Axis(0))
+                    .map(|m| m.to_vec())
+                    .unwrap_or_default()
+            })
             .collect();
         let labels: Vec<i64> = run.test.records.iter().map(|r| r.labels[0][0]).collect();
         crate::plots::tsne_map(

@@ -52,7 +52,9 @@ impl FeatureSpec {
     /// A short description for reports.
     pub fn describe(&self) -> String {
         match self {
-            FeatureSpec::Model { dir, precision } => format!("model {} ({precision})", dir.display()),
+            FeatureSpec::Model { dir, precision } => {
+                format!("model {} ({precision})", dir.display())
+            }
             FeatureSpec::Embeddings { width } => format!("precomputed embeddings (width {width})"),
             FeatureSpec::OneHot => "one-hot residues".into(),
             FeatureSpec::Composition => "amino-acid composition".into(),
@@ -118,7 +120,10 @@ pub fn compute_features(
 
 /// Per-residue embeddings of `proteins` with a loaded model, longest first in batches of at
 /// most 4,000 residues and 100 proteins, with a progress bar.
-pub fn embed_with(embedder: &Embedder, proteins: &[ProteinRef<'_>]) -> Result<Vec<Array2<f32>>, TransferError> {
+pub fn embed_with(
+    embedder: &Embedder,
+    proteins: &[ProteinRef<'_>],
+) -> Result<Vec<Array2<f32>>, TransferError> {
     if let Some(limit) = embedder.max_residues()
         && let Some(long) = proteins.iter().find(|p| p.sequence.len() > limit)
     {
@@ -150,11 +155,18 @@ pub fn embed_with(embedder: &Embedder, proteins: &[ProteinRef<'_>]) -> Result<Ve
     );
     out.into_iter()
         .enumerate()
-        .map(|(i, m)| m.ok_or_else(|| TransferError::Invalid(format!("protein '{}' was not embedded", proteins[i].id))))
+        .map(|(i, m)| {
+            m.ok_or_else(|| {
+                TransferError::Invalid(format!("protein '{}' was not embedded", proteins[i].id))
+            })
+        })
         .collect()
 }
 
-fn read_embeddings(path: &Path, proteins: &[ProteinRef<'_>]) -> Result<Vec<Array2<f32>>, TransferError> {
+fn read_embeddings(
+    path: &Path,
+    proteins: &[ProteinRef<'_>],
+) -> Result<Vec<Array2<f32>>, TransferError> {
     let mut file = EmbeddingFile::open(path)?;
     let keys: std::collections::HashSet<String> = file.keys()?.into_iter().collect();
     let missing: Vec<&str> = proteins
@@ -169,7 +181,12 @@ fn read_embeddings(path: &Path, proteins: &[ProteinRef<'_>]) -> Result<Vec<Array
                 "{} of {} proteins have no embedding (first: {}); embed the same proteins with `prottrans embed`",
                 missing.len(),
                 proteins.len(),
-                missing.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+                missing
+                    .iter()
+                    .take(5)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         });
     }
@@ -200,7 +217,10 @@ fn read_embeddings(path: &Path, proteins: &[ProteinRef<'_>]) -> Result<Vec<Array
         if *width.get_or_insert(d) != d {
             return Err(TransferError::Embeddings {
                 path: path.to_path_buf(),
-                message: format!("'{key}' has width {d}, earlier entries {}", width.unwrap_or(0)),
+                message: format!(
+                    "'{key}' has width {d}, earlier entries {}",
+                    width.unwrap_or(0)
+                ),
             });
         }
         out.push(matrix);
@@ -215,9 +235,11 @@ pub(crate) fn progress_bar(total: u64, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} residues {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {pos}/{len} residues {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_prefix(what.to_string());
     bar

@@ -113,7 +113,10 @@ impl Pooling {
         let padding = mask3.clone().equal_elem(0.0).expand([b, l, d]);
         let mean = || {
             let count = mask.clone().sum_dim(1).clamp_min(1.0);
-            (features.clone() * mask3.clone()).sum_dim(1).squeeze_dim::<2>(1) / count
+            (features.clone() * mask3.clone())
+                .sum_dim(1)
+                .squeeze_dim::<2>(1)
+                / count
         };
         let max = || {
             features
@@ -149,7 +152,9 @@ impl std::str::FromStr for Pooling {
             "min" => Ok(Pooling::Min),
             "first" => Ok(Pooling::First),
             "concat" => Ok(Pooling::Concat),
-            other => Err(format!("unknown pooling '{other}': mean, max, min, first or concat")),
+            other => Err(format!(
+                "unknown pooling '{other}': mean, max, min, first or concat"
+            )),
         }
     }
 }
@@ -187,8 +192,11 @@ impl ProteinHeadConfig {
     pub fn init(&self, device: &Device) -> ProteinHead {
         ProteinHead {
             pooling: self.pooling,
-            feature_extractor: LinearConfig::new(self.pooling.output_size(self.input_size), self.hidden_size)
-                .init(device),
+            feature_extractor: LinearConfig::new(
+                self.pooling.output_size(self.input_size),
+                self.hidden_size,
+            )
+            .init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             location_classifier: LinearConfig::new(self.hidden_size, 10).init(device),
             membrane_classifier: LinearConfig::new(self.hidden_size, 2).init(device),
@@ -225,7 +233,11 @@ mod tests {
     fn padded(lengths: &[usize], d: usize) -> (Tensor<3>, Tensor<2>) {
         let device = device();
         let l = *lengths.iter().max().unwrap();
-        let features = Tensor::<3>::random([lengths.len(), l, d], Distribution::Normal(0.0, 1.0), &device);
+        let features = Tensor::<3>::random(
+            [lengths.len(), l, d],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let mask: Vec<f32> = lengths
             .iter()
             .flat_map(|&n| (0..l).map(move |i| if i < n { 1.0 } else { 0.0 }))
@@ -256,13 +268,20 @@ mod tests {
         let device = device();
         let features = Tensor::<3>::from_data([[[1.0, -2.0], [3.0, 4.0], [0.0, 0.0]]], &device);
         let mask = Tensor::<2>::from_data([[1.0, 1.0, 0.0]], &device);
-        let pooled = |p: Pooling| p.pool(features.clone(), mask.clone()).into_data().try_into_vec_as::<f32>().unwrap();
+        let pooled = |p: Pooling| {
+            p.pool(features.clone(), mask.clone())
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap()
+        };
         assert_eq!(pooled(Pooling::Mean), vec![2.0, 1.0]);
         assert_eq!(pooled(Pooling::Max), vec![3.0, 4.0]);
         assert_eq!(pooled(Pooling::Min), vec![1.0, -2.0]);
         assert_eq!(pooled(Pooling::First), vec![1.0, -2.0]);
         assert_eq!(pooled(Pooling::Concat), vec![2.0, 1.0, 3.0, 4.0, 1.0, -2.0]);
-        let head = ProteinHeadConfig::new(2).with_pooling(Pooling::Concat).init(&device);
+        let head = ProteinHeadConfig::new(2)
+            .with_pooling(Pooling::Concat)
+            .init(&device);
         let logits = head.forward(features, mask);
         assert_eq!((logits[0].dims(), logits[1].dims()), ([1, 10], [1, 2]));
     }

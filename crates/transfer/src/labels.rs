@@ -32,7 +32,11 @@ impl LabelSet {
 }
 
 /// 3-state secondary structure: helix, strand, other.
-pub const DSSP3: LabelSet = LabelSet { name: "dssp3", metric: "Q3", classes: &["H", "E", "C"] };
+pub const DSSP3: LabelSet = LabelSet {
+    name: "dssp3",
+    metric: "Q3",
+    classes: &["H", "E", "C"],
+};
 /// 8-state DSSP secondary structure.
 pub const DSSP8: LabelSet = LabelSet {
     name: "dssp8",
@@ -40,7 +44,11 @@ pub const DSSP8: LabelSet = LabelSet {
     classes: &["G", "H", "I", "B", "E", "S", "T", "C"],
 };
 /// Residue disorder as in the released heads: class 0 is the label `0`, class 1 the label `1`.
-pub const DISORDER: LabelSet = LabelSet { name: "disorder", metric: "Q2 disorder", classes: &["0", "1"] };
+pub const DISORDER: LabelSet = LabelSet {
+    name: "disorder",
+    metric: "Q2 disorder",
+    classes: &["0", "1"],
+};
 /// DeepLoc's ten subcellular locations.
 pub const LOCATION: LabelSet = LabelSet {
     name: "location",
@@ -59,7 +67,11 @@ pub const LOCATION: LabelSet = LabelSet {
     ],
 };
 /// Membrane-bound or soluble.
-pub const MEMBRANE: LabelSet = LabelSet { name: "membrane", metric: "Q2", classes: &["soluble", "membrane"] };
+pub const MEMBRANE: LabelSet = LabelSet {
+    name: "membrane",
+    metric: "Q2",
+    classes: &["soluble", "membrane"],
+};
 
 /// The two transfer problems of the paper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +159,9 @@ pub fn membrane_label(value: &str) -> Result<i64, String> {
         "membrane" | "m" | "1" | "1.0" => Ok(1),
         "soluble" | "s" | "0" | "0.0" => Ok(0),
         "" | "u" | "unknown" | "-" => Ok(UNKNOWN),
-        other => Err(format!("membrane label '{other}' is none of membrane/soluble/M/S/U/1/0")),
+        other => Err(format!(
+            "membrane label '{other}' is none of membrane/soluble/M/S/U/1/0"
+        )),
     }
 }
 
@@ -167,7 +181,10 @@ mod tests {
 
     #[test]
     fn eight_to_three_states() {
-        let three: String = "GHIBESTC".bytes().map(|b| dssp8_to_dssp3(b) as char).collect();
+        let three: String = "GHIBESTC"
+            .bytes()
+            .map(|b| dssp8_to_dssp3(b) as char)
+            .collect();
         assert_eq!(three, "HHHEECCC");
     }
 

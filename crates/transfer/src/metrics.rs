@@ -7,8 +7,8 @@
 use burn::tensor::{ExecutionError, Int, Tensor, TensorReadError};
 use burn::train::ItemLazy;
 use burn::train::metric::{
-    Adaptor, LossInput, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes,
-    NumericEntry, SerializedEntry,
+    Adaptor, LossInput, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric,
+    NumericAttributes, NumericEntry, SerializedEntry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,12 +24,19 @@ pub struct Confusion {
 impl Confusion {
     /// An empty matrix.
     pub fn new(classes: usize) -> Self {
-        Self { classes, counts: vec![0; classes * classes] }
+        Self {
+            classes,
+            counts: vec![0; classes * classes],
+        }
     }
 
     /// Adds one labelled prediction; unknown truths (negative) are skipped.
     pub fn add(&mut self, truth: i64, predicted: i64) {
-        if truth >= 0 && (truth as usize) < self.classes && predicted >= 0 && (predicted as usize) < self.classes {
+        if truth >= 0
+            && (truth as usize) < self.classes
+            && predicted >= 0
+            && (predicted as usize) < self.classes
+        {
             self.counts[truth as usize * self.classes + predicted as usize] += 1;
         }
     }
@@ -63,7 +70,9 @@ impl Confusion {
 
     /// Labelled examples of each true class.
     pub fn support(&self) -> Vec<u64> {
-        (0..self.classes).map(|t| (0..self.classes).map(|p| self.get(t, p)).sum()).collect()
+        (0..self.classes)
+            .map(|t| (0..self.classes).map(|p| self.get(t, p)).sum())
+            .collect()
     }
 
     /// Recall of each class (`None` for classes with no examples).
@@ -87,7 +96,11 @@ impl Confusion {
         let denominator = ((s * s - predicted.iter().map(|p| p * p).sum::<f64>())
             * (s * s - truth.iter().map(|t| t * t).sum::<f64>()))
         .sqrt();
-        if denominator > 0.0 { (c * s - tp) / denominator } else { 0.0 }
+        if denominator > 0.0 {
+            (c * s - tp) / denominator
+        } else {
+            0.0
+        }
     }
 }
 
@@ -103,7 +116,12 @@ pub struct TaskOutput {
 impl TaskOutput {
     /// Argmax predictions and labels, read back to the host.
     pub fn to_host(&self) -> Result<(Vec<i64>, Vec<i64>), TensorReadError> {
-        let predicted = self.logits.clone().argmax(1).into_data().try_into_vec_as::<i64>();
+        let predicted = self
+            .logits
+            .clone()
+            .argmax(1)
+            .into_data()
+            .try_into_vec_as::<i64>();
         let targets = self.targets.clone().into_data().try_into_vec_as::<i64>();
         match (predicted, targets) {
             (Ok(p), Ok(t)) => Ok((p, t)),
@@ -140,7 +158,10 @@ impl ItemLazy for HeadOutput {
             tasks: self
                 .tasks
                 .into_iter()
-                .map(|t| TaskOutput { logits: t.logits.without_autodiff(), targets: t.targets.without_autodiff() })
+                .map(|t| TaskOutput {
+                    logits: t.logits.without_autodiff(),
+                    targets: t.targets.without_autodiff(),
+                })
                 .collect(),
         })
     }
@@ -160,7 +181,9 @@ pub struct TaskMetricInput {
 
 impl Adaptor<TaskMetricInput> for HeadOutput {
     fn adapt(&self) -> TaskMetricInput {
-        TaskMetricInput { tasks: self.tasks.clone() }
+        TaskMetricInput {
+            tasks: self.tasks.clone(),
+        }
     }
 }
 
@@ -189,14 +212,22 @@ pub struct TaskMetric {
 impl TaskMetric {
     /// The metric `kind` of task `task` (index into the head's outputs), shown as `name`.
     pub fn new(name: impl Into<String>, task: usize, kind: TaskMetricKind) -> Self {
-        Self { name: MetricName::new(name.into()), task, kind, batch: None, epoch: None }
+        Self {
+            name: MetricName::new(name.into()),
+            task,
+            kind,
+            batch: None,
+            epoch: None,
+        }
     }
 
     fn value_of(&self, confusion: &Confusion) -> f64 {
         match self.kind {
             TaskMetricKind::Accuracy => 100.0 * confusion.accuracy(),
             TaskMetricKind::Mcc => confusion.mcc(),
-            TaskMetricKind::Recall(c) => 100.0 * confusion.recall().get(c).copied().flatten().unwrap_or(0.0),
+            TaskMetricKind::Recall(c) => {
+                100.0 * confusion.recall().get(c).copied().flatten().unwrap_or(0.0)
+            }
         }
     }
 
@@ -231,12 +262,18 @@ impl Metric for TaskMetric {
         .into()
     }
 
-    fn update(&mut self, input: &TaskMetricInput, _: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        input: &TaskMetricInput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         let Some(task) = input.tasks.get(self.task) else {
             return Ok(self.entry(false));
         };
         let batch = task.confusion()?;
-        self.epoch.get_or_insert_with(|| Confusion::new(batch.classes)).merge(&batch);
+        self.epoch
+            .get_or_insert_with(|| Confusion::new(batch.classes))
+            .merge(&batch);
         self.batch = Some(batch);
         Ok(self.entry(false))
     }
@@ -262,7 +299,10 @@ impl Numeric for TaskMetric {
 
     fn running_value(&self) -> Option<NumericEntry> {
         let epoch = self.epoch.as_ref()?;
-        Some(NumericEntry::Aggregated { aggregated_value: self.value_of(epoch), count: epoch.total() as usize })
+        Some(NumericEntry::Aggregated {
+            aggregated_value: self.value_of(epoch),
+            count: epoch.total() as usize,
+        })
     }
 
     fn final_value(&self) -> NumericEntry {
@@ -272,7 +312,11 @@ impl Numeric for TaskMetric {
 
 /// Standard error of an accuracy over `n` independent examples: `sqrt(p (1 - p) / n)`.
 pub fn binomial_standard_error(accuracy: f64, n: u64) -> f64 {
-    if n == 0 { 0.0 } else { (accuracy * (1.0 - accuracy) / n as f64).sqrt() }
+    if n == 0 {
+        0.0
+    } else {
+        (accuracy * (1.0 - accuracy) / n as f64).sqrt()
+    }
 }
 
 /// Standard error of a mean over proteins: sample standard deviation / sqrt(n).
@@ -294,7 +338,19 @@ mod tests {
     fn accuracy_recall_and_mcc() {
         let mut c = Confusion::new(2);
         // 3 true positives, 1 false negative, 1 false positive, 5 true negatives.
-        for (t, p) in [(1, 1), (1, 1), (1, 1), (1, 0), (0, 1), (0, 0), (0, 0), (0, 0), (0, 0), (0, 0), (-1, 0)] {
+        for (t, p) in [
+            (1, 1),
+            (1, 1),
+            (1, 1),
+            (1, 0),
+            (0, 1),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (-1, 0),
+        ] {
             c.add(t, p);
         }
         assert_eq!(c.total(), 10, "unknown labels are not counted");
@@ -311,12 +367,20 @@ mod tests {
         for k in 0..3 {
             constant.add(k, 0);
         }
-        assert_eq!(constant.mcc(), 0.0, "a constant predictor has no correlation");
+        assert_eq!(
+            constant.mcc(),
+            0.0,
+            "a constant predictor has no correlation"
+        );
     }
 
     #[test]
     fn standard_errors() {
         assert!((binomial_standard_error(0.5, 100) - 0.05).abs() < 1e-12);
-        assert!((standard_error_of_mean(&[1.0, 2.0, 3.0, 4.0]) - (1.666_666_666_7f64 / 4.0).sqrt()).abs() < 1e-9);
+        assert!(
+            (standard_error_of_mean(&[1.0, 2.0, 3.0, 4.0]) - (1.666_666_666_7f64 / 4.0).sqrt())
+                .abs()
+                < 1e-9
+        );
     }
 }

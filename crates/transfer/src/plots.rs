@@ -30,11 +30,18 @@ const COLOURS: [RGBColor; 10] = [
 
 type DrawResult = Result<(), String>;
 
+/// A curve: legend, points, and whether it is the validation split.
+type Series<'a> = (String, &'a Vec<(f64, f64)>, bool);
+
 fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Registration only fails for a corrupt font, and this one is compiled in.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
         let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
     });
 }
@@ -78,17 +85,29 @@ impl Curves {
         let mut train: BTreeMap<String, BTreeMap<u64, (f64, f64)>> = BTreeMap::new();
         let mut valid: BTreeMap<String, BTreeMap<u64, f64>> = BTreeMap::new();
         for line in text.lines() {
-            let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            let Some(epoch) = map.get("epoch").and_then(|e| e.as_u64()) else { continue };
+            let Ok(serde_json::Value::Object(map)) =
+                serde_json::from_str::<serde_json::Value>(line)
+            else {
+                continue;
+            };
+            let Some(epoch) = map.get("epoch").and_then(|e| e.as_u64()) else {
+                continue;
+            };
             let split = map.get("split").and_then(|s| s.as_str()).unwrap_or("");
             for (key, value) in &map {
-                let Some(value) = value.as_f64() else { continue };
+                let Some(value) = value.as_f64() else {
+                    continue;
+                };
                 if matches!(key.as_str(), "epoch" | "step" | "learning_rate") {
                     continue;
                 }
                 match split {
                     "train" => {
-                        let slot = train.entry(key.clone()).or_default().entry(epoch).or_insert((0.0, 0.0));
+                        let slot = train
+                            .entry(key.clone())
+                            .or_default()
+                            .entry(epoch)
+                            .or_insert((0.0, 0.0));
                         slot.0 += value;
                         slot.1 += 1.0;
                     }
@@ -102,7 +121,12 @@ impl Curves {
         Ok(Curves {
             train: train
                 .into_iter()
-                .map(|(k, v)| (k, v.into_iter().map(|(e, (s, n))| (e as f64, s / n)).collect()))
+                .map(|(k, v)| {
+                    (
+                        k,
+                        v.into_iter().map(|(e, (s, n))| (e as f64, s / n)).collect(),
+                    )
+                })
                 .collect(),
             valid: valid
                 .into_iter()
@@ -117,11 +141,19 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, curves: &Curve
     let panels = root.split_evenly((1, 2));
     let accuracy_keys: Vec<&String> = curves.valid.keys().filter(|k| k.starts_with('q')).collect();
     let groups: [(&str, Vec<&String>); 2] = [
-        ("loss", curves.valid.keys().filter(|k| k.as_str() == "loss").collect()),
+        (
+            "loss",
+            curves
+                .valid
+                .keys()
+                .filter(|k| k.as_str() == "loss")
+                .collect(),
+        ),
         ("accuracy (%)", accuracy_keys),
     ];
     for (panel, (label, keys)) in panels.iter().zip(groups) {
-        let mut series: Vec<(String, &Vec<(f64, f64)>, bool)> = Vec::new();
+        // (legend, points, validation?)
+        let mut series: Vec<Series<'_>> = Vec::new();
         for key in keys {
             if let Some(points) = curves.train.get(key) {
                 series.push((format!("train {key}"), points, false));
@@ -156,7 +188,11 @@ fn draw_curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, curves: &Curve
             .map_err(|e| e.to_string())?;
         for (i, (name, points, dashed)) in series.iter().enumerate() {
             let colour = COLOURS[(i / 2) % COLOURS.len()];
-            let style = if *dashed { colour.stroke_width(2) } else { colour.mix(0.5).stroke_width(2) };
+            let style = if *dashed {
+                colour.stroke_width(2)
+            } else {
+                colour.mix(0.5).stroke_width(2)
+            };
             chart
                 .draw_series(LineSeries::new(points.iter().copied(), style))
                 .map_err(|e| e.to_string())?
@@ -229,7 +265,10 @@ fn draw_confusion<DB: DrawingBackend>(
             let shade = (255.0 * (1.0 - share(t, p))) as u8;
             let row = k - 1 - t;
             Rectangle::new(
-                [(SegmentValue::Exact(p), SegmentValue::Exact(row)), (SegmentValue::Exact(p + 1), SegmentValue::Exact(row + 1))],
+                [
+                    (SegmentValue::Exact(p), SegmentValue::Exact(row)),
+                    (SegmentValue::Exact(p + 1), SegmentValue::Exact(row + 1)),
+                ],
                 RGBColor(shade, shade, 255).filled(),
             )
         }))
@@ -241,7 +280,11 @@ fn draw_confusion<DB: DrawingBackend>(
                 .into_font()
                 .color(&colour)
                 .pos(Pos::new(HPos::Center, VPos::Center));
-            Text::new(format!("{}", confusion.get(t, p)), (SegmentValue::CenterOf(p), SegmentValue::CenterOf(k - 1 - t)), style)
+            Text::new(
+                format!("{}", confusion.get(t, p)),
+                (SegmentValue::CenterOf(p), SegmentValue::CenterOf(k - 1 - t)),
+                style,
+            )
         }))
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -249,7 +292,12 @@ fn draw_confusion<DB: DrawingBackend>(
 
 /// A confusion matrix (rows true, columns predicted, shaded by row share, counts written)
 /// to `stem.png` and `stem.svg`.
-pub fn confusion_matrix(confusion: &Confusion, classes: &[String], title: &str, stem: &Path) -> Result<(PathBuf, PathBuf), TransferError> {
+pub fn confusion_matrix(
+    confusion: &Confusion,
+    classes: &[String],
+    title: &str,
+    stem: &Path,
+) -> Result<(PathBuf, PathBuf), TransferError> {
     render!(stem, (760, 680), draw_confusion, confusion, classes, title)
 }
 
@@ -257,12 +305,22 @@ pub fn confusion_matrix(confusion: &Confusion, classes: &[String], title: &str, 
 pub fn tsne(points: &[Vec<f32>], seed: u64) -> Result<Vec<(f32, f32)>, TransferError> {
     let n = points.len();
     if n < 5 {
-        return Err(TransferError::Invalid(format!("t-SNE needs at least 5 points, got {n}")));
+        return Err(TransferError::Invalid(format!(
+            "t-SNE needs at least 5 points, got {n}"
+        )));
     }
     let perplexity = 30f32.min((n as f32 - 1.0) / 3.0 - 0.01);
     let mut rng = StdRng::seed_from_u64(seed);
-    let initial: Vec<f32> = (0..2 * n).map(|_| 1e-4 * (rng.random::<f32>() - 0.5)).collect();
-    let euclidean = |a: &Vec<f32>, b: &Vec<f32>| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt();
+    let initial: Vec<f32> = (0..2 * n)
+        .map(|_| 1e-4 * (rng.random::<f32>() - 0.5))
+        .collect();
+    let euclidean = |a: &Vec<f32>, b: &Vec<f32>| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
+            .sqrt()
+    };
     let mut tsne: bhtsne::tSNE<f32, Vec<f32>> = bhtsne::tSNE::new(points);
     let embedding = tsne
         .perplexity(perplexity)
@@ -291,7 +349,12 @@ fn draw_map<DB: DrawingBackend>(
         .margin(14)
         .build_cartesian_2d((x0 - pad)..(x1 + pad), (y0 - pad)..(y1 + pad))
         .map_err(|e| e.to_string())?;
-    chart.configure_mesh().disable_mesh().disable_axes().draw().map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_axes()
+        .draw()
+        .map_err(|e| e.to_string())?;
     for (class, name) in classes.iter().enumerate() {
         let colour = COLOURS[class % COLOURS.len()];
         let points: Vec<(f32, f32)> = coordinates
@@ -304,15 +367,28 @@ fn draw_map<DB: DrawingBackend>(
             continue;
         }
         chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.mix(0.75).filled())))
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, colour.mix(0.75).filled())),
+            )
             .map_err(|e| e.to_string())?
             .label(format!("{name} ({})", points.len()))
             .legend(move |(x, y)| Circle::new((x + 6, y), 4, colour.filled()));
     }
-    let unknown: Vec<(f32, f32)> = coordinates.iter().zip(labels).filter(|(_, l)| **l < 0).map(|(p, _)| *p).collect();
+    let unknown: Vec<(f32, f32)> = coordinates
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l < 0)
+        .map(|(p, _)| *p)
+        .collect();
     if !unknown.is_empty() {
         chart
-            .draw_series(unknown.iter().map(|&p| Circle::new(p, 2, BLACK.mix(0.25).filled())))
+            .draw_series(
+                unknown
+                    .iter()
+                    .map(|&p| Circle::new(p, 2, BLACK.mix(0.25).filled())),
+            )
             .map_err(|e| e.to_string())?
             .label(format!("unlabelled ({})", unknown.len()))
             .legend(|(x, y)| Circle::new((x + 6, y), 3, BLACK.mix(0.25).filled()));
@@ -330,7 +406,21 @@ fn draw_map<DB: DrawingBackend>(
 
 /// A t-SNE map of `points` coloured by `labels` (indices into `classes`; negative =
 /// unlabelled) to `stem.png` and `stem.svg`.
-pub fn tsne_map(points: &[Vec<f32>], labels: &[i64], classes: &[&str], title: &str, stem: &Path) -> Result<(PathBuf, PathBuf), TransferError> {
+pub fn tsne_map(
+    points: &[Vec<f32>],
+    labels: &[i64],
+    classes: &[&str],
+    title: &str,
+    stem: &Path,
+) -> Result<(PathBuf, PathBuf), TransferError> {
     let coordinates = tsne(points, 42)?;
-    render!(stem, (980, 820), draw_map, &coordinates, labels, classes, title)
+    render!(
+        stem,
+        (980, 820),
+        draw_map,
+        &coordinates,
+        labels,
+        classes,
+        title
+    )
 }

@@ -47,7 +47,12 @@ pub fn read_fasta(path: &Path) -> Result<Vec<(String, String)>, TransferError> {
         let record = record.map_err(|e| TransferError::Invalid(e.to_string()))?;
         let sequence = String::from_utf8_lossy(&record.sequence).to_uppercase();
         if sequence.is_empty() {
-            return Err(TransferError::Invalid(format!("{}:{}: record '{}' has no residues", path.display(), record.line, record.id)));
+            return Err(TransferError::Invalid(format!(
+                "{}:{}: record '{}' has no residues",
+                path.display(),
+                record.line,
+                record.id
+            )));
         }
         if let Some(position) = sequence.bytes().position(|b| !b.is_ascii_uppercase()) {
             return Err(TransferError::Invalid(format!(
@@ -87,7 +92,12 @@ pub fn predict(
         label_sets: saved.label_sets(),
         records: proteins
             .iter()
-            .map(|(id, sequence)| crate::datasets::Record { id: id.clone(), sequence: sequence.clone(), labels: Vec::new(), line: 0 })
+            .map(|(id, sequence)| crate::datasets::Record {
+                id: id.clone(),
+                sequence: sequence.clone(),
+                labels: Vec::new(),
+                line: 0,
+            })
             .collect(),
         notes: Vec::new(),
     };
@@ -116,14 +126,18 @@ pub fn predict(
                         })
                         .collect();
                     let prediction = match saved.task {
-                        Task::SecondaryStructure => argmax.iter().map(|(c, _)| set.classes[*c]).collect::<String>(),
+                        Task::SecondaryStructure => argmax
+                            .iter()
+                            .map(|(c, _)| set.classes[*c])
+                            .collect::<String>(),
                         Task::Localization => set.classes[argmax[0].0].to_string(),
                     };
                     TaskPrediction {
                         name: set.name.to_string(),
                         classes: set.classes.iter().map(|c| c.to_string()).collect(),
                         prediction,
-                        confidence: argmax.iter().map(|(_, p)| p).sum::<f32>() / argmax.len().max(1) as f32,
+                        confidence: argmax.iter().map(|(_, p)| p).sum::<f32>()
+                            / argmax.len().max(1) as f32,
                         probabilities: p.rows().into_iter().map(|r| r.to_vec()).collect(),
                     }
                 })
@@ -133,15 +147,22 @@ pub fn predict(
     Ok((saved, predictions))
 }
 
-fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), TransferError> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), TransferError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(TransferError::io(dir))?;
     {
         let mut buffered = std::io::BufWriter::new(file.as_file_mut());
         write(&mut buffered).map_err(TransferError::io(path))?;
         buffered.flush().map_err(TransferError::io(path))?;
     }
-    file.persist(path).map_err(|e| TransferError::io(path)(e.error))?;
+    file.persist(path)
+        .map_err(|e| TransferError::io(path)(e.error))?;
     Ok(())
 }
 
@@ -149,7 +170,9 @@ fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::
 /// confidence (per residue: the mean probability of the predicted states).
 pub fn write_tsv(path: &Path, predictions: &[Prediction]) -> Result<(), TransferError> {
     write_atomically(path, |out| {
-        let names: Vec<&str> = predictions.first().map_or(Vec::new(), |p| p.outputs.iter().map(|o| o.name.as_str()).collect());
+        let names: Vec<&str> = predictions.first().map_or(Vec::new(), |p| {
+            p.outputs.iter().map(|o| o.name.as_str()).collect()
+        });
         let mut header = vec!["id".to_string(), "length".to_string()];
         for name in &names {
             header.push(name.to_string());
@@ -170,5 +193,7 @@ pub fn write_tsv(path: &Path, predictions: &[Prediction]) -> Result<(), Transfer
 
 /// Writes every prediction with all class probabilities as a JSON array.
 pub fn write_json(path: &Path, predictions: &[Prediction]) -> Result<(), TransferError> {
-    write_atomically(path, |out| serde_json::to_writer(out, predictions).map_err(std::io::Error::other))
+    write_atomically(path, |out| {
+        serde_json::to_writer(out, predictions).map_err(std::io::Error::other)
+    })
 }

@@ -63,9 +63,9 @@ pub struct SavedHead {
 #[derive(Debug)]
 pub enum Head {
     /// Secondary structure.
-    Residue(ResidueHead),
+    Residue(Box<ResidueHead>),
     /// Localisation and membrane.
-    Protein(ProteinHead),
+    Protein(Box<ProteinHead>),
 }
 
 impl SavedHead {
@@ -77,21 +77,21 @@ impl SavedHead {
     /// A freshly initialised head of this shape.
     pub fn init(&self, device: &Device) -> Head {
         match self.task {
-            Task::SecondaryStructure => Head::Residue(
+            Task::SecondaryStructure => Head::Residue(Box::new(
                 ResidueHeadConfig::new(self.input_size)
                     .with_hidden_size(self.hidden_size)
                     .with_kernel_size(self.kernel_size)
                     .with_dropout(self.dropout)
                     .with_disorder(self.disorder)
                     .init(device),
-            ),
-            Task::Localization => Head::Protein(
+            )),
+            Task::Localization => Head::Protein(Box::new(
                 ProteinHeadConfig::new(self.input_size)
                     .with_pooling(self.pooling)
                     .with_hidden_size(self.hidden_size)
                     .with_dropout(self.dropout)
                     .init(device),
-            ),
+            )),
         }
     }
 
@@ -99,17 +99,25 @@ impl SavedHead {
     pub fn read(dir: &Path) -> Result<Self, TransferError> {
         let path = dir.join(HEAD_JSON);
         let text = std::fs::read_to_string(&path).map_err(TransferError::io(&path))?;
-        let saved: SavedHead = serde_json::from_str(&text)
-            .map_err(|e| TransferError::Head { path: path.clone(), message: format!("not a prottrans head description: {e}") })?;
+        let saved: SavedHead = serde_json::from_str(&text).map_err(|e| TransferError::Head {
+            path: path.clone(),
+            message: format!("not a prottrans head description: {e}"),
+        })?;
         if saved.format != 1 {
-            return Err(TransferError::Head { path, message: format!("format {} is not supported (expected 1)", saved.format) });
+            return Err(TransferError::Head {
+                path,
+                message: format!("format {} is not supported (expected 1)", saved.format),
+            });
         }
         Ok(saved)
     }
 }
 
 fn head_error(path: &Path) -> impl FnOnce(String) -> TransferError + '_ {
-    move |message| TransferError::Head { path: path.to_path_buf(), message }
+    move |message| TransferError::Head {
+        path: path.to_path_buf(),
+        message,
+    }
 }
 
 impl Head {
@@ -118,16 +126,23 @@ impl Head {
         let saved = SavedHead::read(dir)?;
         let weights = dir.join(HEAD_WEIGHTS);
         if !weights.exists() {
-            return Err(TransferError::Head { path: weights, message: "missing".into() });
+            return Err(TransferError::Head {
+                path: weights,
+                message: "missing".into(),
+            });
         }
         let mut store = SafetensorsStore::from_file(&weights);
         let head = match saved.init(device) {
             Head::Residue(mut h) => {
-                h.load_from(&mut store).map_err(|e| head_error(&weights)(format!("weights do not fit head.json: {e}")))?;
+                h.load_from(&mut store).map_err(|e| {
+                    head_error(&weights)(format!("weights do not fit head.json: {e}"))
+                })?;
                 Head::Residue(h)
             }
             Head::Protein(mut h) => {
-                h.load_from(&mut store).map_err(|e| head_error(&weights)(format!("weights do not fit head.json: {e}")))?;
+                h.load_from(&mut store).map_err(|e| {
+                    head_error(&weights)(format!("weights do not fit head.json: {e}"))
+                })?;
                 Head::Protein(h)
             }
         };
@@ -147,25 +162,43 @@ impl Head {
         result.map_err(|e| head_error(&weights)(e.to_string()))?;
         std::fs::rename(&temporary, &weights).map_err(TransferError::io(&weights))?;
         let json_path = dir.join(HEAD_JSON);
-        let json = serde_json::to_string_pretty(saved).map_err(|e| head_error(&json_path)(e.to_string()))?;
+        let json = serde_json::to_string_pretty(saved)
+            .map_err(|e| head_error(&json_path)(e.to_string()))?;
         let mut file = tempfile::NamedTempFile::new_in(dir).map_err(TransferError::io(dir))?;
-        file.write_all(json.as_bytes()).map_err(TransferError::io(&json_path))?;
-        file.persist(&json_path).map_err(|e| TransferError::io(&json_path)(e.error))?;
+        file.write_all(json.as_bytes())
+            .map_err(TransferError::io(&json_path))?;
+        file.persist(&json_path)
+            .map_err(|e| TransferError::io(&json_path)(e.error))?;
         Ok(())
     }
 
     /// Class probabilities for each protein and label set: `[L, k]` per residue or `[1, k]`
     /// per protein. Proteins run in padded batches of up to `batch_size`.
-    pub fn predict(&self, features: &[Arc<Array2<f32>>], batch_size: usize, device: &Device) -> Result<Vec<Vec<Array2<f32>>>, TransferError> {
+    pub fn predict(
+        &self,
+        features: &[Arc<Array2<f32>>],
+        batch_size: usize,
+        device: &Device,
+    ) -> Result<Vec<Vec<Array2<f32>>>, TransferError> {
         let per_residue = matches!(self, Head::Residue(_));
         let batcher = HeadBatcher { per_residue };
         let mut out = Vec::with_capacity(features.len());
         for chunk in features.chunks(batch_size.max(1)) {
-            let examples: Vec<Example> = chunk.iter().map(|f| Example { features: f.clone(), labels: Vec::new() }).collect();
+            let examples: Vec<Example> = chunk
+                .iter()
+                .map(|f| Example {
+                    features: f.clone(),
+                    labels: Vec::new(),
+                })
+                .collect();
             let batch = batcher.build(&examples, device);
             let logits: Vec<burn::tensor::Tensor<3>> = match self {
                 Head::Residue(h) => h.forward(batch.features, batch.mask),
-                Head::Protein(h) => h.forward(batch.features, batch.mask).into_iter().map(|t| t.unsqueeze_dim::<3>(1)).collect(),
+                Head::Protein(h) => h
+                    .forward(batch.features, batch.mask)
+                    .into_iter()
+                    .map(|t| t.unsqueeze_dim::<3>(1))
+                    .collect(),
             };
             let mut per_task = Vec::new();
             for task_logits in logits {
@@ -177,12 +210,19 @@ impl Head {
                 per_task.push((rows, k, probabilities));
             }
             for (row, example) in examples.iter().enumerate() {
-                let n = if per_residue { example.features.nrows() } else { 1 };
+                let n = if per_residue {
+                    example.features.nrows()
+                } else {
+                    1
+                };
                 let mut tasks = Vec::new();
                 for (rows, k, probabilities) in &per_task {
                     let start = row * rows * k;
                     let values = probabilities[start..start + n * k].to_vec();
-                    tasks.push(Array2::from_shape_vec((n, *k), values).map_err(|e| TransferError::Invalid(e.to_string()))?);
+                    tasks.push(
+                        Array2::from_shape_vec((n, *k), values)
+                            .map_err(|e| TransferError::Invalid(e.to_string()))?,
+                    );
                 }
                 out.push(tasks);
             }

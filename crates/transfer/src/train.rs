@@ -14,12 +14,14 @@ use burn::optim::AdamWConfig;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
-use burn::train::checkpoint::{ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy};
-use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::checkpoint::{
+    ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
+};
 use burn::train::metric::LossMetric;
+use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::{
-    InferenceStep, Learner, LearnerModel, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
-    TrainOutput, TrainStep,
+    InferenceStep, Learner, LearnerModel, MetricEarlyStoppingStrategy, StoppingCondition,
+    SupervisedTraining, TrainOutput, TrainStep,
 };
 use ndarray::Array2;
 use prottrans_train::renderer::ProgressRenderer;
@@ -171,10 +173,16 @@ impl ResidueModel {
             .zip(batch.targets)
             .map(|(logits, targets)| {
                 let k = logits.dims()[2];
-                TaskOutput { logits: logits.reshape([b * l, k]), targets }
+                TaskOutput {
+                    logits: logits.reshape([b * l, k]),
+                    targets,
+                }
             })
             .collect();
-        HeadOutput { loss: weighted_loss(&tasks, &self.loss_weights), tasks }
+        HeadOutput {
+            loss: weighted_loss(&tasks, &self.loss_weights),
+            tasks,
+        }
     }
 }
 
@@ -197,7 +205,10 @@ impl ProteinModel {
             .zip(batch.targets)
             .map(|(logits, targets)| TaskOutput { logits, targets })
             .collect();
-        HeadOutput { loss: weighted_loss(&tasks, &self.loss_weights), tasks }
+        HeadOutput {
+            loss: weighted_loss(&tasks, &self.loss_weights),
+            tasks,
+        }
     }
 }
 
@@ -237,9 +248,17 @@ pub fn set_features(
     let proteins: Vec<ProteinRef<'_>> = set
         .records
         .iter()
-        .map(|r| ProteinRef { id: &r.id, sequence: &r.sequence })
+        .map(|r| ProteinRef {
+            id: &r.id,
+            sequence: &r.sequence,
+        })
         .collect();
-    eprintln!("features of {} ({} proteins): {}", set.path.display(), proteins.len(), spec.describe());
+    eprintln!(
+        "features of {} ({} proteins): {}",
+        set.path.display(),
+        proteins.len(),
+        spec.describe()
+    );
     Ok(compute_features(spec, &proteins, embeddings, device)?
         .into_iter()
         .map(Arc::new)
@@ -250,7 +269,10 @@ fn examples(set: &LabelledSet, features: &[Arc<Array2<f32>>], tasks: usize) -> V
     set.records
         .iter()
         .zip(features)
-        .map(|(record, features)| Example { features: features.clone(), labels: record.labels[..tasks].to_vec() })
+        .map(|(record, features)| Example {
+            features: features.clone(),
+            labels: record.labels[..tasks].to_vec(),
+        })
         .collect()
 }
 
@@ -260,19 +282,31 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
     let options = &run.options;
     let task = run.train.task;
     if run.valid.task != task {
-        return Err(TransferError::Invalid("training and validation sets are of different tasks".into()));
+        return Err(TransferError::Invalid(
+            "training and validation sets are of different tasks".into(),
+        ));
     }
     if options.batch_size == 0 || options.epochs == 0 || options.learning_rate <= 0.0 {
-        return Err(TransferError::Invalid("batch size, epochs and learning rate must be positive".into()));
+        return Err(TransferError::Invalid(
+            "batch size, epochs and learning rate must be positive".into(),
+        ));
     }
     let label_sets = task.label_sets(options.disorder);
     let tasks = label_sets.len();
-    let weights = if options.loss_weights.is_empty() { vec![1.0; tasks] } else { options.loss_weights.clone() };
+    let weights = if options.loss_weights.is_empty() {
+        vec![1.0; tasks]
+    } else {
+        options.loss_weights.clone()
+    };
     if weights.len() != tasks || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
         return Err(TransferError::Invalid(format!(
             "{} loss weights given for {tasks} outputs ({}); weights must be finite and >= 0",
             weights.len(),
-            label_sets.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+            label_sets
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     for (index, set) in label_sets.iter().enumerate() {
@@ -296,14 +330,22 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
             )));
         }
         (true, None) => {
-            return Err(TransferError::Invalid(format!("--resume: no complete checkpoint in {}", run.out.display())));
+            return Err(TransferError::Invalid(format!(
+                "--resume: no complete checkpoint in {}",
+                run.out.display()
+            )));
         }
         (true, Some(_)) => {
-            let text = std::fs::read_to_string(&options_path).map_err(TransferError::io(&options_path))?;
+            let text =
+                std::fs::read_to_string(&options_path).map_err(TransferError::io(&options_path))?;
             let saved: HeadOptions = serde_json::from_str(&text)
                 .map_err(|e| TransferError::Invalid(format!("{}: {e}", options_path.display())))?;
             // More epochs may be asked for; anything else must match the run being continued.
-            if (HeadOptions { epochs: options.epochs, ..saved.clone() }) != *options {
+            if (HeadOptions {
+                epochs: options.epochs,
+                ..saved.clone()
+            }) != *options
+            {
                 return Err(TransferError::Invalid(format!(
                     "--resume: the options differ from the run in {} (recorded in {}); only --epochs may change",
                     run.out.display(),
@@ -316,11 +358,22 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
             let _ = std::fs::remove_file(run.out.join("metrics.jsonl"));
         }
     }
-    let json = serde_json::to_string_pretty(options).map_err(|e| TransferError::Invalid(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(options).map_err(|e| TransferError::Invalid(e.to_string()))?;
     std::fs::write(&options_path, json).map_err(TransferError::io(&options_path))?;
 
-    let train_features = set_features(&run.train, &run.features, run.train_embeddings.as_deref(), &run.device)?;
-    let valid_features = set_features(&run.valid, &run.features, run.valid_embeddings.as_deref(), &run.device)?;
+    let train_features = set_features(
+        &run.train,
+        &run.features,
+        run.train_embeddings.as_deref(),
+        &run.device,
+    )?;
+    let valid_features = set_features(
+        &run.valid,
+        &run.features,
+        run.valid_embeddings.as_deref(),
+        &run.device,
+    )?;
     let input_size = train_features.first().map_or(0, |f| f.ncols());
     if let Some(bad) = valid_features.iter().find(|f| f.ncols() != input_size) {
         return Err(TransferError::Invalid(format!(
@@ -329,7 +382,12 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
         )));
     }
     if task == Task::SecondaryStructure
-        && let Some((record, _)) = run.train.records.iter().zip(&train_features).find(|(r, f)| f.nrows() != r.sequence.len())
+        && let Some((record, _)) = run
+            .train
+            .records
+            .iter()
+            .zip(&train_features)
+            .find(|(r, f)| f.nrows() != r.sequence.len())
     {
         return Err(TransferError::Invalid(format!(
             "secondary structure needs per-residue features, but '{}' has a single (per-protein) vector",
@@ -352,7 +410,11 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
         .num_workers(1)
         .build(InMemDataset::new(valid_examples));
 
-    let train_device = if run.device.is_autodiff() { run.device.clone() } else { run.device.clone().autodiff() };
+    let train_device = if run.device.is_autodiff() {
+        run.device.clone()
+    } else {
+        run.device.clone().autodiff()
+    };
     train_device.seed(options.seed);
     let saved = SavedHead {
         format: 1,
@@ -382,28 +444,57 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
         steps_per_epoch
     );
 
-    let fit = Fit { run: &run, train_loader, valid_loader, steps_per_epoch, label_sets: &label_sets, resume_from: latest };
+    let fit = Fit {
+        run: &run,
+        train_loader,
+        valid_loader,
+        steps_per_epoch,
+        label_sets: &label_sets,
+        resume_from: latest,
+    };
     let (head, epochs_run, best_epoch, best_valid_loss) = match task {
         Task::SecondaryStructure => {
             let head = ResidueHeadConfig::new(input_size)
                 .with_dropout(options.dropout)
                 .with_disorder(options.disorder)
                 .init(&train_device);
-            let (model, epochs, best, loss) = fit.run(ResidueModel { head, loss_weights: weights.clone() })?;
-            (Head::Residue(model.head.valid()), epochs, best, loss)
+            let (model, epochs, best, loss) = fit.run(ResidueModel {
+                head,
+                loss_weights: weights.clone(),
+            })?;
+            (
+                Head::Residue(Box::new(model.head.valid())),
+                epochs,
+                best,
+                loss,
+            )
         }
         Task::Localization => {
             let head = ProteinHeadConfig::new(input_size)
                 .with_pooling(options.pooling)
                 .with_dropout(options.dropout)
                 .init(&train_device);
-            let (model, epochs, best, loss) = fit.run(ProteinModel { head, loss_weights: weights.clone() })?;
-            (Head::Protein(model.head.valid()), epochs, best, loss)
+            let (model, epochs, best, loss) = fit.run(ProteinModel {
+                head,
+                loss_weights: weights.clone(),
+            })?;
+            (
+                Head::Protein(Box::new(model.head.valid())),
+                epochs,
+                best,
+                loss,
+            )
         }
     };
-    let saved = SavedHead { best_epoch, epochs_run, ..saved };
+    let saved = SavedHead {
+        best_epoch,
+        epochs_run,
+        ..saved
+    };
     head.save(&saved, &run.out)?;
-    if let Err(e) = crate::plots::training_curves(&run.out.join("metrics.jsonl"), &run.out.join("curves")) {
+    if let Err(e) =
+        crate::plots::training_curves(&run.out.join("metrics.jsonl"), &run.out.join("curves"))
+    {
         eprintln!("warning: training curves not drawn: {e}");
     }
     Ok(TrainingSummary {
@@ -432,12 +523,15 @@ impl Fit<'_> {
     /// epoch and its validation loss.
     fn run<M>(self, model: M) -> Result<(M, usize, usize, f64), TransferError>
     where
-        M: LearnerModel + TrainStep<Input = HeadBatch, Output = HeadOutput> + InferenceStep<Input = HeadBatch, Output = HeadOutput>,
+        M: LearnerModel
+            + TrainStep<Input = HeadBatch, Output = HeadOutput>
+            + InferenceStep<Input = HeadBatch, Output = HeadOutput>,
     {
         let run = self.run;
         let options = &run.options;
         let metrics_path = run.out.join("metrics.jsonl");
-        let renderer = ProgressRenderer::new(&metrics_path, self.steps_per_epoch, 1).map_err(TransferError::io(&metrics_path))?;
+        let renderer = ProgressRenderer::new(&metrics_path, self.steps_per_epoch, 1)
+            .map_err(TransferError::io(&metrics_path))?;
         let loss = LossMetric::new();
         let mut training = SupervisedTraining::new(&run.out, self.train_loader, self.valid_loader)
             .metric_train_numeric(LossMetric::new())
@@ -446,11 +540,20 @@ impl Fit<'_> {
             training = training
                 .metric_train_numeric(TaskMetric::new(set.metric, index, TaskMetricKind::Accuracy))
                 .metric_valid_numeric(TaskMetric::new(set.metric, index, TaskMetricKind::Accuracy))
-                .metric_valid_numeric(TaskMetric::new(format!("MCC {}", set.name), index, TaskMetricKind::Mcc));
+                .metric_valid_numeric(TaskMetric::new(
+                    format!("MCC {}", set.name),
+                    index,
+                    TaskMetricKind::Mcc,
+                ));
         }
         let strategy = ComposedCheckpointingStrategy::builder()
             .add(KeepLastNCheckpoints::new(1))
-            .add(MetricCheckpointingStrategy::new(&loss, Aggregate::Mean, Direction::Lowest, Split::Valid))
+            .add(MetricCheckpointingStrategy::new(
+                &loss,
+                Aggregate::Mean,
+                Direction::Lowest,
+                Split::Valid,
+            ))
             .build();
         training = training
             .with_default_checkpointers()
@@ -460,7 +563,9 @@ impl Fit<'_> {
                 Aggregate::Mean,
                 Direction::Lowest,
                 Split::Valid,
-                StoppingCondition::NoImprovementSince { n_epochs: options.patience.max(1) },
+                StoppingCondition::NoImprovementSince {
+                    n_epochs: options.patience.max(1),
+                },
             ))
             .num_epochs(options.epochs)
             .renderer(Box::new(renderer));
@@ -470,7 +575,9 @@ impl Fit<'_> {
         }
         let learner = Learner::new(
             model,
-            AdamWConfig::new().with_weight_decay(options.weight_decay as f32).init(),
+            AdamWConfig::new()
+                .with_weight_decay(options.weight_decay as f32)
+                .init(),
             ModuleLrScheduler::from(options.learning_rate),
         );
         let result = training.launch(learner);
@@ -479,19 +586,31 @@ impl Fit<'_> {
         }
         let mut model = result.model;
         let losses = valid_losses(&metrics_path);
-        let epochs_run = losses.iter().map(|(e, _)| *e).max().unwrap_or(options.epochs);
+        let epochs_run = losses
+            .iter()
+            .map(|(e, _)| *e)
+            .max()
+            .unwrap_or(options.epochs);
         let (best_epoch, best_loss) = losses
             .iter()
             .copied()
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((epochs_run, f64::NAN));
         if best_epoch != epochs_run {
-            let path = run.out.join("checkpoint").join(format!("model-{best_epoch}.bpk"));
+            let path = run
+                .out
+                .join("checkpoint")
+                .join(format!("model-{best_epoch}.bpk"));
             let mut store = BurnpackStore::from_file(&path);
             model
                 .load_from(&mut store)
-                .map_err(|e| TransferError::Head { path: path.clone(), message: format!("best checkpoint unreadable: {e}") })?;
-            eprintln!("kept epoch {best_epoch} (lowest validation loss {best_loss:.4}) of {epochs_run}");
+                .map_err(|e| TransferError::Head {
+                    path: path.clone(),
+                    message: format!("best checkpoint unreadable: {e}"),
+                })?;
+            eprintln!(
+                "kept epoch {best_epoch} (lowest validation loss {best_loss:.4}) of {epochs_run}"
+            );
         }
         Ok((model, epochs_run, best_epoch, best_loss))
     }
@@ -502,7 +621,9 @@ pub fn valid_losses(metrics: &Path) -> Vec<(usize, f64)> {
     let text = std::fs::read_to_string(metrics).unwrap_or_default();
     let mut by_epoch = std::collections::BTreeMap::new();
     for line in text.lines() {
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if value["split"] == "valid"
             && let (Some(epoch), Some(loss)) = (value["epoch"].as_u64(), value["loss"].as_f64())
         {

@@ -41,11 +41,12 @@ impl MaskingConfig {
     /// Checks the rates.
     pub fn validate(&self) -> Result<(), TrainError> {
         let ok = |p: f64| (0.0..=1.0).contains(&p);
-        if !(self.probability > 0.0 && ok(self.probability))
-            || !ok(self.mask_fraction)
-            || !ok(self.random_fraction)
-            || self.mask_fraction + self.random_fraction > 1.0 + 1e-9
-        {
+        let valid = self.probability > 0.0
+            && ok(self.probability)
+            && ok(self.mask_fraction)
+            && ok(self.random_fraction)
+            && self.mask_fraction + self.random_fraction <= 1.0 + 1e-9;
+        if !valid {
             return Err(TrainError::Invalid(format!(
                 "masking rates must be probabilities with probability > 0 and mask_fraction + random_fraction <= 1, got {self:?}"
             )));
