@@ -289,11 +289,17 @@ impl Metric for TaskMetric {
 }
 
 impl Numeric for TaskMetric {
+    /// The batch's value; `None` when the batch has nothing to score (no known label, or no
+    /// example of the class for recall), so that batch means are not dragged towards zero.
     fn value(&self) -> Option<NumericEntry> {
         let batch = self.batch.as_ref()?;
-        (batch.total() > 0).then(|| NumericEntry::Aggregated {
+        let count = match self.kind {
+            TaskMetricKind::Recall(c) => batch.support().get(c).copied().unwrap_or(0),
+            _ => batch.total(),
+        };
+        (count > 0).then(|| NumericEntry::Aggregated {
             aggregated_value: self.value_of(batch),
-            count: batch.total() as usize,
+            count: count as usize,
         })
     }
 

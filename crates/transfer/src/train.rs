@@ -450,6 +450,7 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
         valid_loader,
         steps_per_epoch,
         label_sets: &label_sets,
+        valid_class_counts: run.valid.class_counts(0),
         resume_from: latest,
     };
     let (head, epochs_run, best_epoch, best_valid_loss) = match task {
@@ -515,6 +516,7 @@ struct Fit<'a> {
     valid_loader: Arc<dyn burn::data::dataloader::DataLoader<HeadBatch>>,
     steps_per_epoch: usize,
     label_sets: &'a [crate::labels::LabelSet],
+    valid_class_counts: Vec<u64>,
     resume_from: Option<usize>,
 }
 
@@ -545,6 +547,21 @@ impl Fit<'_> {
                     index,
                     TaskMetricKind::Mcc,
                 ));
+        }
+        // Per-class recall of the first output (3-state structure, or location) on validation,
+        // for the classes validation has examples of.
+        if let Some(first) = self.label_sets.first() {
+            for (class, name) in first.classes.iter().enumerate() {
+                if self.valid_class_counts.get(class).copied().unwrap_or(0) == 0 {
+                    continue;
+                }
+                training = training.metric_valid_numeric(TaskMetric::new(
+                    // burn-train logs each metric to a file named after it.
+                    format!("recall {}", name.replace('/', "-")),
+                    0,
+                    TaskMetricKind::Recall(class),
+                ));
+            }
         }
         let strategy = ComposedCheckpointingStrategy::builder()
             .add(KeepLastNCheckpoints::new(1))
