@@ -128,7 +128,7 @@ pub fn embed_with(
         && let Some(long) = proteins.iter().find(|p| p.sequence.len() > limit)
     {
         return Err(TransferError::Invalid(format!(
-            "protein '{}' has {} residues but {} takes at most {limit}; leave such proteins out with --max-length {limit}",
+            "protein '{}' has {} residues but {} takes at most {limit}; nothing is truncated: leave such proteins out (train-head and evaluate: --max-length {limit})",
             long.id,
             long.sequence.len(),
             embedder.source().display()
