@@ -72,6 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         head: out.clone(),
         test,
         embeddings: None,
+        model: None,
         out: Some(out.join("test")),
         tsne: false,
         device: device.clone(),
@@ -83,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "melittin".to_string(),
         "GIGAVLKVLTTGLPALISWIKRKRQQ".to_string(),
     )];
-    let (_, predictions) = predict(&out, &proteins, None, &device)?;
+    let (_, predictions) = predict(&out, &proteins, None, None, &device)?;
     for p in &predictions {
         for o in &p.outputs {
             println!(

@@ -1,6 +1,6 @@
 //! `prottrans train-head`, `evaluate` and `predict`: the paper's supervised heads.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use prottrans::prelude::*;
@@ -229,46 +229,14 @@ pub fn train_head(args: TrainHeadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The head directory, with head.json's model replaced when `model` is given.
-fn head_with_model(
-    head: &Path,
-    model: &Option<PathBuf>,
-) -> anyhow::Result<Option<tempfile::TempDir>> {
-    let Some(model) = model else { return Ok(None) };
-    let mut saved = prottrans::transfer::SavedHead::read(head)?;
-    let FeatureSpec::Model { precision, .. } = &saved.features else {
-        bail!(
-            "--model: the head in {} does not read a model's embeddings",
-            head.display()
-        );
-    };
-    saved.features = FeatureSpec::Model {
-        dir: model.canonicalize()?,
-        precision: precision.clone(),
-    };
-    let copy = tempfile::tempdir()?;
-    std::fs::write(
-        copy.path().join(prottrans::transfer::saved::HEAD_JSON),
-        serde_json::to_string(&saved)?,
-    )?;
-    std::fs::copy(
-        head.join(prottrans::transfer::saved::HEAD_WEIGHTS),
-        copy.path().join(prottrans::transfer::saved::HEAD_WEIGHTS),
-    )?;
-    Ok(Some(copy))
-}
-
 pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let saved = prottrans::transfer::SavedHead::read(&args.head)?;
     let test = read_set(&args.test, saved.task)?;
-    let replaced = head_with_model(&args.head, &args.model)?;
-    let head = replaced
-        .as_ref()
-        .map_or_else(|| args.head.clone(), |d| d.path().to_path_buf());
-    let mut report = prottrans::transfer::evaluate(Evaluation {
-        head,
+    let report = prottrans::transfer::evaluate(Evaluation {
+        head: args.head.clone(),
         test,
         embeddings: args.embeddings.clone(),
+        model: args.model.clone(),
         out: args.out.clone(),
         tsne: !args.no_tsne,
         device: args.device.device()?,
@@ -280,13 +248,8 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             args.test.display()
         )
     })?;
-    report.head = args.head.clone();
     print!("{report}");
     if let Some(out) = &args.out {
-        std::fs::write(
-            out.join("report.json"),
-            serde_json::to_string_pretty(&report)?,
-        )?;
         let tsne = !args.no_tsne && saved.task == Task::Localization;
         println!(
             "report, confusion matrices{} in {}",
@@ -299,14 +262,11 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let proteins = read_fasta(&args.input)?;
-    let replaced = head_with_model(&args.head, &args.model)?;
-    let head = replaced
-        .as_ref()
-        .map_or_else(|| args.head.clone(), |d| d.path().to_path_buf());
     let (_, predictions) = prottrans::transfer::predict(
-        &head,
+        &args.head,
         &proteins,
         args.embeddings.as_deref(),
+        args.model.as_deref(),
         &args.device.device()?,
     )
     .with_context(|| {

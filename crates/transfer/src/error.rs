@@ -1,4 +1,5 @@
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use prottrans_embed::EmbedError;
 
@@ -63,4 +64,25 @@ impl TransferError {
         let path = path.into();
         move |source| Self::Io { path, source }
     }
+}
+
+/// Writes `path` through a temporary file in the same directory and a rename, so that readers
+/// never see a partial file.
+pub(crate) fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), TransferError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(TransferError::io(dir))?;
+    {
+        let mut buffered = std::io::BufWriter::new(file.as_file_mut());
+        write(&mut buffered).map_err(TransferError::io(path))?;
+        buffered.flush().map_err(TransferError::io(path))?;
+    }
+    file.persist(path)
+        .map_err(|e| TransferError::io(path)(e.error))?;
+    Ok(())
 }

@@ -125,6 +125,8 @@ pub struct Evaluation {
     pub test: LabelledSet,
     /// Precomputed embeddings of the test proteins, for heads trained on such files.
     pub embeddings: Option<PathBuf>,
+    /// Another directory for the checkpoint recorded in `head.json` (a moved model).
+    pub model: Option<PathBuf>,
     /// Where to write `report.json`, confusion matrices and the t-SNE map (PNG + SVG).
     pub out: Option<PathBuf>,
     /// Draw the t-SNE map of pooled features (per-protein tasks).
@@ -135,7 +137,10 @@ pub struct Evaluation {
 
 /// Scores a head; see [`Evaluation`].
 pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> {
-    let (saved, head) = Head::load(&run.head, &run.device)?;
+    let (mut saved, head) = Head::load(&run.head, &run.device)?;
+    if let Some(model) = &run.model {
+        saved = saved.with_model(model)?;
+    }
     if run.test.task != saved.task {
         return Err(TransferError::Invalid(format!(
             "the head predicts {}, the test set is labelled for {}",

@@ -121,12 +121,9 @@ impl TaskOutput {
             .clone()
             .argmax(1)
             .into_data()
-            .try_into_vec_as::<i64>();
-        let targets = self.targets.clone().into_data().try_into_vec_as::<i64>();
-        match (predicted, targets) {
-            (Ok(p), Ok(t)) => Ok((p, t)),
-            _ => Ok((Vec::new(), Vec::new())),
-        }
+            .try_into_vec_as::<i64>()?;
+        let targets = self.targets.clone().into_data().try_into_vec_as::<i64>()?;
+        Ok((predicted, targets))
     }
 
     /// The confusion matrix of this batch.

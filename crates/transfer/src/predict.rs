@@ -1,14 +1,13 @@
 //! Predictions for new proteins with a saved head, written as TSV (one line per protein) and
 //! JSON (with every class probability).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use prottrans_data::FastaReader;
 use serde::Serialize;
 
-use crate::error::TransferError;
+use crate::error::{TransferError, write_atomically};
 use crate::labels::Task;
 use crate::saved::{Head, SavedHead};
 use crate::train::set_features;
@@ -78,14 +77,19 @@ pub fn read_fasta(path: &Path) -> Result<Vec<(String, String)>, TransferError> {
 }
 
 /// Predicts `proteins` with the head in `head_dir`. `embeddings` are the proteins'
-/// precomputed embeddings, for heads trained on such files.
+/// precomputed embeddings, for heads trained on such files; `model` replaces the checkpoint
+/// directory recorded in `head.json` (a moved model).
 pub fn predict(
     head_dir: &Path,
     proteins: &[(String, String)],
     embeddings: Option<&Path>,
+    model: Option<&Path>,
     device: &Device,
 ) -> Result<(SavedHead, Vec<Prediction>), TransferError> {
-    let (saved, head) = Head::load(head_dir, device)?;
+    let (mut saved, head) = Head::load(head_dir, device)?;
+    if let Some(model) = model {
+        saved = saved.with_model(model)?;
+    }
     let set = crate::datasets::LabelledSet {
         path: PathBuf::from("input"),
         task: saved.task,
@@ -145,25 +149,6 @@ pub fn predict(
         })
         .collect();
     Ok((saved, predictions))
-}
-
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<(), TransferError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(TransferError::io(dir))?;
-    {
-        let mut buffered = std::io::BufWriter::new(file.as_file_mut());
-        write(&mut buffered).map_err(TransferError::io(path))?;
-        buffered.flush().map_err(TransferError::io(path))?;
-    }
-    file.persist(path)
-        .map_err(|e| TransferError::io(path)(e.error))?;
-    Ok(())
 }
 
 /// Writes one line per protein: id, length, then for each label set the prediction and its

@@ -1,7 +1,6 @@
 //! A trained head on disk: `head.json` (what it is, what it reads, how it was trained) and
 //! `head.safetensors` (its weights), and running it on features.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::batches::{Example, HeadBatcher};
-use crate::error::TransferError;
+use crate::error::{TransferError, write_atomically};
 use crate::features::FeatureSpec;
 use crate::heads::{Pooling, ProteinHead, ProteinHeadConfig, ResidueHead, ResidueHeadConfig};
 use crate::labels::{LabelSet, Task};
@@ -95,6 +94,23 @@ impl SavedHead {
         }
     }
 
+    /// Points a head that reads a model's embeddings at another checkpoint directory (the same
+    /// model moved); an error for heads on other features.
+    pub fn with_model(mut self, dir: &Path) -> Result<Self, TransferError> {
+        let FeatureSpec::Model { precision, .. } = &self.features else {
+            return Err(TransferError::Invalid(format!(
+                "--model: this head reads {}, not a model's embeddings",
+                self.features.describe()
+            )));
+        };
+        let dir = dir.canonicalize().map_err(TransferError::io(dir))?;
+        self.features = FeatureSpec::Model {
+            dir,
+            precision: precision.clone(),
+        };
+        Ok(self)
+    }
+
     /// Reads `dir/head.json`.
     pub fn read(dir: &Path) -> Result<Self, TransferError> {
         let path = dir.join(HEAD_JSON);
@@ -164,11 +180,7 @@ impl Head {
         let json_path = dir.join(HEAD_JSON);
         let json = serde_json::to_string_pretty(saved)
             .map_err(|e| head_error(&json_path)(e.to_string()))?;
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(TransferError::io(dir))?;
-        file.write_all(json.as_bytes())
-            .map_err(TransferError::io(&json_path))?;
-        file.persist(&json_path)
-            .map_err(|e| TransferError::io(&json_path)(e.error))?;
+        write_atomically(&json_path, |out| out.write_all(json.as_bytes()))?;
         Ok(())
     }
 
