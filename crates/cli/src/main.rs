@@ -225,17 +225,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::InitModel { config, out, seed } => {
             let recipe = PretrainConfig::from_toml_file(&config)?;
-            let ModelConfig::Bert(bert) = &recipe.model;
             let device = DeviceSpec::Cpu.device()?;
             device.seed(seed.unwrap_or(recipe.data.seed));
-            save_bert_for_masked_lm(&bert.init(&device), bert, &out)
-                .with_context(|| format!("writing {}", out.display()))?;
-            println!(
-                "random {}-layer, width-{} BERT written to {}",
-                bert.num_hidden_layers,
-                bert.hidden_size,
-                out.display()
-            );
+            let written = match &recipe.model {
+                ModelConfig::Bert(bert) => save_bert_for_masked_lm(&bert.init(&device), bert, &out)
+                    .map(|()| format!("{}-layer, width-{} BERT", bert.num_hidden_layers, bert.hidden_size)),
+                ModelConfig::T5(t5) => save_t5(&t5.init(&device), t5, &out).map(|()| {
+                    format!("{}+{}-layer, width-{} T5", t5.num_layers, t5.decoder_layers(), t5.d_model)
+                }),
+            }
+            .with_context(|| format!("writing {}", out.display()))?;
+            println!("random {written} written to {}", out.display());
             Ok(())
         }
         Command::TrainHead(args) => transfer::train_head(args),

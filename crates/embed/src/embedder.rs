@@ -276,6 +276,8 @@ fn tokenizer_for(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, EmbedErr
                 Vocabulary::prot_bert()
             }
         }
+        // One sentencepiece piece per residue with fixed ids: `spiece.model` adds nothing.
+        ModelConfig::T5(_) => Vocabulary::prot_t5(),
     };
     if vocabulary.len() > config.vocab_size() {
         return Err(EmbedError::Options(format!(

@@ -9,7 +9,7 @@ use burn::store::{
     ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::{DType, Device, FloatDType, Tensor};
-use prottrans_models::{BertConfig, BertForMaskedLm, Encoder, ModelConfig};
+use prottrans_models::{BertConfig, BertForMaskedLm, Encoder, ModelConfig, T5Config, T5ForConditionalGeneration};
 
 use crate::error::{ImportError, WeightProblems};
 use crate::key_map::{self, KeyMap};
@@ -159,6 +159,37 @@ impl Checkpoint {
                 self.load_into(&mut model, &key_map::BERT_ENCODER, dtype)?;
                 Ok(Encoder::Bert(cast_floats(model, dtype)))
             }
+            ModelConfig::T5(config) => {
+                let mut model = config.init_encoder(device);
+                let gated = config.feed_forward()?.1;
+                let mut key_map = if gated { key_map::T5_ENCODER_GATED } else { key_map::T5_ENCODER_RELU };
+                let names = self.tensor_names()?;
+                let has = |key: &str| names.iter().any(|n| n == key);
+                // The half-precision encoder may store the embedding under its encoder name only.
+                if !has("shared.weight") && has("encoder.embed_tokens.weight") {
+                    key_map.aliases = key_map::T5_EMBED_TOKENS_ALIAS;
+                }
+                self.load_into(&mut model, &key_map, dtype)?;
+                Ok(Encoder::T5(cast_floats(model, dtype)))
+            }
+        }
+    }
+
+    /// Loads a `T5ForConditionalGeneration` (ProtT5, or a model prottrans saved) in f32.
+    pub fn load_t5(&self, device: &Device) -> Result<(T5Config, T5ForConditionalGeneration), ImportError> {
+        let ModelConfig::T5(config) = &self.config else {
+            return Err(self.wrong_architecture("t5"));
+        };
+        let mut model = config.init(device);
+        self.load_into(&mut model, t5_key_map(config)?, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+    }
+
+    fn wrong_architecture(&self, expected: &str) -> ImportError {
+        ImportError::WrongArchitecture {
+            path: self.config_path.clone(),
+            expected: expected.into(),
+            found: self.config.architecture().to_string(),
         }
     }
 
@@ -167,13 +198,8 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(BertConfig, BertForMaskedLm), ImportError> {
-        #[allow(irrefutable_let_patterns)] // other architectures arrive in later issues
         let ModelConfig::Bert(config) = &self.config else {
-            return Err(ImportError::WrongArchitecture {
-                path: self.config_path.clone(),
-                expected: "bert".into(),
-                found: self.config.architecture().to_string(),
-            });
+            return Err(self.wrong_architecture("bert"));
         };
         let mut model = config.init(device);
         self.load_into(&mut model, &key_map::BERT_FOR_MASKED_LM, FloatDType::F32)?;
@@ -286,16 +312,49 @@ pub fn load_bert_for_masked_lm(
     Checkpoint::open(dir)?.load_bert_for_masked_lm(device)
 }
 
-/// Writes `dir/config.json` and `dir/model.safetensors` in the `transformers` layout.
-///
-/// Each file is written beside its destination and renamed into place, so an interrupted save
-/// never leaves a truncated file.
+/// Writes `dir/config.json` and `dir/model.safetensors` of a `BertForMaskedLM` in the
+/// `transformers` layout.
 pub fn save_bert_for_masked_lm(
     model: &BertForMaskedLm,
     config: &BertConfig,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
-    let dir = dir.as_ref();
+    save_hf(model, &ModelConfig::Bert(config.clone()), &key_map::BERT_FOR_MASKED_LM, dir.as_ref())
+}
+
+/// Loads a `T5ForConditionalGeneration` checkpoint directory (ProtT5, or a model prottrans
+/// saved); f16 and bf16 weights are converted to f32.
+pub fn load_t5(
+    dir: impl AsRef<Path>,
+    device: &Device,
+) -> Result<(T5Config, T5ForConditionalGeneration), ImportError> {
+    Checkpoint::open(dir)?.load_t5(device)
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` of a `T5ForConditionalGeneration` in
+/// the `transformers` layout (the tied head is not stored, as transformers does).
+pub fn save_t5(
+    model: &T5ForConditionalGeneration,
+    config: &T5Config,
+    dir: impl AsRef<Path>,
+) -> Result<(), ImportError> {
+    save_hf(model, &ModelConfig::T5(config.clone()), t5_key_map(config)?, dir.as_ref())
+}
+
+fn t5_key_map(config: &T5Config) -> Result<&'static KeyMap, ImportError> {
+    Ok(if config.feed_forward()?.1 { &key_map::T5_GATED } else { &key_map::T5_RELU })
+}
+
+/// Writes a model's weights and config in the `transformers` layout.
+///
+/// Each file is written beside its destination and renamed into place, so an interrupted save
+/// never leaves a truncated file.
+fn save_hf<M: ModuleSnapshot>(
+    model: &M,
+    config: &ModelConfig,
+    key_map: &KeyMap,
+    dir: &Path,
+) -> Result<(), ImportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ImportError::Io { path, source }
@@ -305,7 +364,7 @@ pub fn save_bert_for_masked_lm(
     let weights = dir.join(SAFETENSORS_FILE);
     let mut store = SafetensorsStore::from_file(&weights)
         .with_to_adapter(BurnToPyTorchAdapter)
-        .remap(key_map::BERT_FOR_MASKED_LM.to_checkpoint())
+        .remap(key_map.to_checkpoint())
         .metadata("format", "pt")
         .overwrite(true);
     model
@@ -317,7 +376,7 @@ pub fn save_bert_for_masked_lm(
 
     let config_path = dir.join(CONFIG_FILE);
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    file.write_all(ModelConfig::Bert(config.clone()).to_hf_json().as_bytes())
+    file.write_all(config.to_hf_json().as_bytes())
         .map_err(io(&config_path))?;
     file.persist(&config_path)
         .map_err(|e| ImportError::Io {
@@ -336,6 +395,7 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/bert_tiny/config.json");
         match ModelConfig::from_hf_json(path).unwrap() {
             ModelConfig::Bert(config) => config,
+            other => panic!("the fixture is BERT, not {}", other.architecture()),
         }
     }
 

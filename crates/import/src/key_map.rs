@@ -64,6 +64,105 @@ pub const BERT_ENCODER: KeyMap = KeyMap {
     ignored: &[r"^pooler\.", r"^embeddings\.position_ids$", r"^cls\."],
 };
 
+/// T5 self-attention, relative to a stack (`encoder.` or `decoder.`). The relative position
+/// bias is stored under the first block but belongs to the stack, which computes it once.
+const T5_SELF_ATTENTION: RuleTable = &[
+    ("block.0.layer.0.SelfAttention.relative_attention_bias", "relative_attention_bias"),
+    ("block.{i}.layer.0.SelfAttention.q", "block.{i}.self_attention.query"),
+    ("block.{i}.layer.0.SelfAttention.k", "block.{i}.self_attention.key"),
+    ("block.{i}.layer.0.SelfAttention.v", "block.{i}.self_attention.value"),
+    ("block.{i}.layer.0.SelfAttention.o", "block.{i}.self_attention.output"),
+    ("block.{i}.layer.0.layer_norm", "block.{i}.self_attention_norm"),
+];
+
+/// The decoder's cross-attention (`layer.1`).
+const T5_CROSS_ATTENTION: RuleTable = &[
+    ("block.{i}.layer.1.EncDecAttention.q", "block.{i}.cross_attention.query"),
+    ("block.{i}.layer.1.EncDecAttention.k", "block.{i}.cross_attention.key"),
+    ("block.{i}.layer.1.EncDecAttention.v", "block.{i}.cross_attention.value"),
+    ("block.{i}.layer.1.EncDecAttention.o", "block.{i}.cross_attention.output"),
+    ("block.{i}.layer.1.layer_norm", "block.{i}.cross_attention_norm"),
+];
+
+/// Feed-forward tables: `layer.1` in the encoder, `layer.2` in the decoder; ReLU (`wi`) or
+/// gated (`wi_0` activated, `wi_1` linear). A checkpoint of the other kind is reported as
+/// missing and unexpected weights rather than loaded half-way.
+const T5_ENCODER_RELU_FF: RuleTable = &[
+    ("block.{i}.layer.1.DenseReluDense.wi", "block.{i}.feed_forward.intermediate"),
+    ("block.{i}.layer.1.DenseReluDense.wo", "block.{i}.feed_forward.output"),
+    ("block.{i}.layer.1.layer_norm", "block.{i}.feed_forward_norm"),
+];
+const T5_ENCODER_GATED_FF: RuleTable = &[
+    ("block.{i}.layer.1.DenseReluDense.wi_0", "block.{i}.feed_forward.intermediate"),
+    ("block.{i}.layer.1.DenseReluDense.wi_1", "block.{i}.feed_forward.gate"),
+    ("block.{i}.layer.1.DenseReluDense.wo", "block.{i}.feed_forward.output"),
+    ("block.{i}.layer.1.layer_norm", "block.{i}.feed_forward_norm"),
+];
+const T5_DECODER_RELU_FF: RuleTable = &[
+    ("block.{i}.layer.2.DenseReluDense.wi", "block.{i}.feed_forward.intermediate"),
+    ("block.{i}.layer.2.DenseReluDense.wo", "block.{i}.feed_forward.output"),
+    ("block.{i}.layer.2.layer_norm", "block.{i}.feed_forward_norm"),
+];
+const T5_DECODER_GATED_FF: RuleTable = &[
+    ("block.{i}.layer.2.DenseReluDense.wi_0", "block.{i}.feed_forward.intermediate"),
+    ("block.{i}.layer.2.DenseReluDense.wi_1", "block.{i}.feed_forward.gate"),
+    ("block.{i}.layer.2.DenseReluDense.wo", "block.{i}.feed_forward.output"),
+    ("block.{i}.layer.2.layer_norm", "block.{i}.feed_forward_norm"),
+];
+
+/// Keys of a `T5ForConditionalGeneration` that are aliases of `shared.weight` or that
+/// transformers itself drops.
+const T5_IGNORED: &[&str] = &[
+    r"^(encoder|decoder)\.embed_tokens\.weight$",
+    r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.",
+    // Tied head: the shared embedding decodes (T5 v1.0); a stored copy is not used.
+    r"^lm_head\.weight$",
+];
+
+/// `T5ForConditionalGeneration` with ReLU feed-forward (T5 v1.0, ProtT5).
+pub const T5_RELU: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("encoder.", T5_SELF_ATTENTION),
+        ("encoder.", T5_ENCODER_RELU_FF),
+        ("decoder.", T5_SELF_ATTENTION),
+        ("decoder.", T5_CROSS_ATTENTION),
+        ("decoder.", T5_DECODER_RELU_FF),
+    ],
+    ignored: T5_IGNORED,
+};
+
+/// `T5ForConditionalGeneration` with gated feed-forward (T5 v1.1).
+pub const T5_GATED: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("encoder.", T5_SELF_ATTENTION),
+        ("encoder.", T5_ENCODER_GATED_FF),
+        ("decoder.", T5_SELF_ATTENTION),
+        ("decoder.", T5_CROSS_ATTENTION),
+        ("decoder.", T5_DECODER_GATED_FF),
+    ],
+    ignored: T5_IGNORED,
+};
+
+/// Any T5 checkpoint (`T5EncoderModel`, `T5ForConditionalGeneration`) into the encoder alone:
+/// decoder and head are skipped.
+pub const T5_ENCODER_RELU: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[("encoder.", T5_SELF_ATTENTION), ("encoder.", T5_ENCODER_RELU_FF)],
+    ignored: &[r"^decoder\.", r"^lm_head\.", r"^encoder\.embed_tokens\.weight$"],
+};
+
+/// [`T5_ENCODER_RELU`] for gated feed-forward.
+pub const T5_ENCODER_GATED: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[("encoder.", T5_SELF_ATTENTION), ("encoder.", T5_ENCODER_GATED_FF)],
+    ignored: &[r"^decoder\.", r"^lm_head\.", r"^encoder\.embed_tokens\.weight$"],
+};
+
+/// Aliases for a T5 checkpoint that stores the embedding only as `encoder.embed_tokens`.
+pub const T5_EMBED_TOKENS_ALIAS: &[(&str, &str)] = &[(r"^encoder\.embed_tokens\.", "shared.")];
+
 /// Key patterns that only one architecture's checkpoints have, checked in order; used to tell
 /// which architecture a weights file holds whatever its `config.json` says.
 pub const SIGNATURES: &[(Architecture, &str)] = &[
@@ -197,6 +296,35 @@ mod tests {
         for skipped in ["pooler.dense.weight", "cls.predictions.bias", "embeddings.position_ids"] {
             assert!(BERT_ENCODER.is_ignored(skipped), "{skipped}");
         }
+    }
+
+    #[test]
+    fn t5_keys_round_trip() {
+        for (map, hf, module) in [
+            (T5_RELU, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "encoder.relative_attention_bias.weight"),
+            (T5_RELU, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "decoder.relative_attention_bias.weight"),
+            (T5_RELU, "encoder.block.3.layer.0.SelfAttention.q.weight", "encoder.block.3.self_attention.query.weight"),
+            (T5_RELU, "encoder.block.3.layer.0.layer_norm.weight", "encoder.block.3.self_attention_norm.weight"),
+            (T5_RELU, "encoder.block.11.layer.1.DenseReluDense.wi.weight", "encoder.block.11.feed_forward.intermediate.weight"),
+            (T5_RELU, "encoder.block.1.layer.1.layer_norm.weight", "encoder.block.1.feed_forward_norm.weight"),
+            (T5_RELU, "decoder.block.2.layer.1.EncDecAttention.o.weight", "decoder.block.2.cross_attention.output.weight"),
+            (T5_RELU, "decoder.block.2.layer.1.layer_norm.weight", "decoder.block.2.cross_attention_norm.weight"),
+            (T5_RELU, "decoder.block.2.layer.2.DenseReluDense.wo.weight", "decoder.block.2.feed_forward.output.weight"),
+            (T5_RELU, "decoder.block.2.layer.2.layer_norm.weight", "decoder.block.2.feed_forward_norm.weight"),
+            (T5_RELU, "encoder.final_layer_norm.weight", "encoder.final_layer_norm.weight"),
+            (T5_RELU, "shared.weight", "shared.weight"),
+            (T5_GATED, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight", "encoder.block.0.feed_forward.intermediate.weight"),
+            (T5_GATED, "decoder.block.0.layer.2.DenseReluDense.wi_1.weight", "decoder.block.0.feed_forward.gate.weight"),
+            (T5_GATED, "lm_head.weight", "lm_head.weight"),
+        ] {
+            assert_eq!(map.map_to_module(hf), module, "{hf}");
+            assert_eq!(map.map_to_checkpoint(module), hf, "{module}");
+        }
+        // A gated checkpoint under a ReLU config is not silently half-loaded.
+        let stray = "encoder.block.0.layer.1.DenseReluDense.wi_0.weight";
+        assert_eq!(T5_RELU.map_to_module(stray), stray);
+        assert!(T5_ENCODER_RELU.is_ignored("decoder.block.0.layer.2.DenseReluDense.wo.weight"));
+        assert!(T5_RELU.is_ignored("encoder.embed_tokens.weight"));
     }
 
     #[test]

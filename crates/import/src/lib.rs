@@ -14,5 +14,5 @@ pub mod key_map;
 pub use error::{ImportError, WeightProblems};
 pub use hf::{
     CONFIG_FILE, Checkpoint, PYTORCH_FILE, SAFETENSORS_FILE, WeightsFormat, load_bert_for_masked_lm,
-    save_bert_for_masked_lm,
+    load_t5, save_bert_for_masked_lm, save_t5,
 };

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bert::BertConfig;
 use crate::error::ModelConfigError;
+use crate::t5::T5Config;
 
 /// The six ProtTrans architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +80,8 @@ impl std::fmt::Display for Architecture {
 pub enum ModelConfig {
     /// BERT (ProtBert).
     Bert(BertConfig),
+    /// T5 (ProtT5).
+    T5(T5Config),
 }
 
 impl ModelConfig {
@@ -86,6 +89,7 @@ impl ModelConfig {
     pub fn architecture(&self) -> Architecture {
         match self {
             Self::Bert(_) => Architecture::Bert,
+            Self::T5(_) => Architecture::T5,
         }
     }
 
@@ -93,6 +97,7 @@ impl ModelConfig {
     pub fn hidden_size(&self) -> usize {
         match self {
             Self::Bert(c) => c.hidden_size,
+            Self::T5(c) => c.d_model,
         }
     }
 
@@ -101,6 +106,7 @@ impl ModelConfig {
     pub fn max_tokens(&self) -> Option<usize> {
         match self {
             Self::Bert(c) => Some(c.max_position_embeddings),
+            Self::T5(_) => None,
         }
     }
 
@@ -108,6 +114,7 @@ impl ModelConfig {
     pub fn vocab_size(&self) -> usize {
         match self {
             Self::Bert(c) => c.vocab_size,
+            Self::T5(c) => c.vocab_size,
         }
     }
 
@@ -115,6 +122,7 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), ModelConfigError> {
         match self {
             Self::Bert(c) => c.validate(),
+            Self::T5(c) => c.validate(),
         }
     }
 
@@ -150,6 +158,7 @@ impl ModelConfig {
             })?;
         let config = match Architecture::from_model_type(model_type)? {
             Architecture::Bert => Self::Bert(serde_json::from_value(value).map_err(parse)?),
+            Architecture::T5 => Self::T5(serde_json::from_value(value).map_err(parse)?),
             other => return Err(ModelConfigError::NotImplemented(other.to_string())),
         };
         config.validate()?;
@@ -163,11 +172,15 @@ impl ModelConfig {
                 serde_json::to_value(c).expect("configs serialise"),
                 "BertForMaskedLM",
             ),
+            Self::T5(c) => (
+                serde_json::to_value(c).expect("configs serialise"),
+                "T5ForConditionalGeneration",
+            ),
         };
         if let Some(map) = value.as_object_mut() {
             map.insert("model_type".into(), self.architecture().model_type().into());
             map.insert("architectures".into(), serde_json::json!([architectures]));
-            map.insert("tie_word_embeddings".into(), true.into());
+            map.entry("tie_word_embeddings").or_insert(true.into());
         }
         serde_json::to_string_pretty(&value).expect("json values serialise")
     }
@@ -189,9 +202,22 @@ mod tests {
     }
 
     #[test]
+    fn t5_round_trips_and_keeps_its_head_tying() {
+        let config = ModelConfig::T5(T5Config {
+            d_model: 32,
+            tie_word_embeddings: false,
+            feed_forward_proj: "gated-gelu".into(),
+            ..T5Config::default()
+        });
+        let json = config.to_hf_json();
+        assert!(json.contains("\"tie_word_embeddings\": false"), "{json}");
+        assert_eq!(ModelConfig::from_hf_json_str(&json).unwrap(), config);
+    }
+
+    #[test]
     fn unimplemented_and_unknown_architectures_are_named() {
-        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "t5"}"#).unwrap_err();
-        assert!(err.to_string().contains("`t5` is not implemented"), "{err}");
+        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "xlnet"}"#).unwrap_err();
+        assert!(err.to_string().contains("`xlnet` is not implemented"), "{err}");
         let err = ModelConfig::from_hf_json_str(r#"{"model_type": "gpt2"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown architecture `gpt2`"), "{err}");
         let err = ModelConfig::from_hf_json_str(r#"{"model_type": "bert", "hidden_size": 30}"#)

@@ -4,6 +4,7 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::bert::BertModel;
+use crate::t5::T5EncoderModel;
 
 /// A padded batch of framed token ids.
 #[derive(Debug, Clone)]
@@ -74,18 +75,22 @@ pub trait ProteinEncoder {
 pub enum Encoder {
     /// BERT (ProtBert).
     Bert(BertModel),
+    /// The T5 encoder (ProtT5).
+    T5(T5EncoderModel),
 }
 
 impl ProteinEncoder for Encoder {
     fn hidden_size(&self) -> usize {
         match self {
             Self::Bert(model) => model.hidden_size(),
+            Self::T5(model) => model.hidden_size(),
         }
     }
 
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
         match self {
             Self::Bert(model) => model.encode(input),
+            Self::T5(model) => model.encode(input),
         }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! - [`blocks`]: pieces shared by every architecture (multi-head attention with a padding mask
 //!   and an optional additive position bias, feed-forward, activations).
-//! - one file per architecture: [`bert`] (ProtBert) today; ALBERT, ELECTRA, T5, XLNet and
-//!   Transformer-XL follow the same pattern.
+//! - one file per architecture: [`bert`] (ProtBert) and [`t5`] (ProtT5) today; ALBERT,
+//!   ELECTRA, XLNet and Transformer-XL follow the same pattern.
 //! - [`encoder`]: the [`ProteinEncoder`] seam that embedding extraction and supervised heads use,
 //!   whatever the architecture.
 //! - [`config`]: [`ModelConfig`], read from prottrans TOML or a Hugging Face `config.json`.
@@ -16,8 +16,10 @@ pub mod blocks;
 pub mod config;
 pub mod encoder;
 mod error;
+pub mod t5;
 
 pub use bert::{BertConfig, BertForMaskedLm, BertModel};
 pub use config::{Architecture, ModelConfig};
 pub use encoder::{Encoder, EncoderInput, EncoderOutput, ProteinEncoder};
 pub use error::ModelConfigError;
+pub use t5::{T5Config, T5EncoderModel, T5ForConditionalGeneration};

@@ -2,7 +2,8 @@
 //!
 //! - [`recipe`]: the TOML training recipe ([`PretrainConfig`]): model shape, masking, data,
 //!   optimiser, schedule.
-//! - [`objectives`]: one module per objective; [`objectives::mlm`] (BERT/ALBERT masked LM) now.
+//! - [`objectives`]: one module per objective: [`objectives::mlm`] (BERT/ALBERT masked LM),
+//!   [`objectives::span_corruption`] (T5).
 //! - [`baseline`]: the unigram residue-frequency baseline a language model must beat.
 //! - [`renderer`]: progress for terminals (bars) and logs (plain lines), plus `metrics.jsonl`.
 //! - [`pretrain`]: the whole run: data, learner, checkpoints, resume, final model and report.
@@ -17,5 +18,8 @@ pub mod renderer;
 pub use baseline::UnigramBaseline;
 pub use error::TrainError;
 pub use objectives::mlm::{MaskedLm, MaskingConfig, MlmBatch, MlmBatcher, MlmScores};
-pub use pretrain::{PretrainReport, PretrainRun, pretrain};
+pub use objectives::span_corruption::{
+    CorruptionConfig, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher, T5Batch,
+};
+pub use pretrain::{PretrainReport, PretrainRun, ReconstructionReport, pretrain};
 pub use recipe::PretrainConfig;

@@ -16,15 +16,18 @@ use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
-use burn::train::{Learner, SupervisedTraining};
-use prottrans_data::{BatchedSequences, CropMode, SequenceStore, Tokenizer};
-use prottrans_import::save_bert_for_masked_lm;
-use prottrans_models::ModelConfig;
+use burn::train::{Learner, LearnerModel, SupervisedTraining};
+use prottrans_data::{BatchedSequences, CropMode, ResidueBatch, SequenceStore, Tokenizer};
+use prottrans_import::{save_bert_for_masked_lm, save_t5};
+use prottrans_models::{BertConfig, ModelConfig, T5Config};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
 use crate::objectives::mlm::{MaskedLm, MlmBatcher, MlmScores};
+use crate::objectives::span_corruption::{
+    ReconstructionAccuracy, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher,
+};
 use crate::recipe::PretrainConfig;
 use crate::renderer::ProgressRenderer;
 
@@ -46,20 +49,28 @@ pub struct PretrainRun {
 }
 
 /// Scores of the final model and of the unigram baseline on the validation set.
+///
+/// `valid_*` and `unigram_*` are over the residues the objective hides (masked for BERT,
+/// corrupted for T5), so the two are directly comparable whatever the objective.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PretrainReport {
+    /// `masked-lm` or `span-corruption`.
+    pub objective: String,
     /// Optimiser steps of the whole schedule.
     pub steps: usize,
     /// Training sequences.
     pub train_sequences: usize,
     /// Validation sequences.
     pub valid_sequences: usize,
-    /// Masked residues scored in validation.
+    /// Masked (or corrupted) residues scored in validation.
     pub valid_masked_residues: u64,
     /// Mean cross-entropy of the model on masked validation residues (nats).
     pub valid_loss: f64,
     /// Fraction of masked validation residues the model recovers.
     pub valid_accuracy: f64,
+    /// T5: the whole reconstruction (every residue and `</s>`), with a copy-the-input baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<ReconstructionReport>,
     /// `exp(valid_loss)`.
     pub valid_perplexity: f64,
     /// Cross-entropy of the training residue frequencies on the same residues (nats).
@@ -74,11 +85,25 @@ pub struct PretrainReport {
     pub model_dir: PathBuf,
 }
 
+/// How well a T5 reconstructs whole validation sequences.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct ReconstructionReport {
+    /// Target tokens scored (residues and `</s>`).
+    pub tokens: u64,
+    /// Mean cross-entropy over them (nats).
+    pub loss: f64,
+    /// Fraction reproduced.
+    pub accuracy: f64,
+    /// Accuracy of copying the corrupted input, with the majority residue at sentinels.
+    pub copy_baseline_accuracy: f64,
+}
+
 impl std::fmt::Display for PretrainReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = if self.objective == SPAN_CORRUPTION { "corrupted" } else { "masked" };
         writeln!(
             f,
-            "validation: {} masked residues in {} sequences",
+            "validation: {} {hidden} residues in {} sequences",
             self.valid_masked_residues, self.valid_sequences
         )?;
         writeln!(
@@ -95,6 +120,16 @@ impl std::fmt::Display for PretrainReport {
             100.0 * self.unigram_accuracy,
             self.unigram_loss.exp()
         )?;
+        if let Some(r) = &self.reconstruction {
+            writeln!(
+                f,
+                "  whole sequences ({} tokens): loss {:.4} nats  accuracy {:.2}%  (copying the input: {:.2}%)",
+                r.tokens,
+                r.loss,
+                100.0 * r.accuracy,
+                100.0 * r.copy_baseline_accuracy
+            )?;
+        }
         write!(f, "model saved to {}", self.model_dir.display())
     }
 }
@@ -127,20 +162,23 @@ fn entries_named(names: &[String], prefix: &str) -> Vec<usize> {
         .collect()
 }
 
+const MASKED_LM: &str = "masked-lm";
+const SPAN_CORRUPTION: &str = "span-corruption";
+
 fn tokenizer_for(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
-    match config {
-        ModelConfig::Bert(bert) => {
-            let tokenizer = Tokenizer::prot_bert();
-            if bert.vocab_size != tokenizer.vocabulary().len() {
-                return Err(TrainError::Invalid(format!(
-                    "model.vocab_size is {} but the ProtBert vocabulary has {} tokens",
-                    bert.vocab_size,
-                    tokenizer.vocabulary().len()
-                )));
-            }
-            Ok(tokenizer)
-        }
+    let (tokenizer, vocab_size) = match config {
+        ModelConfig::Bert(bert) => (Tokenizer::prot_bert(), bert.vocab_size),
+        ModelConfig::T5(t5) => (Tokenizer::prot_t5(), t5.vocab_size),
+    };
+    let vocabulary = tokenizer.vocabulary();
+    if vocab_size != vocabulary.len() {
+        return Err(TrainError::Invalid(format!(
+            "model.vocab_size is {vocab_size} but the {} vocabulary has {} tokens",
+            vocabulary.name(),
+            vocabulary.len()
+        )));
     }
+    Ok(tokenizer)
 }
 
 fn load_store(path: &Path, tokenizer: &Tokenizer, what: &str) -> Result<Arc<SequenceStore>, TrainError> {
@@ -194,9 +232,70 @@ pub fn evaluate(
     })
 }
 
-/// Runs (or resumes) a pretraining job.
-pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
-    let started = Instant::now();
+/// A T5 and its baselines scored on the same corrupted validation sequences.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconstructionEvaluation {
+    /// The model's sums over every target and over the corrupted residues.
+    pub model: ReconstructionScores,
+    /// Mean cross-entropy of the unigram baseline on the corrupted residues (nats).
+    pub unigram_loss: f64,
+    /// Accuracy of the majority residue on the corrupted residues.
+    pub unigram_accuracy: f64,
+    /// Accuracy over every target of copying the input (majority residue at sentinels).
+    pub copy_accuracy: f64,
+}
+
+/// Scores a T5 under span corruption on every batch of `data`, corrupted deterministically.
+pub fn evaluate_reconstruction(
+    model: &SpanCorruption,
+    baseline: &UnigramBaseline,
+    data: &BatchedSequences,
+    batcher: &SpanCorruptionBatcher,
+    device: &Device,
+) -> Result<ReconstructionEvaluation, TrainError> {
+    let mut scores = ReconstructionScores::default();
+    let mut corrupted_labels = Vec::new();
+    let (mut copied, mut targets) = (0u64, 0u64);
+    for index in 0..data.len() {
+        let batch = data
+            .get(index)
+            .map_err(|e| TrainError::Training(e.to_string()))?;
+        let corrupted = batcher.corrupt(&batch);
+        for (k, (&target, &hit)) in corrupted.targets.iter().zip(&corrupted.corrupted).enumerate() {
+            if hit == 1 {
+                corrupted_labels.push(target as u32);
+            }
+            let input = corrupted.input_ids[corrupted.target_positions[k] as usize];
+            let guess = if batcher.is_sentinel(input) { i64::from(baseline.majority) } else { input };
+            copied += u64::from(guess == target);
+            targets += 1;
+        }
+        let batch_scores = model
+            .score(corrupted.to_tensors(device))
+            .map_err(|e| TrainError::Training(format!("reading scores: {e:?}")))?;
+        scores.merge(batch_scores);
+    }
+    let (unigram_loss, unigram_accuracy) = baseline.score(corrupted_labels);
+    Ok(ReconstructionEvaluation {
+        model: scores,
+        unigram_loss,
+        unigram_accuracy,
+        copy_accuracy: copied as f64 / targets.max(1) as f64,
+    })
+}
+
+/// What every objective shares: the checked run directory, the data and the training device.
+struct Prepared {
+    checkpoint: Option<usize>,
+    tokenizer: Tokenizer,
+    train_store: Arc<SequenceStore>,
+    valid_store: Arc<SequenceStore>,
+    train_sampled: SamplerDataset<BatchedSequences, ResidueBatch>,
+    valid_data: Arc<BatchedSequences>,
+    train_device: Device,
+}
+
+fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     let config = &run.config;
     config.validate()?;
     let io = |path: &Path| {
@@ -245,9 +344,8 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     let seed = config.data.seed;
     let train_data = BatchedSequences::new(train_store.clone(), &planner, CropMode::Random, seed)?;
     let valid_data = BatchedSequences::new(valid_store.clone(), &planner, CropMode::Start, seed ^ 0x5eed)?;
-    let accumulation = config.optimizer.grad_accumulation;
     let steps_per_epoch = config.schedule.checkpoint_every;
-    let items_per_epoch = steps_per_epoch * accumulation;
+    let items_per_epoch = steps_per_epoch * config.optimizer.grad_accumulation;
     eprintln!(
         "batches: {} train (sampled {} per checkpoint interval), {} valid; {} epochs of {} steps",
         train_data.len(),
@@ -256,8 +354,6 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
         config.num_epochs(),
         steps_per_epoch
     );
-
-    let batcher = MlmBatcher::new(tokenizer.clone(), config.masking)?;
     let train_sampled = SamplerDataset::new(
         train_data,
         SamplerDatasetOptions::default()
@@ -265,17 +361,6 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
             .with_replacement()
             .with_seed(seed.wrapping_add(checkpoint.unwrap_or(0) as u64)),
     );
-    let train_loader = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(1)
-        .num_workers(config.data.num_workers.max(1))
-        .build(train_sampled);
-    let valid_data = Arc::new(valid_data);
-    let valid_loader = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(1)
-        .num_workers(1)
-        .build(valid_data.clone());
-
-    let ModelConfig::Bert(bert) = &config.model;
     // Parameters must be created on an autodiff device to be trained.
     let train_device = if run.device.is_autodiff() {
         run.device.clone()
@@ -283,24 +368,30 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
         run.device.clone().autodiff()
     };
     train_device.seed(seed);
-    let model = MaskedLm::new(bert.init(&train_device), accumulation);
-    eprintln!(
-        "model: BERT, {} layers, width {}, {} parameters, on {:?}",
-        bert.num_hidden_layers,
-        bert.hidden_size,
-        model.num_params(),
-        run.device
-    );
+    Ok(Prepared {
+        checkpoint,
+        tokenizer,
+        train_store,
+        valid_store,
+        train_sampled,
+        valid_data: Arc::new(valid_data),
+        train_device,
+    })
+}
 
-    let renderer = ProgressRenderer::new(&run.out.join("metrics.jsonl"), steps_per_epoch, accumulation)
-        .map_err(io(&run.out.join("metrics.jsonl")))?;
-    let mut training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
-        .metric_train_numeric(LossMetric::new())
-        .metric_train_numeric(AccuracyMetric::new())
-        .metric_train_numeric(LearningRateMetric::new())
-        .metric_valid_numeric(LossMetric::new())
-        .metric_valid_numeric(AccuracyMetric::new())
-        .metric_valid_numeric(PerplexityMetric::new())
+/// Settings every objective's training shares: checkpoints, length, progress, accumulation,
+/// resume.
+fn with_schedule<M: LearnerModel>(
+    training: SupervisedTraining<M>,
+    run: &PretrainRun,
+    checkpoint: Option<usize>,
+) -> Result<SupervisedTraining<M>, TrainError> {
+    let config = &run.config;
+    let accumulation = config.optimizer.grad_accumulation;
+    let metrics = run.out.join("metrics.jsonl");
+    let renderer = ProgressRenderer::new(&metrics, config.schedule.checkpoint_every, accumulation)
+        .map_err(|source| TrainError::Io { path: metrics, source })?;
+    let mut training = training
         .with_default_checkpointers()
         .num_epochs(config.num_epochs())
         .renderer(Box::new(renderer));
@@ -310,6 +401,60 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     if let Some(epoch) = checkpoint {
         training = training.checkpoint(epoch);
     }
+    Ok(training)
+}
+
+fn write_report(run: &PretrainRun, report: &PretrainReport) -> Result<(), TrainError> {
+    let path = run.out.join("report.json");
+    let json = serde_json::to_string_pretty(report).map_err(|e| TrainError::Invalid(e.to_string()))?;
+    std::fs::write(&path, json).map_err(|source| TrainError::Io { path, source })
+}
+
+/// Runs (or resumes) a pretraining job with the objective of the recipe's architecture.
+pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
+    let started = Instant::now();
+    let prepared = prepare(&run)?;
+    let report = match &run.config.model {
+        ModelConfig::Bert(bert) => pretrain_masked_lm(&run, prepared, bert, started)?,
+        ModelConfig::T5(t5) => pretrain_span_corruption(&run, prepared, t5, started)?,
+    };
+    write_report(&run, &report)?;
+    Ok(report)
+}
+
+fn pretrain_masked_lm(
+    run: &PretrainRun,
+    prepared: Prepared,
+    bert: &BertConfig,
+    started: Instant,
+) -> Result<PretrainReport, TrainError> {
+    let config = &run.config;
+    let batcher = MlmBatcher::new(prepared.tokenizer.clone(), config.masking())?;
+    let train_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(1)
+        .num_workers(config.data.num_workers.max(1))
+        .build(prepared.train_sampled);
+    let valid_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(1)
+        .num_workers(1)
+        .build(prepared.valid_data.clone());
+
+    let model = MaskedLm::new(bert.init(&prepared.train_device), config.optimizer.grad_accumulation);
+    eprintln!(
+        "model: BERT, {} layers, width {}, {} parameters, on {:?}",
+        bert.num_hidden_layers,
+        bert.hidden_size,
+        model.num_params(),
+        run.device
+    );
+    let training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
+        .metric_train_numeric(LossMetric::new())
+        .metric_train_numeric(AccuracyMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_valid_numeric(AccuracyMetric::new())
+        .metric_valid_numeric(PerplexityMetric::new());
+    let training = with_schedule(training, run, prepared.checkpoint)?;
     let result = training.launch(Learner::new(model, config.optimizer(), config.scheduler()?));
     if let Some(error) = result.error {
         return Err(TrainError::Training(error.to_string()));
@@ -320,29 +465,101 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     save_bert_for_masked_lm(&trained.model, bert, &model_dir)?;
 
     let eval_device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
-    let baseline = UnigramBaseline::from_store(&train_store, tokenizer.vocabulary());
+    let baseline = UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
     let Evaluation {
         model: scores,
         unigram_loss,
         unigram_accuracy,
-    } = evaluate(&trained, &baseline, &valid_data, &batcher, &eval_device)?;
+    } = evaluate(&trained, &baseline, &prepared.valid_data, &batcher, &eval_device)?;
 
-    let report = PretrainReport {
+    Ok(PretrainReport {
+        objective: MASKED_LM.into(),
         steps: config.schedule.steps,
-        train_sequences: train_store.len(),
-        valid_sequences: valid_store.len(),
+        train_sequences: prepared.train_store.len(),
+        valid_sequences: prepared.valid_store.len(),
         valid_masked_residues: scores.predicted,
         valid_loss: scores.loss(),
         valid_accuracy: scores.accuracy(),
+        reconstruction: None,
         valid_perplexity: scores.perplexity(),
         unigram_loss,
         unigram_accuracy,
         unigram_entropy: baseline.entropy,
         seconds: started.elapsed().as_secs_f64(),
         model_dir,
-    };
-    let report_path = run.out.join("report.json");
-    let json = serde_json::to_string_pretty(&report).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    std::fs::write(&report_path, json).map_err(io(&report_path))?;
-    Ok(report)
+    })
+}
+
+fn pretrain_span_corruption(
+    run: &PretrainRun,
+    prepared: Prepared,
+    t5: &T5Config,
+    started: Instant,
+) -> Result<PretrainReport, TrainError> {
+    let config = &run.config;
+    let start = u32::try_from(t5.decoder_start_token_id)
+        .map_err(|_| TrainError::Invalid("decoder_start_token_id is out of range".into()))?;
+    let batcher = SpanCorruptionBatcher::new(&prepared.tokenizer, config.corruption(), start)?;
+    let train_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(1)
+        .num_workers(config.data.num_workers.max(1))
+        .build(prepared.train_sampled);
+    let valid_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(1)
+        .num_workers(1)
+        .build(prepared.valid_data.clone());
+
+    let model = SpanCorruption::new(t5.init(&prepared.train_device), config.optimizer.grad_accumulation);
+    eprintln!(
+        "model: T5, {}+{} layers, width {}, {} parameters, on {:?}",
+        t5.num_layers,
+        t5.decoder_layers(),
+        t5.d_model,
+        model.num_params(),
+        run.device
+    );
+    let training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
+        .metric_train_numeric(LossMetric::new())
+        .metric_train_numeric(ReconstructionAccuracy::corrupted())
+        .metric_train_numeric(ReconstructionAccuracy::all())
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_valid_numeric(ReconstructionAccuracy::corrupted())
+        .metric_valid_numeric(ReconstructionAccuracy::all());
+    let training = with_schedule(training, run, prepared.checkpoint)?;
+    let result = training.launch(Learner::new(model, config.optimizer(), config.scheduler()?));
+    if let Some(error) = result.error {
+        return Err(TrainError::Training(error.to_string()));
+    }
+
+    let trained = result.model;
+    let model_dir = run.out.join("model");
+    save_t5(&trained.model, t5, &model_dir)?;
+
+    let eval_device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
+    let baseline = UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
+    let evaluation = evaluate_reconstruction(&trained, &baseline, &prepared.valid_data, &batcher, &eval_device)?;
+    let corrupted = evaluation.model.corrupted;
+    let all = evaluation.model.all;
+    Ok(PretrainReport {
+        objective: SPAN_CORRUPTION.into(),
+        steps: config.schedule.steps,
+        train_sequences: prepared.train_store.len(),
+        valid_sequences: prepared.valid_store.len(),
+        valid_masked_residues: corrupted.total,
+        valid_loss: corrupted.loss(),
+        valid_accuracy: corrupted.accuracy(),
+        reconstruction: Some(ReconstructionReport {
+            tokens: all.total,
+            loss: all.loss(),
+            accuracy: all.accuracy(),
+            copy_baseline_accuracy: evaluation.copy_accuracy,
+        }),
+        valid_perplexity: corrupted.loss().exp(),
+        unigram_loss: evaluation.unigram_loss,
+        unigram_accuracy: evaluation.unigram_accuracy,
+        unigram_entropy: baseline.entropy,
+        seconds: started.elapsed().as_secs_f64(),
+        model_dir,
+    })
 }

@@ -5,7 +5,8 @@
 //! architecture = "bert"
 //! hidden_size = 64
 //! ...
-//! [masking]          # optional, BERT defaults
+//! [masking]          # optional, BERT's masked LM (80% [MASK], 10% random, 10% kept)
+//! [corruption]       # optional, T5's single-residue span corruption (90% sentinel, 10% random)
 //! [data]             # crop length and batch budget
 //! [optimizer]        # adamw | lamb, learning rate, clipping, accumulation
 //! [schedule]         # steps, warmup, checkpoint interval
@@ -21,11 +22,12 @@ use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::optim::{AdamWConfig, LambConfig, ModuleOptimizer};
 use prottrans_data::BatchPlanner;
-use prottrans_models::{BertConfig, ModelConfig};
+use prottrans_models::{BertConfig, ModelConfig, T5Config};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::objectives::mlm::MaskingConfig;
+use crate::objectives::span_corruption::CorruptionConfig;
 
 /// A full pretraining recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,9 +35,12 @@ use crate::objectives::mlm::MaskingConfig;
 pub struct PretrainConfig {
     /// Model shape.
     pub model: ModelConfig,
-    /// Masking rates.
-    #[serde(default)]
-    pub masking: MaskingConfig,
+    /// Masking rates (masked LM: BERT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masking: Option<MaskingConfig>,
+    /// Corruption rates (span corruption: T5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corruption: Option<CorruptionConfig>,
     /// Data handling.
     #[serde(default)]
     pub data: DataConfig,
@@ -182,8 +187,18 @@ impl PretrainConfig {
     /// Checks values across sections.
     pub fn validate(&self) -> Result<(), TrainError> {
         self.model.validate()?;
-        self.masking.validate()?;
         let invalid = |m: String| Err(TrainError::Invalid(m));
+        match (&self.model, &self.masking, &self.corruption) {
+            (ModelConfig::T5(_), Some(_), _) => {
+                return invalid("[masking] is for masked LM (bert); T5 is trained with span corruption, set [corruption]".into());
+            }
+            (ModelConfig::Bert(_), _, Some(_)) => {
+                return invalid("[corruption] is for T5's span corruption; bert is trained with masked LM, set [masking]".into());
+            }
+            _ => {}
+        }
+        self.masking().validate()?;
+        self.corruption().validate()?;
         let s = &self.schedule;
         if s.steps == 0 || s.checkpoint_every == 0 {
             return invalid("schedule.steps and schedule.checkpoint_every must be at least 1".into());
@@ -201,16 +216,36 @@ impl PretrainConfig {
         if o.grad_accumulation == 0 {
             return invalid("optimizer.grad_accumulation must be at least 1".into());
         }
-        let ModelConfig::Bert(bert) = &self.model;
-        let longest = self.data.max_residues + 2;
-        if longest > bert.max_position_embeddings {
+        let longest = self.data.max_residues + self.special_tokens();
+        if let Some(limit) = self.model.max_tokens()
+            && longest > limit
+        {
             return invalid(format!(
-                "data.max_residues ({}) + 2 special tokens exceeds model.max_position_embeddings ({})",
-                self.data.max_residues, bert.max_position_embeddings
+                "data.max_residues ({}) + {} special tokens exceeds model.max_position_embeddings ({limit})",
+                self.data.max_residues,
+                self.special_tokens()
             ));
         }
         self.planner().validate()?;
         Ok(())
+    }
+
+    /// The masking rates (BERT defaults when the recipe has no `[masking]`).
+    pub fn masking(&self) -> MaskingConfig {
+        self.masking.unwrap_or_default()
+    }
+
+    /// The corruption rates (the authors' when the recipe has no `[corruption]`).
+    pub fn corruption(&self) -> CorruptionConfig {
+        self.corruption.unwrap_or_default()
+    }
+
+    /// Special tokens around each sequence: `[CLS] … [SEP]` for BERT, `… </s>` for T5.
+    pub fn special_tokens(&self) -> usize {
+        match self.model {
+            ModelConfig::Bert(_) => 2,
+            ModelConfig::T5(_) => 1,
+        }
     }
 
     /// The batch planner for this recipe.
@@ -219,7 +254,7 @@ impl PretrainConfig {
             max_tokens: self.data.max_tokens,
             max_sequences: self.data.max_sequences,
             max_residues: self.data.max_residues,
-            special_tokens: 2,
+            special_tokens: self.special_tokens(),
         }
     }
 
@@ -269,9 +304,15 @@ impl PretrainConfig {
 /// Keys allowed in `[model]` for an architecture.
 fn model_keys(architecture: Option<&str>) -> BTreeSet<String> {
     let mut keys = BTreeSet::from(["architecture".to_string()]);
-    if architecture == Some("bert")
-        && let Ok(serde_json::Value::Object(map)) = serde_json::to_value(BertConfig::default())
-    {
+    let fields = match architecture {
+        Some("bert") => serde_json::to_value(BertConfig::default()),
+        Some("t5") => serde_json::to_value(T5Config {
+            num_decoder_layers: Some(1), // listed only when set
+            ..T5Config::default()
+        }),
+        _ => return keys,
+    };
+    if let Ok(serde_json::Value::Object(map)) = fields {
         keys.extend(map.keys().cloned());
     }
     keys
@@ -304,10 +345,47 @@ mod tests {
     fn reads_a_recipe_with_defaults() {
         let config = PretrainConfig::from_toml_str(RECIPE).unwrap();
         assert_eq!(config.num_epochs(), 4);
-        assert_eq!(config.masking, MaskingConfig::default());
-        let ModelConfig::Bert(bert) = &config.model;
+        assert_eq!(config.masking(), MaskingConfig::default());
+        let ModelConfig::Bert(bert) = &config.model else {
+            panic!("a BERT recipe");
+        };
         assert_eq!(bert.vocab_size, 30);
         assert_eq!(bert.hidden_size, 32);
+    }
+
+    #[test]
+    fn t5_recipes_take_corruption_not_masking() {
+        let t5 = r#"
+            [model]
+            architecture = "t5"
+            d_model = 32
+            d_kv = 8
+            d_ff = 64
+            num_layers = 2
+            num_heads = 4
+
+            [corruption]
+            probability = 0.2
+
+            [schedule]
+            steps = 10
+            warmup_steps = 1
+            checkpoint_every = 5
+        "#;
+        let config = PretrainConfig::from_toml_str(t5).unwrap();
+        assert_eq!(config.special_tokens(), 1);
+        assert_eq!(config.corruption().probability, 0.2);
+        assert_eq!(config.corruption().sentinel_fraction, 0.9);
+        let err = PretrainConfig::from_toml_str(&t5.replace("[corruption]", "[masking]"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("span corruption"), "{err}");
+        let err = PretrainConfig::from_toml_str(&t5.replace("d_kv", "dkv")).unwrap_err().to_string();
+        assert!(err.contains("dkv"), "{err}");
+        let err = PretrainConfig::from_toml_str(&RECIPE.replace("[schedule]", "[corruption]\n[schedule]"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("masked LM"), "{err}");
     }
 
     #[test]

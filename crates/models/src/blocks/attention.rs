@@ -35,6 +35,12 @@ pub struct MultiHeadAttentionConfig {
     /// Standard deviation of the normal initialisation of the projections.
     #[config(default = 0.02)]
     pub initializer_range: f64,
+    /// Standard deviation for the query projection when it differs (T5 scales by fan-in).
+    #[config(default = "None")]
+    pub query_initializer_range: Option<f64>,
+    /// Standard deviation for the output projection when it differs.
+    #[config(default = "None")]
+    pub output_initializer_range: Option<f64>,
 }
 
 /// Multi-head self-attention: `query`, `key`, `value` and `output` projections.
@@ -59,17 +65,17 @@ impl MultiHeadAttentionConfig {
     pub fn init(&self, device: &burn::tensor::Device) -> MultiHeadAttention {
         let head_dim = self.head_dim.unwrap_or(self.d_model / self.num_heads);
         let inner = self.num_heads * head_dim;
-        let linear = |d_in, d_out| {
+        let linear = |d_in, d_out, std: Option<f64>| {
             LinearConfig::new(d_in, d_out)
                 .with_bias(self.bias)
-                .with_initializer(normal_init(self.initializer_range))
+                .with_initializer(normal_init(std.unwrap_or(self.initializer_range)))
                 .init(device)
         };
         MultiHeadAttention {
-            query: linear(self.d_model, inner),
-            key: linear(self.d_model, inner),
-            value: linear(self.d_model, inner),
-            output: linear(inner, self.d_model),
+            query: linear(self.d_model, inner, self.query_initializer_range),
+            key: linear(self.d_model, inner, None),
+            value: linear(self.d_model, inner, None),
+            output: linear(inner, self.d_model, self.output_initializer_range),
             dropout: DropoutConfig::new(self.dropout).init(),
             num_heads: self.num_heads,
             head_dim,
@@ -103,17 +109,35 @@ impl MultiHeadAttention {
         bias: Option<Tensor<4>>,
     ) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
-        let q = self.split_heads(self.query.forward(x.clone()));
-        let k = self.split_heads(self.key.forward(x.clone()));
-        let v = self.split_heads(self.value.forward(x));
-        let mask = padding.map(|p| {
-            p.reshape([batch, 1, 1, seq])
-                .expand([batch, self.num_heads, seq, seq])
-        });
-        let bias = bias.map(|b| {
-            let [_, heads, _, _] = b.dims();
-            b.expand([batch, heads, seq, seq])
-        });
+        let mask = padding.map(|p| p.reshape([batch, 1, 1, seq]));
+        self.attend(x.clone(), x, mask, bias)
+    }
+
+    /// Attends `query_input` positions to `key_value_input` positions: self-attention when both
+    /// are the same tensor, cross-attention (T5's decoder) when they differ.
+    ///
+    /// `mask` is `true` where a query may not look; it and `bias` broadcast over batch and heads.
+    ///
+    /// # Shapes
+    /// - query_input: `[batch, q, d_model]`, key_value_input: `[batch, k, d_model]`
+    /// - mask: `[batch or 1, heads or 1, q or 1, k]`
+    /// - bias: `[batch or 1, heads, q, k]`
+    /// - output: `[batch, q, d_model]`
+    pub fn attend(
+        &self,
+        query_input: Tensor<3>,
+        key_value_input: Tensor<3>,
+        mask: Option<Tensor<4, Bool>>,
+        bias: Option<Tensor<4>>,
+    ) -> Tensor<3> {
+        let [batch, q_len, _] = query_input.dims();
+        let k_len = key_value_input.dims()[1];
+        let shape = [batch, self.num_heads, q_len, k_len];
+        let q = self.split_heads(self.query.forward(query_input));
+        let k = self.split_heads(self.key.forward(key_value_input.clone()));
+        let v = self.split_heads(self.value.forward(key_value_input));
+        let mask = mask.map(|m| m.expand(shape));
+        let bias = bias.map(|b| b.expand(shape));
 
         let context = if self.dropout.prob > 0.0 && q.device().is_autodiff() {
             // Dropout on the probabilities needs them materialised; burn's fused kernel has none.

@@ -29,6 +29,9 @@ pub struct FeedForwardConfig {
     /// Standard deviation of the normal initialisation.
     #[config(default = 0.02)]
     pub initializer_range: f64,
+    /// Standard deviation for the output projection when it differs (T5: `d_ff^-0.5`).
+    #[config(default = "None")]
+    pub output_initializer_range: Option<f64>,
 }
 
 /// The feed-forward block. Residual connection and norm belong to the architecture's layer.
@@ -48,16 +51,16 @@ pub struct FeedForward {
 impl FeedForwardConfig {
     /// Initialises the module on `device`.
     pub fn init(&self, device: &burn::tensor::Device) -> FeedForward {
-        let linear = |d_in, d_out| {
+        let linear = |d_in, d_out, std: Option<f64>| {
             LinearConfig::new(d_in, d_out)
                 .with_bias(self.bias)
-                .with_initializer(normal_init(self.initializer_range))
+                .with_initializer(normal_init(std.unwrap_or(self.initializer_range)))
                 .init(device)
         };
         FeedForward {
-            intermediate: linear(self.d_model, self.d_ff),
-            gate: self.gated.then(|| linear(self.d_model, self.d_ff)),
-            output: linear(self.d_ff, self.d_model),
+            intermediate: linear(self.d_model, self.d_ff, None),
+            gate: self.gated.then(|| linear(self.d_model, self.d_ff, None)),
+            output: linear(self.d_ff, self.d_model, self.output_initializer_range),
             dropout: DropoutConfig::new(self.inner_dropout).init(),
             activation: self.activation,
         }

@@ -3,10 +3,12 @@
 mod activation;
 mod attention;
 mod feed_forward;
+mod rms_norm;
 
 pub use activation::Activation;
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig, padding_mask};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use rms_norm::RmsNorm;
 
 use burn::nn::Initializer;
 

@@ -3,5 +3,7 @@
 //!
 //! - [`mlm`]: masked language modelling (ProtBert; ProtAlbert and the ProtElectra generator use
 //!   the same masking).
+//! - [`span_corruption`]: T5's denoising with single-residue spans (ProtT5).
 
 pub mod mlm;
+pub mod span_corruption;

@@ -1,0 +1,780 @@
+//! T5, as `transformers`' `T5EncoderModel` / `T5ForConditionalGeneration` (ProtT5).
+//!
+//! Where T5 departs from BERT, marked where it happens below:
+//! - pre-norm residual blocks with RMS norm (scale only, mean square in f32);
+//! - no biases anywhere and no `1/sqrt(d)` scaling of attention scores (the query
+//!   initialisation absorbs it);
+//! - no absolute positions: a learned bias per head and *bucketed* relative distance, computed
+//!   once per stack by its first layer and added to the scores of every layer (bidirectional
+//!   buckets in the encoder, causal ones in the decoder; cross-attention has none);
+//! - feed-forward ReLU (T5 v1.0, ProtT5) or gated GELU (T5 v1.1), from `feed_forward_proj`;
+//! - the LM head is the shared embedding, applied to decoder states rescaled by `d_model^-0.5`,
+//!   unless `tie_word_embeddings` is false (v1.1: own `lm_head`, no rescaling).
+//!
+//! Module names follow the checkpoint (`shared`, `encoder.block.<i>`, `final_layer_norm`);
+//! `prottrans-import` maps the `layer.<k>.SelfAttention` nesting by a table.
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData, TensorReadError};
+use serde::{Deserialize, Serialize};
+
+use crate::blocks::{
+    Activation, FeedForward, FeedForwardConfig, MultiHeadAttention, MultiHeadAttentionConfig,
+    RmsNorm, normal_init, padding_mask,
+};
+use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
+use crate::error::ModelConfigError;
+
+/// T5 hyper-parameters with the field names of a Hugging Face `config.json`, which
+/// deserialises as is. Defaults are the released ProtT5-XL shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct T5Config {
+    /// Vocabulary size (ProtT5: 128, sentinels included).
+    pub vocab_size: usize,
+    /// Model width.
+    pub d_model: usize,
+    /// Width of each attention head (ProtT5-XL: 128, so `num_heads * d_kv` > `d_model`).
+    pub d_kv: usize,
+    /// Feed-forward inner width.
+    pub d_ff: usize,
+    /// Encoder layers.
+    pub num_layers: usize,
+    /// Decoder layers; `num_layers` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_decoder_layers: Option<usize>,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// Relative-position buckets (half per direction in the encoder).
+    pub relative_attention_num_buckets: usize,
+    /// Distances from here on share the last bucket.
+    pub relative_attention_max_distance: usize,
+    /// Dropout on block outputs, attention probabilities and feed-forward activations.
+    pub dropout_rate: f64,
+    /// RMS norm epsilon.
+    pub layer_norm_epsilon: f64,
+    /// Factor on every initialisation standard deviation.
+    pub initializer_factor: f64,
+    /// `relu` (v1.0, ProtT5), `gated-gelu` (v1.1), or `[gated-]<activation>`.
+    pub feed_forward_proj: String,
+    /// LM head shared with the embedding and rescaled by `d_model^-0.5` (v1.0); false gives
+    /// an own `lm_head` and no rescaling (v1.1).
+    pub tie_word_embeddings: bool,
+    /// Padding id.
+    pub pad_token_id: usize,
+    /// End-of-sequence id.
+    pub eos_token_id: usize,
+    /// First decoder input (T5: the padding id).
+    pub decoder_start_token_id: usize,
+}
+
+impl Default for T5Config {
+    fn default() -> Self {
+        Self {
+            vocab_size: 128,
+            d_model: 1024,
+            d_kv: 128,
+            d_ff: 16384,
+            num_layers: 24,
+            num_decoder_layers: None,
+            num_heads: 32,
+            relative_attention_num_buckets: 32,
+            relative_attention_max_distance: 128,
+            dropout_rate: 0.1,
+            layer_norm_epsilon: 1e-6,
+            initializer_factor: 1.0,
+            feed_forward_proj: "relu".into(),
+            tie_word_embeddings: true,
+            pad_token_id: 0,
+            eos_token_id: 1,
+            decoder_start_token_id: 0,
+        }
+    }
+}
+
+impl T5Config {
+    fn invalid(message: String) -> ModelConfigError {
+        ModelConfigError::Invalid {
+            architecture: "t5",
+            message,
+        }
+    }
+
+    /// The feed-forward activation and whether it is gated, from `feed_forward_proj`.
+    pub fn feed_forward(&self) -> Result<(Activation, bool), ModelConfigError> {
+        let proj = self.feed_forward_proj.as_str();
+        // transformers maps "gated-gelu" to the tanh approximation, for backward compatibility.
+        if proj == "gated-gelu" {
+            return Ok((Activation::GeluTanh, true));
+        }
+        let (name, gated) = match proj.strip_prefix("gated-") {
+            Some(name) => (name, true),
+            None => (proj, false),
+        };
+        let activation = serde_json::from_value(serde_json::Value::String(name.into()))
+            .map_err(|_| {
+                Self::invalid(format!(
+                    "feed_forward_proj `{proj}` is not `relu`, `gated-gelu` or `[gated-]<activation>` with a known activation"
+                ))
+            })?;
+        Ok((activation, gated))
+    }
+
+    /// Decoder layers.
+    pub fn decoder_layers(&self) -> usize {
+        self.num_decoder_layers.unwrap_or(self.num_layers)
+    }
+
+    /// Checks values that would fail later in obscure ways.
+    pub fn validate(&self) -> Result<(), ModelConfigError> {
+        for (name, value) in [
+            ("vocab_size", self.vocab_size),
+            ("d_model", self.d_model),
+            ("d_kv", self.d_kv),
+            ("d_ff", self.d_ff),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            ("relative_attention_num_buckets", self.relative_attention_num_buckets),
+            ("relative_attention_max_distance", self.relative_attention_max_distance),
+        ] {
+            if value == 0 {
+                return Err(Self::invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if self.relative_attention_num_buckets < 4 {
+            return Err(Self::invalid("relative_attention_num_buckets must be at least 4".into()));
+        }
+        if !(0.0..1.0).contains(&self.dropout_rate) {
+            return Err(Self::invalid(format!("dropout_rate must be in [0, 1), got {}", self.dropout_rate)));
+        }
+        for (name, id) in [
+            ("pad_token_id", self.pad_token_id),
+            ("eos_token_id", self.eos_token_id),
+            ("decoder_start_token_id", self.decoder_start_token_id),
+        ] {
+            if id >= self.vocab_size {
+                return Err(Self::invalid(format!(
+                    "{name} ({id}) is outside the vocabulary ({})",
+                    self.vocab_size
+                )));
+            }
+        }
+        self.feed_forward()?;
+        Ok(())
+    }
+
+    /// Parameters of the encoder alone (shared embedding included).
+    pub fn num_encoder_parameters(&self) -> usize {
+        let d = self.d_model;
+        let ff = if self.feed_forward().is_ok_and(|(_, gated)| gated) { 3 } else { 2 };
+        let attention = 4 * d * self.num_heads * self.d_kv;
+        let layer = attention + ff * d * self.d_ff + 2 * d;
+        self.vocab_size * d + self.num_layers * layer + self.relative_attention_num_buckets * self.num_heads + d
+    }
+
+    /// Parameters of [`T5ForConditionalGeneration`] (tied head counted once).
+    pub fn num_parameters(&self) -> usize {
+        let d = self.d_model;
+        let ff = if self.feed_forward().is_ok_and(|(_, gated)| gated) { 3 } else { 2 };
+        let attention = 4 * d * self.num_heads * self.d_kv;
+        let layer = 2 * attention + ff * d * self.d_ff + 3 * d;
+        let decoder = self.decoder_layers() * layer + self.relative_attention_num_buckets * self.num_heads + d;
+        let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * d };
+        self.num_encoder_parameters() + decoder + head
+    }
+
+    /// Initialises the encoder alone (`T5EncoderModel`) on `device`.
+    pub fn init_encoder(&self, device: &Device) -> T5EncoderModel {
+        T5EncoderModel {
+            shared: self.init_shared(device),
+            encoder: self.init_stack(false, device),
+        }
+    }
+
+    /// Initialises the encoder-decoder with its LM head on `device`, as transformers does
+    /// (every standard deviation scaled by `initializer_factor`).
+    pub fn init(&self, device: &Device) -> T5ForConditionalGeneration {
+        let factor = self.initializer_factor;
+        T5ForConditionalGeneration {
+            shared: self.init_shared(device),
+            encoder: self.init_stack(false, device),
+            decoder: self.init_stack(true, device),
+            lm_head: (!self.tie_word_embeddings).then(|| {
+                LinearConfig::new(self.d_model, self.vocab_size)
+                    .with_bias(false)
+                    .with_initializer(normal_init(factor))
+                    .init(device)
+            }),
+            d_model: self.d_model,
+            decoder_start_token_id: self.decoder_start_token_id,
+            eos_token_id: self.eos_token_id,
+            pad_token_id: self.pad_token_id,
+        }
+    }
+
+    fn init_shared(&self, device: &Device) -> Embedding {
+        EmbeddingConfig::new(self.vocab_size, self.d_model)
+            .with_initializer(normal_init(self.initializer_factor))
+            .init(device)
+    }
+
+    fn init_stack(&self, is_decoder: bool, device: &Device) -> T5Stack {
+        let layers = if is_decoder { self.decoder_layers() } else { self.num_layers };
+        T5Stack {
+            block: (0..layers).map(|_| self.init_block(is_decoder, device)).collect(),
+            relative_attention_bias: EmbeddingConfig::new(
+                self.relative_attention_num_buckets,
+                self.num_heads,
+            )
+            .with_initializer(normal_init(self.initializer_factor * (self.d_model as f64).powf(-0.5)))
+            .init(device),
+            final_layer_norm: RmsNorm::new(self.d_model, self.layer_norm_epsilon, device),
+            dropout: DropoutConfig::new(self.dropout_rate).init(),
+            is_decoder,
+            num_buckets: self.relative_attention_num_buckets,
+            max_distance: self.relative_attention_max_distance,
+        }
+    }
+
+    fn init_attention(&self, device: &Device) -> MultiHeadAttention {
+        let (d, factor) = (self.d_model as f64, self.initializer_factor);
+        let inner = (self.num_heads * self.d_kv) as f64;
+        MultiHeadAttentionConfig::new(self.d_model, self.num_heads)
+            .with_head_dim(Some(self.d_kv))
+            .with_bias(false)
+            // T5 does not scale scores; the query initialisation absorbs 1/sqrt(d_kv).
+            .with_scale(Some(1.0))
+            .with_dropout(self.dropout_rate)
+            .with_initializer_range(factor * d.powf(-0.5))
+            .with_query_initializer_range(Some(factor * (d * self.d_kv as f64).powf(-0.5)))
+            .with_output_initializer_range(Some(factor * inner.powf(-0.5)))
+            .init(device)
+    }
+
+    fn init_block(&self, is_decoder: bool, device: &Device) -> T5Block {
+        // `validate` has checked the projection name; fall back to ReLU rather than panic.
+        let (activation, gated) = self.feed_forward().unwrap_or((Activation::Relu, false));
+        let norm = || RmsNorm::new(self.d_model, self.layer_norm_epsilon, device);
+        let factor = self.initializer_factor;
+        T5Block {
+            self_attention: self.init_attention(device),
+            self_attention_norm: norm(),
+            cross_attention: is_decoder.then(|| self.init_attention(device)),
+            cross_attention_norm: is_decoder.then(norm),
+            feed_forward: FeedForwardConfig::new(self.d_model, self.d_ff)
+                .with_activation(activation)
+                .with_gated(gated)
+                .with_bias(false)
+                .with_inner_dropout(self.dropout_rate)
+                .with_initializer_range(factor * (self.d_model as f64).powf(-0.5))
+                .with_output_initializer_range(Some(factor * (self.d_ff as f64).powf(-0.5)))
+                .init(device),
+            feed_forward_norm: norm(),
+            dropout: DropoutConfig::new(self.dropout_rate).init(),
+        }
+    }
+}
+
+/// The bucket of every `(query, key)` pair, row-major `[q_len, k_len]`, as T5's
+/// `_relative_position_bucket` computes it: exact buckets for short distances, logarithmic ones
+/// up to `max_distance`, one bucket beyond. Bidirectional (encoder) buckets split the range
+/// between keys before and after the query; causal (decoder) ones only see keys before.
+pub fn relative_position_buckets(
+    q_len: usize,
+    k_len: usize,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> Vec<i64> {
+    let num_buckets = if bidirectional { num_buckets / 2 } else { num_buckets } as i64;
+    let max_exact = num_buckets / 2;
+    // transformers computes the logarithm in f32; so do we, to land in the same bucket at the
+    // boundaries.
+    let log_ratio = (max_distance as f64 / max_exact as f64).ln() as f32;
+    let mut buckets = Vec::with_capacity(q_len * k_len);
+    for query in 0..q_len as i64 {
+        for key in 0..k_len as i64 {
+            let relative = key - query;
+            let (offset, distance) = if bidirectional {
+                (if relative > 0 { num_buckets } else { 0 }, relative.abs())
+            } else {
+                (0, (-relative).max(0))
+            };
+            let bucket = if distance < max_exact {
+                distance
+            } else {
+                let scaled = (distance as f32 / max_exact as f32).ln() / log_ratio
+                    * (num_buckets - max_exact) as f32;
+                (max_exact + scaled as i64).min(num_buckets - 1)
+            };
+            buckets.push(offset + bucket);
+        }
+    }
+    buckets
+}
+
+/// Keeps f16 activations finite, as transformers does between sublayers: T5's feed-forward
+/// outputs grow past f16's range in the larger checkpoints. A no-op in f32 and bf16.
+fn clamp_half(x: Tensor<3>) -> Tensor<3> {
+    if x.dtype() == DType::F16 {
+        // transformers clamps to max - 1000 once an inf has appeared, and to max otherwise.
+        let limit = 65504.0 - 1000.0;
+        x.clamp(-limit, limit)
+    } else {
+        x
+    }
+}
+
+/// One T5 layer: self-attention, cross-attention (decoder only), feed-forward; each
+/// pre-normalised and added back to the residual stream.
+#[derive(Module, Debug)]
+pub struct T5Block {
+    /// Checkpoint `layer.0.SelfAttention`.
+    pub self_attention: MultiHeadAttention,
+    /// Checkpoint `layer.0.layer_norm`.
+    pub self_attention_norm: RmsNorm,
+    /// Checkpoint `layer.1.EncDecAttention` (decoder).
+    pub cross_attention: Option<MultiHeadAttention>,
+    /// Checkpoint `layer.1.layer_norm` (decoder).
+    pub cross_attention_norm: Option<RmsNorm>,
+    /// Checkpoint `layer.<last>.DenseReluDense`.
+    pub feed_forward: FeedForward,
+    /// Checkpoint `layer.<last>.layer_norm`.
+    pub feed_forward_norm: RmsNorm,
+    dropout: Dropout,
+}
+
+/// What the encoder hands the decoder's cross-attention.
+#[derive(Debug, Clone)]
+pub struct EncoderMemory {
+    /// Encoder output `[batch, source, d_model]`.
+    pub hidden: Tensor<3>,
+    /// `true` at padded source positions, `[batch, 1, 1, source]`.
+    pub padding: Option<Tensor<4, Bool>>,
+}
+
+impl T5Block {
+    /// # Shapes
+    /// - x: `[batch, seq, d]`, mask: `[batch or 1, 1, seq or 1, seq]`,
+    ///   position_bias: `[1, heads, seq, seq]` -> `[batch, seq, d]`
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        mask: Option<Tensor<4, Bool>>,
+        position_bias: Tensor<4>,
+        memory: Option<&EncoderMemory>,
+    ) -> Tensor<3> {
+        let normed = self.self_attention_norm.forward(x.clone());
+        let attended = self
+            .self_attention
+            .attend(normed.clone(), normed, mask, Some(position_bias));
+        let mut x = clamp_half(x + self.dropout.forward(attended));
+        if let (Some(attention), Some(norm), Some(memory)) =
+            (&self.cross_attention, &self.cross_attention_norm, memory)
+        {
+            // Cross-attention has no position bias: source and target positions are unrelated.
+            let attended = attention.attend(
+                norm.forward(x.clone()),
+                memory.hidden.clone(),
+                memory.padding.clone(),
+                None,
+            );
+            x = clamp_half(x + self.dropout.forward(attended));
+        }
+        let transformed = self.feed_forward.forward(self.feed_forward_norm.forward(x.clone()));
+        clamp_half(x + self.dropout.forward(transformed))
+    }
+}
+
+/// A stack of blocks with its relative position bias and final norm (checkpoint `encoder.` or
+/// `decoder.`).
+#[derive(Module, Debug)]
+pub struct T5Stack {
+    /// The layers (checkpoint `block.<i>`).
+    pub block: Vec<T5Block>,
+    /// `[buckets, heads]`; stored in the checkpoint under the first block
+    /// (`block.0.layer.0.SelfAttention.relative_attention_bias`), used by all.
+    pub relative_attention_bias: Embedding,
+    /// Checkpoint `final_layer_norm`.
+    pub final_layer_norm: RmsNorm,
+    dropout: Dropout,
+    is_decoder: bool,
+    num_buckets: usize,
+    max_distance: usize,
+}
+
+impl T5Stack {
+    /// The relative position bias of every `(query, key)` pair.
+    ///
+    /// # Shapes
+    /// - output: `[1, heads, q_len, k_len]`
+    pub fn position_bias(&self, q_len: usize, k_len: usize, device: &Device) -> Tensor<4> {
+        let buckets = relative_position_buckets(
+            q_len,
+            k_len,
+            !self.is_decoder,
+            self.num_buckets,
+            self.max_distance,
+        );
+        let buckets = Tensor::<2, Int>::from_data(TensorData::new(buckets, [q_len, k_len]), device);
+        let values = self.relative_attention_bias.forward(buckets); // [q, k, heads]
+        let heads = values.dims()[2];
+        values.reshape([1, q_len, k_len, heads]).permute([0, 3, 1, 2])
+    }
+
+    /// Runs the stack over embedded tokens. `mask` is `true` where attention is not allowed
+    /// (padding keys; later positions in the decoder). Returns the final state and, when asked,
+    /// the input of every block followed by the final state, as transformers lists them.
+    ///
+    /// # Shapes
+    /// - embedded: `[batch, seq, d]`, mask: `[batch or 1, 1, seq or 1, seq]`
+    /// - output: `[batch, seq, d]`
+    pub fn forward(
+        &self,
+        embedded: Tensor<3>,
+        mask: Option<Tensor<4, Bool>>,
+        memory: Option<&EncoderMemory>,
+        output_hidden_states: bool,
+    ) -> (Tensor<3>, Vec<Tensor<3>>) {
+        let seq = embedded.dims()[1];
+        let device = embedded.device();
+        // Computed once, by the first layer in transformers, and shared by every layer.
+        let bias = self.position_bias(seq, seq, &device);
+        let mut x = self.dropout.forward(embedded);
+        let mut hidden_states = Vec::new();
+        for block in &self.block {
+            if output_hidden_states {
+                hidden_states.push(x.clone());
+            }
+            x = block.forward(x, mask.clone(), bias.clone(), memory);
+        }
+        let x = self.dropout.forward(self.final_layer_norm.forward(x));
+        if output_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        (x, hidden_states)
+    }
+}
+
+/// `[batch, 1, 1, seq]`, `true` at padding, from a 1/0 attention mask.
+fn key_padding(attention_mask: Option<Tensor<2, Int>>) -> Option<Tensor<4, Bool>> {
+    attention_mask.map(|mask| {
+        let [batch, seq] = mask.dims();
+        padding_mask(mask).reshape([batch, 1, 1, seq])
+    })
+}
+
+/// `[1, 1, seq, seq]`, `true` where the key comes after the query.
+fn causal_mask(seq: usize, device: &Device) -> Tensor<4, Bool> {
+    let later: Vec<bool> = (0..seq)
+        .flat_map(|query| (0..seq).map(move |key| key > query))
+        .collect();
+    Tensor::<4, Bool>::from_data(TensorData::new(later, [1, 1, seq, seq]), device)
+}
+
+fn encode_with(shared: &Embedding, encoder: &T5Stack, d_model: usize, input: EncoderInput) -> EncoderOutput {
+    let padding = key_padding(input.attention_mask);
+    let embedded = shared.forward(input.input_ids);
+    let (last_hidden_state, hidden_states) =
+        encoder.forward(embedded, padding, None, input.output_hidden_states);
+    debug_assert_eq!(last_hidden_state.dims()[2], d_model);
+    EncoderOutput {
+        last_hidden_state,
+        hidden_states,
+    }
+}
+
+/// The encoder alone, as `T5EncoderModel` (the released half-precision ProtT5 encoder).
+#[derive(Module, Debug)]
+pub struct T5EncoderModel {
+    /// Token embedding `[vocab, d]` (checkpoint `shared`, or `encoder.embed_tokens`).
+    pub shared: Embedding,
+    /// The encoder stack.
+    pub encoder: T5Stack,
+}
+
+impl ProteinEncoder for T5EncoderModel {
+    fn hidden_size(&self) -> usize {
+        self.shared.weight.dims()[1]
+    }
+
+    /// # Shapes
+    /// - input ids and mask `[batch, seq]` -> hidden states `[batch, seq, d]`
+    fn encode(&self, input: EncoderInput) -> EncoderOutput {
+        encode_with(&self.shared, &self.encoder, self.hidden_size(), input)
+    }
+}
+
+/// `T5ForConditionalGeneration`: encoder, decoder and LM head.
+#[derive(Module, Debug)]
+pub struct T5ForConditionalGeneration {
+    /// Token embedding shared by encoder, decoder and (tied) LM head.
+    pub shared: Embedding,
+    /// The encoder.
+    pub encoder: T5Stack,
+    /// The decoder (causal self-attention, cross-attention to the encoder).
+    pub decoder: T5Stack,
+    /// Own LM head `[d, vocab]` when `tie_word_embeddings` is false.
+    pub lm_head: Option<Linear>,
+    d_model: usize,
+    decoder_start_token_id: usize,
+    eos_token_id: usize,
+    pad_token_id: usize,
+}
+
+impl T5ForConditionalGeneration {
+    /// The encoder output the decoder attends to.
+    pub fn encode_memory(&self, input: EncoderInput) -> EncoderMemory {
+        let padding = key_padding(input.attention_mask.clone());
+        EncoderMemory {
+            hidden: self.encode(input).last_hidden_state,
+            padding,
+        }
+    }
+
+    /// Decoder states for `decoder_input_ids` (start token first, teacher forcing).
+    ///
+    /// # Shapes
+    /// - decoder_input_ids: `[batch, target]` -> `[batch, target, d]`
+    pub fn decode(&self, decoder_input_ids: Tensor<2, Int>, memory: &EncoderMemory) -> Tensor<3> {
+        let target = decoder_input_ids.dims()[1];
+        let device = decoder_input_ids.device();
+        let embedded = self.shared.forward(decoder_input_ids);
+        // Targets are padded on the right, so the causal mask alone keeps real positions from
+        // seeing padding.
+        let (hidden, _) = self
+            .decoder
+            .forward(embedded, Some(causal_mask(target, &device)), Some(memory), false);
+        hidden
+    }
+
+    /// Vocabulary logits of decoder states.
+    ///
+    /// # Shapes
+    /// - hidden: `[..., d]` -> `[..., vocab]`
+    pub fn lm_logits<const D: usize>(&self, hidden: Tensor<D>) -> Tensor<D> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            // Tied (T5 v1.0): the embedding decodes, on states rescaled by d_model^-0.5.
+            None => {
+                let scaled = hidden * (self.d_model as f64).powf(-0.5);
+                let weight = self.shared.weight.val().transpose();
+                let [d, vocab] = weight.dims();
+                let mut shape = [1; D];
+                shape[D - 2] = d;
+                shape[D - 1] = vocab;
+                scaled.matmul(weight.reshape(shape))
+            }
+        }
+    }
+
+    /// Logits of every decoder position (teacher forcing).
+    ///
+    /// # Shapes
+    /// - input ids and mask `[batch, source]`, decoder_input_ids `[batch, target]`
+    ///   -> `[batch, target, vocab]`
+    pub fn forward(&self, input: EncoderInput, decoder_input_ids: Tensor<2, Int>) -> Tensor<3> {
+        let memory = self.encode_memory(input);
+        self.lm_logits(self.decode(decoder_input_ids, &memory))
+    }
+
+    /// Decoder inputs for `labels`: the start token, then the labels shifted right by one.
+    pub fn shift_right(&self, labels: &[u32]) -> Vec<u32> {
+        std::iter::once(self.decoder_start_token_id as u32)
+            .chain(labels.iter().copied().take(labels.len().saturating_sub(1)))
+            .collect()
+    }
+
+    /// Greedy decoding: from the start token, append the most likely token until every
+    /// sequence has produced `</s>` or `max_new_tokens` are made. Each result holds the
+    /// generated tokens (start token excluded, `</s>` included when reached).
+    ///
+    /// The decoder reruns over the whole prefix at each step (no key/value cache): simple and
+    /// exact, quadratic in the output length.
+    ///
+    /// # Shapes
+    /// - input ids and mask `[batch, source]` -> `batch` token lists
+    pub fn generate_greedy(
+        &self,
+        input: EncoderInput,
+        max_new_tokens: usize,
+    ) -> Result<Vec<Vec<u32>>, TensorReadError> {
+        let batch = input.input_ids.dims()[0];
+        let device = input.input_ids.device();
+        let memory = self.encode_memory(input);
+        let mut tokens: Vec<Vec<u32>> = vec![vec![self.decoder_start_token_id as u32]; batch];
+        let mut finished = vec![false; batch];
+        for _ in 0..max_new_tokens {
+            let length = tokens[0].len();
+            let flat: Vec<i64> = tokens.iter().flatten().map(|&t| i64::from(t)).collect();
+            let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [batch, length]), &device);
+            let hidden = self.decode(ids, &memory);
+            let d = hidden.dims()[2];
+            let last = hidden.slice([0..batch, length - 1..length]).reshape([batch, d]);
+            let next = self.lm_logits(last).argmax(1).into_data().try_into_vec_as::<i64>()?;
+            for (row, &id) in next.iter().enumerate() {
+                // Finished rows are padded, as transformers does, to keep the batch rectangular.
+                let id = if finished[row] { self.pad_token_id as u32 } else { id as u32 };
+                tokens[row].push(id);
+                finished[row] |= id as usize == self.eos_token_id;
+            }
+            if finished.iter().all(|&f| f) {
+                break;
+            }
+        }
+        Ok(tokens
+            .into_iter()
+            .map(|row| {
+                let generated = &row[1..];
+                match generated.iter().position(|&t| t as usize == self.eos_token_id) {
+                    Some(end) => generated[..=end].to_vec(),
+                    None => generated.to_vec(),
+                }
+            })
+            .collect())
+    }
+}
+
+impl ProteinEncoder for T5ForConditionalGeneration {
+    fn hidden_size(&self) -> usize {
+        self.d_model
+    }
+
+    fn encode(&self, input: EncoderInput) -> EncoderOutput {
+        encode_with(&self.shared, &self.encoder, self.d_model, input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    fn tiny(feed_forward_proj: &str) -> T5Config {
+        T5Config {
+            d_model: 16,
+            d_kv: 8,
+            d_ff: 24,
+            num_layers: 2,
+            num_decoder_layers: Some(1),
+            num_heads: 3,
+            relative_attention_num_buckets: 8,
+            relative_attention_max_distance: 20,
+            dropout_rate: 0.0,
+            feed_forward_proj: feed_forward_proj.into(),
+            ..T5Config::default()
+        }
+    }
+
+    #[test]
+    fn reads_the_prot_t5_config_json() {
+        // Rostlab/prot_t5_xl_uniref50 config.json (no feed_forward_proj: ReLU).
+        let json = r#"{"architectures":["T5WithLMHeadModel"],"d_ff":16384,"d_kv":128,"d_model":1024,
+            "decoder_start_token_id":0,"dropout_rate":0.1,"eos_token_id":1,"initializer_factor":1.0,
+            "is_encoder_decoder":true,"layer_norm_epsilon":1e-06,"model_type":"t5","n_positions":512,
+            "num_heads":32,"num_layers":24,"output_past":true,"pad_token_id":0,
+            "relative_attention_num_buckets":32,"vocab_size":128}"#;
+        let config: T5Config = serde_json::from_str(json).unwrap();
+        assert_eq!(config, T5Config::default());
+        assert_eq!(config.feed_forward().unwrap(), (Activation::Relu, false));
+        // About 1.2 billion parameters in the encoder.
+        let encoder = config.num_encoder_parameters();
+        assert!((1_200_000_000..1_220_000_000).contains(&encoder), "{encoder}");
+    }
+
+    #[test]
+    fn feed_forward_variants_and_bad_names() {
+        assert_eq!(tiny("gated-gelu").feed_forward().unwrap(), (Activation::GeluTanh, true));
+        assert_eq!(tiny("gated-silu").feed_forward().unwrap(), (Activation::Silu, true));
+        let err = tiny("gated-swoosh").validate().unwrap_err().to_string();
+        assert!(err.contains("gated-swoosh"), "{err}");
+    }
+
+    #[test]
+    fn parameter_counts_match_the_modules() {
+        let device = Device::flex();
+        for (proj, tied) in [("relu", true), ("gated-gelu", false)] {
+            let config = T5Config {
+                tie_word_embeddings: tied,
+                ..tiny(proj)
+            };
+            assert_eq!(config.init(&device).num_params(), config.num_parameters(), "{proj}");
+            assert_eq!(config.init_encoder(&device).num_params(), config.num_encoder_parameters());
+        }
+    }
+
+    #[test]
+    fn buckets_are_exact_near_and_logarithmic_far() {
+        // Bidirectional, 32 buckets, max distance 128: 0..8 exact, keys after the query +16.
+        let row = relative_position_buckets(1, 200, true, 32, 128);
+        assert_eq!(&row[..8], &[0, 17, 18, 19, 20, 21, 22, 23]);
+        assert_eq!(row[199], 31);
+        let column = relative_position_buckets(200, 1, true, 32, 128);
+        assert_eq!(&column[..8], &[0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(column[199], 15);
+        // Causal: keys after the query all fall in bucket 0.
+        let causal = relative_position_buckets(3, 3, false, 32, 128);
+        assert_eq!(causal, vec![0, 0, 0, 1, 0, 0, 2, 1, 0]);
+    }
+
+    #[test]
+    fn padded_batches_match_single_sequences() {
+        let device = Device::flex();
+        let model = tiny("relu").init(&device);
+        let long = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 1]], &device);
+        let short = Tensor::<2, Int>::from_ints([[10, 11, 1]], &device);
+        let batch = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 1], [10, 11, 1, 0, 0, 0]], &device);
+        let mask = Tensor::<2, Int>::from_ints([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], &device);
+        let together = model.encode(EncoderInput::new(batch.clone(), mask.clone())).last_hidden_state;
+        let alone = model.encode(EncoderInput::unpadded(short.clone())).last_hidden_state;
+        together
+            .clone()
+            .slice([1..2, 0..3])
+            .into_data()
+            .assert_approx_eq::<f32>(&alone.into_data(), Tolerance::default());
+        let alone = model.encode(EncoderInput::unpadded(long.clone())).last_hidden_state;
+        together
+            .slice([0..1])
+            .into_data()
+            .assert_approx_eq::<f32>(&alone.into_data(), Tolerance::default());
+
+        // Decoder logits too, targets padded on the right.
+        let targets = Tensor::<2, Int>::from_ints([[0, 5, 6, 7], [0, 10, 0, 0]], &device);
+        let logits = model.forward(EncoderInput::new(batch, mask), targets);
+        let alone = model.forward(
+            EncoderInput::unpadded(short),
+            Tensor::<2, Int>::from_ints([[0, 10]], &device),
+        );
+        logits
+            .slice([1..2, 0..2])
+            .into_data()
+            .assert_approx_eq::<f32>(&alone.into_data(), Tolerance::default());
+    }
+
+    #[test]
+    fn greedy_tokens_are_the_argmax_of_their_own_prefix() {
+        let device = Device::flex();
+        device.seed(3);
+        let model = tiny("gated-gelu").init(&device);
+        let ids = Tensor::<2, Int>::random([2, 7], Distribution::Uniform(3.0, 28.0), &device);
+        let generated = model.generate_greedy(EncoderInput::unpadded(ids.clone()), 6).unwrap();
+        for (row, tokens) in generated.iter().enumerate() {
+            assert!(!tokens.is_empty() && tokens.len() <= 6);
+            // One teacher-forced pass over [start, generated...] must reproduce each token.
+            let inputs = model.shift_right(tokens);
+            let n = inputs.len();
+            let inputs = Tensor::<2, Int>::from_data(
+                TensorData::new(inputs.iter().map(|&t| i64::from(t)).collect::<Vec<_>>(), [1, n]),
+                &device,
+            );
+            let logits = model.forward(
+                EncoderInput::unpadded(ids.clone().slice([row..row + 1])),
+                inputs,
+            );
+            let best: Vec<i64> = logits.argmax(2).into_data().try_into_vec_as::<i64>().unwrap();
+            let tokens: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+            assert_eq!(best, tokens, "row {row}");
+        }
+    }
+}

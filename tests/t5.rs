@@ -1,0 +1,259 @@
+//! ProtT5 against `transformers`: tiny random `T5ForConditionalGeneration` checkpoints with
+//! ReLU (T5 v1.0, tied head) and gated-GELU (T5 v1.1, own head) feed-forward, the f16
+//! `T5EncoderModel`, and the outputs `transformers` computed for them
+//! (`scripts/fixtures/make_fixtures.py`). Batches are padded, sequences are corrupted with
+//! sentinels as in pretraining.
+
+mod common;
+
+use common::{Expected, device, fixture};
+use prottrans::burn::tensor::{FloatDType, Int, Tensor, TensorData};
+use prottrans::embed::ndarray::{Array2, ArrayView2, s};
+use prottrans::embed::{Embedder, mean_over_residues};
+use prottrans::models::t5::relative_position_buckets;
+use prottrans::models::Encoder;
+use prottrans::prelude::*;
+
+const TOLERANCE: f32 = 1e-4;
+const SEQUENCES: [&str; 3] = ["MKTAY", "MQIFVKTLTGXTITLEV", "MSKGEELFTGVVPILVELDGDVNGHKFSV"];
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Largest |a - b| over positions where `keep` is true; `width` values per position.
+fn max_diff_where(actual: &[f32], expected: &[f32], keep: &[bool], width: usize) -> f32 {
+    assert_eq!(actual.len(), expected.len());
+    assert_eq!(keep.len() * width, actual.len());
+    let mut max = 0.0f32;
+    for (position, &k) in keep.iter().enumerate() {
+        if k {
+            for i in position * width..(position + 1) * width {
+                max = max.max((actual[i] - expected[i]).abs());
+            }
+        }
+    }
+    max
+}
+
+fn check_full_model(name: &str) {
+    let device = device();
+    let (config, model) = load_t5(fixture(name), &device).unwrap();
+    let expected = Expected::load(name);
+    let (_, mask) = expected.ints("attention_mask");
+    let tokens: Vec<bool> = mask.iter().map(|&m| m == 1).collect();
+    let input = EncoderInput::new(
+        expected.int_tensor("input_ids", &device),
+        expected.int_tensor("attention_mask", &device),
+    )
+    .with_hidden_states();
+    let d = config.d_model;
+
+    let output = model.encode(input.clone());
+    let (shape, want) = expected.tensor("encoder_hidden_states");
+    assert_eq!(shape[0], output.hidden_states.len(), "{name}: one state per block input + final");
+    let per_state = want.len() / shape[0];
+    let mut worst_state = 0.0f32;
+    for (i, state) in output.hidden_states.into_iter().enumerate() {
+        let want = &want[i * per_state..(i + 1) * per_state];
+        worst_state = worst_state.max(max_diff_where(&values(state), want, &tokens, d));
+    }
+    let (_, want) = expected.tensor("encoder_last_hidden_state");
+    let encoder = max_diff_where(&values(output.last_hidden_state), &want, &tokens, d);
+
+    let (_, labels) = expected.ints("labels");
+    let targets: Vec<bool> = labels.iter().map(|&l| l >= 0).collect();
+    let logits = model.forward(input, expected.int_tensor("decoder_input_ids", &device));
+    let (_, want) = expected.tensor("logits");
+    let logits = max_diff_where(&values(logits), &want, &targets, config.vocab_size);
+
+    let mut alone = 0.0f32;
+    for i in 0..SEQUENCES.len() {
+        let ids = expected.int_tensor(&format!("single_{i}_input_ids"), &device);
+        let decoder = expected.int_tensor(&format!("single_{i}_decoder_input_ids"), &device);
+        let (_, want) = expected.tensor(&format!("single_{i}_logits"));
+        let got = values(model.forward(EncoderInput::unpadded(ids), decoder));
+        alone = alone.max(max_diff_where(&got, &want, &vec![true; want.len() / config.vocab_size], config.vocab_size));
+    }
+    println!(
+        "{name}: encoder states max abs diff {worst_state:.3e}, encoder output {encoder:.3e}, \
+         logits (padded batch) {logits:.3e}, logits (alone) {alone:.3e}"
+    );
+    for (what, diff) in [("encoder states", worst_state), ("encoder output", encoder), ("logits", logits), ("logits alone", alone)] {
+        assert!(diff <= TOLERANCE, "{name}: {what} differ by {diff}");
+    }
+}
+
+#[test]
+fn relu_t5_with_tied_head_matches_transformers() {
+    check_full_model("t5_relu_tiny");
+}
+
+#[test]
+fn gated_gelu_t5_with_own_head_matches_transformers() {
+    check_full_model("t5_gated_tiny");
+}
+
+/// `generate(do_sample=False, num_beams=1)` on the corrupted batch gives the same tokens.
+#[test]
+fn greedy_generation_matches_transformers() {
+    let device = device();
+    for name in ["t5_relu_tiny", "t5_gated_tiny"] {
+        let (_, model) = load_t5(fixture(name), &device).unwrap();
+        let expected = Expected::load(name);
+        let input = EncoderInput::new(
+            expected.int_tensor("input_ids", &device),
+            expected.int_tensor("attention_mask", &device),
+        );
+        let generated = model.generate_greedy(input, 12).unwrap();
+        let (shape, want) = expected.ints("generated");
+        for (row, got) in generated.iter().enumerate() {
+            // transformers: start token, tokens, `</s>`, then padding for finished rows.
+            let full = &want[row * shape[1] + 1..(row + 1) * shape[1]];
+            let end = full.iter().position(|&t| t == 1).map_or(full.len(), |e| e + 1);
+            let got: Vec<i64> = got.iter().map(|&t| i64::from(t)).collect();
+            assert_eq!(got, full[..end], "{name} row {row}");
+        }
+        println!("{name}: {} greedy sequences equal to transformers'", generated.len());
+    }
+}
+
+/// Relative-position buckets for distances up to 1100 either way, against transformers'
+/// `_relative_position_bucket` with ProtT5's 32 buckets and max distance 128.
+#[test]
+fn relative_position_buckets_match_transformers() {
+    let expected = Expected::load("t5_relu_tiny");
+    let (_, relative) = expected.ints("bucket_relative");
+    let query = 1100usize;
+    assert_eq!(relative.first(), Some(&-(query as i64)));
+    for (name, bidirectional) in [("bucket_bidirectional", true), ("bucket_causal", false)] {
+        let (_, want) = expected.ints(name);
+        let table = relative_position_buckets(query + 1, relative.len(), bidirectional, 32, 128);
+        let row = &table[query * relative.len()..];
+        assert_eq!(row, &want[..], "{name}");
+    }
+}
+
+/// The encoder alone, loaded through the architecture-agnostic `load_encoder`, from the full
+/// checkpoint and from the f16 `T5EncoderModel` files (with and without
+/// `encoder.embed_tokens.weight`).
+#[test]
+fn encoder_only_loading_matches_transformers() {
+    let device = device();
+    let full = Checkpoint::open(fixture("t5_relu_tiny")).unwrap();
+    let encoder = full.load_encoder(&device, FloatDType::F32).unwrap();
+    assert!(matches!(encoder, Encoder::T5(_)));
+    let expected = Expected::load("t5_relu_tiny");
+    let (_, mask) = expected.ints("attention_mask");
+    let tokens: Vec<bool> = mask.iter().map(|&m| m == 1).collect();
+    let out = encoder.encode(EncoderInput::new(
+        expected.int_tensor("input_ids", &device),
+        expected.int_tensor("attention_mask", &device),
+    ));
+    let (_, want) = expected.tensor("encoder_last_hidden_state");
+    let diff = max_diff_where(&values(out.last_hidden_state), &want, &tokens, 32);
+    println!("encoder from the full checkpoint: max abs diff {diff:.3e}");
+    assert!(diff <= TOLERANCE);
+
+    let expected = Expected::load("t5_relu_tiny_encoder_f16");
+    let (_, want) = expected.tensor("f16_weights_f32_last_hidden_state");
+    let (_, mask) = expected.ints("attention_mask");
+    let tokens: Vec<bool> = mask.iter().map(|&m| m == 1).collect();
+    for dir in [fixture("t5_relu_tiny_encoder_f16"), fixture("t5_relu_tiny_encoder_f16/pt")] {
+        let checkpoint = Checkpoint::open(&dir).unwrap();
+        let names = checkpoint.tensor_names().unwrap();
+        let encoder = checkpoint.load_encoder(&device, FloatDType::F32).unwrap();
+        let out = encoder.encode(EncoderInput::new(
+            expected.int_tensor("input_ids", &device),
+            expected.int_tensor("attention_mask", &device),
+        ));
+        let diff = max_diff_where(&values(out.last_hidden_state), &want, &tokens, 32);
+        let embed_tokens = names.iter().any(|n| n == "encoder.embed_tokens.weight");
+        println!("f16 encoder ({}, encoder.embed_tokens stored: {embed_tokens}): max abs diff {diff:.3e}", dir.display());
+        assert!(diff <= TOLERANCE, "{}: {diff}", dir.display());
+    }
+}
+
+/// `prottrans embed`'s library path: per-residue rows are the residues (`</s>` dropped), the
+/// per-protein vector their mean; padded batches equal single sequences.
+#[test]
+fn embeddings_drop_the_end_token_and_match_transformers() {
+    let expected = Expected::load("t5_relu_tiny_encoder_f16");
+    let (shape, want) = expected.tensor("f16_weights_f32_last_hidden_state");
+    let (width, d) = (shape[1], shape[2]);
+    let all = ArrayView2::from_shape((shape[0] * width, d), &want).unwrap();
+    let embedder = Embedder::load(fixture("t5_relu_tiny_encoder_f16"), &device()).unwrap();
+    assert_eq!(embedder.max_residues(), None, "relative positions: no length limit");
+    let batched = embedder.embed_many(&SEQUENCES).unwrap();
+    for (i, sequence) in SEQUENCES.iter().enumerate() {
+        let want: Array2<f32> = all.slice(s![i * width..i * width + sequence.len(), ..]).to_owned();
+        for got in [&batched[i], &embedder.embed(sequence).unwrap()] {
+            assert_eq!(got.shape(), [sequence.len(), d]);
+            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(diff <= TOLERANCE, "sequence {i}: {diff}");
+            let mean_want = want.mean_axis(prottrans::embed::ndarray::Axis(0)).unwrap();
+            let mean_diff = mean_over_residues(got)
+                .iter()
+                .zip(&mean_want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(mean_diff <= TOLERANCE, "sequence {i} per-protein: {mean_diff}");
+        }
+    }
+}
+
+/// A model prottrans saves has the keys, shapes and values of the `transformers` checkpoint.
+#[test]
+fn saved_t5_checkpoints_have_the_transformers_layout() {
+    let device = device();
+    for name in ["t5_relu_tiny", "t5_gated_tiny"] {
+        let dir = fixture(name);
+        let (config, model) = load_t5(&dir, &device).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        save_t5(&model, &config, out.path()).unwrap();
+        let original = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let saved = std::fs::read(out.path().join("model.safetensors")).unwrap();
+        let original = safetensors::SafeTensors::deserialize(&original).unwrap();
+        let saved = safetensors::SafeTensors::deserialize(&saved).unwrap();
+        let mut want: Vec<&str> = original.names();
+        let mut got: Vec<&str> = saved.names();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{name}");
+        for key in want {
+            let (a, b) = (original.tensor(key).unwrap(), saved.tensor(key).unwrap());
+            assert_eq!(a.shape(), b.shape(), "{name} {key}");
+            assert_eq!(a.data(), b.data(), "{name} {key}");
+        }
+        let (again, _) = load_t5(out.path(), &device).unwrap();
+        assert_eq!(again, config, "{name}: config.json round trip");
+    }
+}
+
+/// Checkpoints of the wrong kind are refused with the file and the names of what is wrong.
+#[test]
+fn mismatched_t5_weights_are_named() {
+    let device = device();
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["model.safetensors", "config.json"] {
+        std::fs::copy(fixture("t5_relu_tiny").join(file), dir.path().join(file)).unwrap();
+    }
+    // A gated config over ReLU weights: `wi_0`/`wi_1` missing, `wi` unexpected.
+    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    std::fs::write(dir.path().join("config.json"), config.replace("\"feed_forward_proj\": \"relu\"", "\"feed_forward_proj\": \"gated-gelu\"")).unwrap();
+    let err = load_t5(dir.path(), &device).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+    assert!(err.contains("DenseReluDense.wi_1"), "{err}");
+    assert!(err.contains("DenseReluDense.wi.weight"), "{err}");
+    // The bare encoder of a BERT checkpoint is not a T5.
+    let err = load_t5(fixture("bert_tiny"), &device).unwrap_err().to_string();
+    assert!(err.contains("t5") && err.contains("bert"), "{err}");
+}
+
+#[test]
+fn shift_right_starts_with_the_decoder_start_token() {
+    let (_, model) = load_t5(fixture("t5_relu_tiny"), &device()).unwrap();
+    assert_eq!(model.shift_right(&[5, 6, 1]), vec![0, 5, 6]);
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 1], [1, 3]), &device());
+    assert_eq!(model.encode(EncoderInput::unpadded(ids)).last_hidden_state.dims(), [1, 3, 32]);
+}
