@@ -145,23 +145,32 @@ def plan_rostlab(lengths: list[int], max_residues: int, max_batch: int, alone_ab
     return batches
 
 
+# ProtT5 (sentencepiece, one piece per residue): `residues </s>`, no start token; the rare
+# residues U Z O B are embedded as X, as prottrans' tokenizer does by default.
+PROTT5_VOCAB = (["<pad>", "</s>", "<unk>"] + list("ALGVSREDTIPKFQNYMHWCXBOUZ")
+                + [f"<extra_id_{i}>" for i in range(99, -1, -1)])
+
+
 def encode(seq: str, vocab: dict[str, int], unknown: list[int]) -> list[int]:
-    unk = vocab["[UNK]"]
-    ids = [vocab["[CLS]"]]
+    t5 = "</s>" in vocab
+    unk = vocab["<unk>" if t5 else "[UNK]"]
+    ids = [] if t5 else [vocab["[CLS]"]]
     for c in seq:
+        if t5 and c in "UZOB":
+            c = "X"
         i = vocab.get(c)
         if i is None:
             unknown[0] += 1
             i = unk
         ids.append(i)
-    ids.append(vocab["[SEP]"])
+    ids.append(vocab["</s>" if t5 else "[SEP]"])
     return ids
 
 
 def make_batch(seqs: list[str], vocab: dict[str, int], unknown: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     encoded = [encode(s, vocab, unknown) for s in seqs]
     t = max(len(e) for e in encoded)
-    input_ids = torch.full((len(encoded), t), vocab["[PAD]"], dtype=torch.int64)
+    input_ids = torch.full((len(encoded), t), vocab.get("[PAD]", 0), dtype=torch.int64)
     mask = torch.zeros((len(encoded), t), dtype=torch.int64)
     for r, e in enumerate(encoded):
         input_ids[r, : len(e)] = torch.tensor(e, dtype=torch.int64)
@@ -176,7 +185,7 @@ def peak_rss_bytes() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, required=True, help="checkpoint directory (BertModel or BertForMaskedLM)")
+    ap.add_argument("--model", type=Path, required=True, help="checkpoint directory (BertModel, BertForMaskedLM, T5EncoderModel or T5ForConditionalGeneration)")
     ap.add_argument("--fasta", type=Path, required=True, help="FASTA file, plain or .gz")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--max-residues", type=int, default=4000, help="residues per batch (default 4000)")
@@ -206,9 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     records = read_fasta(args.fasta, args.limit)
     if not records:
         raise SystemExit(f"{args.fasta}: no records")
-    vocab = load_vocab(args.model)
-    model = transformers.BertModel.from_pretrained(
-        str(args.model), dtype=torch.float32, attn_implementation=args.attn)
+    is_t5 = json.loads((args.model / "config.json").read_text()).get("model_type") == "t5"
+    if is_t5:
+        vocab = {tok: i for i, tok in enumerate(PROTT5_VOCAB)}
+        model = transformers.T5EncoderModel.from_pretrained(
+            str(args.model), dtype=torch.float32, attn_implementation=args.attn)
+    else:
+        vocab = load_vocab(args.model)
+        model = transformers.BertModel.from_pretrained(
+            str(args.model), dtype=torch.float32, attn_implementation=args.attn)
+    first = 0 if is_t5 else 1  # T5 has no start token
     got = getattr(model.config, "_attn_implementation", None)
     if got != args.attn:
         raise SystemExit(f"asked for attn_implementation={args.attn!r}, model uses {got!r}")
@@ -237,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             padded_tokens += ids.numel()
             hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
             for row, i in enumerate(batch):
-                emb = hidden[row, 1 : lengths[i] + 1].numpy().copy()  # [L, d], own memory
+                emb = hidden[row, first : lengths[i] + first].numpy().copy()  # [L, d], own memory
                 if args.per_protein:
                     emb = emb.mean(axis=0)
                 if not args.discard:

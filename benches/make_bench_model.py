@@ -63,22 +63,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="output directory (created)")
     ap.add_argument("--layers", type=int, default=4, help="encoder layers (default 4; prot_bert has 30)")
     ap.add_argument("--seed", type=int, default=SEED, help=f"torch.manual_seed before init (default {SEED})")
+    ap.add_argument("--arch", choices=["bert", "t5"], default="bert",
+                    help="bert: ProtBert shape (default); t5: the ProtT5-XL encoder shape as a "
+                         "T5EncoderModel (d_model 1024, 32 heads of 128, d_ff 16384, ReLU; "
+                         "24 layers released)")
     args = ap.parse_args(argv)
     if args.layers < 1:
         ap.error("--layers must be >= 1")
 
     torch.manual_seed(args.seed)
-    model = BertForMaskedLM(bench_config(args.layers)).to(torch.float32)
-    model.eval()
     args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(args.out))  # safetensors, float32
-    (args.out / "vocab.txt").write_text("\n".join(PROTBERT_VOCAB) + "\n")
-    (args.out / "tokenizer_config.json").write_text(
-        json.dumps({"do_lower_case": False, "tokenizer_class": "BertTokenizer"}, indent=2) + "\n")
+    if args.arch == "t5":
+        config = transformers.T5Config(
+            vocab_size=128, d_model=1024, d_kv=128, d_ff=16384, num_layers=args.layers,
+            num_heads=32, relative_attention_num_buckets=32, relative_attention_max_distance=128,
+            dropout_rate=0.1, layer_norm_epsilon=1e-6, feed_forward_proj="relu",
+            is_encoder_decoder=False, architectures=["T5EncoderModel"])
+        model = transformers.T5EncoderModel(config).to(torch.float32).eval()
+        model.save_pretrained(str(args.out))
+    else:
+        model = BertForMaskedLM(bench_config(args.layers)).to(torch.float32)
+        model.eval()
+        model.save_pretrained(str(args.out))  # safetensors, float32
+        (args.out / "vocab.txt").write_text("\n".join(PROTBERT_VOCAB) + "\n")
+        (args.out / "tokenizer_config.json").write_text(
+            json.dumps({"do_lower_case": False, "tokenizer_class": "BertTokenizer"}, indent=2) + "\n")
 
     n_params = sum(p.numel() for p in model.parameters())  # tied decoder counted once
     size = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
-    print(json.dumps({"out": str(args.out), "layers": args.layers, "seed": args.seed,
+    print(json.dumps({"out": str(args.out), "arch": args.arch, "layers": args.layers, "seed": args.seed,
                       "parameters": n_params, "bytes_on_disk": size,
                       "torch": torch.__version__, "transformers": transformers.__version__}))
     return 0

@@ -257,3 +257,57 @@ fn shift_right_starts_with_the_decoder_start_token() {
     let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 1], [1, 3]), &device());
     assert_eq!(model.encode(EncoderInput::unpadded(ids)).last_hidden_state.dims(), [1, 3, 32]);
 }
+
+/// `_` marks hidden residues, which become `<extra_id_0>`, `<extra_id_1>`, ...; the generator's
+/// output is the model's greedy rewrite, and bad characters are named with their position.
+#[test]
+fn the_generator_fills_hidden_residues() {
+    let generator = prottrans::embed::Generator::load(fixture("t5_relu_tiny"), &device()).unwrap();
+    let (ids, hidden) = generator.encode("p", "mk_a _Y").unwrap();
+    assert_eq!(ids, vec![19, 14, 127, 3, 126, 18, 1]);
+    assert_eq!(hidden, vec![2, 4]);
+    let filled = generator.fill("p", "MQ_FVK", 7).unwrap();
+    assert_eq!(filled.input, "MQ_FVK");
+    assert_eq!(filled.filled.len(), 1);
+    assert_eq!(filled.filled[0].0, 3);
+    // The same tokens as the model's own greedy decoding.
+    let (_, model) = load_t5(fixture("t5_relu_tiny"), &device()).unwrap();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![19i64, 16, 127, 15, 6, 14, 1], [1, 7]), &device());
+    let tokens = model.generate_greedy(EncoderInput::unpadded(ids), 7).unwrap().remove(0);
+    let vocabulary = prottrans::data::Vocabulary::prot_t5();
+    let third = vocabulary.token(tokens[2]).unwrap();
+    assert_eq!(filled.filled[0].1.map(String::from).as_deref(), Some(third).filter(|t| t.len() == 1));
+    let err = generator.fill("p", "MQ-FV", 5).unwrap_err().to_string();
+    assert!(err.contains("position 3"), "{err}");
+}
+
+/// Every recipe in configs/ parses; the released ProtT5 shapes have their published sizes
+/// (XL: encoder ~1.2B of ~3B; XXL: ~11B).
+#[test]
+fn every_config_parses_and_released_t5_shapes_have_their_sizes() {
+    let configs = common::repo().join("configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&configs).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            PretrainConfig::from_toml_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "{seen} recipes");
+    let billions = |n: usize| n as f64 / 1e9;
+    for (name, encoder, total) in [
+        ("prot_t5_xl_uniref50", (1.1, 1.3), (2.7, 3.1)),
+        ("prot_t5_xl_bfd", (1.1, 1.3), (2.7, 3.1)),
+        ("prot_t5_xl_half_uniref50_enc", (1.1, 1.3), (2.7, 3.1)),
+        ("prot_t5_xxl_uniref50", (4.5, 5.0), (10.5, 11.5)),
+        ("prot_t5_xxl_bfd", (4.5, 5.0), (10.5, 11.5)),
+    ] {
+        let recipe = PretrainConfig::from_toml_file(configs.join(format!("{name}.toml"))).unwrap();
+        let ModelConfig::T5(config) = &recipe.model else { panic!("{name} is not T5") };
+        let (e, t) = (billions(config.num_encoder_parameters()), billions(config.num_parameters()));
+        println!("{name}: encoder {e:.2}B, total {t:.2}B parameters");
+        assert!((encoder.0..encoder.1).contains(&e), "{name}: encoder {e}B");
+        assert!((total.0..total.1).contains(&t), "{name}: total {t}B");
+    }
+}

@@ -24,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Pretrain a model from FASTA with its objective (ProtBert: masked LM).
+    /// Pretrain a model from FASTA with its objective (ProtBert: masked LM; ProtT5: span
+    /// corruption with single-residue spans).
     ///
     /// Writes to OUT: config.toml (the recipe), checkpoint/ (every `checkpoint_every` steps),
     /// metrics.jsonl, model/ (config.json + model.safetensors, the Hugging Face layout) and
@@ -56,6 +57,25 @@ enum Command {
     /// OUTPUT.partial/ and the output is written at the end through a rename, so an interrupted
     /// run loses nothing finished and never leaves a broken file: rerun with --resume.
     Embed(EmbedArgs),
+    /// Fill in hidden residues with a ProtT5 (T5ForConditionalGeneration) by greedy decoding.
+    ///
+    /// Each `_` in a sequence becomes its own sentinel, as in pretraining; the decoder rewrites
+    /// the whole sequence. Prints id, input, the model's sequence and the residues it put at
+    /// the hidden positions (`position:residue`), tab-separated.
+    Generate {
+        /// T5 checkpoint directory (config.json + weights).
+        #[arg(long)]
+        model: PathBuf,
+        /// A sequence with `_` at the residues to predict, e.g. MKT_AYIAK_QR; repeatable.
+        #[arg(long = "sequence", required = true)]
+        sequences: Vec<String>,
+        /// Most tokens to generate (default: the input length plus one).
+        #[arg(long)]
+        max_new_tokens: Option<usize>,
+        /// Device to run on.
+        #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
+        device: DeviceSpec,
+    },
     /// Train a supervised head (secondary structure or localisation) on frozen features.
     ///
     /// Features come from a checkpoint (--model), from `prottrans embed` files (--embeddings),
@@ -203,7 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "NOT below"
             };
             println!(
-                "masked-residue loss is {verdict} the unigram baseline ({:.4} vs {:.4} nats)",
+                "loss on the hidden residues is {verdict} the unigram baseline ({:.4} vs {:.4} nats)",
                 report.valid_loss, report.unigram_loss
             );
             Ok(())
@@ -236,6 +256,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             .with_context(|| format!("writing {}", out.display()))?;
             println!("random {written} written to {}", out.display());
+            Ok(())
+        }
+        Command::Generate {
+            model,
+            sequences,
+            max_new_tokens,
+            device,
+        } => {
+            let generator = prottrans::embed::Generator::load(&model, &device.device()?)
+                .with_context(|| format!("loading {}", model.display()))?;
+            println!("id\tinput\toutput\tfilled");
+            for (i, sequence) in sequences.iter().enumerate() {
+                let id = format!("sequence{}", i + 1);
+                let limit = max_new_tokens.unwrap_or(sequence.len() + 1);
+                let filled = generator.fill(&id, sequence, limit)?;
+                let positions: Vec<String> = filled
+                    .filled
+                    .iter()
+                    .map(|(p, r)| format!("{p}:{}", r.unwrap_or('-')))
+                    .collect();
+                println!("{id}\t{}\t{}\t{}", filled.input, filled.output, positions.join(","));
+            }
             Ok(())
         }
         Command::TrainHead(args) => transfer::train_head(args),

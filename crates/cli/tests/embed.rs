@@ -181,7 +181,6 @@ fn an_interrupted_run_resumes_to_the_same_output() {
 #[test]
 fn half_precision_embeddings_stay_close_to_transformers() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = fixture("bert_tiny_encoder_f16");
     let sequences = [
         "MKTAY",
         "MQIFVKTLTGXTITLEV",
@@ -194,42 +193,76 @@ fn half_precision_embeddings_stay_close_to_transformers() {
         .collect();
     let input = dir.path().join("in.fa");
     std::fs::write(&input, fasta).unwrap();
-    let bytes = std::fs::read(checkpoint.join("expected.safetensors")).unwrap();
-    let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    for (precision, name, bound) in [
-        ("f32", "f16_weights_f32_last_hidden_state", 1e-4f32),
-        ("f16", "f16_last_hidden_state", 2e-2),
-        ("bf16", "bf16_last_hidden_state", 1e-1),
-    ] {
-        let output = dir.path().join(format!("{precision}.npz"));
-        check(
-            prottrans()
-                .args(embed_args(&checkpoint, &input, &output))
-                .args(["--precision", precision])
-                .output()
-                .unwrap(),
-        );
-        let view = expected.tensor(name).unwrap();
-        let (width, d) = (view.shape()[1], view.shape()[2]);
-        let want: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let mut file = EmbeddingFile::open(&output).unwrap();
-        let mut worst = 0.0f32;
-        for (i, s) in sequences.iter().enumerate() {
-            let got = file.read(&format!("s{i}")).unwrap();
-            assert_eq!(got.shape(), [s.len(), d]);
-            let start = (i * width + 1) * d;
-            for (g, w) in got.iter().zip(&want[start..start + s.len() * d]) {
-                assert!(g.is_finite(), "{precision}: non-finite output");
-                worst = worst.max((g - w).abs());
+    // ProtBert frames `[CLS] residues [SEP]` (residues from position 1), ProtT5 `residues </s>`.
+    for (name, first_residue) in [("bert_tiny_encoder_f16", 1), ("t5_relu_tiny_encoder_f16", 0)] {
+        let checkpoint = fixture(name);
+        let bytes = std::fs::read(checkpoint.join("expected.safetensors")).unwrap();
+        let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        for (precision, tensor, bound) in [
+            ("f32", "f16_weights_f32_last_hidden_state", 1e-4f32),
+            ("f16", "f16_last_hidden_state", 2e-2),
+            ("bf16", "bf16_last_hidden_state", 1e-1),
+        ] {
+            let output = dir.path().join(format!("{name}-{precision}.npz"));
+            check(
+                prottrans()
+                    .args(embed_args(&checkpoint, &input, &output))
+                    .args(["--precision", precision])
+                    .output()
+                    .unwrap(),
+            );
+            let view = expected.tensor(tensor).unwrap();
+            let (width, d) = (view.shape()[1], view.shape()[2]);
+            let want: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            let mut file = EmbeddingFile::open(&output).unwrap();
+            let mut worst = 0.0f32;
+            for (i, s) in sequences.iter().enumerate() {
+                let got = file.read(&format!("s{i}")).unwrap();
+                assert_eq!(got.shape(), [s.len(), d]);
+                let start = (i * width + first_residue) * d;
+                for (g, w) in got.iter().zip(&want[start..start + s.len() * d]) {
+                    assert!(g.is_finite(), "{name} {precision}: non-finite output");
+                    worst = worst.max((g - w).abs());
+                }
             }
+            println!("{name} --precision {precision}: max abs diff {worst:.3e} against transformers ({tensor})");
+            assert!(worst <= bound, "{name} {precision}: {worst} > {bound}");
         }
-        println!("--precision {precision}: max abs diff {worst:.3e} against transformers ({name})");
-        assert!(worst <= bound, "{precision}: {worst} > {bound}");
     }
+}
+
+/// `prottrans generate` fills hidden residues with a T5 checkpoint and names bad input.
+#[test]
+fn generate_prints_the_filled_residues() {
+    let out = check(
+        prottrans()
+            .args(["generate", "--model"])
+            .arg(fixture("t5_relu_tiny"))
+            .args(["--sequence", "MQ_FVK", "--sequence", "m_t"])
+            .output()
+            .unwrap(),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "id\tinput\toutput\tfilled");
+    assert_eq!(lines.len(), 3, "{out}");
+    let fields: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(&fields[..2], ["sequence1", "MQ_FVK"]);
+    assert!(fields[3].starts_with("3:"), "{out}");
+    let fields: Vec<&str> = lines[2].split('\t').collect();
+    assert_eq!(fields[1], "M_T");
+    let failed = prottrans()
+        .args(["generate", "--model"])
+        .arg(fixture("t5_relu_tiny"))
+        .args(["--sequence", "MQ1"])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("position 3"), "{err}");
 }
 
 /// The h5 file opens in h5py with the expected keys, shapes, values and attributes.
@@ -289,4 +322,38 @@ print(f"h5py {h5py.__version__}: {len(f)} datasets checked")
         });
     let stdout = check(output);
     println!("{stdout}");
+}
+
+/// Large T5 activations that overflow f16 are clamped between sublayers, as transformers does,
+/// so half-precision embeddings stay finite.
+#[test]
+fn half_precision_t5_embeddings_stay_finite_when_activations_overflow() {
+    use prottrans::burn::module::Param;
+    let device = DeviceSpec::Cpu.device().unwrap();
+    let (config, mut model) = load_t5(fixture("t5_relu_tiny"), &device).unwrap();
+    let feed_forward = &mut model.encoder.block[0].feed_forward;
+    feed_forward.intermediate.weight = Param::from_tensor(feed_forward.intermediate.weight.val() * 1000.0);
+    feed_forward.output.weight = Param::from_tensor(feed_forward.output.weight.val() * 1000.0);
+    // In f32 the residual stream after the first block leaves f16's range.
+    let ids = prottrans::burn::tensor::Tensor::<2, prottrans::burn::tensor::Int>::from_ints([[19, 16, 12, 15, 6, 14, 1]], &device);
+    let states = model.encode(EncoderInput::unpadded(ids).with_hidden_states()).hidden_states;
+    let largest = states[1].clone().abs().max().into_scalar::<f32>();
+    assert!(largest > 65504.0, "the test needs an overflow; largest activation {largest}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("model");
+    save_t5(&model, &config, &checkpoint).unwrap();
+    let input = dir.path().join("in.fa");
+    std::fs::write(&input, ">a\nMQIFVK\n>b\nMSKGEELFTGVVPILVELDGDVNGHKFSV\n").unwrap();
+    let output = dir.path().join("f16.npz");
+    check(
+        prottrans()
+            .args(embed_args(&checkpoint, &input, &output))
+            .args(["--precision", "f16"])
+            .output()
+            .unwrap(),
+    );
+    for (key, values) in contents(&output) {
+        assert!(values.iter().all(|v| v.is_finite()), "{key}: non-finite f16 embedding");
+    }
 }

@@ -1,0 +1,132 @@
+//! Filling in corrupted residues with a T5 (greedy decoding), as ProtT5 was trained to: the
+//! input marks hidden residues, each becomes its own sentinel, and the decoder rewrites the
+//! whole sequence.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use prottrans_data::{TokenizeError, Tokenizer};
+use prottrans_import::Checkpoint;
+use prottrans_models::{EncoderInput, T5ForConditionalGeneration};
+use serde::Serialize;
+
+use crate::error::EmbedError;
+
+/// The character that marks a residue to predict.
+pub const HIDDEN: char = '_';
+
+/// A T5 checkpoint loaded for greedy generation.
+#[derive(Debug)]
+pub struct Generator {
+    model: T5ForConditionalGeneration,
+    tokenizer: Tokenizer,
+    device: Device,
+}
+
+/// The result of [`Generator::fill`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Filled {
+    /// The input with hidden residues shown as `_`.
+    pub input: String,
+    /// The sequence the decoder wrote (residues; special tokens by name).
+    pub output: String,
+    /// `(1-based position, residue)` written at each hidden position; `None` where the output
+    /// is too short to have one.
+    pub filled: Vec<(usize, Option<char>)>,
+}
+
+impl Generator {
+    /// Loads a `T5ForConditionalGeneration` checkpoint directory (the encoder-only release
+    /// cannot generate).
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, EmbedError> {
+        let (_, model) = Checkpoint::open(dir)?.load_t5(device)?;
+        Ok(Self {
+            model,
+            tokenizer: Tokenizer::prot_t5(),
+            device: device.clone(),
+        })
+    }
+
+    /// Encoder ids of a sequence with `_` at hidden residues: each becomes the next sentinel
+    /// (`<extra_id_0>`, `<extra_id_1>`, ...), then `</s>`. Returns the ids and the 0-based
+    /// residue indices that are hidden.
+    pub fn encode(&self, record: &str, masked: &str) -> Result<(Vec<u32>, Vec<usize>), EmbedError> {
+        let vocabulary = self.tokenizer.vocabulary();
+        let mut ids = Vec::with_capacity(masked.len() + 1);
+        let mut hidden = Vec::new();
+        for (index, byte) in masked.bytes().enumerate() {
+            if byte.is_ascii_whitespace() {
+                continue;
+            }
+            if byte == HIDDEN as u8 {
+                let sentinel = vocabulary.id(&format!("<extra_id_{}>", hidden.len())).ok_or_else(|| {
+                    EmbedError::Options(format!(
+                        "record '{record}': more than {} hidden residues; the vocabulary has no more sentinels",
+                        hidden.len()
+                    ))
+                })?;
+                hidden.push(ids.len());
+                ids.push(sentinel);
+                continue;
+            }
+            let residue = self
+                .tokenizer
+                .encode_residues(record, &[byte])
+                .map_err(|e| match e {
+                    TokenizeError::InvalidCharacter { character, .. } => TokenizeError::InvalidCharacter {
+                        record: record.to_string(),
+                        position: index + 1,
+                        character,
+                    },
+                    TokenizeError::RareResidue { residue, .. } => TokenizeError::RareResidue {
+                        record: record.to_string(),
+                        position: index + 1,
+                        residue,
+                    },
+                    other => other,
+                })?;
+            ids.extend(residue);
+        }
+        if ids.is_empty() {
+            return Err(TokenizeError::Empty {
+                record: record.to_string(),
+            }
+            .into());
+        }
+        ids.extend(vocabulary.specials().eos);
+        Ok((ids, hidden))
+    }
+
+    /// Greedily rewrites `masked` (residues with `_` where hidden) and reads the residues the
+    /// model puts at the hidden positions. At most `max_new_tokens` are generated (the input's
+    /// length plus one is enough for a whole rewrite).
+    pub fn fill(&self, record: &str, masked: &str, max_new_tokens: usize) -> Result<Filled, EmbedError> {
+        let (ids, hidden) = self.encode(record, masked)?;
+        let n = ids.len();
+        let ids = Tensor::<2, Int>::from_data(
+            TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [1, n]),
+            &self.device,
+        );
+        let generated = self
+            .model
+            .generate_greedy(EncoderInput::unpadded(ids), max_new_tokens)
+            .map_err(|e| EmbedError::Options(format!("reading the model output: {e:?}")))?
+            .remove(0);
+        let letters: Vec<Option<char>> = generated
+            .iter()
+            .map(|&id| {
+                let special = self.tokenizer.vocabulary().is_special(id);
+                self.tokenizer.vocabulary().token(id).filter(|_| !special).and_then(|t| t.chars().next())
+            })
+            .collect();
+        let input: String = masked.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+        Ok(Filled {
+            input,
+            output: self.tokenizer.decode(&generated),
+            filled: hidden
+                .into_iter()
+                .map(|i| (i + 1, letters.get(i).copied().flatten()))
+                .collect(),
+        })
+    }
+}
