@@ -80,7 +80,7 @@ fn batch(w: &Workload, device: &Device) -> MlmBatch {
     let n = labels.len();
     MlmBatch {
         input_ids: Tensor::from_data(TensorData::new(ids, [w.batch, w.seq]), device),
-        attention_mask: Tensor::<2, Int>::ones([w.batch, w.seq], device),
+        attention_mask: Some(Tensor::<2, Int>::ones([w.batch, w.seq], device)),
         positions: Tensor::from_data(TensorData::new(residue_positions, [n]), device),
         labels: Tensor::from_data(TensorData::new(labels, [n]), device),
     }
@@ -120,7 +120,10 @@ fn run(spec: &DeviceSpec, w: &Workload, iters: usize) -> Result<String, BackendE
         let model = w.config.init_model(&device);
         let input = batch(w, &device);
         time(iters, || {
-            let out = model.encode(EncoderInput::new(input.input_ids.clone(), input.attention_mask.clone()));
+            let out = model.encode(EncoderInput {
+                attention_mask: input.attention_mask.clone(),
+                ..EncoderInput::unpadded(input.input_ids.clone())
+            });
             let _ = out.last_hidden_state.sum().into_scalar::<f32>();
         })
     };

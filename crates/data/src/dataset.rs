@@ -42,6 +42,20 @@ impl ResidueBatch {
     pub fn residues(&self) -> usize {
         self.sequences.iter().map(Vec::len).sum()
     }
+
+    /// One batch of all of `items`' sequences (data loaders hand objectives a list of planned
+    /// batches; with batch size 1 it holds one), seeded from all of theirs.
+    pub fn merge(mut items: Vec<ResidueBatch>) -> ResidueBatch {
+        if items.len() == 1
+            && let Some(only) = items.pop()
+        {
+            return only;
+        }
+        ResidueBatch {
+            seed: items.iter().fold(0, |s, b| s ^ b.seed.rotate_left(7)),
+            sequences: items.into_iter().flat_map(|b| b.sequences).collect(),
+        }
+    }
 }
 
 /// Sequences from a store, grouped into length-sorted batches under a token budget.

@@ -735,7 +735,7 @@ mod tests {
             .assert_approx_eq::<f32>(&alone.into_data(), Tolerance::default());
         let alone = model.encode(EncoderInput::unpadded(long.clone())).last_hidden_state;
         together
-            .slice([0..1])
+            .narrow(0, 0, 1)
             .into_data()
             .assert_approx_eq::<f32>(&alone.into_data(), Tolerance::default());
 
@@ -769,7 +769,7 @@ mod tests {
                 &device,
             );
             let logits = model.forward(
-                EncoderInput::unpadded(ids.clone().slice([row..row + 1])),
+                EncoderInput::unpadded(ids.clone().narrow(0, row, 1)),
                 inputs,
             );
             let best: Vec<i64> = logits.argmax(2).into_data().try_into_vec_as::<i64>().unwrap();

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
 use burn::module::Module;
@@ -379,6 +380,30 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     })
 }
 
+/// The training loader (planned batches sampled with replacement, `workers` threads) and the
+/// validation loader, each item one planned batch.
+#[allow(clippy::type_complexity)]
+fn loaders<B, O>(
+    batcher: &B,
+    train: SamplerDataset<BatchedSequences, ResidueBatch>,
+    valid: Arc<BatchedSequences>,
+    workers: usize,
+) -> (Arc<dyn DataLoader<O>>, Arc<dyn DataLoader<O>>)
+where
+    B: Batcher<ResidueBatch, O> + Clone + 'static,
+    O: Send + Clone + std::fmt::Debug + 'static,
+{
+    let train_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(1)
+        .num_workers(workers.max(1))
+        .build(train);
+    let valid_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(1)
+        .num_workers(1)
+        .build(valid);
+    (train_loader, valid_loader)
+}
+
 /// Settings every objective's training shares: checkpoints, length, progress, accumulation,
 /// resume.
 fn with_schedule<M: LearnerModel>(
@@ -430,14 +455,8 @@ fn pretrain_masked_lm(
 ) -> Result<PretrainReport, TrainError> {
     let config = &run.config;
     let batcher = MlmBatcher::new(prepared.tokenizer.clone(), config.masking())?;
-    let train_loader = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(1)
-        .num_workers(config.data.num_workers.max(1))
-        .build(prepared.train_sampled);
-    let valid_loader = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(1)
-        .num_workers(1)
-        .build(prepared.valid_data.clone());
+    let (train_loader, valid_loader) =
+        loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
 
     let model = MaskedLm::new(bert.init(&prepared.train_device), config.optimizer.grad_accumulation);
     eprintln!(
@@ -500,14 +519,8 @@ fn pretrain_span_corruption(
     let start = u32::try_from(t5.decoder_start_token_id)
         .map_err(|_| TrainError::Invalid("decoder_start_token_id is out of range".into()))?;
     let batcher = SpanCorruptionBatcher::new(&prepared.tokenizer, config.corruption(), start)?;
-    let train_loader = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(1)
-        .num_workers(config.data.num_workers.max(1))
-        .build(prepared.train_sampled);
-    let valid_loader = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(1)
-        .num_workers(1)
-        .build(prepared.valid_data.clone());
+    let (train_loader, valid_loader) =
+        loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
 
     let model = SpanCorruption::new(t5.init(&prepared.train_device), config.optimizer.grad_accumulation);
     eprintln!(

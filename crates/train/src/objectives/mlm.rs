@@ -188,13 +188,7 @@ impl MaskedSequences {
 impl Batcher<ResidueBatch, MlmBatch> for MlmBatcher {
     fn batch(&self, items: Vec<ResidueBatch>, device: &Device) -> MlmBatch {
         // Items are whole planned batches; the data loader is built with batch size 1.
-        let merged = match items.len() {
-            1 => items.into_iter().next().expect("one item"),
-            _ => ResidueBatch {
-                seed: items.iter().fold(0, |s, b| s ^ b.seed.rotate_left(7)),
-                sequences: items.into_iter().flat_map(|b| b.sequences).collect(),
-            },
-        };
+        let merged = ResidueBatch::merge(items);
         self.mask(&merged).to_tensors(device)
     }
 }

@@ -238,13 +238,7 @@ impl CorruptedSequences {
 impl Batcher<ResidueBatch, T5Batch> for SpanCorruptionBatcher {
     fn batch(&self, items: Vec<ResidueBatch>, device: &Device) -> T5Batch {
         // Items are whole planned batches; the data loader is built with batch size 1.
-        let merged = match items.len() {
-            1 => items.into_iter().next().expect("one item"),
-            _ => ResidueBatch {
-                seed: items.iter().fold(0, |s, b| s ^ b.seed.rotate_left(7)),
-                sequences: items.into_iter().flat_map(|b| b.sequences).collect(),
-            },
-        };
+        let merged = ResidueBatch::merge(items);
         self.corrupt(&merged).to_tensors(device)
     }
 }
