@@ -245,7 +245,10 @@ fn mismatched_t5_weights_are_named() {
     assert!(err.contains("model.safetensors"), "{err}");
     assert!(err.contains("DenseReluDense.wi_1"), "{err}");
     assert!(err.contains("DenseReluDense.wi.weight"), "{err}");
-    // The bare encoder of a BERT checkpoint is not a T5.
+    // The encoder-only release cannot be loaded as the full model (nor generate).
+    let err = load_t5(fixture("t5_relu_tiny_encoder_f16"), &device).unwrap_err().to_string();
+    assert!(err.contains("encoder only"), "{err}");
+    // A BERT checkpoint is not a T5.
     let err = load_t5(fixture("bert_tiny"), &device).unwrap_err().to_string();
     assert!(err.contains("t5") && err.contains("bert"), "{err}");
 }

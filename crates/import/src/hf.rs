@@ -180,6 +180,13 @@ impl Checkpoint {
         let ModelConfig::T5(config) = &self.config else {
             return Err(self.wrong_architecture("t5"));
         };
+        if !self.tensor_names()?.iter().any(|n| n.starts_with("decoder.")) {
+            return Err(ImportError::WrongArchitecture {
+                path: self.weights.clone(),
+                expected: "t5 encoder-decoder (T5ForConditionalGeneration)".into(),
+                found: "t5 encoder only (T5EncoderModel, no decoder weights)".into(),
+            });
+        }
         let mut model = config.init(device);
         self.load_into(&mut model, t5_key_map(config)?, FloatDType::F32)?;
         Ok((config.clone(), cast_floats(model, FloatDType::F32)))

@@ -41,24 +41,28 @@ pub fn relative_position_buckets(
     // transformers computes the logarithm in f32; so do we, to land in the same bucket at the
     // boundaries.
     let log_ratio = (max_distance as f64 / max_exact as f64).ln() as f32;
+    let bucket_of = |relative: i64| {
+        let (offset, distance) = if bidirectional {
+            (if relative > 0 { num_buckets } else { 0 }, relative.abs())
+        } else {
+            (0, (-relative).max(0))
+        };
+        let bucket = if distance < max_exact {
+            distance
+        } else {
+            let scaled = (distance as f32 / max_exact as f32).ln() / log_ratio
+                * (num_buckets - max_exact) as f32;
+            (max_exact + scaled as i64).min(num_buckets - 1)
+        };
+        offset + bucket
+    };
+    // The bucket depends on key - query only: compute each distance once.
+    let first = -(q_len as i64 - 1);
+    let by_distance: Vec<i64> = (first..k_len as i64).map(bucket_of).collect();
     let mut buckets = Vec::with_capacity(q_len * k_len);
-    for query in 0..q_len as i64 {
-        for key in 0..k_len as i64 {
-            let relative = key - query;
-            let (offset, distance) = if bidirectional {
-                (if relative > 0 { num_buckets } else { 0 }, relative.abs())
-            } else {
-                (0, (-relative).max(0))
-            };
-            let bucket = if distance < max_exact {
-                distance
-            } else {
-                let scaled = (distance as f32 / max_exact as f32).ln() / log_ratio
-                    * (num_buckets - max_exact) as f32;
-                (max_exact + scaled as i64).min(num_buckets - 1)
-            };
-            buckets.push(offset + bucket);
-        }
+    for query in 0..q_len {
+        let start = q_len - 1 - query; // index of relative distance -query
+        buckets.extend_from_slice(&by_distance[start..start + k_len]);
     }
     buckets
 }
