@@ -537,23 +537,26 @@ mod tests {
 mod training_tests {
     use super::*;
 
+    fn small(dropout_rate: f64) -> T5Config {
+        T5Config {
+            d_model: 16,
+            d_kv: 4,
+            d_ff: 24,
+            num_layers: 1,
+            num_heads: 2,
+            relative_attention_num_buckets: 8,
+            dropout_rate,
+            ..T5Config::default()
+        }
+    }
+
     /// Gradients reach the relative position bias (it enters attention as an additive bias)
     /// and the cross-attention, so positions and alignment can be learned.
     #[test]
     fn gradients_reach_the_position_bias_and_cross_attention() {
         let device = Device::flex().autodiff();
         for dropout_rate in [0.0, 0.1] {
-            let config = T5Config {
-                d_model: 16,
-                d_kv: 4,
-                d_ff: 24,
-                num_layers: 1,
-                num_heads: 2,
-                relative_attention_num_buckets: 8,
-                dropout_rate,
-                ..T5Config::default()
-            };
-            let model = config.init(&device);
+            let model = small(dropout_rate).init(&device);
             let ids = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 1], [9, 10, 1, 0, 0]], &device);
             let mask = Tensor::<2, Int>::from_ints([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &device);
             let targets = Tensor::<2, Int>::from_ints([[0, 5, 6, 7, 8], [0, 9, 10, 0, 0]], &device);
@@ -577,17 +580,7 @@ mod training_tests {
         use burn::module::Param;
         let device = Device::flex().autodiff();
         device.seed(7);
-        let config = T5Config {
-            d_model: 16,
-            d_kv: 4,
-            d_ff: 24,
-            num_layers: 1,
-            num_heads: 2,
-            relative_attention_num_buckets: 8,
-            dropout_rate: 0.0,
-            ..T5Config::default()
-        };
-        let model = config.init(&device);
+        let model = small(0.0).init(&device);
         let ids = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 1]], &device);
         let targets = Tensor::<2, Int>::from_ints([[0, 5, 6, 7, 8]], &device);
         let loss_of = |m: &T5ForConditionalGeneration| {
