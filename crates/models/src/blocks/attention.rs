@@ -207,3 +207,4 @@ mod tests {
             .assert_approx_eq::<f32>(&out2.slice([0..1, 0..3]).into_data(), Tolerance::default());
     }
 }
+
