@@ -69,23 +69,7 @@ impl Generator {
                 ids.push(sentinel);
                 continue;
             }
-            let residue = self
-                .tokenizer
-                .encode_residues(record, &[byte])
-                .map_err(|e| match e {
-                    TokenizeError::InvalidCharacter { character, .. } => TokenizeError::InvalidCharacter {
-                        record: record.to_string(),
-                        position: index + 1,
-                        character,
-                    },
-                    TokenizeError::RareResidue { residue, .. } => TokenizeError::RareResidue {
-                        record: record.to_string(),
-                        position: index + 1,
-                        residue,
-                    },
-                    other => other,
-                })?;
-            ids.extend(residue);
+            ids.push(self.tokenizer.residue_id_at(record, index + 1, byte)?);
         }
         if ids.is_empty() {
             return Err(TokenizeError::Empty {

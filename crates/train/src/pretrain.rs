@@ -404,13 +404,14 @@ where
     (train_loader, valid_loader)
 }
 
-/// Settings every objective's training shares: checkpoints, length, progress, accumulation,
-/// resume.
-fn with_schedule<M: LearnerModel>(
+/// Runs `training` with what every objective shares (checkpoints, length, progress,
+/// accumulation, resume) and returns the trained model.
+fn train<M: LearnerModel>(
     training: SupervisedTraining<M>,
     run: &PretrainRun,
     checkpoint: Option<usize>,
-) -> Result<SupervisedTraining<M>, TrainError> {
+    model: M,
+) -> Result<M, TrainError> {
     let config = &run.config;
     let accumulation = config.optimizer.grad_accumulation;
     let metrics = run.out.join("metrics.jsonl");
@@ -426,7 +427,11 @@ fn with_schedule<M: LearnerModel>(
     if let Some(epoch) = checkpoint {
         training = training.checkpoint(epoch);
     }
-    Ok(training)
+    let result = training.launch(Learner::new(model, config.optimizer(), config.scheduler()?));
+    match result.error {
+        Some(error) => Err(TrainError::Training(error.to_string())),
+        None => Ok(result.model),
+    }
 }
 
 fn write_report(run: &PretrainRun, report: &PretrainReport) -> Result<(), TrainError> {
@@ -473,13 +478,7 @@ fn pretrain_masked_lm(
         .metric_valid_numeric(LossMetric::new())
         .metric_valid_numeric(AccuracyMetric::new())
         .metric_valid_numeric(PerplexityMetric::new());
-    let training = with_schedule(training, run, prepared.checkpoint)?;
-    let result = training.launch(Learner::new(model, config.optimizer(), config.scheduler()?));
-    if let Some(error) = result.error {
-        return Err(TrainError::Training(error.to_string()));
-    }
-
-    let trained = result.model;
+    let trained = train(training, run, prepared.checkpoint, model)?;
     let model_dir = run.out.join("model");
     save_bert_for_masked_lm(&trained.model, bert, &model_dir)?;
 
@@ -539,13 +538,7 @@ fn pretrain_span_corruption(
         .metric_valid_numeric(LossMetric::new())
         .metric_valid_numeric(ReconstructionAccuracy::corrupted())
         .metric_valid_numeric(ReconstructionAccuracy::all());
-    let training = with_schedule(training, run, prepared.checkpoint)?;
-    let result = training.launch(Learner::new(model, config.optimizer(), config.scheduler()?));
-    if let Some(error) = result.error {
-        return Err(TrainError::Training(error.to_string()));
-    }
-
-    let trained = result.model;
+    let trained = train(training, run, prepared.checkpoint, model)?;
     let model_dir = run.out.join("model");
     save_t5(&trained.model, t5, &model_dir)?;
 
@@ -559,11 +552,11 @@ fn pretrain_span_corruption(
         steps: config.schedule.steps,
         train_sequences: prepared.train_store.len(),
         valid_sequences: prepared.valid_store.len(),
-        valid_masked_residues: corrupted.total,
+        valid_masked_residues: corrupted.predicted,
         valid_loss: corrupted.loss(),
         valid_accuracy: corrupted.accuracy(),
         reconstruction: Some(ReconstructionReport {
-            tokens: all.total,
+            tokens: all.predicted,
             loss: all.loss(),
             accuracy: all.accuracy(),
             copy_baseline_accuracy: evaluation.copy_accuracy,

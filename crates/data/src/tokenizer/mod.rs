@@ -132,6 +132,34 @@ impl Tokenizer {
         self.rare
     }
 
+    /// The id of one residue character (any case, rare residues as the policy says); `position`
+    /// (1-based) and `record` only name it in errors.
+    pub fn residue_id_at(&self, record: &str, position: usize, byte: u8) -> Result<u32, TokenizeError> {
+        let residue = byte.to_ascii_uppercase();
+        let residue = if RARE_RESIDUES.contains(&residue) {
+            match self.rare {
+                RareResidues::MapToX => b'X',
+                RareResidues::Keep => residue,
+                RareResidues::Reject => {
+                    return Err(TokenizeError::RareResidue {
+                        record: record.to_string(),
+                        position,
+                        residue: residue as char,
+                    });
+                }
+            }
+        } else {
+            residue
+        };
+        self.vocabulary
+            .residue_id(residue)
+            .ok_or_else(|| TokenizeError::InvalidCharacter {
+                record: record.to_string(),
+                position,
+                character: char::from(byte),
+            })
+    }
+
     /// Residue ids of a raw sequence, without special tokens.
     ///
     /// `record` only names the sequence in errors.
@@ -145,29 +173,7 @@ impl Tokenizer {
             if byte.is_ascii_whitespace() || (byte == b'*' && index == last_residue) {
                 continue;
             }
-            let residue = byte.to_ascii_uppercase();
-            let residue = if RARE_RESIDUES.contains(&residue) {
-                match self.rare {
-                    RareResidues::MapToX => b'X',
-                    RareResidues::Keep => residue,
-                    RareResidues::Reject => {
-                        return Err(TokenizeError::RareResidue {
-                            record: record.to_string(),
-                            position: index + 1,
-                            residue: residue as char,
-                        });
-                    }
-                }
-            } else {
-                residue
-            };
-            let id = self.vocabulary.residue_id(residue).ok_or_else(|| {
-                TokenizeError::InvalidCharacter {
-                    record: record.to_string(),
-                    position: index + 1,
-                    character: char::from(byte),
-                }
-            })?;
+            let id = self.residue_id_at(record, index + 1, byte)?;
             ids.push(id);
         }
         if ids.is_empty() {

@@ -226,12 +226,11 @@ fn causal_mask(seq: usize, device: &Device) -> Tensor<4, Bool> {
     Tensor::<4, Bool>::from_data(TensorData::new(later, [1, 1, seq, seq]), device)
 }
 
-fn encode_with(shared: &Embedding, encoder: &T5Stack, d_model: usize, input: EncoderInput) -> EncoderOutput {
+fn encode_with(shared: &Embedding, encoder: &T5Stack, input: EncoderInput) -> EncoderOutput {
     let padding = key_padding(input.attention_mask);
     let embedded = shared.forward(input.input_ids);
     let (last_hidden_state, hidden_states) =
         encoder.forward(embedded, padding, None, input.output_hidden_states);
-    debug_assert_eq!(last_hidden_state.dims()[2], d_model);
     EncoderOutput {
         last_hidden_state,
         hidden_states,
@@ -255,7 +254,7 @@ impl ProteinEncoder for T5EncoderModel {
     /// # Shapes
     /// - input ids and mask `[batch, seq]` -> hidden states `[batch, seq, d]`
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
-        encode_with(&self.shared, &self.encoder, self.hidden_size(), input)
+        encode_with(&self.shared, &self.encoder, input)
     }
 }
 
@@ -395,7 +394,7 @@ impl ProteinEncoder for T5ForConditionalGeneration {
     }
 
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
-        encode_with(&self.shared, &self.encoder, self.d_model, input)
+        encode_with(&self.shared, &self.encoder, input)
     }
 }
 

@@ -270,7 +270,8 @@ impl InferenceStep for MaskedLm {
     }
 }
 
-/// Sums over masked positions, for exact token-weighted averages.
+/// Sums over predicted tokens (masked residues; for T5 also corrupted residues or whole
+/// targets), for exact token-weighted averages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct MlmScores {
     /// Summed cross-entropy (nats).

@@ -24,6 +24,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::objectives::mlm::MlmScores;
 
 /// Sentinel tokens in the ProtT5 vocabulary.
 pub const SENTINELS: usize = 100;
@@ -322,10 +323,15 @@ impl SpanCorruption {
             .try_into_vec_as::<i64>()?;
         let corrupted = batch.corrupted.into_data().try_into_vec_as::<i64>()?;
         let mut scores = ReconstructionScores::default();
-        for ((loss, right), hit) in nll.into_iter().zip(correct).zip(corrupted) {
-            scores.all.add(loss, right == 1);
+        for ((loss_sum, right), hit) in nll.into_iter().zip(correct).zip(corrupted) {
+            let token = MlmScores {
+                loss_sum,
+                correct: right as u64,
+                predicted: 1,
+            };
+            scores.all.add(token);
             if hit == 1 {
-                scores.corrupted.add(loss, right == 1);
+                scores.corrupted.add(token);
             }
         }
         Ok(scores)
@@ -370,56 +376,20 @@ impl Adaptor<LossInput> for ReconstructionOutput {
     }
 }
 
-/// Sums of loss and correct predictions over some target tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct TokenScores {
-    /// Summed cross-entropy (nats).
-    pub loss_sum: f64,
-    /// Correct argmax predictions.
-    pub correct: u64,
-    /// Tokens scored.
-    pub total: u64,
-}
-
-impl TokenScores {
-    fn add(&mut self, loss: f64, correct: bool) {
-        self.loss_sum += loss;
-        self.correct += u64::from(correct);
-        self.total += 1;
-    }
-
-    /// Adds another batch.
-    pub fn merge(&mut self, other: TokenScores) {
-        self.loss_sum += other.loss_sum;
-        self.correct += other.correct;
-        self.total += other.total;
-    }
-
-    /// Mean cross-entropy per token (nats).
-    pub fn loss(&self) -> f64 {
-        self.loss_sum / self.total.max(1) as f64
-    }
-
-    /// Fraction recovered.
-    pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.total.max(1) as f64
-    }
-}
-
 /// Reconstruction scores over every target token and over the corrupted residues.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReconstructionScores {
     /// Every target token (residues and `</s>`).
-    pub all: TokenScores,
+    pub all: MlmScores,
     /// The residues that were corrupted in the input.
-    pub corrupted: TokenScores,
+    pub corrupted: MlmScores,
 }
 
 impl ReconstructionScores {
     /// Adds another batch.
     pub fn merge(&mut self, other: ReconstructionScores) {
-        self.all.merge(other.all);
-        self.corrupted.merge(other.corrupted);
+        self.all.add(other.all);
+        self.corrupted.add(other.corrupted);
     }
 }
 
