@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         valid: "data/samples/uniprot_valid.fasta.gz".into(),
         out: out.clone(),
         device: device.clone(),
+        extra_devices: Vec::new(),
         resume: false,
     })?;
     println!("{report}");

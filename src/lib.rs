@@ -27,6 +27,7 @@
 //!     valid: "data/samples/uniprot_valid.fasta.gz".into(),
 //!     out: "runs/quickstart".into(),
 //!     device,
+//!     extra_devices: Vec::new(),
 //!     resume: false,
 //! })?;
 //! println!("{report}");

@@ -19,7 +19,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, FloatDType};
+use serde::{Deserialize, Serialize};
 
 /// Errors from parsing or opening a device.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,30 @@ pub enum BackendError {
         "unknown device '{0}'; expected one of: cpu, flex, ndarray, cubecl-cpu, wgpu[:N], vulkan[:N], metal, cuda[:N], rocm[:N], tch, tch-cuda[:N]"
     )]
     Unknown(String),
+    /// The backend is compiled in but the device does not work on this machine (no GPU, no
+    /// driver, missing CUDA or libtorch libraries).
+    #[error("device '{device}' is compiled in but cannot run here: {reason}")]
+    Unavailable {
+        /// The device as the user wrote it.
+        device: String,
+        /// What went wrong, as the backend said it.
+        reason: String,
+    },
+    /// The device cannot hold or compute in the requested float type.
+    #[error(
+        "{device} does not compute in {precision}; f16 and bf16 run on flex (CPU), CUDA and libtorch, \
+         f16 on wgpu adapters with shader-f16 (no bf16 on wgpu), and ndarray is f32 only: \
+         choose another device or --precision f32"
+    )]
+    UnsupportedPrecision {
+        /// The device.
+        device: String,
+        /// What was asked for.
+        precision: Precision,
+    },
+    /// The text names no precision.
+    #[error("unknown precision '{0}' (expected f32, f16 or bf16)")]
+    UnknownPrecision(String),
     /// The device is known but its backend was not compiled into this build.
     #[error(
         "device '{device}' needs the '{feature}' cargo feature, which this build does not have; rebuild with `--features {feature}` (compiled in: {compiled})"
@@ -41,6 +66,80 @@ pub enum BackendError {
         /// The backends this build does have.
         compiled: String,
     },
+}
+
+/// Floating-point precision of a model's computation: of the weights and forward pass at
+/// inference (embeddings are always returned as f32), of the forward and backward passes in
+/// training (where the master weights and the optimiser state stay f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats, the reference.
+    #[default]
+    F32,
+    /// IEEE half precision (as the released ProtT5 half-precision encoder).
+    F16,
+    /// bfloat16: f32's range with 8 bits of mantissa.
+    Bf16,
+}
+
+impl Precision {
+    /// The burn float type.
+    pub fn dtype(self) -> FloatDType {
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::F16 => FloatDType::F16,
+            Self::Bf16 => FloatDType::BF16,
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl FromStr for Precision {
+    type Err = BackendError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" => Ok(Self::F32),
+            "f16" | "fp16" | "float16" | "half" => Ok(Self::F16),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            _ => Err(BackendError::UnknownPrecision(s.to_string())),
+        }
+    }
+}
+
+impl Precision {
+    /// Checks that `device` holds and computes `self`'s float type; f32 is always supported.
+    pub fn check(self, device: &Device) -> Result<(), BackendError> {
+        let dtype = self.dtype();
+        if dtype == FloatDType::F32 {
+            return Ok(());
+        }
+        // Asking a CubeCL device opens it, which panics where its runtime is missing.
+        let supported = std::panic::catch_unwind(|| device.supports_dtype(dtype)).map_err(|panic| {
+            BackendError::Unavailable {
+                device: format!("{device:?}"),
+                reason: panic_message(panic.as_ref()),
+            }
+        })?;
+        if supported {
+            Ok(())
+        } else {
+            Err(BackendError::UnsupportedPrecision {
+                device: format!("{device:?}"),
+                precision: self,
+            })
+        }
+    }
 }
 
 /// One backend of burn that prottrans can compile in.
@@ -254,6 +353,110 @@ impl DeviceSpec {
     }
 }
 
+impl DeviceSpec {
+    /// Opens the device and runs a small computation on it, so that a backend that is compiled
+    /// in but cannot run here (a CUDA build on a machine without a GPU) is an error now rather
+    /// than a panic deep inside the first model call.
+    ///
+    /// A backend that fails this way may print its own panic message to standard error.
+    pub fn probe(&self) -> Result<Device, BackendError> {
+        let device = self.device()?;
+        let check = device.clone();
+        let outcome = std::panic::catch_unwind(move || {
+            let x = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0, 3.0], &check);
+            (x.clone() * x).sum().into_scalar::<f32>()
+        });
+        let reason = match outcome {
+            Ok(sum) if (sum - 14.0).abs() < 1e-4 => return Ok(device),
+            Ok(sum) => format!("a test computation gave {sum} instead of 14"),
+            Err(panic) => panic_message(panic.as_ref()),
+        };
+        Err(BackendError::Unavailable {
+            device: self.to_string(),
+            reason,
+        })
+    }
+
+}
+
+/// What a backend sees on this machine, for `prottrans devices`.
+#[derive(Debug, Clone)]
+pub struct BackendDevices {
+    /// The backend.
+    pub backend: BackendInfo,
+    /// The devices burn enumerates for it (empty when it finds none; the CPU backends list one).
+    pub devices: Vec<String>,
+    /// Whether its default device ran a test computation, and why not.
+    pub usable: Result<(), String>,
+}
+
+/// Lists, for every backend compiled in, the devices it sees and whether its default device
+/// works here. Opens devices, so a GPU backend may take a moment.
+pub fn survey() -> Vec<BackendDevices> {
+    compiled_backends()
+        .map(|backend| {
+            let spec: DeviceSpec = backend.name.parse().expect("backend names parse as devices");
+            BackendDevices {
+                backend: *backend,
+                devices: std::panic::catch_unwind(|| enumerate(backend.name))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|device| format!("{device:?}"))
+                    .collect(),
+                usable: spec.probe().map(|_| ()).map_err(|e| match e {
+                    BackendError::Unavailable { reason, .. } => reason,
+                    other => other.to_string(),
+                }),
+            }
+        })
+        .collect()
+}
+
+#[allow(unused_variables)]
+fn enumerate(backend: &str) -> Vec<Device> {
+    #[allow(unused_imports)]
+    use burn::tensor::DeviceType;
+    let devices: Vec<Device> = match backend {
+        #[cfg(feature = "flex")]
+        "flex" => Device::enumerate(DeviceType::Flex).to_vec(),
+        #[cfg(feature = "ndarray")]
+        "ndarray" => Device::enumerate(DeviceType::NdArray).to_vec(),
+        #[cfg(feature = "cpu")]
+        "cubecl-cpu" => Device::enumerate(DeviceType::Cpu).to_vec(),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Device::enumerate(DeviceType::Wgpu).to_vec(),
+        #[cfg(feature = "vulkan")]
+        "vulkan" => Device::enumerate(DeviceType::Vulkan).to_vec(),
+        #[cfg(feature = "metal")]
+        "metal" => Device::enumerate(DeviceType::Metal).to_vec(),
+        #[cfg(feature = "cuda")]
+        "cuda" => Device::enumerate(DeviceType::Cuda).to_vec(),
+        #[cfg(feature = "rocm")]
+        "rocm" => Device::enumerate(DeviceType::Rocm).to_vec(),
+        // burn lists libtorch's CUDA devices only; its CPU device is always there.
+        #[cfg(feature = "tch")]
+        "tch" => std::iter::once(Device::libtorch())
+            .chain(Device::enumerate(DeviceType::LibTorch).iter().cloned())
+            .collect(),
+        _ => Vec::new(),
+    };
+    devices
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("the backend panicked");
+    if text.contains("RecvError") {
+        // CubeCL runtimes open devices on a worker thread; its panic message is printed above.
+        return "the backend's device thread failed (its message is printed above)".to_string();
+    }
+    // Backends' messages can run over many lines (a driver's error chain); the first says what.
+    text.lines().next().unwrap_or(text).to_string()
+}
+
 #[allow(unused_variables, unreachable_code)]
 fn open(spec: &DeviceSpec) -> Option<Device> {
     match spec {
@@ -368,6 +571,28 @@ mod tests {
         let err = spec.device().unwrap_err();
         let message = err.to_string();
         assert!(message.contains(&format!("--features {}", missing.feature)), "{message}");
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn flex_probes_and_computes_in_every_precision() {
+        let device = DeviceSpec::Flex.probe().unwrap();
+        for precision in [Precision::F32, Precision::F16, Precision::Bf16] {
+            precision.check(&device).unwrap();
+        }
+        let survey = survey();
+        let flex = survey.iter().find(|b| b.backend.name == "flex").unwrap();
+        assert_eq!(flex.devices.len(), 1, "{flex:?}");
+        assert!(flex.usable.is_ok(), "{flex:?}");
+    }
+
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn ndarray_refuses_half_precision_and_points_to_flex() {
+        let device = DeviceSpec::NdArray.probe().unwrap();
+        Precision::F32.check(&device).unwrap();
+        let err = Precision::Bf16.check(&device).unwrap_err();
+        assert!(err.to_string().contains("does not support bf16") && err.to_string().contains("flex"), "{err}");
     }
 
     #[cfg(feature = "flex")]

@@ -43,9 +43,14 @@ enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
-        /// Device to train on.
-        #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
-        device: DeviceSpec,
+        /// Device to train on; several, comma-separated (`cuda:0,cuda:1`), train data-parallel:
+        /// each takes its own batch every step and the gradients are averaged on the first.
+        #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE", value_delimiter = ',')]
+        device: Vec<DeviceSpec>,
+        /// Precision of the forward and backward passes (f32, f16 or bf16); overrides the
+        /// recipe's `optimizer.precision`. Master weights and optimiser state stay f32.
+        #[arg(long)]
+        precision: Option<Precision>,
         /// Continue from the latest checkpoint in OUT.
         #[arg(long)]
         resume: bool,
@@ -203,16 +208,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             valid,
             out,
             device,
+            precision,
             resume,
         } => {
-            let recipe = PretrainConfig::from_toml_file(&config)?;
-            let device = device.device()?;
+            let mut recipe = PretrainConfig::from_toml_file(&config)?;
+            if let Some(precision) = precision {
+                recipe.optimizer.precision = precision;
+            }
+            let mut devices = device.iter().map(DeviceSpec::probe).collect::<Result<Vec<_>, _>>()?.into_iter();
+            let device = devices.next().context("--device names no device")?;
             let report = pretrain(PretrainRun {
                 config: recipe,
                 train,
                 valid,
                 out: out.clone(),
                 device,
+                extra_devices: devices.collect(),
                 resume,
             })
             .with_context(|| format!("pretraining into {}", out.display()))?;
@@ -284,14 +295,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Evaluate(args) => transfer::evaluate(args),
         Command::Predict(args) => transfer::predict(args),
         Command::Devices => {
-            for backend in prottrans::backend::BACKENDS {
-                println!(
-                    "{:<11} {:<9} feature `{}`  {}",
-                    backend.name,
-                    if backend.compiled { "compiled" } else { "-" },
-                    backend.feature,
-                    backend.description
-                );
+            for backend in prottrans::backend::BACKENDS.iter().filter(|b| !b.compiled) {
+                println!("{:<11} not compiled in (cargo feature `{}`): {}", backend.name, backend.feature, backend.description);
+            }
+            for found in prottrans::backend::survey() {
+                let backend = found.backend;
+                let state = match &found.usable {
+                    Ok(()) => "works".to_string(),
+                    Err(reason) => format!("cannot run here: {reason}"),
+                };
+                println!("{:<11} compiled in (cargo feature `{}`): {}; {state}", backend.name, backend.feature, backend.description);
+                if found.devices.is_empty() {
+                    println!("{:<11}   no devices found", "");
+                }
+                for device in &found.devices {
+                    println!("{:<11}   {device}", "");
+                }
             }
             Ok(())
         }

@@ -1,68 +1,16 @@
 //! A loaded checkpoint that turns protein sequences into embeddings.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use prottrans_data::tokenizer::PaddingSide;
 use prottrans_data::{Tokenizer, Vocabulary};
 use prottrans_import::Checkpoint;
 use prottrans_models::{Encoder, EncoderInput, ModelConfig, ProteinEncoder};
-use serde::{Deserialize, Serialize};
 
 use crate::error::EmbedError;
-
-/// Floating-point precision of the weights and of the forward pass. Embeddings are always
-/// returned as f32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// 32-bit floats, the reference.
-    #[default]
-    F32,
-    /// IEEE half precision (as the released ProtT5 half-precision encoder).
-    F16,
-    /// bfloat16: f32's range with 8 bits of mantissa.
-    Bf16,
-}
-
-impl Precision {
-    /// The burn float type.
-    pub fn dtype(self) -> FloatDType {
-        match self {
-            Self::F32 => FloatDType::F32,
-            Self::F16 => FloatDType::F16,
-            Self::Bf16 => FloatDType::BF16,
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::F32 => "f32",
-            Self::F16 => "f16",
-            Self::Bf16 => "bf16",
-        })
-    }
-}
-
-impl FromStr for Precision {
-    type Err = EmbedError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" | "fp32" | "float32" => Ok(Self::F32),
-            "f16" | "fp16" | "float16" | "half" => Ok(Self::F16),
-            "bf16" | "bfloat16" => Ok(Self::Bf16),
-            other => Err(EmbedError::Options(format!(
-                "unknown precision '{other}' (expected f32, f16 or bf16)"
-            ))),
-        }
-    }
-}
+pub use prottrans_backend::Precision;
 
 /// A checkpoint loaded for inference, with the tokenizer of its architecture.
 #[derive(Debug)]
@@ -92,6 +40,10 @@ impl Embedder {
     ) -> Result<Self, EmbedError> {
         let dir = dir.as_ref();
         let mut device = device.clone();
+        precision.check(&device).map_err(|e| EmbedError::Precision {
+            precision: precision.to_string(),
+            message: e.to_string(),
+        })?;
         if device.settings().float_dtype != precision.dtype() {
             device
                 .configure(precision.dtype())

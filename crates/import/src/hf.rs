@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleMapper, Param};
 use burn::store::{
     ApplyError, ApplyResult, BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter,
     ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
-use burn::tensor::{DType, Device, FloatDType, Tensor};
+use burn::tensor::{DType, Device, FloatDType};
+use prottrans_models::cast_floats;
 use prottrans_models::{BertConfig, BertForMaskedLm, Encoder, ModelConfig, T5Config, T5ForConditionalGeneration};
 
 use crate::error::{ImportError, WeightProblems};
@@ -288,24 +288,6 @@ impl Checkpoint {
             })
         }
     }
-}
-
-/// Casts every float parameter to `dtype` (weights keep the file's type when loaded).
-fn cast_floats<M: Module>(module: M, dtype: FloatDType) -> M {
-    struct Cast(FloatDType);
-    impl ModuleMapper for Cast {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let dtype = self.0;
-            param.map(|tensor| {
-                if tensor.dtype() == DType::from(dtype) {
-                    tensor
-                } else {
-                    tensor.cast(dtype)
-                }
-            })
-        }
-    }
-    module.map(&mut Cast(dtype))
 }
 
 /// Loads a `BertForMaskedLM` checkpoint directory (ProtBert, or a model prottrans saved).

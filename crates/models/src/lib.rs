@@ -13,12 +13,14 @@
 
 pub mod bert;
 pub mod blocks;
+mod cast;
 pub mod config;
 pub mod encoder;
 mod error;
 pub mod t5;
 
 pub use bert::{BertConfig, BertForMaskedLm, BertModel};
+pub use cast::cast_floats;
 pub use config::{Architecture, ModelConfig};
 pub use encoder::{Encoder, EncoderInput, EncoderOutput, ProteinEncoder};
 pub use error::ModelConfigError;

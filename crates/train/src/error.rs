@@ -43,6 +43,9 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// A training device cannot run here or not at the recipe's precision.
+    #[error(transparent)]
+    Device(#[from] prottrans_backend::BackendError),
     /// burn-train reported a failure.
     #[error("training failed: {0}")]
     Training(String),

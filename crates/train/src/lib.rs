@@ -11,6 +11,7 @@
 pub mod baseline;
 mod error;
 pub mod objectives;
+pub mod precision;
 pub mod pretrain;
 pub mod recipe;
 pub mod renderer;
@@ -21,5 +22,6 @@ pub use objectives::mlm::{MaskedLm, MaskingConfig, MlmBatch, MlmBatcher, MlmScor
 pub use objectives::span_corruption::{
     CorruptionConfig, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher, T5Batch,
 };
+pub use precision::MixedPrecision;
 pub use pretrain::{PretrainReport, PretrainRun, ReconstructionReport, pretrain};
 pub use recipe::PretrainConfig;

@@ -17,7 +17,7 @@ use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
-use burn::train::{Learner, LearnerModel, SupervisedTraining};
+use burn::train::{ExecutionStrategy, Learner, LearnerModel, MultiDeviceOptim, SupervisedTraining};
 use prottrans_data::{BatchedSequences, CropMode, ResidueBatch, SequenceStore, Tokenizer};
 use prottrans_import::{save_bert_for_masked_lm, save_t5};
 use prottrans_models::{BertConfig, ModelConfig, T5Config};
@@ -30,6 +30,7 @@ use crate::objectives::span_corruption::{
     ReconstructionAccuracy, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher,
 };
 use crate::recipe::PretrainConfig;
+use prottrans_backend::Precision;
 use crate::renderer::ProgressRenderer;
 
 /// What to run.
@@ -43,10 +44,34 @@ pub struct PretrainRun {
     pub valid: PathBuf,
     /// Output directory.
     pub out: PathBuf,
-    /// Where to train.
+    /// Where to train (and validate).
     pub device: Device,
+    /// Further devices for data-parallel training (burn-train's multi-device strategy): every
+    /// device takes its own batch each step and the gradients are averaged on `device`, so a
+    /// step sees `1 + extra_devices.len()` batches. Empty for one device.
+    pub extra_devices: Vec<Device>,
     /// Continue from the latest checkpoint in `out`.
     pub resume: bool,
+}
+
+impl PretrainRun {
+    /// Where and how training runs, for the log.
+    pub fn placement(&self) -> String {
+        let mut text = format!("{:?}", self.device);
+        if !self.extra_devices.is_empty() {
+            text += &format!(" and {:?} (data parallel)", self.extra_devices);
+        }
+        let precision = self.config.mixed_precision();
+        if precision.compute() != Precision::F32 {
+            text += &format!(", computing in {} (loss scale {})", precision.compute(), precision.loss_scale());
+        }
+        text
+    }
+
+    /// Batches behind each optimiser step: gradient accumulation times data-parallel devices.
+    pub fn batches_per_step(&self) -> usize {
+        self.config.optimizer.grad_accumulation * (1 + self.extra_devices.len())
+    }
 }
 
 /// Scores of the final model and of the unigram baseline on the validation set.
@@ -345,8 +370,11 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     let seed = config.data.seed;
     let train_data = BatchedSequences::new(train_store.clone(), &planner, CropMode::Random, seed)?;
     let valid_data = BatchedSequences::new(valid_store.clone(), &planner, CropMode::Start, seed ^ 0x5eed)?;
+    for device in std::iter::once(&run.device).chain(&run.extra_devices) {
+        config.optimizer.precision.check(device)?;
+    }
     let steps_per_epoch = config.schedule.checkpoint_every;
-    let items_per_epoch = steps_per_epoch * config.optimizer.grad_accumulation;
+    let items_per_epoch = steps_per_epoch * run.batches_per_step();
     eprintln!(
         "batches: {} train (sampled {} per checkpoint interval), {} valid; {} epochs of {} steps",
         train_data.len(),
@@ -415,8 +443,14 @@ fn train<M: LearnerModel>(
     let config = &run.config;
     let accumulation = config.optimizer.grad_accumulation;
     let metrics = run.out.join("metrics.jsonl");
-    let renderer = ProgressRenderer::new(&metrics, config.schedule.checkpoint_every, accumulation)
+    let renderer = ProgressRenderer::new(&metrics, config.schedule.checkpoint_every, run.batches_per_step())
         .map_err(|source| TrainError::Io { path: metrics, source })?;
+    let mut training = training;
+    if !run.extra_devices.is_empty() {
+        let devices = std::iter::once(run.device.clone()).chain(run.extra_devices.iter().cloned()).collect();
+        training = training
+            .with_training_strategy(ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into());
+    }
     let mut training = training
         .with_default_checkpointers()
         .num_epochs(config.num_epochs())
@@ -463,13 +497,15 @@ fn pretrain_masked_lm(
     let (train_loader, valid_loader) =
         loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
 
-    let model = MaskedLm::new(bert.init(&prepared.train_device), config.optimizer.grad_accumulation);
+    let model = MaskedLm::new(bert.init(&prepared.train_device), 1)
+        .averaging_over(config.optimizer.grad_accumulation, 1 + run.extra_devices.len())
+        .with_precision(config.mixed_precision());
     eprintln!(
-        "model: BERT, {} layers, width {}, {} parameters, on {:?}",
+        "model: BERT, {} layers, width {}, {} parameters, on {}",
         bert.num_hidden_layers,
         bert.hidden_size,
         model.num_params(),
-        run.device
+        run.placement()
     );
     let training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())
@@ -521,14 +557,16 @@ fn pretrain_span_corruption(
     let (train_loader, valid_loader) =
         loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
 
-    let model = SpanCorruption::new(t5.init(&prepared.train_device), config.optimizer.grad_accumulation);
+    let model = SpanCorruption::new(t5.init(&prepared.train_device), 1)
+        .averaging_over(config.optimizer.grad_accumulation, 1 + run.extra_devices.len())
+        .with_precision(config.mixed_precision());
     eprintln!(
-        "model: T5, {}+{} layers, width {}, {} parameters, on {:?}",
+        "model: T5, {}+{} layers, width {}, {} parameters, on {}",
         t5.num_layers,
         t5.decoder_layers(),
         t5.d_model,
         model.num_params(),
-        run.device
+        run.placement()
     );
     let training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())

@@ -26,6 +26,8 @@ use prottrans_models::{BertConfig, ModelConfig, T5Config};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::precision::MixedPrecision;
+use prottrans_backend::Precision;
 use crate::objectives::mlm::MaskingConfig;
 use crate::objectives::span_corruption::CorruptionConfig;
 
@@ -109,6 +111,11 @@ pub struct OptimizerConfig {
     pub grad_clip_norm: Option<f32>,
     /// Batches whose gradients are averaged before each optimiser step.
     pub grad_accumulation: usize,
+    /// Precision of the forward and backward passes: `f32`, `f16` or `bf16`. Master weights and
+    /// optimiser state stay f32 (see [`crate::precision`]).
+    pub precision: Precision,
+    /// Loss scale for f16 (default 1024; bf16 and f32 need none).
+    pub loss_scale: Option<f32>,
 }
 
 impl Default for OptimizerConfig {
@@ -122,6 +129,8 @@ impl Default for OptimizerConfig {
             epsilon: 1e-8,
             grad_clip_norm: Some(1.0),
             grad_accumulation: 1,
+            precision: Precision::F32,
+            loss_scale: None,
         }
     }
 }
@@ -213,6 +222,9 @@ impl PretrainConfig {
         if !(o.learning_rate > 0.0 && o.learning_rate <= 1.0) {
             return invalid(format!("optimizer.learning_rate must be in (0, 1], got {}", o.learning_rate));
         }
+        if o.loss_scale.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+            return invalid("optimizer.loss_scale must be a positive number".into());
+        }
         if o.grad_accumulation == 0 {
             return invalid("optimizer.grad_accumulation must be at least 1".into());
         }
@@ -283,6 +295,11 @@ impl PretrainConfig {
                 .with_grad_clipping(clip)
                 .init(),
         }
+    }
+
+    /// How training steps compute.
+    pub fn mixed_precision(&self) -> MixedPrecision {
+        MixedPrecision::new(self.optimizer.precision, self.optimizer.loss_scale)
     }
 
     /// Linear warmup from near zero to the peak, then linear decay to zero at the last step.

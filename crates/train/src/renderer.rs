@@ -31,6 +31,9 @@ pub struct ProgressRenderer {
     steps_per_epoch: usize,
     accumulation: usize,
     items: usize,
+    /// The last optimiser step logged: with several devices, every device's batch of a step
+    /// reports the same progress.
+    last_logged_step: usize,
     split_total: usize,
     last_line: Instant,
     started: Instant,
@@ -57,6 +60,7 @@ impl ProgressRenderer {
             steps_per_epoch,
             accumulation: accumulation.max(1),
             items: 0,
+            last_logged_step: 0,
             split_total: 0,
             last_line: Instant::now(),
             started: Instant::now(),
@@ -164,8 +168,9 @@ impl TrainingProgressLogger for ProgressRenderer {
     fn update_split(&mut self, items_processed: usize) {
         self.items = items_processed;
         let step_done = items_processed.is_multiple_of(self.accumulation) || items_processed == self.split_total;
-        if self.split.starts_with("train") && step_done {
+        if self.split.starts_with("train") && step_done && self.global_step() > self.last_logged_step {
             let step = self.global_step();
+            self.last_logged_step = step;
             let latest = self.latest.clone();
             self.write_json("train", step, &latest);
         }

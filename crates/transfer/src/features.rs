@@ -111,7 +111,7 @@ pub fn compute_features(
         (FeatureSpec::OneHot, None) => Ok(proteins.iter().map(|p| one_hot(p.sequence)).collect()),
         (FeatureSpec::Composition, None) => Ok(proteins.iter().map(|p| composition(p.sequence)).collect()),
         (FeatureSpec::Model { dir, precision }, None) => {
-            let precision: Precision = precision.parse()?;
+            let precision = precision.parse::<Precision>().map_err(|e| TransferError::Invalid(e.to_string()))?;
             let embedder = Embedder::load_with_precision(dir, device, precision)?;
             embed_with(&embedder, proteins)
         }

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Int, Tensor, activation};
+use burn::tensor::{Bool, Device, Int, Tensor, activation};
 
 use super::normal_init;
 
@@ -82,6 +82,10 @@ impl MultiHeadAttentionConfig {
             scale: self.scale.unwrap_or(1.0 / (head_dim as f64).sqrt()),
         }
     }
+}
+
+fn is_libtorch(device: &Device) -> bool {
+    format!("{device:?}").contains("LibTorch")
 }
 
 /// `true` where `attention_mask` (1 = token, 0 = padding) marks padding.
@@ -157,6 +161,13 @@ impl MultiHeadAttention {
                 scale: Some(self.scale),
                 softcap: None,
                 is_causal: false,
+            };
+            // burn-tch 0.22.1 hands a boolean mask alone to torch's fused attention, where `true`
+            // means "attend" rather than burn's "masked" (tests/conformance.rs found it). With a
+            // bias it takes burn's reference path, which reads the mask correctly.
+            let bias = match (&mask, bias) {
+                (Some(_), None) if is_libtorch(&q.device()) => Some(Tensor::zeros(shape, (&q.device(), q.dtype()))),
+                (_, bias) => bias,
             };
             attention(q, k, v, mask, bias, options)
         };

@@ -14,6 +14,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::precision::MixedPrecision;
 
 /// Masking rates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -198,9 +199,12 @@ impl Batcher<ResidueBatch, MlmBatch> for MlmBatcher {
 pub struct MaskedLm {
     /// The model.
     pub model: BertForMaskedLm,
-    /// Factor on the loss before backward: `1 / gradient accumulation`, since burn sums
-    /// accumulated gradients.
+    /// Factor on the loss before backward: `1 / (gradient accumulation x devices)`, since burn
+    /// sums accumulated gradients and those of data-parallel devices.
     loss_scale: f64,
+    /// The precision of forward and backward passes.
+    #[module(skip)]
+    precision: MixedPrecision,
 }
 
 impl MaskedLm {
@@ -209,7 +213,20 @@ impl MaskedLm {
         Self {
             model,
             loss_scale: 1.0 / accumulation.max(1) as f64,
+            precision: MixedPrecision::default(),
         }
+    }
+
+    /// Averages gradients over `accumulation` steps on each of `devices` data-parallel devices.
+    pub fn averaging_over(mut self, accumulation: usize, devices: usize) -> Self {
+        self.loss_scale = 1.0 / (accumulation.max(1) * devices.max(1)) as f64;
+        self
+    }
+
+    /// Trains with forward and backward passes in `precision`.
+    pub fn with_precision(mut self, precision: MixedPrecision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// Loss, logits and targets of one batch.
@@ -218,7 +235,8 @@ impl MaskedLm {
             attention_mask: batch.attention_mask,
             ..EncoderInput::unpadded(batch.input_ids)
         };
-        let logits = self.model.forward_at(input, batch.positions);
+        let model = self.precision.autocast(&self.model);
+        let logits = self.precision.to_f32(model.forward_at(input, batch.positions));
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
@@ -256,8 +274,8 @@ impl TrainStep for MaskedLm {
 
     fn step(&self, batch: MlmBatch) -> TrainOutput<ClassificationOutput> {
         let output = self.forward_loss(batch);
-        let grads = (output.loss.clone() * self.loss_scale).backward();
-        TrainOutput::new(self, grads, output)
+        let grads = self.precision.gradients(output.loss.clone(), self.loss_scale, self);
+        TrainOutput { grads, item: output }
     }
 }
 

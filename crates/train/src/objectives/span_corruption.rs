@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::objectives::mlm::MlmScores;
+use crate::precision::MixedPrecision;
 
 /// Sentinel tokens in the ProtT5 vocabulary.
 pub const SENTINELS: usize = 100;
@@ -249,8 +250,12 @@ impl Batcher<ResidueBatch, T5Batch> for SpanCorruptionBatcher {
 pub struct SpanCorruption {
     /// The model.
     pub model: T5ForConditionalGeneration,
-    /// `1 / gradient accumulation`, since burn sums accumulated gradients.
+    /// `1 / (gradient accumulation x devices)`, since burn sums accumulated gradients and those
+    /// of data-parallel devices.
     loss_scale: f64,
+    /// The precision of forward and backward passes.
+    #[module(skip)]
+    precision: MixedPrecision,
 }
 
 /// Loss, logits, targets and which targets were corrupted, for burn-train's metrics.
@@ -272,7 +277,20 @@ impl SpanCorruption {
         Self {
             model,
             loss_scale: 1.0 / accumulation.max(1) as f64,
+            precision: MixedPrecision::default(),
         }
+    }
+
+    /// Averages gradients over `accumulation` steps on each of `devices` data-parallel devices.
+    pub fn averaging_over(mut self, accumulation: usize, devices: usize) -> Self {
+        self.loss_scale = 1.0 / (accumulation.max(1) * devices.max(1)) as f64;
+        self
+    }
+
+    /// Trains with forward and backward passes in `precision`.
+    pub fn with_precision(mut self, precision: MixedPrecision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// Logits at every real target position.
@@ -280,20 +298,13 @@ impl SpanCorruption {
     /// # Shapes
     /// - batch of `[b, seq]` -> `[n, vocab]`
     pub fn logits(&self, batch: &T5Batch) -> Tensor<2> {
-        let input = EncoderInput {
-            attention_mask: batch.attention_mask.clone(),
-            ..EncoderInput::unpadded(batch.input_ids.clone())
-        };
-        let logits = self.model.forward(input, batch.decoder_input_ids.clone());
-        let [b, seq, vocab] = logits.dims();
-        logits
-            .reshape([b * seq, vocab])
-            .select(0, batch.target_positions.clone())
+        target_logits(&self.model, batch)
     }
 
-    /// Loss and outputs of one batch.
+    /// Loss and outputs of one batch, computed in the training precision.
     pub fn forward_output(&self, batch: T5Batch) -> ReconstructionOutput {
-        let logits = self.logits(&batch);
+        let model = self.precision.autocast(&self.model);
+        let logits = self.precision.to_f32(target_logits(&model, &batch));
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.targets.clone());
@@ -344,9 +355,22 @@ impl TrainStep for SpanCorruption {
 
     fn step(&self, batch: T5Batch) -> TrainOutput<ReconstructionOutput> {
         let output = self.forward_output(batch);
-        let grads = (output.loss.clone() * self.loss_scale).backward();
-        TrainOutput::new(self, grads, output)
+        let grads = self.precision.gradients(output.loss.clone(), self.loss_scale, self);
+        TrainOutput { grads, item: output }
     }
+}
+
+/// `model`'s logits at every real target position of `batch`.
+fn target_logits(model: &T5ForConditionalGeneration, batch: &T5Batch) -> Tensor<2> {
+    let input = EncoderInput {
+        attention_mask: batch.attention_mask.clone(),
+        ..EncoderInput::unpadded(batch.input_ids.clone())
+    };
+    let logits = model.forward(input, batch.decoder_input_ids.clone());
+    let [b, seq, vocab] = logits.dims();
+    logits
+        .reshape([b * seq, vocab])
+        .select(0, batch.target_positions.clone())
 }
 
 impl InferenceStep for SpanCorruption {
