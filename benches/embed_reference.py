@@ -17,7 +17,8 @@ The algorithm of Rostlab's ProtTrans embedding notebook / `prott5_embedder.py`, 
      max_residues` (sic: the last length counts twice), or this protein is longer than
      --alone-above, or it is the last one.)
   4. each batch: `[CLS]=2 residues [SEP]=3`, right-padded with [PAD]=0, attention mask;
-     `BertModel(input_ids, attention_mask).last_hidden_state` in float32 under
+     `BertModel(input_ids, attention_mask).last_hidden_state` (`AlbertModel` /
+     `ElectraModel` for an ALBERT / ELECTRA checkpoint, by config.json's model_type) in float32 under
      `torch.inference_mode()`; per-residue embedding of protein i = rows 1..L_i of its
      row, copied into its own numpy array (and averaged over residues with --per-protein);
      kept in memory to the end, as the original collects them before writing (or
@@ -185,7 +186,8 @@ def peak_rss_bytes() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, required=True, help="checkpoint directory (BertModel, BertForMaskedLM, T5EncoderModel or T5ForConditionalGeneration)")
+    ap.add_argument("--model", type=Path, required=True, help="checkpoint directory (BertModel, BertForMaskedLM, "
+                    "AlbertForMaskedLM, ElectraForPreTraining, T5EncoderModel or T5ForConditionalGeneration)")
     ap.add_argument("--fasta", type=Path, required=True, help="FASTA file, plain or .gz")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--max-residues", type=int, default=4000, help="residues per batch (default 4000)")
@@ -215,11 +217,24 @@ def main(argv: list[str] | None = None) -> int:
     records = read_fasta(args.fasta, args.limit)
     if not records:
         raise SystemExit(f"{args.fasta}: no records")
-    is_t5 = json.loads((args.model / "config.json").read_text()).get("model_type") == "t5"
+    model_type = json.loads((args.model / "config.json").read_text()).get("model_type")
+    is_t5 = model_type == "t5"
     if is_t5:
         vocab = {tok: i for i, tok in enumerate(PROTT5_VOCAB)}
         model = transformers.T5EncoderModel.from_pretrained(
             str(args.model), dtype=torch.float32, attn_implementation=args.attn)
+    elif model_type in ("albert", "electra"):
+        # Same tokenisation as BERT ([CLS] residues [SEP], ids from vocab.txt). AlbertModel
+        # without the pooler (AlbertForMaskedLM has none); ElectraModel takes the `electra.`
+        # tower of an ElectraForPreTraining checkpoint. Every encoder weight must be there.
+        vocab = load_vocab(args.model)
+        cls = transformers.AlbertModel if model_type == "albert" else transformers.ElectraModel
+        extra = {"add_pooling_layer": False} if model_type == "albert" else {}
+        model, info = cls.from_pretrained(
+            str(args.model), dtype=torch.float32, attn_implementation=args.attn,
+            output_loading_info=True, **extra)
+        if info.get("missing_keys"):
+            raise SystemExit(f"{args.model}: weights missing for {cls.__name__}: {sorted(info['missing_keys'])}")
     else:
         vocab = load_vocab(args.model)
         model = transformers.BertModel.from_pretrained(

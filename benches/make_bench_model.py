@@ -15,8 +15,18 @@ the word embeddings and not stored), plus ProtBert's `vocab.txt` and
 
 Size: about 164 MB for the 40000 x 1024 position table plus about 50 MB per layer.
 
+`--arch albert`: an `AlbertForMaskedLM` of ProtAlbert's released shape except depth and
+vocabulary: vocab 30 (ProtBert's; vocab.txt written beside it, no spiece.model), embedding
+size 128, hidden 4096, 64 heads, FFN 16384, GELU, 40000 positions, one layer group with one
+layer (shared by all `--layers` passes). About 810 MB whatever `--layers` is.
+
+`--arch electra`: an `ElectraForPreTraining` (discriminator) of ProtElectra's discriminator
+shape: vocab 30 (ProtBert's; vocab.txt beside it), embedding size 1024, hidden 1024, 16 heads,
+FFN 4096, GELU, 40000 positions. About 164 MB + 50 MB per layer.
+
 Usage:
   python benches/make_bench_model.py --out /tmp/bench-protbert --layers 4 [--seed 20240607]
+      [--arch bert|t5|albert|electra]
 """
 
 from __future__ import annotations
@@ -58,15 +68,70 @@ def bench_config(layers: int) -> BertConfig:
     )
 
 
+def albert_config(layers: int) -> transformers.AlbertConfig:
+    """ProtAlbert's released shape (Rostlab/prot_albert) except vocabulary and depth."""
+    return transformers.AlbertConfig(
+        vocab_size=len(PROTBERT_VOCAB),
+        embedding_size=128,
+        hidden_size=4096,
+        num_hidden_layers=layers,
+        num_hidden_groups=1,
+        inner_group_num=1,
+        num_attention_heads=64,
+        intermediate_size=16384,
+        hidden_act="gelu",
+        max_position_embeddings=40000,
+        type_vocab_size=2,
+        layer_norm_eps=1e-12,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        initializer_range=0.02,
+        pad_token_id=0,
+        bos_token_id=2,
+        eos_token_id=3,
+        architectures=["AlbertForMaskedLM"],
+    )
+
+
+def electra_config(layers: int) -> transformers.ElectraConfig:
+    """ProtElectra discriminator's shape (Rostlab/prot_electra_discriminator_bfd) except depth."""
+    return transformers.ElectraConfig(
+        vocab_size=len(PROTBERT_VOCAB),
+        embedding_size=1024,
+        hidden_size=1024,
+        num_hidden_layers=layers,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        hidden_act="gelu",
+        max_position_embeddings=40000,
+        type_vocab_size=2,
+        layer_norm_eps=1e-12,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        initializer_range=0.02,
+        pad_token_id=0,
+        architectures=["ElectraForPreTraining"],
+    )
+
+
+def write_protbert_vocab(out: Path) -> None:
+    (out / "vocab.txt").write_text("\n".join(PROTBERT_VOCAB) + "\n")
+    (out / "tokenizer_config.json").write_text(
+        json.dumps({"do_lower_case": False, "tokenizer_class": "BertTokenizer"}, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="output directory (created)")
     ap.add_argument("--layers", type=int, default=4, help="encoder layers (default 4; prot_bert has 30)")
     ap.add_argument("--seed", type=int, default=SEED, help=f"torch.manual_seed before init (default {SEED})")
-    ap.add_argument("--arch", choices=["bert", "t5"], default="bert",
+    ap.add_argument("--arch", choices=["bert", "t5", "albert", "electra"], default="bert",
                     help="bert: ProtBert shape (default); t5: the ProtT5-XL encoder shape as a "
                          "T5EncoderModel (d_model 1024, 32 heads of 128, d_ff 16384, ReLU; "
-                         "24 layers released)")
+                         "24 layers released); albert: ProtAlbert shape as AlbertForMaskedLM "
+                         "(hidden 4096, 64 heads, FFN 16384, one shared layer run --layers times; "
+                         "12 released); electra: ProtElectra discriminator shape as "
+                         "ElectraForPreTraining (hidden 1024, 16 heads, FFN 4096; 30 released)")
     args = ap.parse_args(argv)
     if args.layers < 1:
         ap.error("--layers must be >= 1")
@@ -81,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
             is_encoder_decoder=False, architectures=["T5EncoderModel"])
         model = transformers.T5EncoderModel(config).to(torch.float32).eval()
         model.save_pretrained(str(args.out))
+    elif args.arch == "albert":
+        model = transformers.AlbertForMaskedLM(albert_config(args.layers)).to(torch.float32).eval()
+        model.save_pretrained(str(args.out))
+        write_protbert_vocab(args.out)
+    elif args.arch == "electra":
+        model = transformers.ElectraForPreTraining(electra_config(args.layers)).to(torch.float32).eval()
+        model.save_pretrained(str(args.out))
+        write_protbert_vocab(args.out)
     else:
         model = BertForMaskedLM(bench_config(args.layers)).to(torch.float32)
         model.eval()

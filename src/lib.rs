@@ -50,10 +50,14 @@ pub mod prelude {
     pub use prottrans_backend::{BackendError, DeviceSpec, compiled_backends};
     pub use prottrans_data::{FastaReader, RareResidues, SequenceStore, Tokenizer, Vocabulary};
     pub use prottrans_embed::{EmbedJob, EmbedOptions, Embedder, Precision, mean_over_residues};
-    pub use prottrans_import::{Checkpoint, load_bert_for_masked_lm, load_t5, save_bert_for_masked_lm, save_t5};
+    pub use prottrans_import::{
+        Checkpoint, load_albert_for_masked_lm, load_bert_for_masked_lm, load_electra, load_t5,
+        save_albert_for_masked_lm, save_bert_for_masked_lm, save_electra, save_t5,
+    };
     pub use prottrans_models::{
-        BertConfig, BertForMaskedLm, EncoderInput, ModelConfig, ProteinEncoder, T5Config,
-        T5EncoderModel, T5ForConditionalGeneration,
+        AlbertConfig, AlbertForMaskedLm, BertConfig, BertForMaskedLm, Electra, ElectraConfig,
+        ElectraForMaskedLm, ElectraForPreTraining, EncoderInput, ModelConfig, ProteinEncoder,
+        T5Config, T5EncoderModel, T5ForConditionalGeneration,
     };
     pub use prottrans_train::{PretrainConfig, PretrainReport, PretrainRun, pretrain};
     pub use prottrans_transfer::{

@@ -130,6 +130,65 @@ fn bert_forward_matches_transformers_on_every_device() {
     report("ProtBert hidden states and MLM logits vs transformers", &rows, FORWARD_TOLERANCE);
 }
 
+/// ProtAlbert (shared layer groups) and ProtElectra (discriminator and generator): hidden
+/// states and logits of the padded fixture batches, as `transformers` computed them.
+#[test]
+fn albert_and_electra_forward_match_transformers_on_every_device() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let fixtures = ["albert_tiny_groups", "electra_tiny_discriminator", "electra_tiny_generator"];
+    let run = |device: &Device| -> Vec<f32> {
+        let mut out = Vec::new();
+        for name in fixtures {
+            let expected = Expected::load(name);
+            let keep: Vec<bool> = expected.ints("attention_mask").1.iter().map(|&m| m == 1).collect();
+            let input = EncoderInput::new(
+                expected.int_tensor("input_ids", device),
+                expected.int_tensor("attention_mask", device),
+            );
+            let checkpoint = Checkpoint::open(fixture(name)).unwrap();
+            let (hidden, logits, width, vocab) = match name {
+                "albert_tiny_groups" => {
+                    let (config, model) = checkpoint.load_albert_for_masked_lm(device).unwrap();
+                    let hidden = model.encode(input.clone()).last_hidden_state;
+                    (hidden, model.forward(input), config.hidden_size, config.vocab_size)
+                }
+                "electra_tiny_discriminator" => {
+                    let (config, model) = checkpoint.load_electra_discriminator(device).unwrap();
+                    let (output, logits) = model.forward(input);
+                    (output.last_hidden_state, logits.unsqueeze_dim(2), config.hidden_size, 1)
+                }
+                _ => {
+                    let (config, model) = checkpoint.load_electra_generator(device).unwrap();
+                    let (output, logits) = model.forward(input);
+                    (output.last_hidden_state, logits, config.hidden_size, config.vocab_size)
+                }
+            };
+            out.extend(on_tokens(&values(hidden), &keep, width));
+            out.extend(on_tokens(&values(logits), &keep, vocab));
+        }
+        out
+    };
+    let mut want = Vec::new();
+    for name in fixtures {
+        let expected = Expected::load(name);
+        let keep: Vec<bool> = expected.ints("attention_mask").1.iter().map(|&m| m == 1).collect();
+        let (shape, hidden) = expected.tensor("last_hidden_state");
+        want.extend(on_tokens(&hidden, &keep, shape[2]));
+        let logits = if name == "electra_tiny_discriminator" { "rtd_logits" } else { "mlm_logits" };
+        let (shape, logits) = expected.tensor(logits);
+        want.extend(on_tokens(&logits, &keep, shape.get(2).copied().unwrap_or(1)));
+    }
+    let cpu = run(&reference());
+    let rows: Vec<_> = devices()
+        .into_iter()
+        .map(|(name, device)| {
+            let got = run(&device);
+            (name, max_abs_diff(&got, &want), max_abs_diff(&got, &cpu))
+        })
+        .collect();
+    report("ProtAlbert and ProtElectra hidden states and logits vs transformers", &rows, FORWARD_TOLERANCE);
+}
+
 /// ProtT5 (gated GELU, own head): encoder output and decoder logits, as `transformers` computed them.
 #[test]
 fn t5_forward_matches_transformers_on_every_device() {
@@ -366,7 +425,7 @@ fn checkpoints_round_trip_on_every_device() {
 #[test]
 fn half_precision_inference_and_training_on_every_device() {
     use prottrans::models::cast_floats;
-    use prottrans::train::MixedPrecision;
+    use prottrans::train::{MixedPrecision, StepSettings};
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let expected = Expected::load("bert_tiny");
     let (_, mask) = expected.ints("attention_mask");
@@ -397,7 +456,7 @@ fn half_precision_inference_and_training_on_every_device() {
             let autodiff = device.clone().autodiff();
             let (_, model) = load_bert_for_masked_lm(fixture("bert_tiny"), &autodiff).unwrap();
             let batch = mlm_batch(&expected, &autodiff);
-            let trainer = MaskedLm::new(model, 1).with_precision(MixedPrecision::new(precision, None));
+            let trainer = MaskedLm::new(model, 1).with_steps(StepSettings::default().with_precision(MixedPrecision::new(precision, None)));
             let losses = optimise(trainer, 5, |m| m.forward_loss(batch.clone()).loss);
             println!(
                 "  {name:>12} {precision}: logits max deviation from transformers' f32 {deviation:.2e} (largest logit {largest:.1}), training losses {losses:.4?}"

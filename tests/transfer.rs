@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use common::{device, sample, save_random_bert};
+use common::{device, sample, save_random_albert, save_random_bert, save_random_electra};
 use prottrans::embed::output::EmbeddingFile;
 use prottrans::embed::{EmbedJob, EmbedOptions, Embedder};
 use prottrans::transfer::features::{ProteinRef, compute_features};
@@ -293,4 +293,42 @@ fn precomputed_embeddings_equal_model_features() {
         error.contains("chains.npz") && error.contains("NOT_EMBEDDED"),
         "{error}"
     );
+}
+
+/// The per-protein head trains on ALBERT and ELECTRA embeddings as on ProtBert's: features
+/// come from the checkpoint through the same `Embedder`.
+#[test]
+fn heads_train_on_albert_and_electra_embeddings() {
+    for architecture in ["albert", "electra"] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        match architecture {
+            "albert" => drop(save_random_albert(&model, &device())),
+            _ => drop(save_random_electra(&model, &device())),
+        }
+        let options = HeadOptions {
+            epochs: 1,
+            learning_rate: 1e-2,
+            ..HeadOptions::default()
+        };
+        let mut run = training(
+            Task::Localization,
+            "localization_train.csv",
+            "localization_valid.csv",
+            FeatureSpec::Model {
+                dir: model,
+                precision: "f32".into(),
+            },
+            &dir.path().join("head"),
+            options,
+        );
+        // Short proteins only: this is about the plumbing, and keeps the test fast.
+        run.max_length = Some(300);
+        run.train.records.retain(|r| r.sequence.len() <= 300);
+        run.valid.records.retain(|r| r.sequence.len() <= 300);
+        assert!(run.train.records.len() > 100 && run.valid.records.len() > 10);
+        let summary = train_head(run).unwrap();
+        assert_eq!(summary.epochs_run, 1, "{architecture}");
+        assert!(summary.best_valid_loss.is_finite(), "{architecture}: {}", summary.best_valid_loss);
+    }
 }

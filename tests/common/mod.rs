@@ -93,3 +93,37 @@ pub fn save_random_bert(dir: &Path, device: &Device) -> BertConfig {
     save_bert_for_masked_lm(&config.init(device), &config, dir).unwrap();
     config
 }
+
+/// A small random ALBERT (ProtBert's vocabulary, as `prottrans pretrain` trains it, with its
+/// `vocab.txt`) with room for 1024 residues, saved in the Hugging Face layout.
+pub fn save_random_albert(dir: &Path, device: &Device) -> AlbertConfig {
+    let config = AlbertConfig {
+        vocab_size: 30,
+        embedding_size: 16,
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 1026,
+        ..AlbertConfig::default()
+    };
+    save_albert_for_masked_lm(&config.init(device), &config, dir).unwrap();
+    std::fs::write(dir.join("vocab.txt"), Vocabulary::prot_bert().to_vocab_txt()).unwrap();
+    config
+}
+
+/// A small random ELECTRA pair (discriminator in `dir`, generator in `dir/generator`) with room
+/// for 1024 residues.
+pub fn save_random_electra(dir: &Path, device: &Device) -> ElectraConfig {
+    let config = ElectraConfig {
+        embedding_size: 16,
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 1026,
+        ..ElectraConfig::default()
+    };
+    save_electra(&config.init(device), &config, dir).unwrap();
+    config
+}

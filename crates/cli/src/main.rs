@@ -24,12 +24,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Pretrain a model from FASTA with its objective (ProtBert: masked LM; ProtT5: span
-    /// corruption with single-residue spans).
+    /// Pretrain a model from FASTA with its objective (ProtBert and ProtAlbert: masked LM;
+    /// ProtElectra: replaced-token detection; ProtT5: span corruption with single-residue spans).
     ///
     /// Writes to OUT: config.toml (the recipe), checkpoint/ (every `checkpoint_every` steps),
-    /// metrics.jsonl, model/ (config.json + model.safetensors, the Hugging Face layout) and
-    /// report.json (validation loss and accuracy against the unigram baseline).
+    /// metrics.jsonl, model/ (config.json + model.safetensors, the Hugging Face layout; ELECTRA's
+    /// generator in model/generator/) and report.json (validation loss and accuracy against the
+    /// unigram baseline).
     Pretrain {
         /// Training recipe (TOML), e.g. configs/quickstart.toml.
         #[arg(long)]
@@ -261,6 +262,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let written = match &recipe.model {
                 ModelConfig::Bert(bert) => save_bert_for_masked_lm(&bert.init(&device), bert, &out)
                     .map(|()| format!("{}-layer, width-{} BERT", bert.num_hidden_layers, bert.hidden_size)),
+                ModelConfig::Albert(albert) => save_albert_for_masked_lm(&albert.init(&device), albert, &out)
+                    .map(|()| format!("{}-pass, width-{} ALBERT", albert.num_hidden_layers, albert.hidden_size)),
+                ModelConfig::Electra(electra) => save_electra(&electra.init(&device), electra, &out).map(|()| {
+                    format!(
+                        "{}-layer, width-{} ELECTRA discriminator (generator in {}/)",
+                        electra.num_hidden_layers,
+                        electra.hidden_size,
+                        prottrans::import::ELECTRA_GENERATOR_DIR
+                    )
+                }),
                 ModelConfig::T5(t5) => save_t5(&t5.init(&device), t5, &out).map(|()| {
                     format!("{}+{}-layer, width-{} T5", t5.num_layers, t5.decoder_layers(), t5.d_model)
                 }),

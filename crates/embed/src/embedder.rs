@@ -218,14 +218,31 @@ pub fn mean_over_residues(residues: &Array2<f32>) -> Array1<f32> {
 /// The tokenizer an architecture was trained with: the checkpoint's own `vocab.txt` when it
 /// has one, the released vocabulary otherwise.
 fn tokenizer_for(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, EmbedError> {
+    let vocab_txt = dir.join("vocab.txt");
+    let read_vocab_txt = || -> Result<Vocabulary, EmbedError> {
+        let text = std::fs::read_to_string(&vocab_txt).map_err(EmbedError::io(&vocab_txt))?;
+        Ok(Vocabulary::from_bert_vocab_txt(&vocab_txt.display().to_string(), &text)?)
+    };
     let vocabulary = match config {
-        ModelConfig::Bert(_) => {
-            let path = dir.join("vocab.txt");
-            if path.is_file() {
-                let text = std::fs::read_to_string(&path).map_err(EmbedError::io(&path))?;
-                Vocabulary::from_bert_vocab_txt(&path.display().to_string(), &text)?
+        ModelConfig::Bert(_) | ModelConfig::Electra(_) if vocab_txt.is_file() => read_vocab_txt()?,
+        // ProtElectra was trained with ProtBert's vocabulary.
+        ModelConfig::Bert(_) | ModelConfig::Electra(_) => Vocabulary::prot_bert(),
+        // ProtAlbert's 34-piece sentencepiece table is not published in full, so it is read from
+        // the checkpoint (Rostlab/prot_albert ships `spiece.model`), never guessed.
+        ModelConfig::Albert(_) => {
+            let spiece = dir.join("spiece.model");
+            let tokenizer_json = dir.join("tokenizer.json");
+            if spiece.is_file() {
+                Vocabulary::from_sentencepiece_file(&spiece)?
+            } else if tokenizer_json.is_file() {
+                Vocabulary::from_tokenizer_json_file(&tokenizer_json)?
+            } else if vocab_txt.is_file() {
+                read_vocab_txt()?
             } else {
-                Vocabulary::prot_bert()
+                return Err(EmbedError::Options(format!(
+                    "{}: an ALBERT checkpoint needs its vocabulary: spiece.model (as Rostlab/prot_albert ships it), tokenizer.json or vocab.txt",
+                    dir.display()
+                )));
             }
         }
         // One sentencepiece piece per residue with fixed ids: `spiece.model` adds nothing.

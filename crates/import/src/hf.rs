@@ -9,7 +9,11 @@ use burn::store::{
 };
 use burn::tensor::{DType, Device, FloatDType};
 use prottrans_models::cast_floats;
-use prottrans_models::{BertConfig, BertForMaskedLm, Encoder, ModelConfig, T5Config, T5ForConditionalGeneration};
+use prottrans_models::{
+    AlbertConfig, AlbertForMaskedLm, BertConfig, BertForMaskedLm, Electra, ElectraConfig,
+    ElectraForMaskedLm, ElectraForPreTraining, Encoder, ModelConfig, T5Config,
+    T5ForConditionalGeneration,
+};
 
 use crate::error::{ImportError, WeightProblems};
 use crate::key_map::{self, KeyMap};
@@ -67,7 +71,6 @@ impl Checkpoint {
                 expected: CONFIG_FILE.into(),
             });
         }
-        let config = ModelConfig::from_hf_json(&config_path)?;
         for index in ["model.safetensors.index.json", "pytorch_model.bin.index.json"] {
             if dir.join(index).is_file() && !dir.join(SAFETENSORS_FILE).is_file() {
                 return Err(ImportError::Sharded {
@@ -85,6 +88,14 @@ impl Checkpoint {
                 expected: format!("{SAFETENSORS_FILE} or {PYTORCH_FILE}"),
             });
         };
+        let keys = tensor_names(&weights, format)?;
+        if keys.is_empty() {
+            return Err(ImportError::Store {
+                path: weights.clone(),
+                message: "the file holds no tensors".into(),
+            });
+        }
+        let config = read_config(&config_path, &keys)?;
         let checkpoint = Self {
             dir,
             config_path,
@@ -92,13 +103,6 @@ impl Checkpoint {
             weights,
             format,
         };
-        let keys = checkpoint.tensor_names()?;
-        if keys.is_empty() {
-            return Err(ImportError::Store {
-                path: checkpoint.weights.clone(),
-                message: "the file holds no tensors".into(),
-            });
-        }
         if let Some(found) = key_map::detect_architecture(&keys)
             && found != checkpoint.config.architecture()
         {
@@ -134,16 +138,7 @@ impl Checkpoint {
 
     /// The names of the tensors in the weights file, as stored.
     pub fn tensor_names(&self) -> Result<Vec<String>, ImportError> {
-        let keys = match self.format {
-            WeightsFormat::Safetensors => SafetensorsStore::from_file(&self.weights)
-                .keys()
-                .map_err(|e| self.store_error(&e)),
-            WeightsFormat::PyTorch => self
-                .pytorch_store()
-                .keys()
-                .map_err(|e| self.store_error(&e)),
-        }?;
-        Ok(keys)
+        tensor_names(&self.weights, self.format)
     }
 
     /// Loads the bare encoder of whatever architecture the checkpoint holds, skipping heads
@@ -158,6 +153,17 @@ impl Checkpoint {
                 let mut model = config.init_model(device);
                 self.load_into(&mut model, &key_map::BERT_ENCODER, dtype)?;
                 Ok(Encoder::Bert(cast_floats(model, dtype)))
+            }
+            ModelConfig::Albert(config) => {
+                let mut model = config.init_model(device);
+                self.load_into(&mut model, &key_map::ALBERT_ENCODER, dtype)?;
+                Ok(Encoder::Albert(cast_floats(model, dtype)))
+            }
+            ModelConfig::Electra(config) => {
+                // A discriminator or a generator checkpoint: the tower its config describes.
+                let mut model = config.init_model(device);
+                self.load_into(&mut model, &key_map::ELECTRA_ENCODER, dtype)?;
+                Ok(Encoder::Electra(cast_floats(model, dtype)))
             }
             ModelConfig::T5(config) => {
                 let mut model = config.init_encoder(device);
@@ -213,9 +219,71 @@ impl Checkpoint {
         Ok((config.clone(), cast_floats(model, FloatDType::F32)))
     }
 
+    /// Loads an `AlbertForMaskedLM` or `AlbertForPreTraining` (ProtAlbert, or a model prottrans
+    /// saved) in f32; the sentence-order head is skipped.
+    pub fn load_albert_for_masked_lm(
+        &self,
+        device: &Device,
+    ) -> Result<(AlbertConfig, AlbertForMaskedLm), ImportError> {
+        let ModelConfig::Albert(config) = &self.config else {
+            return Err(self.wrong_architecture("albert"));
+        };
+        let mut model = config.init(device);
+        self.load_into(&mut model, &key_map::ALBERT_FOR_MASKED_LM, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+    }
+
+    /// Whether the weights hold an ELECTRA generator (`generator_predictions`) rather than a
+    /// discriminator.
+    fn holds_electra_generator(&self) -> Result<bool, ImportError> {
+        Ok(self
+            .tensor_names()?
+            .iter()
+            .any(|n| n.starts_with("generator_predictions.")))
+    }
+
+    /// Loads an `ElectraForPreTraining` (a ProtElectra discriminator) in f32.
+    pub fn load_electra_discriminator(
+        &self,
+        device: &Device,
+    ) -> Result<(ElectraConfig, ElectraForPreTraining), ImportError> {
+        let ModelConfig::Electra(config) = &self.config else {
+            return Err(self.wrong_architecture("electra"));
+        };
+        if self.holds_electra_generator()? {
+            return Err(ImportError::WrongArchitecture {
+                path: self.weights.clone(),
+                expected: "electra discriminator (ElectraForPreTraining)".into(),
+                found: "electra generator (ElectraForMaskedLM)".into(),
+            });
+        }
+        let mut model = config.init_for_pretraining(device);
+        self.load_into(&mut model, &key_map::ELECTRA_DISCRIMINATOR, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+    }
+
+    /// Loads an `ElectraForMaskedLM` (a ProtElectra generator) in f32.
+    pub fn load_electra_generator(
+        &self,
+        device: &Device,
+    ) -> Result<(ElectraConfig, ElectraForMaskedLm), ImportError> {
+        let ModelConfig::Electra(config) = &self.config else {
+            return Err(self.wrong_architecture("electra"));
+        };
+        if !self.holds_electra_generator()? {
+            return Err(ImportError::WrongArchitecture {
+                path: self.weights.clone(),
+                expected: "electra generator (ElectraForMaskedLM)".into(),
+                found: "electra discriminator (ElectraForPreTraining)".into(),
+            });
+        }
+        let mut model = config.init_for_masked_lm(device);
+        self.load_into(&mut model, &key_map::ELECTRA_GENERATOR, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+    }
+
     fn pytorch_store(&self) -> PytorchStore {
-        // Layer indices of these checkpoints are contiguous; renumbering would only hide gaps.
-        PytorchStore::from_file(&self.weights).map_indices_contiguous(false)
+        pytorch_store(&self.weights)
     }
 
     fn store_error(&self, error: &dyn std::fmt::Display) -> ImportError {
@@ -290,6 +358,53 @@ impl Checkpoint {
     }
 }
 
+fn pytorch_store(weights: &Path) -> PytorchStore {
+    // Layer indices of these checkpoints are contiguous; renumbering would only hide gaps.
+    PytorchStore::from_file(weights).map_indices_contiguous(false)
+}
+
+/// The names of the tensors in a weights file, as stored.
+fn tensor_names(weights: &Path, format: WeightsFormat) -> Result<Vec<String>, ImportError> {
+    let keys = match format {
+        WeightsFormat::Safetensors => SafetensorsStore::from_file(weights).keys().map_err(|e| e.to_string()),
+        WeightsFormat::PyTorch => pytorch_store(weights).keys().map_err(|e| e.to_string()),
+    };
+    keys.map_err(|message| ImportError::Store {
+        path: weights.to_path_buf(),
+        message,
+    })
+}
+
+/// Reads `config.json`. Some released configs predate `model_type` (Rostlab/prot_albert's has
+/// none); the architecture is then the one the weights' key names show.
+fn read_config(path: &Path, keys: &[String]) -> Result<ModelConfig, ImportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let parse_error = |message: String| {
+        ImportError::from(prottrans_models::ModelConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    if let Some(map) = value.as_object_mut()
+        && !map.contains_key("model_type")
+    {
+        let Some(found) = key_map::detect_architecture(keys) else {
+            return Err(parse_error(
+                "no `model_type` field, and the weights' key names match no known architecture".into(),
+            ));
+        };
+        map.insert("model_type".into(), found.model_type().into());
+    }
+    ModelConfig::from_hf_json_str(&value.to_string()).map_err(|e| match e {
+        prottrans_models::ModelConfigError::Parse { message, .. } => parse_error(message),
+        other => other.into(),
+    })
+}
+
 /// Loads a `BertForMaskedLM` checkpoint directory (ProtBert, or a model prottrans saved).
 ///
 /// Keys may come with or without the `bert.` prefix; the pooler and a stored (tied) decoder are
@@ -308,7 +423,60 @@ pub fn save_bert_for_masked_lm(
     config: &BertConfig,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
-    save_hf(model, &ModelConfig::Bert(config.clone()), &key_map::BERT_FOR_MASKED_LM, dir.as_ref())
+    let config = ModelConfig::Bert(config.clone()).to_hf_json();
+    save_hf(model, &config, &key_map::BERT_FOR_MASKED_LM, dir.as_ref())
+}
+
+/// Loads an `AlbertForMaskedLM` checkpoint directory (ProtAlbert, or a model prottrans saved).
+pub fn load_albert_for_masked_lm(
+    dir: impl AsRef<Path>,
+    device: &Device,
+) -> Result<(AlbertConfig, AlbertForMaskedLm), ImportError> {
+    Checkpoint::open(dir)?.load_albert_for_masked_lm(device)
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` of an `AlbertForMaskedLM` in the
+/// `transformers` layout (the tied decoder is not stored).
+pub fn save_albert_for_masked_lm(
+    model: &AlbertForMaskedLm,
+    config: &AlbertConfig,
+    dir: impl AsRef<Path>,
+) -> Result<(), ImportError> {
+    let config = ModelConfig::Albert(config.clone()).to_hf_json();
+    save_hf(model, &config, &key_map::ALBERT_FOR_MASKED_LM, dir.as_ref())
+}
+
+/// The subdirectory [`save_electra`] writes the generator to.
+pub const ELECTRA_GENERATOR_DIR: &str = "generator";
+
+/// Writes a pretrained ELECTRA as the two checkpoints `transformers` knows: the discriminator
+/// (`ElectraForPreTraining`, the model to embed with) in `dir`, the generator
+/// (`ElectraForMaskedLM`) in `dir/generator`, each with its own copy of the shared embeddings,
+/// as the released ProtElectra pair.
+pub fn save_electra(model: &Electra, config: &ElectraConfig, dir: impl AsRef<Path>) -> Result<(), ImportError> {
+    let dir = dir.as_ref();
+    let (discriminator, generator) = model.clone().into_checkpoints();
+    let discriminator_config = ModelConfig::Electra(config.clone()).to_hf_json();
+    save_hf(&discriminator, &discriminator_config, &key_map::ELECTRA_DISCRIMINATOR, dir)?;
+    let generator_config =
+        ModelConfig::Electra(config.generator_config()).to_hf_json_for("ElectraForMaskedLM");
+    save_hf(&generator, &generator_config, &key_map::ELECTRA_GENERATOR, &dir.join(ELECTRA_GENERATOR_DIR))
+}
+
+/// Loads a pretrained ELECTRA pair: the discriminator in `dir` and the generator in
+/// `dir/generator` (as [`save_electra`] writes them), or the generator in `generator_dir`.
+/// The discriminator's embeddings are kept.
+pub fn load_electra(
+    dir: impl AsRef<Path>,
+    generator_dir: Option<&Path>,
+    device: &Device,
+) -> Result<(ElectraConfig, Electra), ImportError> {
+    let dir = dir.as_ref();
+    let (mut config, discriminator) = Checkpoint::open(dir)?.load_electra_discriminator(device)?;
+    let generator_dir = generator_dir.map_or_else(|| dir.join(ELECTRA_GENERATOR_DIR), Path::to_path_buf);
+    let (generator_config, generator) = Checkpoint::open(&generator_dir)?.load_electra_generator(device)?;
+    config.generator = Some((&generator_config).into());
+    Ok((config, Electra::from_checkpoints(discriminator, generator)))
 }
 
 /// Loads a `T5ForConditionalGeneration` checkpoint directory (ProtT5, or a model prottrans
@@ -327,7 +495,8 @@ pub fn save_t5(
     config: &T5Config,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
-    save_hf(model, &ModelConfig::T5(config.clone()), t5_key_map(config)?, dir.as_ref())
+    let json = ModelConfig::T5(config.clone()).to_hf_json();
+    save_hf(model, &json, t5_key_map(config)?, dir.as_ref())
 }
 
 fn t5_key_map(config: &T5Config) -> Result<&'static KeyMap, ImportError> {
@@ -340,7 +509,7 @@ fn t5_key_map(config: &T5Config) -> Result<&'static KeyMap, ImportError> {
 /// never leaves a truncated file.
 fn save_hf<M: ModuleSnapshot>(
     model: &M,
-    config: &ModelConfig,
+    config_json: &str,
     key_map: &KeyMap,
     dir: &Path,
 ) -> Result<(), ImportError> {
@@ -365,7 +534,7 @@ fn save_hf<M: ModuleSnapshot>(
 
     let config_path = dir.join(CONFIG_FILE);
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    file.write_all(config.to_hf_json().as_bytes())
+    file.write_all(config_json.as_bytes())
         .map_err(io(&config_path))?;
     file.persist(&config_path)
         .map_err(|e| ImportError::Io {

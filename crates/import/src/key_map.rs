@@ -10,10 +10,11 @@ use regex::Regex;
 /// The key mapping of one model type.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyMap {
-    /// Rule tables, each with a prefix put in front of both sides of its rules: one table of
-    /// `(checkpoint prefix, module prefix)` pairs serves a bare encoder (`""`) and the same
-    /// encoder inside a model with heads (`"bert."`).
-    pub rules: &'static [(&'static str, RuleTable)],
+    /// Rule tables, each with a checkpoint prefix and a module prefix put in front of the two
+    /// sides of its rules: one table serves a bare encoder (`""`) and the same encoder inside a
+    /// model with heads (`"bert."`), or a tower stored under another name (ELECTRA's
+    /// `electra.encoder` is the module's `discriminator.encoder`).
+    pub rules: &'static [(&'static str, &'static str, RuleTable)],
     /// `(regex, replacement)` applied to checkpoint keys before `rules` when loading: alternative
     /// spellings such as a missing or extra architecture prefix.
     pub aliases: &'static [(&'static str, &'static str)],
@@ -21,12 +22,14 @@ pub struct KeyMap {
     pub ignored: &'static [&'static str],
 }
 
-/// `(checkpoint prefix, module prefix)` pairs; `{i}` stands for a layer index.
+/// `(checkpoint prefix, module prefix)` pairs; `{i}` and `{j}` stand for layer indices.
 pub type RuleTable = &'static [(&'static str, &'static str)];
 
-/// The BERT encoder (embeddings and layers), relative to the encoder.
+/// BERT's embedding LayerNorm (BERT, ALBERT, ELECTRA), relative to the encoder.
+const BERT_EMBEDDINGS: RuleTable = &[("embeddings.LayerNorm", "embeddings.layer_norm")];
+
+/// BERT's layers (BERT, and each ELECTRA tower), relative to the encoder.
 const BERT_LAYERS: RuleTable = &[
-    ("embeddings.LayerNorm", "embeddings.layer_norm"),
     ("encoder.layer.{i}.attention.self.query", "encoder.layer.{i}.attention.query"),
     ("encoder.layer.{i}.attention.self.key", "encoder.layer.{i}.attention.key"),
     ("encoder.layer.{i}.attention.self.value", "encoder.layer.{i}.attention.value"),
@@ -47,7 +50,11 @@ const BERT_MLM_HEAD: RuleTable = &[
 /// `BertForMaskedLM` checkpoints (ProtBert) into [`BertForMaskedLm`](prottrans_models::BertForMaskedLm).
 pub const BERT_FOR_MASKED_LM: KeyMap = KeyMap {
     aliases: &[(r"^(embeddings|encoder)\.", "bert.$1.")],
-    rules: &[("bert.", BERT_LAYERS), ("", BERT_MLM_HEAD)],
+    rules: &[
+        ("bert.", "bert.", BERT_EMBEDDINGS),
+        ("bert.", "bert.", BERT_LAYERS),
+        ("", "", BERT_MLM_HEAD),
+    ],
     ignored: &[
         r"^bert\.pooler\.",
         r"^bert\.embeddings\.position_ids$",
@@ -60,8 +67,120 @@ pub const BERT_FOR_MASKED_LM: KeyMap = KeyMap {
 /// encoder [`BertModel`](prottrans_models::BertModel): heads and pooler are skipped.
 pub const BERT_ENCODER: KeyMap = KeyMap {
     aliases: &[(r"^bert\.", "")],
-    rules: &[("", BERT_LAYERS)],
+    rules: &[("", "", BERT_EMBEDDINGS), ("", "", BERT_LAYERS)],
     ignored: &[r"^pooler\.", r"^embeddings\.position_ids$", r"^cls\."],
+};
+
+/// ALBERT's projection and layer groups, relative to the model; BERT layer names inside.
+const ALBERT_LAYERS: RuleTable = &[
+    ("embeddings.LayerNorm", "embeddings.layer_norm"),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.dense",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.output",
+    ),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.LayerNorm",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention_norm",
+    ),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.ffn_output",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.feed_forward.output",
+    ),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.ffn",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.feed_forward.intermediate",
+    ),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.full_layer_layer_norm",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.output_norm",
+    ),
+];
+
+/// ALBERT's masked-LM head; its decoder is tied to the word embeddings.
+const ALBERT_MLM_HEAD: RuleTable = &[
+    ("predictions.dense", "predictions.transform"),
+    ("predictions.LayerNorm", "predictions.layer_norm"),
+];
+
+/// `AlbertForMaskedLM` and `AlbertForPreTraining` checkpoints (ProtAlbert) into
+/// [`AlbertForMaskedLm`](prottrans_models::AlbertForMaskedLm).
+pub const ALBERT_FOR_MASKED_LM: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[("albert.", "albert.", ALBERT_LAYERS), ("", "", ALBERT_MLM_HEAD)],
+    ignored: &[
+        r"^albert\.pooler\.",
+        r"^albert\.embeddings\.position_ids$",
+        r"^predictions\.decoder\.", // tied to the word embeddings and `predictions.bias`
+        r"^sop_classifier\.",
+    ],
+};
+
+/// Any ALBERT checkpoint into the bare encoder [`AlbertModel`](prottrans_models::AlbertModel).
+pub const ALBERT_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^albert\.", "")],
+    rules: &[("", "", ALBERT_LAYERS)],
+    ignored: &[r"^pooler\.", r"^embeddings\.position_ids$", r"^predictions\.", r"^sop_classifier\."],
+};
+
+/// One ELECTRA tower's projection (its layers are [`BERT_LAYERS`]), relative to the tower.
+const ELECTRA_PROJECTION: RuleTable = &[("embeddings_project", "embeddings_project")];
+
+/// ELECTRA's embeddings: shared by the towers, so stored outside them in the module.
+const ELECTRA_EMBEDDINGS: RuleTable = &[
+    ("embeddings.LayerNorm", "embeddings.layer_norm"),
+    ("embeddings", "embeddings"),
+];
+
+/// Keys every ELECTRA checkpoint may carry that are never loaded.
+const ELECTRA_IGNORED: &[&str] = &[r"^electra\.embeddings\.position_ids$"];
+
+/// `ElectraForPreTraining` checkpoints (the ProtElectra discriminator) into
+/// [`ElectraForPreTraining`](prottrans_models::ElectraForPreTraining).
+pub const ELECTRA_DISCRIMINATOR: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("electra.", "", ELECTRA_EMBEDDINGS),
+        ("electra.", "discriminator.", ELECTRA_PROJECTION),
+        ("electra.", "discriminator.", BERT_LAYERS),
+        ("discriminator_predictions", "discriminator.discriminator_predictions", &[("", "")]),
+    ],
+    ignored: ELECTRA_IGNORED,
+};
+
+/// `ElectraForMaskedLM` checkpoints (the ProtElectra generator) into
+/// [`ElectraForMaskedLm`](prottrans_models::ElectraForMaskedLm).
+pub const ELECTRA_GENERATOR: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("electra.", "", ELECTRA_EMBEDDINGS),
+        ("electra.", "generator.", ELECTRA_PROJECTION),
+        ("electra.", "generator.", BERT_LAYERS),
+        (
+            "",
+            "generator.generator_predictions.",
+            &[("generator_predictions.dense", "transform"), ("generator_predictions.LayerNorm", "layer_norm"), ("generator_lm_head.bias", "bias")],
+        ),
+    ],
+    ignored: &[
+        r"^electra\.embeddings\.position_ids$",
+        r"^generator_lm_head\.weight$", // tied to the word embeddings
+    ],
+};
+
+/// Either ELECTRA checkpoint into the bare encoder [`ElectraModel`](prottrans_models::ElectraModel).
+pub const ELECTRA_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^(embeddings|embeddings_project|encoder)\.", "electra.$1.")],
+    rules: &[
+        ("electra.", "", ELECTRA_EMBEDDINGS),
+        ("electra.", "", ELECTRA_PROJECTION),
+        ("electra.", "", BERT_LAYERS),
+    ],
+    ignored: &[
+        r"^electra\.embeddings\.position_ids$",
+        r"^discriminator_predictions\.",
+        r"^generator_predictions\.",
+        r"^generator_lm_head\.",
+    ],
 };
 
 /// T5 self-attention, relative to a stack (`encoder.` or `decoder.`). The relative position
@@ -123,11 +242,11 @@ const T5_IGNORED: &[&str] = &[
 pub const T5_RELU: KeyMap = KeyMap {
     aliases: &[],
     rules: &[
-        ("encoder.", T5_SELF_ATTENTION),
-        ("encoder.", T5_ENCODER_RELU_FF),
-        ("decoder.", T5_SELF_ATTENTION),
-        ("decoder.", T5_CROSS_ATTENTION),
-        ("decoder.", T5_DECODER_RELU_FF),
+        ("encoder.", "encoder.", T5_SELF_ATTENTION),
+        ("encoder.", "encoder.", T5_ENCODER_RELU_FF),
+        ("decoder.", "decoder.", T5_SELF_ATTENTION),
+        ("decoder.", "decoder.", T5_CROSS_ATTENTION),
+        ("decoder.", "decoder.", T5_DECODER_RELU_FF),
     ],
     ignored: T5_IGNORED,
 };
@@ -136,11 +255,11 @@ pub const T5_RELU: KeyMap = KeyMap {
 pub const T5_GATED: KeyMap = KeyMap {
     aliases: &[],
     rules: &[
-        ("encoder.", T5_SELF_ATTENTION),
-        ("encoder.", T5_ENCODER_GATED_FF),
-        ("decoder.", T5_SELF_ATTENTION),
-        ("decoder.", T5_CROSS_ATTENTION),
-        ("decoder.", T5_DECODER_GATED_FF),
+        ("encoder.", "encoder.", T5_SELF_ATTENTION),
+        ("encoder.", "encoder.", T5_ENCODER_GATED_FF),
+        ("decoder.", "decoder.", T5_SELF_ATTENTION),
+        ("decoder.", "decoder.", T5_CROSS_ATTENTION),
+        ("decoder.", "decoder.", T5_DECODER_GATED_FF),
     ],
     ignored: T5_IGNORED,
 };
@@ -149,14 +268,14 @@ pub const T5_GATED: KeyMap = KeyMap {
 /// decoder and head are skipped.
 pub const T5_ENCODER_RELU: KeyMap = KeyMap {
     aliases: &[],
-    rules: &[("encoder.", T5_SELF_ATTENTION), ("encoder.", T5_ENCODER_RELU_FF)],
+    rules: &[("encoder.", "encoder.", T5_SELF_ATTENTION), ("encoder.", "encoder.", T5_ENCODER_RELU_FF)],
     ignored: &[r"^decoder\.", r"^lm_head\.", r"^encoder\.embed_tokens\.weight$"],
 };
 
 /// [`T5_ENCODER_RELU`] for gated feed-forward.
 pub const T5_ENCODER_GATED: KeyMap = KeyMap {
     aliases: &[],
-    rules: &[("encoder.", T5_SELF_ATTENTION), ("encoder.", T5_ENCODER_GATED_FF)],
+    rules: &[("encoder.", "encoder.", T5_SELF_ATTENTION), ("encoder.", "encoder.", T5_ENCODER_GATED_FF)],
     ignored: &[r"^decoder\.", r"^lm_head\.", r"^encoder\.embed_tokens\.weight$"],
 };
 
@@ -186,12 +305,14 @@ pub fn detect_architecture<S: AsRef<str>>(keys: &[S]) -> Option<Architecture> {
 
 /// Turns a prefix template into a regex matching `prefix.` or the whole key.
 fn pattern(template: &str) -> String {
-    let escaped = regex::escape(template).replace(r"\{i\}", r"(\d+)");
+    let escaped = regex::escape(template)
+        .replace(r"\{i\}", r"(\d+)")
+        .replace(r"\{j\}", r"(\d+)");
     format!(r"^{escaped}(\.|$)")
 }
 
 fn replacement(template: &str, suffix_group: usize) -> String {
-    format!("{}${{{suffix_group}}}", template.replace("{i}", "${1}"))
+    format!("{}${{{suffix_group}}}", template.replace("{i}", "${1}").replace("{j}", "${2}"))
 }
 
 impl KeyMap {
@@ -201,15 +322,15 @@ impl KeyMap {
             .iter()
             .filter(|_| to_module)
             .map(|&(from, to)| (from.to_string(), to.to_string()));
-        let rules = self.rules.iter().flat_map(|&(prefix, table)| {
+        let rules = self.rules.iter().flat_map(|&(hf_prefix, module_prefix, table)| {
             table.iter().map(move |&(hf, module)| {
-                (format!("{prefix}{hf}"), format!("{prefix}{module}"))
+                (format!("{hf_prefix}{hf}"), format!("{module_prefix}{module}"))
             })
         });
         let rules = rules.map(|(hf, module)| {
             let (from, to) = if to_module { (hf, module) } else { (module, hf) };
             let (from, to) = (from.as_str(), to.as_str());
-            let groups = usize::from(from.contains("{i}"));
+            let groups = usize::from(from.contains("{i}")) + usize::from(from.contains("{j}"));
             (pattern(from), replacement(to, groups + 1))
         });
         let pairs: Vec<(String, String)> = aliases.chain(rules).collect();
@@ -325,6 +446,43 @@ mod tests {
         assert_eq!(T5_RELU.map_to_module(stray), stray);
         assert!(T5_ENCODER_RELU.is_ignored("decoder.block.0.layer.2.DenseReluDense.wo.weight"));
         assert!(T5_RELU.is_ignored("encoder.embed_tokens.weight"));
+    }
+
+    #[test]
+    fn albert_and_electra_keys_round_trip() {
+        for (map, hf, module) in [
+            (ALBERT_FOR_MASKED_LM, "albert.embeddings.LayerNorm.bias", "albert.embeddings.layer_norm.bias"),
+            (ALBERT_FOR_MASKED_LM, "albert.encoder.embedding_hidden_mapping_in.weight", "albert.encoder.embedding_hidden_mapping_in.weight"),
+            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.1.albert_layers.0.attention.query.weight", "albert.encoder.albert_layer_groups.1.albert_layers.0.attention.query.weight"),
+            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.1.albert_layers.2.attention.dense.bias", "albert.encoder.albert_layer_groups.1.albert_layers.2.attention.output.bias"),
+            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.0.albert_layers.1.attention.LayerNorm.weight", "albert.encoder.albert_layer_groups.0.albert_layers.1.attention_norm.weight"),
+            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight", "albert.encoder.albert_layer_groups.0.albert_layers.0.feed_forward.intermediate.weight"),
+            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output.bias", "albert.encoder.albert_layer_groups.0.albert_layers.0.feed_forward.output.bias"),
+            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.0.albert_layers.0.full_layer_layer_norm.bias", "albert.encoder.albert_layer_groups.0.albert_layers.0.output_norm.bias"),
+            (ALBERT_FOR_MASKED_LM, "predictions.dense.weight", "predictions.transform.weight"),
+            (ALBERT_FOR_MASKED_LM, "predictions.LayerNorm.weight", "predictions.layer_norm.weight"),
+            (ALBERT_FOR_MASKED_LM, "predictions.bias", "predictions.bias"),
+            (ELECTRA_DISCRIMINATOR, "electra.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight"),
+            (ELECTRA_DISCRIMINATOR, "electra.embeddings.LayerNorm.weight", "embeddings.layer_norm.weight"),
+            (ELECTRA_DISCRIMINATOR, "electra.embeddings_project.bias", "discriminator.embeddings_project.bias"),
+            (ELECTRA_DISCRIMINATOR, "electra.encoder.layer.1.attention.output.dense.weight", "discriminator.encoder.layer.1.attention.output.weight"),
+            (ELECTRA_DISCRIMINATOR, "electra.encoder.layer.0.output.LayerNorm.bias", "discriminator.encoder.layer.0.output_norm.bias"),
+            (ELECTRA_DISCRIMINATOR, "discriminator_predictions.dense_prediction.weight", "discriminator.discriminator_predictions.dense_prediction.weight"),
+            (ELECTRA_GENERATOR, "electra.encoder.layer.0.intermediate.dense.weight", "generator.encoder.layer.0.feed_forward.intermediate.weight"),
+            (ELECTRA_GENERATOR, "generator_predictions.dense.weight", "generator.generator_predictions.transform.weight"),
+            (ELECTRA_GENERATOR, "generator_predictions.LayerNorm.bias", "generator.generator_predictions.layer_norm.bias"),
+            (ELECTRA_GENERATOR, "generator_lm_head.bias", "generator.generator_predictions.bias"),
+            (ELECTRA_ENCODER, "electra.embeddings_project.weight", "embeddings_project.weight"),
+            (ELECTRA_ENCODER, "electra.encoder.layer.0.attention.self.key.bias", "encoder.layer.0.attention.key.bias"),
+        ] {
+            assert_eq!(map.map_to_module(hf), module, "{hf}");
+            assert_eq!(map.map_to_checkpoint(module), hf, "{module}");
+        }
+        assert!(ALBERT_FOR_MASKED_LM.is_ignored("sop_classifier.classifier.weight"));
+        assert!(ALBERT_FOR_MASKED_LM.is_ignored("predictions.decoder.weight"));
+        assert!(ELECTRA_GENERATOR.is_ignored("generator_lm_head.weight"));
+        assert!(ELECTRA_ENCODER.is_ignored("discriminator_predictions.dense.weight"));
+        assert_eq!(ALBERT_ENCODER.map_to_module("albert.embeddings.LayerNorm.weight"), "embeddings.layer_norm.weight");
     }
 
     #[test]

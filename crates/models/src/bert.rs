@@ -142,23 +142,15 @@ impl BertConfig {
 
     /// Initialises the encoder with its MLM head on `device`.
     pub fn init(&self, device: &Device) -> BertForMaskedLm {
-        let d = self.hidden_size;
         BertForMaskedLm {
             bert: self.init_model(device),
-            cls: BertMlmHead {
-                transform: LinearConfig::new(d, d)
-                    .with_initializer(normal_init(self.initializer_range))
-                    .init(device),
-                layer_norm: LayerNormConfig::new(d)
-                    .with_epsilon(self.layer_norm_eps)
-                    .init(device),
-                bias: Param::from_tensor(Tensor::zeros([self.vocab_size], device)),
-                activation: self.hidden_act,
-            },
+            cls: BertMlmHead::init(self, self.hidden_size, self.hidden_act, device),
         }
     }
 
-    fn init_embeddings(&self, device: &Device) -> BertEmbeddings {
+    /// Embeddings of width `hidden_size`. ALBERT and ELECTRA call this on a view of their
+    /// config whose `hidden_size` is their `embedding_size`.
+    pub(crate) fn init_embeddings(&self, device: &Device) -> BertEmbeddings {
         let embedding = |n| {
             EmbeddingConfig::new(n, self.hidden_size)
                 .with_initializer(normal_init(self.initializer_range))
@@ -175,7 +167,8 @@ impl BertConfig {
         }
     }
 
-    fn init_layer(&self, device: &Device) -> BertLayer {
+    /// One layer of this shape (ALBERT and ELECTRA layers are BERT layers).
+    pub(crate) fn init_layer(&self, device: &Device) -> BertLayer {
         let d = self.hidden_size;
         let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
         BertLayer {
@@ -262,6 +255,35 @@ pub struct BertEncoder {
     pub layer: Vec<BertLayer>,
 }
 
+impl BertEncoder {
+    /// Runs every layer; with `output_hidden_states`, also returns the input and each layer's
+    /// output.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d]`, padding: `[batch, seq]` -> `[batch, seq, d]`
+    pub fn forward(
+        &self,
+        mut x: Tensor<3>,
+        padding: Option<Tensor<2, Bool>>,
+        output_hidden_states: bool,
+    ) -> EncoderOutput {
+        let mut hidden_states = Vec::new();
+        for layer in &self.layer {
+            if output_hidden_states {
+                hidden_states.push(x.clone());
+            }
+            x = layer.forward(x, padding.clone());
+        }
+        if output_hidden_states {
+            hidden_states.push(x.clone());
+        }
+        EncoderOutput {
+            last_hidden_state: x,
+            hidden_states,
+        }
+    }
+}
+
 /// `BertModel` without the pooler (ProtTrans uses per-token states).
 #[derive(Module, Debug)]
 pub struct BertModel {
@@ -281,23 +303,11 @@ impl ProteinEncoder for BertModel {
     /// - input ids and mask `[batch, seq]` -> hidden states `[batch, seq, d]`
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
         let padding = input.attention_mask.map(padding_mask);
-        let mut x = self
+        let x = self
             .embeddings
             .forward(input.input_ids, input.token_type_ids);
-        let mut hidden_states = Vec::new();
-        for layer in &self.encoder.layer {
-            if input.output_hidden_states {
-                hidden_states.push(x.clone());
-            }
-            x = layer.forward(x, padding.clone());
-        }
-        if input.output_hidden_states {
-            hidden_states.push(x.clone());
-        }
-        EncoderOutput {
-            last_hidden_state: x,
-            hidden_states,
-        }
+        self.encoder
+            .forward(x, padding, input.output_hidden_states)
     }
 }
 
@@ -315,6 +325,22 @@ pub struct BertMlmHead {
 }
 
 impl BertMlmHead {
+    /// A head from width `hidden` to the embedding width `width` (BERT: equal; ALBERT and
+    /// ELECTRA's generator: the smaller embedding size), using `config`'s vocabulary, norm
+    /// epsilon and initialisation.
+    pub(crate) fn init(config: &BertConfig, width: usize, activation: Activation, device: &Device) -> Self {
+        Self {
+            transform: LinearConfig::new(config.hidden_size, width)
+                .with_initializer(normal_init(config.initializer_range))
+                .init(device),
+            layer_norm: LayerNormConfig::new(width)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device),
+            bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
+            activation,
+        }
+    }
+
     /// Vocabulary logits, decoding with the (tied) word embeddings.
     ///
     /// # Shapes
@@ -326,6 +352,30 @@ impl BertMlmHead {
         );
         h.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze_dim(0)
     }
+}
+
+/// Applies a per-token head to every position.
+///
+/// # Shapes
+/// - hidden: `[batch, seq, d]`, head: `[n, d] -> [n, vocab]` -> `[batch, seq, vocab]`
+pub(crate) fn logits_at_every_position(
+    hidden: Tensor<3>,
+    head: impl FnOnce(Tensor<2>) -> Tensor<2>,
+) -> Tensor<3> {
+    let [batch, seq, d] = hidden.dims();
+    let logits = head(hidden.reshape([batch * seq, d]));
+    let vocab = logits.dims()[1];
+    logits.reshape([batch, seq, vocab])
+}
+
+/// The hidden states at flat positions (`row * seq + column`), for heads that only score the
+/// masked tokens.
+///
+/// # Shapes
+/// - hidden: `[batch, seq, d]`, positions: `[n]` -> `[n, d]`
+pub(crate) fn select_positions(hidden: Tensor<3>, positions: Tensor<1, Int>) -> Tensor<2> {
+    let [batch, seq, d] = hidden.dims();
+    hidden.reshape([batch * seq, d]).select(0, positions)
 }
 
 /// `BertForMaskedLM`: the encoder and its MLM head (checkpoint prefixes `bert.` and `cls.`).
@@ -344,10 +394,7 @@ impl BertForMaskedLm {
     /// - input ids and mask `[batch, seq]` -> logits `[batch, seq, vocab]`
     pub fn forward(&self, input: EncoderInput) -> Tensor<3> {
         let hidden = self.bert.encode(input).last_hidden_state;
-        let [batch, seq, d] = hidden.dims();
-        let logits = self.mlm_logits(hidden.reshape([batch * seq, d]));
-        let vocab = logits.dims()[1];
-        logits.reshape([batch, seq, vocab])
+        logits_at_every_position(hidden, |h| self.mlm_logits(h))
     }
 
     /// Logits at selected positions only (cheaper in training: 15% of tokens are masked).
@@ -358,9 +405,7 @@ impl BertForMaskedLm {
     /// - input ids and mask `[batch, seq]`, positions `[n]` -> logits `[n, vocab]`
     pub fn forward_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
         let hidden = self.bert.encode(input).last_hidden_state;
-        let [batch, seq, d] = hidden.dims();
-        let selected = hidden.reshape([batch * seq, d]).select(0, positions);
-        self.mlm_logits(selected)
+        self.mlm_logits(select_positions(hidden, positions))
     }
 
     /// MLM logits of hidden states.

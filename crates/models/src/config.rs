@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::albert::AlbertConfig;
 use crate::bert::BertConfig;
+use crate::electra::ElectraConfig;
 use crate::error::ModelConfigError;
 use crate::t5::T5Config;
 
@@ -80,6 +82,10 @@ impl std::fmt::Display for Architecture {
 pub enum ModelConfig {
     /// BERT (ProtBert).
     Bert(BertConfig),
+    /// ALBERT (ProtAlbert).
+    Albert(AlbertConfig),
+    /// ELECTRA (ProtElectra): the discriminator's shape, the generator's in `generator`.
+    Electra(ElectraConfig),
     /// T5 (ProtT5).
     T5(T5Config),
 }
@@ -89,6 +95,8 @@ impl ModelConfig {
     pub fn architecture(&self) -> Architecture {
         match self {
             Self::Bert(_) => Architecture::Bert,
+            Self::Albert(_) => Architecture::Albert,
+            Self::Electra(_) => Architecture::Electra,
             Self::T5(_) => Architecture::T5,
         }
     }
@@ -97,6 +105,8 @@ impl ModelConfig {
     pub fn hidden_size(&self) -> usize {
         match self {
             Self::Bert(c) => c.hidden_size,
+            Self::Albert(c) => c.hidden_size,
+            Self::Electra(c) => c.hidden_size,
             Self::T5(c) => c.d_model,
         }
     }
@@ -106,6 +116,8 @@ impl ModelConfig {
     pub fn max_tokens(&self) -> Option<usize> {
         match self {
             Self::Bert(c) => Some(c.max_position_embeddings),
+            Self::Albert(c) => Some(c.max_position_embeddings),
+            Self::Electra(c) => Some(c.max_position_embeddings),
             Self::T5(_) => None,
         }
     }
@@ -114,6 +126,8 @@ impl ModelConfig {
     pub fn vocab_size(&self) -> usize {
         match self {
             Self::Bert(c) => c.vocab_size,
+            Self::Albert(c) => c.vocab_size,
+            Self::Electra(c) => c.vocab_size,
             Self::T5(c) => c.vocab_size,
         }
     }
@@ -122,6 +136,8 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), ModelConfigError> {
         match self {
             Self::Bert(c) => c.validate(),
+            Self::Albert(c) => c.validate(),
+            Self::Electra(c) => c.validate(),
             Self::T5(c) => c.validate(),
         }
     }
@@ -158,6 +174,8 @@ impl ModelConfig {
             })?;
         let config = match Architecture::from_model_type(model_type)? {
             Architecture::Bert => Self::Bert(serde_json::from_value(value).map_err(parse)?),
+            Architecture::Albert => Self::Albert(serde_json::from_value(value).map_err(parse)?),
+            Architecture::Electra => Self::Electra(serde_json::from_value(value).map_err(parse)?),
             Architecture::T5 => Self::T5(serde_json::from_value(value).map_err(parse)?),
             other => return Err(ModelConfigError::NotImplemented(other.to_string())),
         };
@@ -167,16 +185,25 @@ impl ModelConfig {
 
     /// The Hugging Face `config.json` text of this configuration.
     pub fn to_hf_json(&self) -> String {
-        let (mut value, architectures) = match self {
-            Self::Bert(c) => (
-                serde_json::to_value(c).expect("configs serialise"),
-                "BertForMaskedLM",
-            ),
-            Self::T5(c) => (
-                serde_json::to_value(c).expect("configs serialise"),
-                "T5ForConditionalGeneration",
-            ),
+        let class = match self {
+            Self::Bert(_) => "BertForMaskedLM",
+            Self::Albert(_) => "AlbertForMaskedLM",
+            Self::Electra(_) => "ElectraForPreTraining",
+            Self::T5(_) => "T5ForConditionalGeneration",
         };
+        self.to_hf_json_for(class)
+    }
+
+    /// The Hugging Face `config.json` text of this configuration for the model class
+    /// `architectures` (an ELECTRA generator is `ElectraForMaskedLM`).
+    pub fn to_hf_json_for(&self, architectures: &str) -> String {
+        let mut value = match self {
+            Self::Bert(c) => serde_json::to_value(c),
+            Self::Albert(c) => serde_json::to_value(c),
+            Self::Electra(c) => serde_json::to_value(c),
+            Self::T5(c) => serde_json::to_value(c),
+        }
+        .expect("configs serialise");
         if let Some(map) = value.as_object_mut() {
             map.insert("model_type".into(), self.architecture().model_type().into());
             map.insert("architectures".into(), serde_json::json!([architectures]));
@@ -216,6 +243,10 @@ mod tests {
 
     #[test]
     fn unimplemented_and_unknown_architectures_are_named() {
+        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "xlnet"}"#).unwrap_err();
+        assert!(err.to_string().contains("`xlnet` is not implemented"), "{err}");
+        let albert = ModelConfig::from_hf_json_str(r#"{"model_type": "albert", "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}"#).unwrap();
+        assert_eq!(albert.architecture(), Architecture::Albert);
         let err = ModelConfig::from_hf_json_str(r#"{"model_type": "xlnet"}"#).unwrap_err();
         assert!(err.to_string().contains("`xlnet` is not implemented"), "{err}");
         let err = ModelConfig::from_hf_json_str(r#"{"model_type": "gpt2"}"#).unwrap_err();

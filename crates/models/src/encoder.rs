@@ -3,7 +3,9 @@
 
 use burn::tensor::{Int, Tensor};
 
+use crate::albert::AlbertModel;
 use crate::bert::BertModel;
+use crate::electra::ElectraModel;
 use crate::t5::T5EncoderModel;
 
 /// A padded batch of framed token ids.
@@ -75,6 +77,10 @@ pub trait ProteinEncoder {
 pub enum Encoder {
     /// BERT (ProtBert).
     Bert(BertModel),
+    /// ALBERT (ProtAlbert).
+    Albert(AlbertModel),
+    /// An ELECTRA tower (ProtElectra's discriminator or generator).
+    Electra(ElectraModel),
     /// The T5 encoder (ProtT5).
     T5(T5EncoderModel),
 }
@@ -83,6 +89,8 @@ impl ProteinEncoder for Encoder {
     fn hidden_size(&self) -> usize {
         match self {
             Self::Bert(model) => model.hidden_size(),
+            Self::Albert(model) => model.hidden_size(),
+            Self::Electra(model) => model.hidden_size(),
             Self::T5(model) => model.hidden_size(),
         }
     }
@@ -90,6 +98,8 @@ impl ProteinEncoder for Encoder {
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
         match self {
             Self::Bert(model) => model.encode(input),
+            Self::Albert(model) => model.encode(input),
+            Self::Electra(model) => model.encode(input),
             Self::T5(model) => model.encode(input),
         }
     }

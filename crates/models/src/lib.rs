@@ -2,8 +2,8 @@
 //!
 //! - [`blocks`]: pieces shared by every architecture (multi-head attention with a padding mask
 //!   and an optional additive position bias, feed-forward, activations).
-//! - one file per architecture: [`bert`] (ProtBert) and [`t5`] (ProtT5) today; ALBERT,
-//!   ELECTRA, XLNet and Transformer-XL follow the same pattern.
+//! - one file per architecture: [`bert`] (ProtBert), [`albert`] (ProtAlbert), [`electra`]
+//!   (ProtElectra) and [`t5`] (ProtT5); XLNet and Transformer-XL follow the same pattern.
 //! - [`encoder`]: the [`ProteinEncoder`] seam that embedding extraction and supervised heads use,
 //!   whatever the architecture.
 //! - [`config`]: [`ModelConfig`], read from prottrans TOML or a Hugging Face `config.json`.
@@ -11,15 +11,22 @@
 //! Model code never names a backend: tensors live on whatever [`burn::tensor::Device`] the
 //! caller picked.
 
+pub mod albert;
 pub mod bert;
 pub mod blocks;
 mod cast;
 pub mod config;
+pub mod electra;
 pub mod encoder;
 mod error;
 pub mod t5;
 
+pub use albert::{AlbertConfig, AlbertForMaskedLm, AlbertModel};
 pub use bert::{BertConfig, BertForMaskedLm, BertModel};
+pub use electra::{
+    Electra, ElectraConfig, ElectraForMaskedLm, ElectraForPreTraining, ElectraGeneratorConfig,
+    ElectraModel,
+};
 pub use cast::cast_floats;
 pub use config::{Architecture, ModelConfig};
 pub use encoder::{Encoder, EncoderInput, EncoderOutput, ProteinEncoder};

@@ -18,10 +18,15 @@ pub mod renderer;
 
 pub use baseline::UnigramBaseline;
 pub use error::TrainError;
-pub use objectives::mlm::{MaskedLm, MaskingConfig, MlmBatch, MlmBatcher, MlmScores};
+pub use objectives::mlm::{MaskedLm, MaskingConfig, MlmBatch, MlmBatcher, MlmModel, MlmScores};
+pub use objectives::replaced_token::{
+    DEFAULT_DISCRIMINATOR_WEIGHT, ElectraMetric, ElectraQuantity, ReplacedTokenDetection,
+    ReplacedTokenOutput, ReplacedTokenScores,
+};
 pub use objectives::span_corruption::{
     CorruptionConfig, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher, T5Batch,
 };
+pub use objectives::StepSettings;
 pub use precision::MixedPrecision;
 pub use pretrain::{PretrainReport, PretrainRun, ReconstructionReport, pretrain};
-pub use recipe::PretrainConfig;
+pub use recipe::{PretrainConfig, ReplacedTokenConfig};

@@ -22,13 +22,14 @@ use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::optim::{AdamWConfig, LambConfig, ModuleOptimizer};
 use prottrans_data::BatchPlanner;
-use prottrans_models::{BertConfig, ModelConfig, T5Config};
+use prottrans_models::{AlbertConfig, BertConfig, ElectraConfig, ModelConfig, T5Config};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::precision::MixedPrecision;
 use prottrans_backend::Precision;
 use crate::objectives::mlm::MaskingConfig;
+use crate::objectives::replaced_token::DEFAULT_DISCRIMINATOR_WEIGHT;
 use crate::objectives::span_corruption::CorruptionConfig;
 
 /// A full pretraining recipe.
@@ -43,6 +44,9 @@ pub struct PretrainConfig {
     /// Corruption rates (span corruption: T5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corruption: Option<CorruptionConfig>,
+    /// Replaced-token detection (ELECTRA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub electra: Option<ReplacedTokenConfig>,
     /// Data handling.
     #[serde(default)]
     pub data: DataConfig,
@@ -51,6 +55,22 @@ pub struct PretrainConfig {
     pub optimizer: OptimizerConfig,
     /// Length and checkpoints.
     pub schedule: ScheduleConfig,
+}
+
+/// ELECTRA's objective.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplacedTokenConfig {
+    /// Weight of the discriminator's loss against the generator's (ELECTRA: 50).
+    pub discriminator_weight: f64,
+}
+
+impl Default for ReplacedTokenConfig {
+    fn default() -> Self {
+        Self {
+            discriminator_weight: DEFAULT_DISCRIMINATOR_WEIGHT,
+        }
+    }
 }
 
 /// Cropping and batching.
@@ -201,10 +221,20 @@ impl PretrainConfig {
             (ModelConfig::T5(_), Some(_), _) => {
                 return invalid("[masking] is for masked LM (bert); T5 is trained with span corruption, set [corruption]".into());
             }
-            (ModelConfig::Bert(_), _, Some(_)) => {
-                return invalid("[corruption] is for T5's span corruption; bert is trained with masked LM, set [masking]".into());
+            (model, _, Some(_)) if !matches!(model, ModelConfig::T5(_)) => {
+                return invalid(format!(
+                    "[corruption] is for T5's span corruption; {} is trained with masked residues, set [masking]",
+                    model.architecture()
+                ));
             }
             _ => {}
+        }
+        if self.electra.is_some() && !matches!(self.model, ModelConfig::Electra(_)) {
+            return invalid(format!("[electra] is for ELECTRA; the model is {}", self.model.architecture()));
+        }
+        let weight = self.electra.unwrap_or_default().discriminator_weight;
+        if !(weight.is_finite() && weight > 0.0) {
+            return invalid(format!("electra.discriminator_weight must be a positive number, got {weight}"));
         }
         self.masking().validate()?;
         self.corruption().validate()?;
@@ -242,9 +272,22 @@ impl PretrainConfig {
         Ok(())
     }
 
-    /// The masking rates (BERT defaults when the recipe has no `[masking]`).
+    /// The masking rates when the recipe has no `[masking]`: BERT's 80/10/10, or ELECTRA's
+    /// (85% `[MASK]`, 15% unchanged, no random residue: the generator supplies replacements).
     pub fn masking(&self) -> MaskingConfig {
-        self.masking.unwrap_or_default()
+        self.masking.unwrap_or(match self.model {
+            ModelConfig::Electra(_) => MaskingConfig {
+                probability: 0.15,
+                mask_fraction: 0.85,
+                random_fraction: 0.0,
+            },
+            _ => MaskingConfig::default(),
+        })
+    }
+
+    /// ELECTRA's objective settings (defaults when the recipe has no `[electra]`).
+    pub fn electra(&self) -> ReplacedTokenConfig {
+        self.electra.unwrap_or_default()
     }
 
     /// The corruption rates (the authors' when the recipe has no `[corruption]`).
@@ -255,7 +298,7 @@ impl PretrainConfig {
     /// Special tokens around each sequence: `[CLS] … [SEP]` for BERT, `… </s>` for T5.
     pub fn special_tokens(&self) -> usize {
         match self.model {
-            ModelConfig::Bert(_) => 2,
+            ModelConfig::Bert(_) | ModelConfig::Albert(_) | ModelConfig::Electra(_) => 2,
             ModelConfig::T5(_) => 1,
         }
     }
@@ -323,6 +366,11 @@ fn model_keys(architecture: Option<&str>) -> BTreeSet<String> {
     let mut keys = BTreeSet::from(["architecture".to_string()]);
     let fields = match architecture {
         Some("bert") => serde_json::to_value(BertConfig::default()),
+        Some("albert") => serde_json::to_value(AlbertConfig::default()),
+        Some("electra") => serde_json::to_value(ElectraConfig {
+            generator: Some((&ElectraConfig::default()).into()), // listed only when set
+            ..ElectraConfig::default()
+        }),
         Some("t5") => serde_json::to_value(T5Config {
             num_decoder_layers: Some(1), // listed only when set
             ..T5Config::default()
@@ -402,7 +450,7 @@ mod tests {
         let err = PretrainConfig::from_toml_str(&RECIPE.replace("[schedule]", "[corruption]\n[schedule]"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("masked LM"), "{err}");
+        assert!(err.contains("masked residues"), "{err}");
     }
 
     #[test]

@@ -83,6 +83,12 @@ impl ProgressRenderer {
                 "Accuracy" => format!("acc {:.1}%", value),
                 "Perplexity" => format!("ppl {value:.2}"),
                 "Loss" => format!("loss {value:.4}"),
+                "Generator Loss" => format!("gen loss {value:.4}"),
+                "Generator Accuracy" => format!("gen acc {value:.1}%"),
+                "Discriminator Loss" => format!("disc loss {value:.4}"),
+                "Discriminator Accuracy" => format!("disc acc {value:.1}%"),
+                "Discriminator AUC" => format!("disc AUC {value:.1}%"),
+                "Replaced Recall" => format!("caught {value:.1}%"),
                 other => format!("{other} {value:.4}"),
             })
             .collect::<Vec<_>>()

@@ -13,6 +13,7 @@
 //! assert_eq!(ids, vec![2, 21, 12, 15, 25, 3]); // [CLS] M K T X [SEP]
 //! ```
 
+mod files;
 mod vocabulary;
 
 use std::ops::Range;

@@ -63,7 +63,7 @@ pub struct Vocabulary {
 pub const STANDARD_RESIDUES: &[u8; 20] = b"ACDEFGHIKLMNPQRSTVWY";
 
 impl Vocabulary {
-    /// Builds a vocabulary. Every single-letter upper-case token is a residue.
+    /// Builds a vocabulary. Every single-letter upper-case token is a residue (`▁L` before `L`).
     ///
     /// Fails if a special id is out of range, the layout needs a special token the vocabulary
     /// lacks, or there are more than 256 tokens (residues are stored as bytes).
@@ -102,12 +102,18 @@ impl Vocabulary {
         if !needed {
             return Err(bad(format!("layout {layout:?} needs special tokens it lacks")));
         }
-        let residue_ids = tokens
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.len() == 1 && t.as_bytes()[0].is_ascii_uppercase())
-            .map(|(id, t)| (t.as_bytes()[0], id as u32))
-            .collect();
+        // Word-start pieces (`▁L`) win over bare letters: they are what sentencepiece gives a
+        // residue written as a word of its own.
+        let mut residue_ids = HashMap::new();
+        for marked in [false, true] {
+            for (id, token) in tokens.iter().enumerate() {
+                if let Some((letter, is_marked)) = residue_letter(token)
+                    && is_marked == marked
+                {
+                    residue_ids.insert(letter, id as u32);
+                }
+            }
+        }
         Ok(Self {
             name,
             tokens,
@@ -243,11 +249,27 @@ impl Vocabulary {
         self.padding
     }
 
-    /// Whether an id is a special (non-residue) token.
+    /// Whether an id is not the id a residue is encoded to (specials, unused pieces).
     pub fn is_special(&self, id: u32) -> bool {
         self.token(id)
-            .is_none_or(|t| !(t.len() == 1 && t.as_bytes()[0].is_ascii_uppercase()))
+            .and_then(residue_letter)
+            .is_none_or(|(letter, _)| self.residue_id(letter) != Some(id))
     }
+
+    /// `vocab.txt`: one token per line, the id is the line number.
+    pub fn to_vocab_txt(&self) -> String {
+        self.tokens.iter().map(|t| format!("{t}\n")).collect()
+    }
+}
+
+/// The residue letter of a one-letter token, and whether it carries sentencepiece's word-start
+/// mark `▁`.
+fn residue_letter(token: &str) -> Option<(u8, bool)> {
+    let (rest, marked) = match token.strip_prefix('\u{2581}') {
+        Some(rest) => (rest, true),
+        None => (token, false),
+    };
+    (rest.len() == 1 && rest.as_bytes()[0].is_ascii_uppercase()).then(|| (rest.as_bytes()[0], marked))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Masked language modelling, as BERT and ProtBert: 15% of residues are chosen; of those 80%
 //! become `[MASK]`, 10% a random standard residue and 10% stay as they are; the model predicts
 //! the original residue at every chosen position. Special tokens and padding are never chosen.
+//! ProtBert and ProtAlbert train this way; ProtElectra's generator uses the same masking.
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
@@ -8,13 +9,13 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use prottrans_data::{ResidueBatch, Tokenizer};
-use prottrans_models::{BertForMaskedLm, EncoderInput};
+use prottrans_models::{AlbertForMaskedLm, BertForMaskedLm, EncoderInput};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
-use crate::precision::MixedPrecision;
+use crate::objectives::StepSettings;
 
 /// Masking rates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -194,38 +195,63 @@ impl Batcher<ResidueBatch, MlmBatch> for MlmBatcher {
     }
 }
 
+/// A model trained by masked language modelling.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum MlmModel {
+    /// ProtBert.
+    Bert(BertForMaskedLm),
+    /// ProtAlbert.
+    Albert(AlbertForMaskedLm),
+}
+
+impl MlmModel {
+    /// Logits at selected flat positions.
+    ///
+    /// # Shapes
+    /// - input ids and mask `[batch, seq]`, positions `[n]` -> logits `[n, vocab]`
+    pub fn forward_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
+        match self {
+            Self::Bert(model) => model.forward_at(input, positions),
+            Self::Albert(model) => model.forward_at(input, positions),
+        }
+    }
+}
+
+impl From<BertForMaskedLm> for MlmModel {
+    fn from(model: BertForMaskedLm) -> Self {
+        Self::Bert(model)
+    }
+}
+
+impl From<AlbertForMaskedLm> for MlmModel {
+    fn from(model: AlbertForMaskedLm) -> Self {
+        Self::Albert(model)
+    }
+}
+
 /// A masked language model under training: the model plus how its loss is scaled.
 #[derive(Module, Debug)]
 pub struct MaskedLm {
     /// The model.
-    pub model: BertForMaskedLm,
-    /// Factor on the loss before backward: `1 / (gradient accumulation x devices)`, since burn
-    /// sums accumulated gradients and those of data-parallel devices.
-    loss_scale: f64,
-    /// The precision of forward and backward passes.
+    pub model: MlmModel,
+    /// Loss scaling and precision.
     #[module(skip)]
-    precision: MixedPrecision,
+    pub steps: StepSettings,
 }
 
 impl MaskedLm {
     /// Wraps `model`; gradients of `accumulation` steps are averaged.
-    pub fn new(model: BertForMaskedLm, accumulation: usize) -> Self {
+    pub fn new(model: impl Into<MlmModel>, accumulation: usize) -> Self {
         Self {
-            model,
-            loss_scale: 1.0 / accumulation.max(1) as f64,
-            precision: MixedPrecision::default(),
+            model: model.into(),
+            steps: StepSettings::default().averaging_over(accumulation, 1),
         }
     }
 
-    /// Averages gradients over `accumulation` steps on each of `devices` data-parallel devices.
-    pub fn averaging_over(mut self, accumulation: usize, devices: usize) -> Self {
-        self.loss_scale = 1.0 / (accumulation.max(1) * devices.max(1)) as f64;
-        self
-    }
-
-    /// Trains with forward and backward passes in `precision`.
-    pub fn with_precision(mut self, precision: MixedPrecision) -> Self {
-        self.precision = precision;
+    /// Runs steps with `steps`' loss scaling and precision.
+    pub fn with_steps(mut self, steps: StepSettings) -> Self {
+        self.steps = steps;
         self
     }
 
@@ -235,8 +261,8 @@ impl MaskedLm {
             attention_mask: batch.attention_mask,
             ..EncoderInput::unpadded(batch.input_ids)
         };
-        let model = self.precision.autocast(&self.model);
-        let logits = self.precision.to_f32(model.forward_at(input, batch.positions));
+        let model = self.steps.precision.autocast(&self.model);
+        let logits = self.steps.precision.to_f32(model.forward_at(input, batch.positions));
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
@@ -250,21 +276,7 @@ impl MaskedLm {
             ..EncoderInput::unpadded(batch.input_ids)
         };
         let logits = self.model.forward_at(input, batch.positions);
-        let n = batch.labels.dims()[0];
-        let labels = batch.labels.reshape([n, 1]);
-        let log_probs = activation::log_softmax(logits.clone(), 1);
-        let nll: f64 = -log_probs.gather(1, labels.clone()).sum().into_scalar::<f64>();
-        let correct = logits
-            .argmax(1)
-            .equal(labels)
-            .int()
-            .sum()
-            .into_scalar::<i64>();
-        MlmScores {
-            loss_sum: nll,
-            correct: correct as u64,
-            predicted: n as u64,
-        }
+        MlmScores::of(logits, batch.labels)
     }
 }
 
@@ -274,7 +286,7 @@ impl TrainStep for MaskedLm {
 
     fn step(&self, batch: MlmBatch) -> TrainOutput<ClassificationOutput> {
         let output = self.forward_loss(batch);
-        let grads = self.precision.gradients(output.loss.clone(), self.loss_scale, self);
+        let grads = self.steps.precision.gradients(output.loss.clone(), self.steps.loss_scale, self);
         TrainOutput { grads, item: output }
     }
 }
@@ -301,6 +313,28 @@ pub struct MlmScores {
 }
 
 impl MlmScores {
+    /// Scores of `logits` against `labels`.
+    ///
+    /// # Shapes
+    /// - logits: `[n, vocab]`, labels: `[n]`
+    pub fn of(logits: Tensor<2>, labels: Tensor<1, Int>) -> Self {
+        let n = labels.dims()[0];
+        let labels = labels.reshape([n, 1]);
+        let log_probs = activation::log_softmax(logits.clone(), 1);
+        let nll: f64 = -log_probs.gather(1, labels.clone()).sum().into_scalar::<f64>();
+        let correct = logits
+            .argmax(1)
+            .equal(labels)
+            .int()
+            .sum()
+            .into_scalar::<i64>();
+        MlmScores {
+            loss_sum: nll,
+            correct: correct as u64,
+            predicted: n as u64,
+        }
+    }
+
     /// Adds another batch.
     pub fn add(&mut self, other: MlmScores) {
         self.loss_sum += other.loss_sum;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::objectives::mlm::MlmScores;
-use crate::precision::MixedPrecision;
+use crate::objectives::StepSettings;
 
 /// Sentinel tokens in the ProtT5 vocabulary.
 pub const SENTINELS: usize = 100;
@@ -250,12 +250,9 @@ impl Batcher<ResidueBatch, T5Batch> for SpanCorruptionBatcher {
 pub struct SpanCorruption {
     /// The model.
     pub model: T5ForConditionalGeneration,
-    /// `1 / (gradient accumulation x devices)`, since burn sums accumulated gradients and those
-    /// of data-parallel devices.
-    loss_scale: f64,
-    /// The precision of forward and backward passes.
+    /// Loss scaling and precision.
     #[module(skip)]
-    precision: MixedPrecision,
+    pub steps: StepSettings,
 }
 
 /// Loss, logits, targets and which targets were corrupted, for burn-train's metrics.
@@ -276,20 +273,13 @@ impl SpanCorruption {
     pub fn new(model: T5ForConditionalGeneration, accumulation: usize) -> Self {
         Self {
             model,
-            loss_scale: 1.0 / accumulation.max(1) as f64,
-            precision: MixedPrecision::default(),
+            steps: StepSettings::default().averaging_over(accumulation, 1),
         }
     }
 
-    /// Averages gradients over `accumulation` steps on each of `devices` data-parallel devices.
-    pub fn averaging_over(mut self, accumulation: usize, devices: usize) -> Self {
-        self.loss_scale = 1.0 / (accumulation.max(1) * devices.max(1)) as f64;
-        self
-    }
-
-    /// Trains with forward and backward passes in `precision`.
-    pub fn with_precision(mut self, precision: MixedPrecision) -> Self {
-        self.precision = precision;
+    /// Runs steps with `steps`' loss scaling and precision.
+    pub fn with_steps(mut self, steps: StepSettings) -> Self {
+        self.steps = steps;
         self
     }
 
@@ -303,8 +293,8 @@ impl SpanCorruption {
 
     /// Loss and outputs of one batch, computed in the training precision.
     pub fn forward_output(&self, batch: T5Batch) -> ReconstructionOutput {
-        let model = self.precision.autocast(&self.model);
-        let logits = self.precision.to_f32(target_logits(&model, &batch));
+        let model = self.steps.precision.autocast(&self.model);
+        let logits = self.steps.precision.to_f32(target_logits(&model, &batch));
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.targets.clone());
@@ -355,7 +345,7 @@ impl TrainStep for SpanCorruption {
 
     fn step(&self, batch: T5Batch) -> TrainOutput<ReconstructionOutput> {
         let output = self.forward_output(batch);
-        let grads = self.precision.gradients(output.loss.clone(), self.loss_scale, self);
+        let grads = self.steps.precision.gradients(output.loss.clone(), self.steps.loss_scale, self);
         TrainOutput { grads, item: output }
     }
 }

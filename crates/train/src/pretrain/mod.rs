@@ -19,19 +19,24 @@ use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
 use burn::train::{ExecutionStrategy, Learner, LearnerModel, MultiDeviceOptim, SupervisedTraining};
 use prottrans_data::{BatchedSequences, CropMode, ResidueBatch, SequenceStore, Tokenizer};
-use prottrans_import::{save_bert_for_masked_lm, save_t5};
-use prottrans_models::{BertConfig, ModelConfig, T5Config};
+use prottrans_import::{save_albert_for_masked_lm, save_bert_for_masked_lm, save_t5};
+use prottrans_models::{ModelConfig, T5Config};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
-use crate::objectives::mlm::{MaskedLm, MlmBatcher, MlmScores};
+use crate::objectives::StepSettings;
+use crate::objectives::mlm::{MaskedLm, MlmBatcher, MlmModel, MlmScores};
 use crate::objectives::span_corruption::{
     ReconstructionAccuracy, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher,
 };
 use crate::recipe::PretrainConfig;
 use prottrans_backend::Precision;
 use crate::renderer::ProgressRenderer;
+
+mod electra;
+
+pub use electra::{DiscriminatorReport, ReplacedTokenEvaluation, evaluate_replaced_token};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -68,6 +73,14 @@ impl PretrainRun {
         text
     }
 
+    /// Loss scaling (gradients averaged over accumulation and devices) and precision of the
+    /// training steps.
+    pub fn step_settings(&self) -> StepSettings {
+        StepSettings::default()
+            .averaging_over(self.config.optimizer.grad_accumulation, 1 + self.extra_devices.len())
+            .with_precision(self.config.mixed_precision())
+    }
+
     /// Batches behind each optimiser step: gradient accumulation times data-parallel devices.
     pub fn batches_per_step(&self) -> usize {
         self.config.optimizer.grad_accumulation * (1 + self.extra_devices.len())
@@ -97,6 +110,9 @@ pub struct PretrainReport {
     /// T5: the whole reconstruction (every residue and `</s>`), with a copy-the-input baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconstruction: Option<ReconstructionReport>,
+    /// ELECTRA: the discriminator on the validation tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discriminator: Option<DiscriminatorReport>,
     /// `exp(valid_loss)`.
     pub valid_perplexity: f64,
     /// Cross-entropy of the training residue frequencies on the same residues (nats).
@@ -146,6 +162,9 @@ impl std::fmt::Display for PretrainReport {
             100.0 * self.unigram_accuracy,
             self.unigram_loss.exp()
         )?;
+        if let Some(d) = &self.discriminator {
+            writeln!(f, "{d}")?;
+        }
         if let Some(r) = &self.reconstruction {
             writeln!(
                 f,
@@ -189,22 +208,35 @@ fn entries_named(names: &[String], prefix: &str) -> Vec<usize> {
 }
 
 const MASKED_LM: &str = "masked-lm";
+const REPLACED_TOKEN_DETECTION: &str = "replaced-token-detection";
 const SPAN_CORRUPTION: &str = "span-corruption";
 
+/// The vocabulary a model is pretrained with. ALBERT and ELECTRA use ProtBert's: ProtElectra was
+/// released with it, and ProtAlbert's own 34-piece table is not published in full.
 fn tokenizer_for(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
-    let (tokenizer, vocab_size) = match config {
-        ModelConfig::Bert(bert) => (Tokenizer::prot_bert(), bert.vocab_size),
-        ModelConfig::T5(t5) => (Tokenizer::prot_t5(), t5.vocab_size),
+    let tokenizer = match config {
+        ModelConfig::T5(_) => Tokenizer::prot_t5(),
+        _ => Tokenizer::prot_bert(),
     };
     let vocabulary = tokenizer.vocabulary();
+    let vocab_size = config.vocab_size();
     if vocab_size != vocabulary.len() {
         return Err(TrainError::Invalid(format!(
-            "model.vocab_size is {vocab_size} but the {} vocabulary has {} tokens",
+            "model.vocab_size is {vocab_size} but {} is pretrained with the {} vocabulary of {} tokens; set model.vocab_size = {}",
+            config.architecture(),
             vocabulary.name(),
+            vocabulary.len(),
             vocabulary.len()
         )));
     }
     Ok(tokenizer)
+}
+
+/// Writes `vocab.txt` beside a saved BERT-family model, so it is embedded with the vocabulary
+/// it was trained with.
+fn save_vocabulary(tokenizer: &Tokenizer, model_dir: &Path) -> Result<(), TrainError> {
+    let path = model_dir.join("vocab.txt");
+    std::fs::write(&path, tokenizer.vocabulary().to_vocab_txt()).map_err(|source| TrainError::Io { path, source })
 }
 
 fn load_store(path: &Path, tokenizer: &Tokenizer, what: &str) -> Result<Arc<SequenceStore>, TrainError> {
@@ -479,7 +511,8 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     let started = Instant::now();
     let prepared = prepare(&run)?;
     let report = match &run.config.model {
-        ModelConfig::Bert(bert) => pretrain_masked_lm(&run, prepared, bert, started)?,
+        ModelConfig::Bert(_) | ModelConfig::Albert(_) => pretrain_masked_lm(&run, prepared, started)?,
+        ModelConfig::Electra(electra) => electra::pretrain_replaced_token(&run, prepared, electra, started)?,
         ModelConfig::T5(t5) => pretrain_span_corruption(&run, prepared, t5, started)?,
     };
     write_report(&run, &report)?;
@@ -489,7 +522,6 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
 fn pretrain_masked_lm(
     run: &PretrainRun,
     prepared: Prepared,
-    bert: &BertConfig,
     started: Instant,
 ) -> Result<PretrainReport, TrainError> {
     let config = &run.config;
@@ -497,16 +529,28 @@ fn pretrain_masked_lm(
     let (train_loader, valid_loader) =
         loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
 
-    let model = MaskedLm::new(bert.init(&prepared.train_device), 1)
-        .averaging_over(config.optimizer.grad_accumulation, 1 + run.extra_devices.len())
-        .with_precision(config.mixed_precision());
-    eprintln!(
-        "model: BERT, {} layers, width {}, {} parameters, on {}",
-        bert.num_hidden_layers,
-        bert.hidden_size,
-        model.num_params(),
-        run.placement()
-    );
+    let device = &prepared.train_device;
+    let (model, shape): (MlmModel, _) = match &config.model {
+        ModelConfig::Albert(albert) => (
+            albert.init(device).into(),
+            format!(
+                "ALBERT, {} passes through {} group(s) of {} layer(s), width {} (embeddings {})",
+                albert.num_hidden_layers,
+                albert.num_hidden_groups,
+                albert.inner_group_num,
+                albert.hidden_size,
+                albert.embedding_size
+            ),
+        ),
+        ModelConfig::Bert(bert) => (
+            bert.init(device).into(),
+            format!("BERT, {} layers, width {}", bert.num_hidden_layers, bert.hidden_size),
+        ),
+        other => return Err(TrainError::Invalid(format!("{} is not trained by masked LM", other.architecture()))),
+    };
+    let model = MaskedLm::new(model, 1)
+        .with_steps(run.step_settings());
+    eprintln!("model: {shape}, {} parameters, on {}", model.num_params(), run.placement());
     let training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())
         .metric_train_numeric(AccuracyMetric::new())
@@ -516,7 +560,12 @@ fn pretrain_masked_lm(
         .metric_valid_numeric(PerplexityMetric::new());
     let trained = train(training, run, prepared.checkpoint, model)?;
     let model_dir = run.out.join("model");
-    save_bert_for_masked_lm(&trained.model, bert, &model_dir)?;
+    match (&trained.model, &config.model) {
+        (MlmModel::Bert(model), ModelConfig::Bert(bert)) => save_bert_for_masked_lm(model, bert, &model_dir)?,
+        (MlmModel::Albert(model), ModelConfig::Albert(albert)) => save_albert_for_masked_lm(model, albert, &model_dir)?,
+        _ => return Err(TrainError::Invalid("the trained model does not match its configuration".into())),
+    }
+    save_vocabulary(&prepared.tokenizer, &model_dir)?;
 
     let eval_device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
     let baseline = UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
@@ -535,6 +584,7 @@ fn pretrain_masked_lm(
         valid_loss: scores.loss(),
         valid_accuracy: scores.accuracy(),
         reconstruction: None,
+        discriminator: None,
         valid_perplexity: scores.perplexity(),
         unigram_loss,
         unigram_accuracy,
@@ -558,8 +608,7 @@ fn pretrain_span_corruption(
         loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
 
     let model = SpanCorruption::new(t5.init(&prepared.train_device), 1)
-        .averaging_over(config.optimizer.grad_accumulation, 1 + run.extra_devices.len())
-        .with_precision(config.mixed_precision());
+        .with_steps(run.step_settings());
     eprintln!(
         "model: T5, {}+{} layers, width {}, {} parameters, on {}",
         t5.num_layers,
@@ -599,6 +648,7 @@ fn pretrain_span_corruption(
             accuracy: all.accuracy(),
             copy_baseline_accuracy: evaluation.copy_accuracy,
         }),
+        discriminator: None,
         valid_perplexity: corrupted.loss().exp(),
         unigram_loss: evaluation.unigram_loss,
         unigram_accuracy: evaluation.unigram_accuracy,
