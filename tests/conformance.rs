@@ -13,7 +13,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::{Expected, fixture};
+use common::{Expected, fixture, values};
 use prottrans::burn::module::Module;
 use prottrans::burn::optim::{AdamWConfig, GradientsParams};
 use prottrans::burn::tensor::{Device, Int, Tensor, TensorData};
@@ -63,10 +63,6 @@ fn devices() -> Vec<(String, Device)> {
 /// The CPU reference every device is compared with.
 fn reference() -> Device {
     DeviceSpec::Cpu.device().expect("the default CPU backend is compiled in")
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

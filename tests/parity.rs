@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Expected, device, fixture};
+use common::{Expected, device, fixture, max_diff_on_tokens, values};
 use prottrans::burn::tensor::{Int, Tensor};
 use prottrans::prelude::*;
 use safetensors::SafeTensors;
@@ -14,26 +14,6 @@ use safetensors::SafeTensors;
 const FIXTURE: &str = "bert_tiny";
 
 const TOLERANCE: f32 = 1e-4;
-
-/// Largest |a - b| over positions where `mask` is 1; `width` values per position.
-fn max_diff_on_tokens(actual: &[f32], expected: &[f32], mask: &[i64], width: usize) -> f32 {
-    assert_eq!(actual.len(), expected.len());
-    assert_eq!(mask.len() * width, actual.len());
-    let mut max = 0.0f32;
-    for (token, &m) in mask.iter().enumerate() {
-        if m == 0 {
-            continue;
-        }
-        for i in token * width..(token + 1) * width {
-            max = max.max((actual[i] - expected[i]).abs());
-        }
-    }
-    max
-}
-
-fn values(t: Tensor<3>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
 
 #[test]
 fn prot_bert_matches_transformers_on_a_padded_batch() {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Expected, device, fixture};
+use common::{Expected, device, fixture, values};
 use prottrans::burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use prottrans::embed::ndarray::{Array2, ArrayView2, s};
 use prottrans::embed::{Embedder, mean_over_residues};
@@ -16,10 +16,6 @@ use prottrans::prelude::*;
 
 const TOLERANCE: f32 = 1e-4;
 const SEQUENCES: [&str; 3] = ["MKTAY", "MQIFVKTLTGXTITLEV", "MSKGEELFTGVVPILVELDGDVNGHKFSV"];
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
 
 /// Largest |a - b| over positions where `keep` is true; `width` values per position.
 fn max_diff_where(actual: &[f32], expected: &[f32], keep: &[bool], width: usize) -> f32 {

@@ -26,6 +26,27 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// Largest |a - b| over positions where `mask` is 1; `width` values per position.
+pub fn max_diff_on_tokens(actual: &[f32], expected: &[f32], mask: &[i64], width: usize) -> f32 {
+    assert_eq!(actual.len(), expected.len());
+    assert_eq!(mask.len() * width, actual.len());
+    let mut max = 0.0f32;
+    for (token, &m) in mask.iter().enumerate() {
+        if m == 0 {
+            continue;
+        }
+        for i in token * width..(token + 1) * width {
+            max = max.max((actual[i] - expected[i]).abs());
+        }
+    }
+    max
+}
+
+/// A tensor's values as f32.
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
 /// A committed fixture directory.
 pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)

@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::SupervisedTraining;
@@ -16,7 +15,8 @@ use prottrans_models::ElectraConfig;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    PretrainReport, PretrainRun, Prepared, REPLACED_TOKEN_DETECTION, loaders, save_vocabulary, train,
+    PretrainReport, PretrainRun, Prepared, REPLACED_TOKEN_DETECTION, for_each_masked_batch, loaders,
+    save_vocabulary, train,
 };
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
@@ -83,18 +83,13 @@ pub fn evaluate_replaced_token(
 ) -> Result<ReplacedTokenEvaluation, TrainError> {
     device.seed(seed);
     let mut scores = ReplacedTokenScores::default();
-    let mut labels = Vec::new();
-    for index in 0..data.len() {
-        let batch = data
-            .get(index)
-            .map_err(|e| TrainError::Training(e.to_string()))?;
-        let masked = batcher.mask(&batch);
-        labels.extend(masked.labels.iter().map(|&l| l as u32));
+    let labels = for_each_masked_batch(data, batcher, |masked| {
         let batch_scores = model
             .score(masked.to_tensors(device))
             .map_err(|e| TrainError::Training(format!("reading scores: {e:?}")))?;
         scores.merge(batch_scores);
-    }
+        Ok(())
+    })?;
     let (unigram_loss, unigram_accuracy) = baseline.score(labels);
     Ok(ReplacedTokenEvaluation {
         model: scores,

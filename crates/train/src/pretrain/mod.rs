@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
 use crate::objectives::StepSettings;
-use crate::objectives::mlm::{MaskedLm, MlmBatcher, MlmModel, MlmScores};
+use crate::objectives::mlm::{MaskedLm, MaskedSequences, MlmBatcher, MlmModel, MlmScores};
 use crate::objectives::span_corruption::{
     ReconstructionAccuracy, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher,
 };
@@ -263,6 +263,25 @@ pub struct Evaluation {
     pub unigram_accuracy: f64,
 }
 
+/// Masks every batch of `data` deterministically (so every call sees the same residues), hands
+/// it to `score` and returns the original residues at the masked positions, for the baseline.
+fn for_each_masked_batch(
+    data: &BatchedSequences,
+    batcher: &MlmBatcher,
+    mut score: impl FnMut(MaskedSequences) -> Result<(), TrainError>,
+) -> Result<Vec<u32>, TrainError> {
+    let mut labels = Vec::new();
+    for index in 0..data.len() {
+        let batch = data
+            .get(index)
+            .map_err(|e| TrainError::Training(e.to_string()))?;
+        let masked = batcher.mask(&batch);
+        labels.extend(masked.labels.iter().map(|&l| l as u32));
+        score(masked)?;
+    }
+    Ok(labels)
+}
+
 /// Scores `model` and `baseline` on every batch of `data` (cropped from the start, masked
 /// deterministically, so every call sees the same residues).
 pub fn evaluate(
@@ -273,15 +292,10 @@ pub fn evaluate(
     device: &Device,
 ) -> Result<Evaluation, TrainError> {
     let mut scores = MlmScores::default();
-    let mut labels = Vec::new();
-    for index in 0..data.len() {
-        let batch = data
-            .get(index)
-            .map_err(|e| TrainError::Training(e.to_string()))?;
-        let masked = batcher.mask(&batch);
-        labels.extend(masked.labels.iter().map(|&l| l as u32));
+    let labels = for_each_masked_batch(data, batcher, |masked| {
         scores.add(model.score(masked.to_tensors(device)));
-    }
+        Ok(())
+    })?;
     let (unigram_loss, unigram_accuracy) = baseline.score(labels);
     Ok(Evaluation {
         model: scores,
