@@ -24,6 +24,19 @@ The algorithm of Rostlab's ProtTrans embedding notebook / `prott5_embedder.py`, 
      kept in memory to the end, as the original collects them before writing (or
      dropped at once with --discard).
 
+XLNet (model_type `xlnet`, ids from `<model>/vocab.txt` with `<pad> <unk> <sep> <cls>`):
+`residues <sep> <cls>`, LEFT-padded with <pad>; `XLNetModel(input_ids, attention_mask)`
+without token_type_ids (as the authors embed ProtXLNet), mem_len = config.mem_len (512 when
+unset or 0, as prottrans); per-residue = the real positions minus the last two.
+Transformer-XL (model_type `transfo-xl`, transformers <= 4.x only, ProtBert's ids):
+`[CLS] residues [SEP]`, right-padded, no attention mask (causal: padding on the right cannot
+reach real positions); `TransfoXLModel(input_ids)` with mems=None (so mem_len zero
+memories); per-residue = positions 1..L. For both, as prottrans: a protein longer than
+mem_len tokens always runs alone and goes through in segments of mem_len tokens, each with
+the memory (`mems`) of the previous ones (XLNet: use_mems=True, no attention mask); batches of
+shorter proteins run in one pass. Neither has an
+sdpa attention in transformers: they need --attn eager.
+
 Ids are ProtBert's `vocab.txt` order, read from `<model>/vocab.txt` when present, else
 the built-in Rostlab/prot_bert order ([PAD] [UNK] [CLS] [SEP] [MASK] L A G V E S I K R D T
 P N Q F Y M H C W X U B Z O = 0..29, as the Rust `Vocabulary::prot_bert()`).
@@ -66,6 +79,10 @@ PROTBERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
                   "F", "Y", "M", "H", "C", "W", "X", "U", "B", "Z", "O"]
 RARE = str.maketrans({"U": "X", "Z": "X", "O": "X", "B": "X"})
 WARMUP_RESIDUES = 32
+BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
+# Special tokens of the XLNet vocab.txt prottrans trains with (make_bench_model.py --arch xlnet).
+XLNET_SPECIALS = ("<pad>", "<unk>", "<cls>", "<sep>")
+MEMORY_MODEL_TYPES = ("xlnet", "transfo-xl")  # segments with memory, as prottrans
 
 
 def open_text(path: Path):
@@ -99,12 +116,14 @@ def read_fasta(path: Path, limit: int | None) -> list[tuple[str, str]]:
     return out
 
 
-def load_vocab(model_dir: Path) -> dict[str, int]:
+def load_vocab(model_dir: Path, specials: tuple[str, ...] = BERT_SPECIALS) -> dict[str, int]:
     vocab_file = model_dir / "vocab.txt"
+    if not vocab_file.exists() and specials != BERT_SPECIALS:
+        raise SystemExit(f"{model_dir}: no vocab.txt")
     tokens = vocab_file.read_text().split("\n") if vocab_file.exists() else PROTBERT_VOCAB
     tokens = [t.strip() for t in tokens if t.strip()]
     ids = {t: i for i, t in enumerate(tokens)}
-    for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
+    for special in specials:
         if special not in ids:
             raise SystemExit(f"vocabulary has no {special}")
     return ids
@@ -153,9 +172,10 @@ PROTT5_VOCAB = (["<pad>", "</s>", "<unk>"] + list("ALGVSREDTIPKFQNYMHWCXBOUZ")
 
 
 def encode(seq: str, vocab: dict[str, int], unknown: list[int]) -> list[int]:
-    t5 = "</s>" in vocab
-    unk = vocab["<unk>" if t5 else "[UNK]"]
-    ids = [] if t5 else [vocab["[CLS]"]]
+    xlnet = "<cls>" in vocab  # `residues <sep> <cls>`
+    t5 = "</s>" in vocab and not xlnet
+    unk = vocab["<unk>" if t5 or xlnet else "[UNK]"]
+    ids = [] if t5 or xlnet else [vocab["[CLS]"]]
     for c in seq:
         if t5 and c in "UZOB":
             c = "X"
@@ -164,19 +184,48 @@ def encode(seq: str, vocab: dict[str, int], unknown: list[int]) -> list[int]:
             unknown[0] += 1
             i = unk
         ids.append(i)
-    ids.append(vocab["</s>" if t5 else "[SEP]"])
+    if xlnet:
+        ids += [vocab["<sep>"], vocab["<cls>"]]
+    else:
+        ids.append(vocab["</s>" if t5 else "[SEP]"])
     return ids
 
 
-def make_batch(seqs: list[str], vocab: dict[str, int], unknown: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(seqs: list[str], vocab: dict[str, int],
+               unknown: list[int]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(input_ids, attention_mask, offsets): offsets[r] = column of row r's first token
+    (XLNet pads on the left, everything else on the right)."""
     encoded = [encode(s, vocab, unknown) for s in seqs]
     t = max(len(e) for e in encoded)
-    input_ids = torch.full((len(encoded), t), vocab.get("[PAD]", 0), dtype=torch.int64)
+    left = "<cls>" in vocab
+    input_ids = torch.full((len(encoded), t), vocab.get("[PAD]", vocab.get("<pad>", 0)), dtype=torch.int64)
     mask = torch.zeros((len(encoded), t), dtype=torch.int64)
+    offsets = []
     for r, e in enumerate(encoded):
-        input_ids[r, : len(e)] = torch.tensor(e, dtype=torch.int64)
-        mask[r, : len(e)] = 1
-    return input_ids, mask
+        o = t - len(e) if left else 0
+        input_ids[r, o : o + len(e)] = torch.tensor(e, dtype=torch.int64)
+        mask[r, o : o + len(e)] = 1
+        offsets.append(o)
+    return input_ids, mask, offsets
+
+
+def forward(model, model_type: str, ids: torch.Tensor, mask: torch.Tensor,
+            segment: int | None) -> tuple[torch.Tensor, bool]:
+    """last_hidden_state [B, T, d], and whether it ran in segments (see the module docstring)."""
+    if model_type not in MEMORY_MODEL_TYPES:
+        return model(input_ids=ids, attention_mask=mask).last_hidden_state, False
+    padded = not bool(mask.all())
+    extra = {"use_mems": True} if model_type == "xlnet" else {}
+    if not padded and segment and ids.shape[1] > segment:
+        outputs, mems = [], None
+        for start in range(0, ids.shape[1], segment):
+            out = model(input_ids=ids[:, start : start + segment], mems=mems, **extra)
+            outputs.append(out.last_hidden_state)
+            mems = out.mems
+        return torch.cat(outputs, dim=1), True
+    if model_type == "xlnet":  # no token_type_ids; no mask without padding (as prottrans)
+        return model(input_ids=ids, attention_mask=mask if padded else None, **extra).last_hidden_state, False
+    return model(input_ids=ids).last_hidden_state, False  # Transformer-XL: causal, mems=None
 
 
 def peak_rss_bytes() -> int:
@@ -187,7 +236,8 @@ def peak_rss_bytes() -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True, help="checkpoint directory (BertModel, BertForMaskedLM, "
-                    "AlbertForMaskedLM, ElectraForPreTraining, T5EncoderModel or T5ForConditionalGeneration)")
+                    "AlbertForMaskedLM, ElectraForPreTraining, T5EncoderModel, T5ForConditionalGeneration, "
+                    "XLNetLMHeadModel or TransfoXLLMHeadModel)")
     ap.add_argument("--fasta", type=Path, required=True, help="FASTA file, plain or .gz")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--max-residues", type=int, default=4000, help="residues per batch (default 4000)")
@@ -235,11 +285,30 @@ def main(argv: list[str] | None = None) -> int:
             output_loading_info=True, **extra)
         if info.get("missing_keys"):
             raise SystemExit(f"{args.model}: weights missing for {cls.__name__}: {sorted(info['missing_keys'])}")
+    elif model_type in MEMORY_MODEL_TYPES:
+        if args.attn != "eager":
+            raise SystemExit(f"{model_type}: transformers has no {args.attn} attention for it; use --attn eager")
+        if model_type == "xlnet":
+            vocab = load_vocab(args.model, XLNET_SPECIALS)
+            cls = transformers.XLNetModel
+        else:
+            if not hasattr(transformers, "TransfoXLModel"):
+                raise SystemExit(f"transfo-xl: transformers {transformers.__version__} has no Transformer-XL "
+                                 "(removed in 5.0); run with a 4.x install, e.g. PYTHONPATH=/tmp/tf457")
+            vocab = load_vocab(args.model)
+            cls = transformers.TransfoXLModel
+        model, info = cls.from_pretrained(
+            str(args.model), dtype=torch.float32, attn_implementation=args.attn, output_loading_info=True)
+        if info.get("missing_keys"):
+            raise SystemExit(f"{args.model}: weights missing for {cls.__name__}: {sorted(info['missing_keys'])}")
+        if model_type == "xlnet":  # prottrans: the config's mem_len, 512 when unset or 0
+            model.mem_len = model.config.mem_len = model.config.mem_len or 512
     else:
         vocab = load_vocab(args.model)
         model = transformers.BertModel.from_pretrained(
             str(args.model), dtype=torch.float32, attn_implementation=args.attn)
-    first = 0 if is_t5 else 1  # T5 has no start token
+    first = 0 if is_t5 or model_type == "xlnet" else 1  # T5 and XLNet have no start token
+    segment = (model.config.mem_len or None) if model_type in MEMORY_MODEL_TYPES else None
     got = getattr(model.config, "_attn_implementation", None)
     if got != args.attn:
         raise SystemExit(f"asked for attn_implementation={args.attn!r}, model uses {got!r}")
@@ -256,19 +325,34 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [0]
     with torch.inference_mode():
         warm = min(seqs_sorted, key=len)[:WARMUP_RESIDUES]
-        ids, mask = make_batch([warm], vocab, unknown)
-        model(input_ids=ids, attention_mask=mask)
+        ids, mask, _ = make_batch([warm], vocab, unknown)
+        forward(model, model_type, ids, mask, segment)
         unknown[0] = 0
 
         results: dict[str, np.ndarray] = {}
         padded_tokens = 0
+        segmented = 0
         t0 = time.perf_counter()
+        if segment:
+            # As prottrans: a protein longer than one segment runs alone, through the memory,
+            # whatever it was batched with.
+            framed = 2  # both layouts add two special tokens
+            split = []
+            for batch in plan:
+                long = [i for i in batch if lengths[i] + framed > segment]
+                split += [[i] for i in long]
+                rest = [i for i in batch if lengths[i] + framed <= segment]
+                if rest:
+                    split.append(rest)
+            plan = split
         for batch in plan:
-            ids, mask = make_batch([seqs_sorted[i] for i in batch], vocab, unknown)
+            ids, mask, offsets = make_batch([seqs_sorted[i] for i in batch], vocab, unknown)
             padded_tokens += ids.numel()
-            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            hidden, in_segments = forward(model, model_type, ids, mask, segment)
+            segmented += len(batch) if in_segments else 0
             for row, i in enumerate(batch):
-                emb = hidden[row, first : lengths[i] + first].numpy().copy()  # [L, d], own memory
+                start = offsets[row] + first
+                emb = hidden[row, start : start + lengths[i]].numpy().copy()  # [L, d], own memory
                 if args.per_protein:
                     emb = emb.mean(axis=0)
                 if not args.discard:
@@ -303,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         "per_protein": args.per_protein,
         "hidden_size": model.config.hidden_size,
         "layers": model.config.num_hidden_layers,
+        "model_type": model_type,
+        "segment_length": segment,
+        "segmented_proteins": segmented,
     }
     print(json.dumps(rec), flush=True)
     return 0

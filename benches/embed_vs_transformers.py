@@ -20,6 +20,12 @@ embed_reference.py); --alone-above and --per-protein are not part of that comman
 pass the binary's own spelling through --prottrans-args if it needs them, e.g.
 `--prottrans-args="--per-protein"`.
 
+With --workdir, the outputs stay there for comparing numbers: prottrans' as out.npz and each
+transformers run's per-residue (or --per-protein) embeddings as transformers-<attn>.npz
+(embed_reference.py --output, written after its timing; key = protein id, float32 [L, d]).
+An XLNet or Transformer-XL checkpoint needs --attn eager (transformers has no sdpa for them);
+Transformer-XL needs a transformers 4.x on PYTHONPATH (inherited by the children).
+
 The parent also records each child's own ru_maxrss (os.wait4) and wall time including
 model load, in the JSON rows (child_maxrss_bytes, process_seconds).
 
@@ -158,14 +164,17 @@ def main(argv: list[str] | None = None) -> int:
                "--attn", attn, "--batching", args.batching]
         if args.per_protein:
             cmd.append("--per-protein")
+        if args.workdir is not None:
+            cmd += ["--output", str(work / f"transformers-{attn}.npz")]
         impls.append((f"transformers-{attn}", cmd))
 
     runs: list[dict] = []
     failed = False
     for rep in range(args.repeat):
         for name, cmd in impls:
-            for stale in (work / "summary.json", work / "out.npz"):
-                stale.unlink(missing_ok=True)
+            if name == "prottrans":  # keep its out.npz for the transformers runs that follow
+                for stale in (work / "summary.json", work / "out.npz"):
+                    stale.unlink(missing_ok=True)
             print(f"# [{rep + 1}/{args.repeat}] {name}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
             log = work / f"{name}.{rep}"
             rc, wall, maxrss, stdout = run_child(cmd, env, log)

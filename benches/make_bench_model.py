@@ -24,9 +24,21 @@ layer (shared by all `--layers` passes). About 810 MB whatever `--layers` is.
 shape: vocab 30 (ProtBert's; vocab.txt beside it), embedding size 1024, hidden 1024, 16 heads,
 FFN 4096, GELU, 40000 positions. About 164 MB + 50 MB per layer.
 
+`--arch xlnet`: an `XLNetLMHeadModel` of ProtXLNet's released shape except depth and
+vocabulary: d_model 1024, 16 heads of 64, d_inner 4096, GELU, attn_type bi, mem_len 512,
+dropout 0; vocabulary the 34 tokens prottrans trains XLNet with (`<unk> <s> </s> <cls> <sep>
+<pad> <mask> <eod> <eop>`, then ProtBert's 25 residues), written as vocab.txt beside it (the
+released 37-piece spiece.model is not published in full). About 50 MB per layer.
+
+`--arch transfo_xl`: a `TransfoXLLMHeadModel` (only in transformers <= 4.x: run this with a
+4.57 install) of ProtTXL's shape: d_model = d_embed 1024, 16 heads of 64, d_inner 4096,
+div_val 1, no cutoffs (one adaptive-softmax cluster tied to the embeddings), mem_len 512,
+clamp_len 1000, post-LN, untied r biases; vocab 30 (ProtBert's; vocab.txt beside it),
+eos = [SEP]. About 50 MB per layer.
+
 Usage:
   python benches/make_bench_model.py --out /tmp/bench-protbert --layers 4 [--seed 20240607]
-      [--arch bert|t5|albert|electra]
+      [--arch bert|t5|albert|electra|xlnet|transfo_xl]
 """
 
 from __future__ import annotations
@@ -114,6 +126,64 @@ def electra_config(layers: int) -> transformers.ElectraConfig:
     )
 
 
+# The vocabulary prottrans pretrains XLNet with (the Rust `Vocabulary::prottrans_xlnet()`):
+# XLNet's special tokens at their conventional ids, then ProtBert's residues.
+XLNET_VOCAB = (["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"]
+               + list("LAGVESIKRDTPNQFYMHCWXUBZO"))
+
+
+def xlnet_config(layers: int) -> transformers.XLNetConfig:
+    """ProtXLNet's released shape (Rostlab/prot_xlnet) except vocabulary and depth."""
+    return transformers.XLNetConfig(
+        vocab_size=len(XLNET_VOCAB),
+        d_model=1024,
+        n_layer=layers,
+        n_head=16,
+        d_inner=4096,
+        ff_activation="gelu",
+        untie_r=True,
+        attn_type="bi",
+        mem_len=512,
+        reuse_len=None,
+        bi_data=False,
+        clamp_len=-1,
+        same_length=False,
+        dropout=0.0,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        pad_token_id=XLNET_VOCAB.index("<pad>"),
+        bos_token_id=XLNET_VOCAB.index("<s>"),
+        eos_token_id=XLNET_VOCAB.index("</s>"),
+        architectures=["XLNetLMHeadModel"],
+    )
+
+
+def transfo_xl_config(layers: int):
+    """ProtTXL's shape (the ProtTrans paper) with ProtBert's vocabulary; needs transformers 4.x."""
+    return transformers.TransfoXLConfig(
+        vocab_size=len(PROTBERT_VOCAB),
+        cutoffs=[],
+        d_model=1024,
+        d_embed=1024,
+        n_head=16,
+        d_head=64,
+        d_inner=4096,
+        div_val=1,
+        pre_lnorm=False,
+        n_layer=layers,
+        mem_len=512,
+        clamp_len=1000,
+        same_length=False,
+        adaptive=True,
+        dropout=0.0,
+        dropatt=0.0,
+        untie_r=True,
+        eos_token_id=PROTBERT_VOCAB.index("[SEP]"),
+        tie_word_embeddings=True,
+        architectures=["TransfoXLLMHeadModel"],
+    )
+
+
 def write_protbert_vocab(out: Path) -> None:
     (out / "vocab.txt").write_text("\n".join(PROTBERT_VOCAB) + "\n")
     (out / "tokenizer_config.json").write_text(
@@ -125,16 +195,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="output directory (created)")
     ap.add_argument("--layers", type=int, default=4, help="encoder layers (default 4; prot_bert has 30)")
     ap.add_argument("--seed", type=int, default=SEED, help=f"torch.manual_seed before init (default {SEED})")
-    ap.add_argument("--arch", choices=["bert", "t5", "albert", "electra"], default="bert",
+    ap.add_argument("--arch", choices=["bert", "t5", "albert", "electra", "xlnet", "transfo_xl"], default="bert",
                     help="bert: ProtBert shape (default); t5: the ProtT5-XL encoder shape as a "
                          "T5EncoderModel (d_model 1024, 32 heads of 128, d_ff 16384, ReLU; "
                          "24 layers released); albert: ProtAlbert shape as AlbertForMaskedLM "
                          "(hidden 4096, 64 heads, FFN 16384, one shared layer run --layers times; "
                          "12 released); electra: ProtElectra discriminator shape as "
-                         "ElectraForPreTraining (hidden 1024, 16 heads, FFN 4096; 30 released)")
+                         "ElectraForPreTraining (hidden 1024, 16 heads, FFN 4096; 30 released); "
+                         "xlnet: ProtXLNet shape as XLNetLMHeadModel (d_model 1024, 16 heads, "
+                         "d_inner 4096, mem_len 512; 30 released); transfo_xl: ProtTXL shape as "
+                         "TransfoXLLMHeadModel (d_model 1024, 16 heads, d_inner 4096, mem_len 512; "
+                         "transformers 4.x only)")
     args = ap.parse_args(argv)
     if args.layers < 1:
         ap.error("--layers must be >= 1")
+    if args.arch == "transfo_xl" and not hasattr(transformers, "TransfoXLLMHeadModel"):
+        ap.error(f"--arch transfo_xl: transformers {transformers.__version__} has no Transformer-XL "
+                 "(removed in 5.0); run with a 4.x install, e.g. PYTHONPATH=/tmp/tf457")
 
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -154,6 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         model = transformers.ElectraForPreTraining(electra_config(args.layers)).to(torch.float32).eval()
         model.save_pretrained(str(args.out))
         write_protbert_vocab(args.out)
+    elif args.arch == "xlnet":
+        model = transformers.XLNetLMHeadModel(xlnet_config(args.layers)).to(torch.float32).eval()
+        model.save_pretrained(str(args.out))
+        (args.out / "vocab.txt").write_text("\n".join(XLNET_VOCAB) + "\n")
+    elif args.arch == "transfo_xl":
+        model = transformers.TransfoXLLMHeadModel(transfo_xl_config(args.layers)).to(torch.float32).eval()
+        model.save_pretrained(str(args.out), safe_serialization=True)
+        (args.out / "vocab.txt").write_text("\n".join(PROTBERT_VOCAB) + "\n")
     else:
         model = BertForMaskedLM(bench_config(args.layers)).to(torch.float32)
         model.eval()

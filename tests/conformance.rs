@@ -185,6 +185,58 @@ fn albert_and_electra_forward_match_transformers_on_every_device() {
     report("ProtAlbert and ProtElectra hidden states and logits vs transformers", &rows, FORWARD_TOLERANCE);
 }
 
+/// ProtXLNet (left-padded batch, and the two-stream pass with a permutation mask) and ProtTXL
+/// (three segments with memory): as `transformers` computed them.
+#[test]
+fn xlnet_and_transfo_xl_forward_match_transformers_on_every_device() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let xlnet = Expected::load("xlnet_tiny");
+    let txl = Expected::load("transfo_xl_tiny");
+    let keep: Vec<bool> = xlnet.ints("attention_mask").1.iter().map(|&m| m == 1).collect();
+    let run = |device: &Device| -> Vec<f32> {
+        let (config, model) = Checkpoint::open(fixture("xlnet_tiny")).unwrap().load_xlnet_lm_head(device).unwrap();
+        let padded = XlnetInput {
+            token_type_ids: Some(xlnet.int_tensor("token_type_ids", device)),
+            ..XlnetInput::new(xlnet.int_tensor("input_ids", device), Some(xlnet.int_tensor("attention_mask", device)))
+        };
+        let float = |name: &str| {
+            let (shape, values) = xlnet.tensor(name);
+            Tensor::<3>::from_data(TensorData::new(values, shape), device)
+        };
+        let two_stream = XlnetInput {
+            perm_mask: Some(float("two_stream.perm_mask").greater_elem(0.5)),
+            target_mapping: Some(float("two_stream.target_mapping")),
+            ..padded.clone()
+        };
+        let mut out = on_tokens(&values(model.forward(padded, None).0), &keep, config.vocab_size);
+        out.extend(values(model.forward(two_stream, None).0));
+
+        let (_, model) = Checkpoint::open(fixture("transfo_xl_tiny")).unwrap().load_transfo_xl_lm_head(device).unwrap();
+        let ids = txl.int_tensor("input_ids", device);
+        let mut memory: Option<SegmentMemory> = None;
+        for (start, end) in [(0, 7), (7, 14), (14, 18)] {
+            let output = model.transformer.forward(ids.clone().slice([0..2, start..end]), memory.as_ref(), false);
+            out.extend(values(output.last_hidden_state));
+            memory = Some(output.memory);
+        }
+        out
+    };
+    let mut want = on_tokens(&xlnet.tensor("logits").1, &keep, xlnet.tensor("logits").0[2]);
+    want.extend(xlnet.tensor("two_stream.logits").1);
+    for k in 0..3 {
+        want.extend(txl.tensor(&format!("segment{k}.last_hidden_state")).1);
+    }
+    let cpu = run(&reference());
+    let rows: Vec<_> = devices()
+        .into_iter()
+        .map(|(name, device)| {
+            let got = run(&device);
+            (name, max_abs_diff(&got, &want), max_abs_diff(&got, &cpu))
+        })
+        .collect();
+    report("ProtXLNet logits (padded, two-stream) and ProtTXL segments with memory vs transformers", &rows, FORWARD_TOLERANCE);
+}
+
 /// ProtT5 (gated GELU, own head): encoder output and decoder logits, as `transformers` computed them.
 #[test]
 fn t5_forward_matches_transformers_on_every_device() {

@@ -25,7 +25,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Pretrain a model from FASTA with its objective (ProtBert and ProtAlbert: masked LM;
-    /// ProtElectra: replaced-token detection; ProtT5: span corruption with single-residue spans).
+    /// ProtElectra: replaced-token detection; ProtT5: span corruption with single-residue spans;
+    /// ProtXLNet: permutation LM; ProtTXL: causal LM in segments with memory).
     ///
     /// Writes to OUT: config.toml (the recipe), checkpoint/ (every `checkpoint_every` steps),
     /// metrics.jsonl, model/ (config.json + model.safetensors, the Hugging Face layout; ELECTRA's
@@ -63,21 +64,42 @@ enum Command {
     /// OUTPUT.partial/ and the output is written at the end through a rename, so an interrupted
     /// run loses nothing finished and never leaves a broken file: rerun with --resume.
     Embed(EmbedArgs),
-    /// Fill in hidden residues with a ProtT5 (T5ForConditionalGeneration) by greedy decoding.
+    /// Generate proteins: sample new ones from an XLNet or Transformer-XL, or fill in hidden
+    /// residues with a ProtT5.
     ///
-    /// Each `_` in a sequence becomes its own sentinel, as in pretraining; the decoder rewrites
-    /// the whole sequence. Prints id, input, the model's sequence and the residues it put at
-    /// the hidden positions (`position:residue`), tab-separated.
+    /// XLNet / Transformer-XL (`XLNetLMHeadModel`, `TransfoXLLMHeadModel`): samples
+    /// --num-samples proteins per --sequence prompt (residues it starts with; none: from
+    /// scratch), residue by residue at --temperature among the --top-k most likely, and
+    /// prints them as FASTA. Transformer-XL stops where it ends the protein (or at
+    /// --max-new-tokens); XLNet, never trained to end one, writes --max-new-tokens residues.
+    ///
+    /// ProtT5 (`T5ForConditionalGeneration`): each `_` in a sequence becomes its own sentinel,
+    /// as in pretraining, and greedy decoding rewrites the whole sequence. Prints id, input,
+    /// the model's sequence and the residues it put at the hidden positions
+    /// (`position:residue`), tab-separated.
     Generate {
-        /// T5 checkpoint directory (config.json + weights).
+        /// Checkpoint directory (config.json + weights).
         #[arg(long)]
         model: PathBuf,
-        /// A sequence with `_` at the residues to predict, e.g. MKT_AYIAK_QR; repeatable.
-        #[arg(long = "sequence", required = true)]
+        /// XLNet/Transformer-XL: a prompt (residues to continue); T5: a sequence with `_` at the
+        /// residues to predict, e.g. MKT_AYIAK_QR. Repeatable.
+        #[arg(long = "sequence")]
         sequences: Vec<String>,
-        /// Most tokens to generate (default: the input length plus one).
+        /// Most tokens to generate (T5 default: the input length plus one; sampling: 100).
         #[arg(long)]
         max_new_tokens: Option<usize>,
+        /// Sampling: proteins per prompt.
+        #[arg(long, default_value_t = 1)]
+        num_samples: usize,
+        /// Sampling: softmax temperature (lower: closer to the most likely residue).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        /// Sampling: draw among the K most likely residues only (0: all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Sampling: random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         /// Device to run on.
         #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
         device: DeviceSpec,
@@ -275,6 +297,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ModelConfig::T5(t5) => save_t5(&t5.init(&device), t5, &out).map(|()| {
                     format!("{}+{}-layer, width-{} T5", t5.num_layers, t5.decoder_layers(), t5.d_model)
                 }),
+                ModelConfig::Xlnet(xlnet) => save_xlnet_lm_head(&xlnet.init(&device), xlnet, &out)
+                    .and_then(|()| {
+                        // The vocabulary `prottrans pretrain` trains XLNet with, for `embed`.
+                        let path = out.join("vocab.txt");
+                        std::fs::write(&path, prottrans::data::Vocabulary::prottrans_xlnet().to_vocab_txt())
+                            .map_err(|source| prottrans::import::ImportError::Io { path, source })
+                    })
+                    .map(|()| format!("{}-layer, width-{} XLNet", xlnet.n_layer, xlnet.d_model)),
+                ModelConfig::TransfoXl(txl) => save_transfo_xl_lm_head(&txl.init(&device), txl, &out)
+                    .map(|()| format!("{}-layer, width-{} Transformer-XL", txl.n_layer, txl.d_model)),
             }
             .with_context(|| format!("writing {}", out.display()))?;
             println!("random {written} written to {}", out.display());
@@ -284,9 +316,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             model,
             sequences,
             max_new_tokens,
+            num_samples,
+            temperature,
+            top_k,
+            seed,
             device,
         } => {
-            let generator = prottrans::embed::Generator::load(&model, &device.device()?)
+            let device = device.device()?;
+            let checkpoint = Checkpoint::open(&model).with_context(|| format!("loading {}", model.display()))?;
+            if prottrans::embed::Sampler::supports(checkpoint.config()) {
+                return sample(&model, &device, sequences, max_new_tokens, (num_samples, temperature, top_k, seed));
+            }
+            anyhow::ensure!(!sequences.is_empty(), "ProtT5 fills in residues: give at least one --sequence with `_` at the residues to predict");
+            let generator = prottrans::embed::Generator::load(&model, &device)
                 .with_context(|| format!("loading {}", model.display()))?;
             println!("id\tinput\toutput\tfilled");
             for (i, sequence) in sequences.iter().enumerate() {
@@ -326,6 +368,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Samples proteins from an XLNet or Transformer-XL and prints them as FASTA.
+fn sample(
+    model: &std::path::Path,
+    device: &prottrans::burn::tensor::Device,
+    prompts: Vec<String>,
+    max_new_tokens: Option<usize>,
+    (num_samples, temperature, top_k, seed): (usize, f32, usize, u64),
+) -> anyhow::Result<()> {
+    anyhow::ensure!(temperature > 0.0 && temperature.is_finite(), "--temperature must be a positive number");
+    let sampler = prottrans::embed::Sampler::load(model, device).with_context(|| format!("loading {}", model.display()))?;
+    let options = prottrans::embed::SamplingOptions {
+        max_new_tokens: max_new_tokens.unwrap_or(100),
+        temperature,
+        top_k,
+    };
+    let prompts = if prompts.is_empty() { vec![String::new()] } else { prompts };
+    let mut rng = prottrans::embed::seeded(seed);
+    for (p, prompt) in prompts.iter().enumerate() {
+        for s in 0..num_samples {
+            let record = format!("prompt{}", p + 1);
+            let sampled = sampler.sample(&record, prompt, &options, &mut rng)?;
+            println!(
+                ">{record}_sample{} prompt={prompt:?} new={} ended={} temperature={temperature} top_k={top_k} seed={seed}",
+                s + 1,
+                sampled.new_residues,
+                sampled.ended
+            );
+            println!("{}", sampled.sequence);
+        }
+    }
+    Ok(())
 }
 
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {

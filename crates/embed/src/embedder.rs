@@ -21,6 +21,7 @@ pub struct Embedder {
     device: Device,
     precision: Precision,
     source: PathBuf,
+    segment_length: Option<usize>,
 }
 
 impl Embedder {
@@ -55,8 +56,21 @@ impl Embedder {
         let checkpoint = Checkpoint::open(dir)?;
         let config = checkpoint.config().clone();
         let tokenizer = tokenizer_for(dir, &config)?;
-        let encoder = checkpoint.load_encoder(&device, precision.dtype())?;
+        let mut encoder = checkpoint.load_encoder(&device, precision.dtype())?;
+        // ProtXLNet embeds with a 512-token memory whatever its `config.json` says (the authors
+        // load it with `mem_len=512`); a protein read alone that is longer than that goes
+        // through in segments, each after the memory of the previous ones.
+        let segment_length = match (&config, &mut encoder) {
+            (ModelConfig::Xlnet(config), Encoder::Xlnet(model)) => {
+                let mem_len = config.mem_len.filter(|&m| m > 0).unwrap_or(512);
+                model.set_mem_len(Some(mem_len));
+                Some(mem_len)
+            }
+            (ModelConfig::TransfoXl(config), _) => Some(config.mem_len).filter(|&m| m > 0),
+            _ => None,
+        };
         Ok(Self {
+            segment_length,
             encoder,
             config,
             tokenizer,
@@ -64,6 +78,21 @@ impl Embedder {
             precision,
             source: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
         })
+    }
+
+    /// Length of the segments a protein read alone is split into, for architectures with a
+    /// memory (XLNet, Transformer-XL); `None` reads every protein in one pass.
+    pub fn segment_length(&self) -> Option<usize> {
+        self.segment_length
+    }
+
+    /// Sets the segment length (see [`Self::segment_length`]); ignored by architectures
+    /// without memory.
+    pub fn with_segment_length(mut self, segment_length: Option<usize>) -> Self {
+        if self.encoder.has_segment_memory() {
+            self.segment_length = segment_length.filter(|&n| n > 0);
+        }
+        self
     }
 
     /// The checkpoint directory the model was loaded from.
@@ -131,11 +160,32 @@ impl Embedder {
     /// tokens), run as one padded forward pass. Special tokens and padding are dropped; each
     /// result is the same as the protein run alone, to rounding.
     ///
+    /// With a [segment length](Self::segment_length), a protein longer than one segment runs
+    /// alone through the memory, whatever it is batched with, so its embedding depends on the
+    /// protein only.
+    ///
     /// # Shapes
     /// - `residues[i]`: `[L_i]` -> result `i`: `[L_i, d]`
     pub fn embed_residue_ids(&self, residues: &[&[u32]]) -> Result<Vec<Array2<f32>>, EmbedError> {
         if residues.is_empty() {
             return Ok(Vec::new());
+        }
+        let specials = self.tokenizer.num_special_tokens();
+        if let Some(segment) = self.segment_length
+            && residues.len() > 1
+            && residues.iter().any(|r| r.len() + specials > segment)
+        {
+            let (long, short): (Vec<usize>, Vec<usize>) =
+                (0..residues.len()).partition(|&i| residues[i].len() + specials > segment);
+            let mut out: Vec<Option<Array2<f32>>> = vec![None; residues.len()];
+            for i in long {
+                out[i] = self.embed_residue_ids(&[residues[i]])?.pop();
+            }
+            let batch: Vec<&[u32]> = short.iter().map(|&i| residues[i]).collect();
+            for (i, embedding) in short.into_iter().zip(self.embed_residue_ids(&batch)?) {
+                out[i] = Some(embedding);
+            }
+            return Ok(out.into_iter().flatten().collect());
         }
         if let Some(limit) = self.max_residues()
             && let Some(long) = residues.iter().find(|r| r.len() > limit)
@@ -183,7 +233,13 @@ impl Embedder {
                 Tensor::<2, Int>::from_data(TensorData::new(mask, shape), &self.device),
             )
         };
-        let hidden = self.encoder.encode(input).last_hidden_state;
+        let hidden = match (self.segment_length, &input.attention_mask) {
+            (Some(segment), None) if width > segment => self
+                .encoder
+                .encode_in_segments(input.input_ids, segment)
+                .expect("only architectures with memory have a segment length"),
+            _ => self.encoder.encode(input).last_hidden_state,
+        };
         let d = self.hidden_size();
         let values = hidden
             .into_data()
@@ -217,19 +273,23 @@ pub fn mean_over_residues(residues: &Array2<f32>) -> Array1<f32> {
 
 /// The tokenizer an architecture was trained with: the checkpoint's own `vocab.txt` when it
 /// has one, the released vocabulary otherwise.
-fn tokenizer_for(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, EmbedError> {
+pub(crate) fn tokenizer_for(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, EmbedError> {
     let vocab_txt = dir.join("vocab.txt");
     let read_vocab_txt = || -> Result<Vocabulary, EmbedError> {
         let text = std::fs::read_to_string(&vocab_txt).map_err(EmbedError::io(&vocab_txt))?;
         Ok(Vocabulary::from_bert_vocab_txt(&vocab_txt.display().to_string(), &text)?)
     };
     let vocabulary = match config {
-        ModelConfig::Bert(_) | ModelConfig::Electra(_) if vocab_txt.is_file() => read_vocab_txt()?,
-        // ProtElectra was trained with ProtBert's vocabulary.
-        ModelConfig::Bert(_) | ModelConfig::Electra(_) => Vocabulary::prot_bert(),
-        // ProtAlbert's 34-piece sentencepiece table is not published in full, so it is read from
-        // the checkpoint (Rostlab/prot_albert ships `spiece.model`), never guessed.
-        ModelConfig::Albert(_) => {
+        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_) if vocab_txt.is_file() => {
+            read_vocab_txt()?
+        }
+        // ProtElectra was trained with ProtBert's vocabulary; prottrans trains Transformer-XL
+        // with it too (ProtTXL's was not released).
+        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_) => Vocabulary::prot_bert(),
+        // ProtAlbert's 34-piece and ProtXLNet's 37-piece sentencepiece tables are not published
+        // in full, so they are read from the checkpoint (the released ones ship `spiece.model`),
+        // never guessed.
+        ModelConfig::Albert(_) | ModelConfig::Xlnet(_) => {
             let spiece = dir.join("spiece.model");
             let tokenizer_json = dir.join("tokenizer.json");
             if spiece.is_file() {
@@ -240,8 +300,10 @@ fn tokenizer_for(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, EmbedErr
                 read_vocab_txt()?
             } else {
                 return Err(EmbedError::Options(format!(
-                    "{}: an ALBERT checkpoint needs its vocabulary: spiece.model (as Rostlab/prot_albert ships it), tokenizer.json or vocab.txt",
-                    dir.display()
+                    "{}: an {} checkpoint needs its vocabulary: spiece.model (as Rostlab/prot_{} ships it), tokenizer.json or vocab.txt",
+                    dir.display(),
+                    config.architecture().name().to_uppercase(),
+                    config.architecture().name()
                 )));
             }
         }

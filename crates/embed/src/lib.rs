@@ -25,6 +25,7 @@ mod job;
 pub mod output;
 mod parts;
 mod plan;
+mod sample;
 
 pub use embedder::{Embedder, Precision, mean_over_residues};
 pub use error::EmbedError;
@@ -32,6 +33,7 @@ pub use generate::{Filled, Generator, HIDDEN};
 pub use job::{EmbedJob, EmbedOptions, EmbedSummary, LongPolicy, Progress, protein_key};
 pub use output::OutputFormat;
 pub use plan::plan_batches;
+pub use sample::{Sampled, Sampler, SamplingOptions, seeded};
 
 /// The re-exported ndarray, whose arrays the embeddings are.
 pub use ndarray;

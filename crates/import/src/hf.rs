@@ -12,7 +12,7 @@ use prottrans_models::cast_floats;
 use prottrans_models::{
     AlbertConfig, AlbertForMaskedLm, BertConfig, BertForMaskedLm, Electra, ElectraConfig,
     ElectraForMaskedLm, ElectraForPreTraining, Encoder, ModelConfig, T5Config,
-    T5ForConditionalGeneration,
+    T5ForConditionalGeneration, TransfoXlConfig, TransfoXlLmHeadModel, XlnetConfig, XlnetLmHeadModel,
 };
 
 use crate::error::{ImportError, WeightProblems};
@@ -178,6 +178,16 @@ impl Checkpoint {
                 self.load_into(&mut model, &key_map, dtype)?;
                 Ok(Encoder::T5(cast_floats(model, dtype)))
             }
+            ModelConfig::Xlnet(config) => {
+                let mut model = config.init_model(device);
+                self.load_into(&mut model, &key_map::XLNET_ENCODER, dtype)?;
+                Ok(Encoder::Xlnet(cast_floats(model, dtype)))
+            }
+            ModelConfig::TransfoXl(config) => {
+                let mut model = config.init_model(device);
+                self.load_into(&mut model, &key_map::TRANSFO_XL_ENCODER, dtype)?;
+                Ok(Encoder::TransfoXl(cast_floats(model, dtype)))
+            }
         }
     }
 
@@ -230,6 +240,29 @@ impl Checkpoint {
         };
         let mut model = config.init(device);
         self.load_into(&mut model, &key_map::ALBERT_FOR_MASKED_LM, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+    }
+
+    /// Loads an `XLNetLMHeadModel` (ProtXLNet, or a model prottrans saved) in f32.
+    pub fn load_xlnet_lm_head(&self, device: &Device) -> Result<(XlnetConfig, XlnetLmHeadModel), ImportError> {
+        let ModelConfig::Xlnet(config) = &self.config else {
+            return Err(self.wrong_architecture("xlnet"));
+        };
+        let mut model = config.init(device);
+        self.load_into(&mut model, &key_map::XLNET_LM_HEAD, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+    }
+
+    /// Loads a `TransfoXLLMHeadModel` (ProtTXL layout, or a model prottrans saved) in f32.
+    pub fn load_transfo_xl_lm_head(
+        &self,
+        device: &Device,
+    ) -> Result<(TransfoXlConfig, TransfoXlLmHeadModel), ImportError> {
+        let ModelConfig::TransfoXl(config) = &self.config else {
+            return Err(self.wrong_architecture("transfo_xl"));
+        };
+        let mut model = config.init(device);
+        self.load_into(&mut model, &key_map::TRANSFO_XL_LM_HEAD, FloatDType::F32)?;
         Ok((config.clone(), cast_floats(model, FloatDType::F32)))
     }
 
@@ -444,6 +477,24 @@ pub fn save_albert_for_masked_lm(
 ) -> Result<(), ImportError> {
     let config = ModelConfig::Albert(config.clone()).to_hf_json();
     save_hf(model, &config, &key_map::ALBERT_FOR_MASKED_LM, dir.as_ref())
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` of an `XLNetLMHeadModel` in the
+/// `transformers` layout (the tied output weight is not stored).
+pub fn save_xlnet_lm_head(model: &XlnetLmHeadModel, config: &XlnetConfig, dir: impl AsRef<Path>) -> Result<(), ImportError> {
+    let config = ModelConfig::Xlnet(config.clone()).to_hf_json();
+    save_hf(model, &config, &key_map::XLNET_LM_HEAD, dir.as_ref())
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` of a `TransfoXLLMHeadModel` in the
+/// `transformers` layout (the tied output weight is not stored).
+pub fn save_transfo_xl_lm_head(
+    model: &TransfoXlLmHeadModel,
+    config: &TransfoXlConfig,
+    dir: impl AsRef<Path>,
+) -> Result<(), ImportError> {
+    let config = ModelConfig::TransfoXl(config.clone()).to_hf_json();
+    save_hf(model, &config, &key_map::TRANSFO_XL_LM_HEAD, dir.as_ref())
 }
 
 /// The subdirectory [`save_electra`] writes the generator to.

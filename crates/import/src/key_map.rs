@@ -282,6 +282,55 @@ pub const T5_ENCODER_GATED: KeyMap = KeyMap {
 /// Aliases for a T5 checkpoint that stores the embedding only as `encoder.embed_tokens`.
 pub const T5_EMBED_TOKENS_ALIAS: &[(&str, &str)] = &[(r"^encoder\.embed_tokens\.", "shared.")];
 
+/// XLNet's layers, relative to the model: the feed-forward block is Transformer-XL's.
+const XLNET_LAYERS: RuleTable = &[
+    ("layer.{i}.ff.layer_1", "layer.{i}.ff.feed_forward.intermediate"),
+    ("layer.{i}.ff.layer_2", "layer.{i}.ff.feed_forward.output"),
+];
+
+/// `XLNetLMHeadModel` checkpoints (ProtXLNet) into
+/// [`XlnetLmHeadModel`](prottrans_models::XlnetLmHeadModel).
+pub const XLNET_LM_HEAD: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[("transformer.", "transformer.", XLNET_LAYERS)],
+    ignored: &[r"^lm_loss\.weight$"], // tied to the word embeddings
+};
+
+/// Any XLNet checkpoint into the bare [`XlnetModel`](prottrans_models::XlnetModel).
+pub const XLNET_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^transformer\.", "")],
+    rules: &[("", "", XLNET_LAYERS)],
+    ignored: &[r"^lm_loss\.", r"^sequence_summary\.", r"^logits_proj\."],
+};
+
+/// Transformer-XL's embedding and feed-forward names, relative to the model.
+const TRANSFO_XL_LAYERS: RuleTable = &[
+    ("word_emb.emb_layers.0", "word_emb"),
+    ("layers.{i}.pos_ff.CoreNet.0", "layers.{i}.pos_ff.feed_forward.intermediate"),
+    ("layers.{i}.pos_ff.CoreNet.3", "layers.{i}.pos_ff.feed_forward.output"),
+];
+
+/// `TransfoXLLMHeadModel` checkpoints into
+/// [`TransfoXlLmHeadModel`](prottrans_models::TransfoXlLmHeadModel).
+pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("transformer.", "transformer.", TRANSFO_XL_LAYERS),
+        ("", "", &[("crit.out_layers.0.bias", "crit_bias")]),
+    ],
+    ignored: &[
+        r"^transformer\.pos_emb\.inv_freq$", // recomputed
+        r"^crit\.out_layers\.0\.weight$",  // tied to the word embeddings
+    ],
+};
+
+/// Any Transformer-XL checkpoint into the bare [`TransfoXlModel`](prottrans_models::TransfoXlModel).
+pub const TRANSFO_XL_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^transformer\.", "")],
+    rules: &[("", "", TRANSFO_XL_LAYERS)],
+    ignored: &[r"^pos_emb\.inv_freq$", r"^crit\."],
+};
+
 /// Key patterns that only one architecture's checkpoints have, checked in order; used to tell
 /// which architecture a weights file holds whatever its `config.json` says.
 pub const SIGNATURES: &[(Architecture, &str)] = &[

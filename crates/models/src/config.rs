@@ -11,6 +11,8 @@ use crate::bert::BertConfig;
 use crate::electra::ElectraConfig;
 use crate::error::ModelConfigError;
 use crate::t5::T5Config;
+use crate::transfo_xl::TransfoXlConfig;
+use crate::xlnet::XlnetConfig;
 
 /// The six ProtTrans architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +90,10 @@ pub enum ModelConfig {
     Electra(ElectraConfig),
     /// T5 (ProtT5).
     T5(T5Config),
+    /// XLNet (ProtXLNet).
+    Xlnet(XlnetConfig),
+    /// Transformer-XL (ProtTXL).
+    TransfoXl(TransfoXlConfig),
 }
 
 impl ModelConfig {
@@ -98,6 +104,8 @@ impl ModelConfig {
             Self::Albert(_) => Architecture::Albert,
             Self::Electra(_) => Architecture::Electra,
             Self::T5(_) => Architecture::T5,
+            Self::Xlnet(_) => Architecture::Xlnet,
+            Self::TransfoXl(_) => Architecture::TransfoXl,
         }
     }
 
@@ -108,6 +116,8 @@ impl ModelConfig {
             Self::Albert(c) => c.hidden_size,
             Self::Electra(c) => c.hidden_size,
             Self::T5(c) => c.d_model,
+            Self::Xlnet(c) => c.d_model,
+            Self::TransfoXl(c) => c.d_model,
         }
     }
 
@@ -118,7 +128,7 @@ impl ModelConfig {
             Self::Bert(c) => Some(c.max_position_embeddings),
             Self::Albert(c) => Some(c.max_position_embeddings),
             Self::Electra(c) => Some(c.max_position_embeddings),
-            Self::T5(_) => None,
+            Self::T5(_) | Self::Xlnet(_) | Self::TransfoXl(_) => None,
         }
     }
 
@@ -129,6 +139,8 @@ impl ModelConfig {
             Self::Albert(c) => c.vocab_size,
             Self::Electra(c) => c.vocab_size,
             Self::T5(c) => c.vocab_size,
+            Self::Xlnet(c) => c.vocab_size,
+            Self::TransfoXl(c) => c.vocab_size,
         }
     }
 
@@ -139,6 +151,8 @@ impl ModelConfig {
             Self::Albert(c) => c.validate(),
             Self::Electra(c) => c.validate(),
             Self::T5(c) => c.validate(),
+            Self::Xlnet(c) => c.validate(),
+            Self::TransfoXl(c) => c.validate(),
         }
     }
 
@@ -177,7 +191,8 @@ impl ModelConfig {
             Architecture::Albert => Self::Albert(serde_json::from_value(value).map_err(parse)?),
             Architecture::Electra => Self::Electra(serde_json::from_value(value).map_err(parse)?),
             Architecture::T5 => Self::T5(serde_json::from_value(value).map_err(parse)?),
-            other => return Err(ModelConfigError::NotImplemented(other.to_string())),
+            Architecture::Xlnet => Self::Xlnet(serde_json::from_value(value).map_err(parse)?),
+            Architecture::TransfoXl => Self::TransfoXl(serde_json::from_value(value).map_err(parse)?),
         };
         config.validate()?;
         Ok(config)
@@ -190,6 +205,8 @@ impl ModelConfig {
             Self::Albert(_) => "AlbertForMaskedLM",
             Self::Electra(_) => "ElectraForPreTraining",
             Self::T5(_) => "T5ForConditionalGeneration",
+            Self::Xlnet(_) => "XLNetLMHeadModel",
+            Self::TransfoXl(_) => "TransfoXLLMHeadModel",
         };
         self.to_hf_json_for(class)
     }
@@ -202,6 +219,8 @@ impl ModelConfig {
             Self::Albert(c) => serde_json::to_value(c),
             Self::Electra(c) => serde_json::to_value(c),
             Self::T5(c) => serde_json::to_value(c),
+            Self::Xlnet(c) => serde_json::to_value(c),
+            Self::TransfoXl(c) => serde_json::to_value(c),
         }
         .expect("configs serialise");
         if let Some(map) = value.as_object_mut() {
@@ -243,12 +262,12 @@ mod tests {
 
     #[test]
     fn unimplemented_and_unknown_architectures_are_named() {
-        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "xlnet"}"#).unwrap_err();
-        assert!(err.to_string().contains("`xlnet` is not implemented"), "{err}");
         let albert = ModelConfig::from_hf_json_str(r#"{"model_type": "albert", "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}"#).unwrap();
         assert_eq!(albert.architecture(), Architecture::Albert);
-        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "xlnet"}"#).unwrap_err();
-        assert!(err.to_string().contains("`xlnet` is not implemented"), "{err}");
+        let xlnet = ModelConfig::from_hf_json_str(r#"{"model_type": "xlnet", "d_model": 64, "n_head": 4, "d_head": 16, "mem_len": null}"#).unwrap();
+        assert_eq!(xlnet.architecture(), Architecture::Xlnet);
+        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "transfo-xl", "cutoffs": [10, 20]}"#).unwrap_err();
+        assert!(err.to_string().contains("adaptive softmax"), "{err}");
         let err = ModelConfig::from_hf_json_str(r#"{"model_type": "gpt2"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown architecture `gpt2`"), "{err}");
         let err = ModelConfig::from_hf_json_str(r#"{"model_type": "bert", "hidden_size": 30}"#)

@@ -7,6 +7,9 @@ use crate::albert::AlbertModel;
 use crate::bert::BertModel;
 use crate::electra::ElectraModel;
 use crate::t5::T5EncoderModel;
+use crate::transfo_xl::TransfoXlModel;
+use crate::blocks::SegmentMemory;
+use crate::xlnet::{XlnetInput, XlnetModel};
 
 /// A padded batch of framed token ids.
 #[derive(Debug, Clone)]
@@ -83,6 +86,47 @@ pub enum Encoder {
     Electra(ElectraModel),
     /// The T5 encoder (ProtT5).
     T5(T5EncoderModel),
+    /// XLNet (ProtXLNet).
+    Xlnet(XlnetModel),
+    /// Transformer-XL (ProtTXL).
+    TransfoXl(TransfoXlModel),
+}
+
+impl Encoder {
+    /// Whether the architecture carries a memory from one segment to the next (XLNet,
+    /// Transformer-XL), so a protein longer than one segment can be read in pieces.
+    pub fn has_segment_memory(&self) -> bool {
+        matches!(self, Self::Xlnet(_) | Self::TransfoXl(_))
+    }
+
+    /// Reads unpadded sequences in consecutive segments of `segment_len` tokens, each after
+    /// the memory of the previous ones; `None` for architectures without memory.
+    ///
+    /// # Shapes
+    /// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
+    pub fn encode_in_segments(&self, input_ids: Tensor<2, Int>, segment_len: usize) -> Option<Tensor<3>> {
+        let [batch, seq] = input_ids.dims();
+        let segment_len = segment_len.max(1);
+        let segments = (0..seq).step_by(segment_len).map(|start| input_ids.clone().slice([0..batch, start..(start + segment_len).min(seq)]));
+        let mut memory: Option<SegmentMemory> = None;
+        let mut outputs = Vec::new();
+        for segment in segments {
+            let (hidden, next) = match self {
+                Self::Xlnet(model) => {
+                    let output = model.forward(XlnetInput::new(segment, None), memory.as_ref());
+                    (output.last_hidden_state, output.memory)
+                }
+                Self::TransfoXl(model) => {
+                    let output = model.forward(segment, memory.as_ref(), false);
+                    (output.last_hidden_state, output.memory)
+                }
+                _ => return None,
+            };
+            outputs.push(hidden);
+            memory = Some(next);
+        }
+        Some(Tensor::cat(outputs, 1))
+    }
 }
 
 impl ProteinEncoder for Encoder {
@@ -92,6 +136,8 @@ impl ProteinEncoder for Encoder {
             Self::Albert(model) => model.hidden_size(),
             Self::Electra(model) => model.hidden_size(),
             Self::T5(model) => model.hidden_size(),
+            Self::Xlnet(model) => model.hidden_size(),
+            Self::TransfoXl(model) => model.hidden_size(),
         }
     }
 
@@ -101,6 +147,8 @@ impl ProteinEncoder for Encoder {
             Self::Albert(model) => model.encode(input),
             Self::Electra(model) => model.encode(input),
             Self::T5(model) => model.encode(input),
+            Self::Xlnet(model) => ProteinEncoder::encode(model, input),
+            Self::TransfoXl(model) => ProteinEncoder::encode(model, input),
         }
     }
 }

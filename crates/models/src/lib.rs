@@ -3,7 +3,7 @@
 //! - [`blocks`]: pieces shared by every architecture (multi-head attention with a padding mask
 //!   and an optional additive position bias, feed-forward, activations).
 //! - one file per architecture: [`bert`] (ProtBert), [`albert`] (ProtAlbert), [`electra`]
-//!   (ProtElectra) and [`t5`] (ProtT5); XLNet and Transformer-XL follow the same pattern.
+//!   (ProtElectra), [`t5`] (ProtT5), [`xlnet`] (ProtXLNet) and [`transfo_xl`] (ProtTXL).
 //! - [`encoder`]: the [`ProteinEncoder`] seam that embedding extraction and supervised heads use,
 //!   whatever the architecture.
 //! - [`config`]: [`ModelConfig`], read from prottrans TOML or a Hugging Face `config.json`.
@@ -20,6 +20,8 @@ pub mod electra;
 pub mod encoder;
 mod error;
 pub mod t5;
+pub mod transfo_xl;
+pub mod xlnet;
 
 pub use albert::{AlbertConfig, AlbertForMaskedLm, AlbertModel};
 pub use bert::{BertConfig, BertForMaskedLm, BertModel};
@@ -32,3 +34,6 @@ pub use config::{Architecture, ModelConfig};
 pub use encoder::{Encoder, EncoderInput, EncoderOutput, ProteinEncoder};
 pub use error::ModelConfigError;
 pub use t5::{T5Config, T5EncoderModel, T5ForConditionalGeneration};
+pub use transfo_xl::{TransfoXlConfig, TransfoXlLmHeadModel, TransfoXlModel, TransfoXlOutput};
+pub use xlnet::{XlnetConfig, XlnetInput, XlnetLmHeadModel, XlnetModel, XlnetOutput};
+pub use blocks::SegmentMemory;

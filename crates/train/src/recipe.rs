@@ -7,6 +7,8 @@
 //! ...
 //! [masking]          # optional, BERT's masked LM (80% [MASK], 10% random, 10% kept)
 //! [corruption]       # optional, T5's single-residue span corruption (90% sentinel, 10% random)
+//! [electra]          # optional, ELECTRA's discriminator weight
+//! [autoregressive]   # optional, XLNet's partial prediction, Transformer-XL's segment length
 //! [data]             # crop length and batch budget
 //! [optimizer]        # adamw | lamb, learning rate, clipping, accumulation
 //! [schedule]         # steps, warmup, checkpoint interval
@@ -22,13 +24,16 @@ use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::optim::{AdamWConfig, LambConfig, ModuleOptimizer};
 use prottrans_data::BatchPlanner;
-use prottrans_models::{AlbertConfig, BertConfig, ElectraConfig, ModelConfig, T5Config};
+use prottrans_models::{
+    AlbertConfig, BertConfig, ElectraConfig, ModelConfig, T5Config, TransfoXlConfig, XlnetConfig,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::precision::MixedPrecision;
 use prottrans_backend::Precision;
 use crate::objectives::mlm::MaskingConfig;
+use crate::objectives::permutation_lm::DEFAULT_PARTIAL_PREDICTION;
 use crate::objectives::replaced_token::DEFAULT_DISCRIMINATOR_WEIGHT;
 use crate::objectives::span_corruption::CorruptionConfig;
 
@@ -47,6 +52,9 @@ pub struct PretrainConfig {
     /// Replaced-token detection (ELECTRA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub electra: Option<ReplacedTokenConfig>,
+    /// XLNet's and Transformer-XL's objectives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoregressive: Option<AutoregressiveConfig>,
     /// Data handling.
     #[serde(default)]
     pub data: DataConfig,
@@ -69,6 +77,26 @@ impl Default for ReplacedTokenConfig {
     fn default() -> Self {
         Self {
             discriminator_weight: DEFAULT_DISCRIMINATOR_WEIGHT,
+        }
+    }
+}
+
+/// XLNet's permutation LM and Transformer-XL's causal LM.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoregressiveConfig {
+    /// XLNet: `1/K` of each protein's residues are predicted (XLNet's K = 6).
+    pub partial_prediction: usize,
+    /// Transformer-XL: tokens per segment; a batch is read in segments, each after the memory
+    /// (`model.mem_len`) of the previous ones.
+    pub segment_length: usize,
+}
+
+impl Default for AutoregressiveConfig {
+    fn default() -> Self {
+        Self {
+            partial_prediction: DEFAULT_PARTIAL_PREDICTION,
+            segment_length: 128,
         }
     }
 }
@@ -229,6 +257,20 @@ impl PretrainConfig {
             }
             _ => {}
         }
+        let autoregressive = matches!(self.model, ModelConfig::Xlnet(_) | ModelConfig::TransfoXl(_));
+        if self.masking.is_some() && autoregressive {
+            return invalid(format!(
+                "[masking] is for masked LM; {} is trained autoregressively, set [autoregressive]",
+                self.model.architecture()
+            ));
+        }
+        if self.autoregressive.is_some() && !autoregressive {
+            return invalid(format!("[autoregressive] is for xlnet and transfo_xl; the model is {}", self.model.architecture()));
+        }
+        let a = self.autoregressive();
+        if a.partial_prediction == 0 || a.segment_length == 0 {
+            return invalid("autoregressive.partial_prediction and autoregressive.segment_length must be at least 1".into());
+        }
         if self.electra.is_some() && !matches!(self.model, ModelConfig::Electra(_)) {
             return invalid(format!("[electra] is for ELECTRA; the model is {}", self.model.architecture()));
         }
@@ -290,6 +332,11 @@ impl PretrainConfig {
         self.electra.unwrap_or_default()
     }
 
+    /// XLNet's and Transformer-XL's settings (defaults when the recipe has no `[autoregressive]`).
+    pub fn autoregressive(&self) -> AutoregressiveConfig {
+        self.autoregressive.unwrap_or_default()
+    }
+
     /// The corruption rates (the authors' when the recipe has no `[corruption]`).
     pub fn corruption(&self) -> CorruptionConfig {
         self.corruption.unwrap_or_default()
@@ -299,6 +346,8 @@ impl PretrainConfig {
     pub fn special_tokens(&self) -> usize {
         match self.model {
             ModelConfig::Bert(_) | ModelConfig::Albert(_) | ModelConfig::Electra(_) => 2,
+            // `<sep> <cls>` after the residues; Transformer-XL: `[CLS] … [SEP]` as BERT.
+            ModelConfig::Xlnet(_) | ModelConfig::TransfoXl(_) => 2,
             ModelConfig::T5(_) => 1,
         }
     }
@@ -375,6 +424,8 @@ fn model_keys(architecture: Option<&str>) -> BTreeSet<String> {
             num_decoder_layers: Some(1), // listed only when set
             ..T5Config::default()
         }),
+        Some("xlnet") => serde_json::to_value(XlnetConfig::default()),
+        Some("transfo_xl") => serde_json::to_value(TransfoXlConfig::default()),
         _ => return keys,
     };
     if let Ok(serde_json::Value::Object(map)) = fields {

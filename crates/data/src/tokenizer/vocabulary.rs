@@ -171,11 +171,58 @@ impl Vocabulary {
         .expect("the ProtT5 vocabulary is well formed")
     }
 
-    /// Reads a WordPiece `vocab.txt` (one token per line, id = line number) with BERT's
-    /// special-token names, as shipped with ProtBert-style checkpoints.
+    /// The vocabulary prottrans pretrains XLNet with: XLNet's special tokens at their
+    /// conventional ids (`<unk>` 0, `<s>` 1, `</s>` 2, `<cls>` 3, `<sep>` 4, `<pad>` 5,
+    /// `<mask>` 6, `<eod>` 7, `<eop>` 8), then the 25 residues in ProtBert's order. Input is
+    /// `residues <sep> <cls>`, padded on the left.
+    ///
+    /// This is **not** the released ProtXLNet table (37 pieces, not published in full): a
+    /// released checkpoint is read with its own `spiece.model`.
+    pub fn prottrans_xlnet() -> Self {
+        let mut tokens: Vec<String> =
+            ["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"].map(String::from).to_vec();
+        tokens.extend(b"LAGVESIKRDTPNQFYMHCWXUBZO".iter().map(|&r| char::from(r).to_string()));
+        Self::new(
+            "prottrans_xlnet",
+            tokens,
+            SpecialTokens {
+                pad: 5,
+                unk: Some(0),
+                cls: Some(3),
+                sep: Some(4),
+                mask: Some(6),
+                eos: None,
+            },
+            SequenceLayout::ResiduesSepCls,
+            PaddingSide::Left,
+        )
+        .expect("the prottrans XLNet vocabulary is well formed")
+    }
+
+    /// Reads a `vocab.txt` (one token per line, id = line number) with BERT's special-token
+    /// names, as shipped with ProtBert-style checkpoints, or XLNet's (`<pad> <cls> <sep>`, as
+    /// prottrans writes beside an XLNet it trained: `residues <sep> <cls>`, left padding).
     pub fn from_bert_vocab_txt(name: &str, text: &str) -> Result<Self, TokenizeError> {
         let tokens: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
         let find = |t: &str| tokens.iter().position(|x| x == t).map(|i| i as u32);
+        if find("[PAD]").is_none()
+            && let (Some(pad), Some(cls), Some(sep)) = (find("<pad>"), find("<cls>"), find("<sep>"))
+        {
+            return Self::new(
+                name,
+                tokens.clone(),
+                SpecialTokens {
+                    pad,
+                    unk: find("<unk>"),
+                    cls: Some(cls),
+                    sep: Some(sep),
+                    mask: find("<mask>"),
+                    eos: None,
+                },
+                SequenceLayout::ResiduesSepCls,
+                PaddingSide::Left,
+            );
+        }
         let pad = find("[PAD]").ok_or_else(|| TokenizeError::InvalidVocabulary {
             vocabulary: name.to_string(),
             message: "no [PAD] token".to_string(),

@@ -3,11 +3,16 @@
 mod activation;
 mod attention;
 mod feed_forward;
+mod relative_attention;
 mod rms_norm;
 
 pub use activation::Activation;
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig, padding_mask};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use relative_attention::{
+    RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, relative_attention, relative_distances, relative_shift,
+    sinusoid_encoding,
+};
 pub use rms_norm::RmsNorm;
 
 use burn::nn::Initializer;

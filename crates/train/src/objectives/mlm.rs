@@ -7,7 +7,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
-use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use burn::train::ClassificationOutput;
 use prottrans_data::{ResidueBatch, Tokenizer};
 use prottrans_models::{AlbertForMaskedLm, BertForMaskedLm, EncoderInput};
 use rand::rngs::StdRng;
@@ -280,25 +280,7 @@ impl MaskedLm {
     }
 }
 
-impl TrainStep for MaskedLm {
-    type Input = MlmBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: MlmBatch) -> TrainOutput<ClassificationOutput> {
-        let output = self.forward_loss(batch);
-        let grads = self.steps.precision.gradients(output.loss.clone(), self.steps.loss_scale, self);
-        TrainOutput { grads, item: output }
-    }
-}
-
-impl InferenceStep for MaskedLm {
-    type Input = MlmBatch;
-    type Output = ClassificationOutput;
-
-    fn step(&self, batch: MlmBatch) -> ClassificationOutput {
-        self.forward_loss(batch)
-    }
-}
+crate::objectives::classification_steps!(MaskedLm, MlmBatch);
 
 /// Sums over predicted tokens (masked residues; for T5 also corrupted residues or whole
 /// targets), for exact token-weighted averages.

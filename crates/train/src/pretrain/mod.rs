@@ -16,7 +16,7 @@ use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
 use burn::module::Module;
 use burn::tensor::Device;
-use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
+use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::{ExecutionStrategy, Learner, LearnerModel, MultiDeviceOptim, SupervisedTraining};
 use prottrans_data::{BatchedSequences, CropMode, ResidueBatch, SequenceStore, Tokenizer};
 use prottrans_import::{save_albert_for_masked_lm, save_bert_for_masked_lm, save_t5};
@@ -34,6 +34,21 @@ use crate::recipe::PretrainConfig;
 use prottrans_backend::Precision;
 use crate::renderer::ProgressRenderer;
 
+/// The metrics of objectives that predict tokens (`ClassificationOutput`): loss and accuracy,
+/// the learning rate in training, perplexity in validation.
+macro_rules! next_token_metrics {
+    ($training:expr) => {
+        $training
+            .metric_train_numeric(burn::train::metric::LossMetric::new())
+            .metric_train_numeric(burn::train::metric::AccuracyMetric::new())
+            .metric_train_numeric(burn::train::metric::LearningRateMetric::new())
+            .metric_valid_numeric(burn::train::metric::LossMetric::new())
+            .metric_valid_numeric(burn::train::metric::AccuracyMetric::new())
+            .metric_valid_numeric(burn::train::metric::PerplexityMetric::new())
+    };
+}
+
+mod autoregressive;
 mod electra;
 
 pub use electra::{DiscriminatorReport, ReplacedTokenEvaluation, evaluate_replaced_token};
@@ -93,7 +108,8 @@ impl PretrainRun {
 /// corrupted for T5), so the two are directly comparable whatever the objective.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PretrainReport {
-    /// `masked-lm` or `span-corruption`.
+    /// `masked-lm`, `replaced-token-detection`, `span-corruption`, `causal-lm` or
+    /// `permutation-lm`.
     pub objective: String,
     /// Optimiser steps of the whole schedule.
     pub steps: usize,
@@ -142,7 +158,12 @@ pub struct ReconstructionReport {
 
 impl std::fmt::Display for PretrainReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = if self.objective == SPAN_CORRUPTION { "corrupted" } else { "masked" };
+        let hidden = match self.objective.as_str() {
+            SPAN_CORRUPTION => "corrupted",
+            autoregressive::CAUSAL_LM => "next",
+            autoregressive::PERMUTATION_LM => "target",
+            _ => "masked",
+        };
         writeln!(
             f,
             "validation: {} {hidden} residues in {} sequences",
@@ -211,11 +232,14 @@ const MASKED_LM: &str = "masked-lm";
 const REPLACED_TOKEN_DETECTION: &str = "replaced-token-detection";
 const SPAN_CORRUPTION: &str = "span-corruption";
 
-/// The vocabulary a model is pretrained with. ALBERT and ELECTRA use ProtBert's: ProtElectra was
-/// released with it, and ProtAlbert's own 34-piece table is not published in full.
+/// The vocabulary a model is pretrained with. ALBERT, ELECTRA and Transformer-XL use ProtBert's:
+/// ProtElectra was released with it, and ProtAlbert's own 34-piece table is not published in
+/// full (nor was ProtTXL). XLNet needs its own layout (`residues <sep> <cls>`, left padding),
+/// so it gets prottrans' XLNet vocabulary (not the released ProtXLNet ids).
 fn tokenizer_for(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
     let tokenizer = match config {
         ModelConfig::T5(_) => Tokenizer::prot_t5(),
+        ModelConfig::Xlnet(_) => Tokenizer::new(prottrans_data::Vocabulary::prottrans_xlnet()),
         _ => Tokenizer::prot_bert(),
     };
     let vocabulary = tokenizer.vocabulary();
@@ -528,6 +552,8 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
         ModelConfig::Bert(_) | ModelConfig::Albert(_) => pretrain_masked_lm(&run, prepared, started)?,
         ModelConfig::Electra(electra) => electra::pretrain_replaced_token(&run, prepared, electra, started)?,
         ModelConfig::T5(t5) => pretrain_span_corruption(&run, prepared, t5, started)?,
+        ModelConfig::Xlnet(xlnet) => autoregressive::pretrain_permutation_lm(&run, prepared, xlnet, started)?,
+        ModelConfig::TransfoXl(txl) => autoregressive::pretrain_causal_lm(&run, prepared, txl, started)?,
     };
     write_report(&run, &report)?;
     Ok(report)
@@ -565,13 +591,7 @@ fn pretrain_masked_lm(
     let model = MaskedLm::new(model, 1)
         .with_steps(run.step_settings());
     eprintln!("model: {shape}, {} parameters, on {}", model.num_params(), run.placement());
-    let training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
-        .metric_train_numeric(LossMetric::new())
-        .metric_train_numeric(AccuracyMetric::new())
-        .metric_train_numeric(LearningRateMetric::new())
-        .metric_valid_numeric(LossMetric::new())
-        .metric_valid_numeric(AccuracyMetric::new())
-        .metric_valid_numeric(PerplexityMetric::new());
+    let training = next_token_metrics!(SupervisedTraining::new(&run.out, train_loader, valid_loader));
     let trained = train(training, run, prepared.checkpoint, model)?;
     let model_dir = run.out.join("model");
     match (&trained.model, &config.model) {
