@@ -34,7 +34,8 @@ reach real positions); `TransfoXLModel(input_ids)` with mems=None (so mem_len ze
 memories); per-residue = positions 1..L. For both, as prottrans: a protein longer than
 mem_len tokens always runs alone and goes through in segments of mem_len tokens, each with
 the memory (`mems`) of the previous ones (XLNet: use_mems=True, no attention mask); batches of
-shorter proteins run in one pass. Neither has an
+shorter proteins run in one pass. That is prottrans' default for Transformer-XL; XLNet runs in
+one pass, as the ProtTrans authors embed, unless --segment-length asks for segments. Neither has an
 sdpa attention in transformers: they need --attn eager.
 
 Ids are ProtBert's `vocab.txt` order, read from `<model>/vocab.txt` when present, else
@@ -250,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="transformers attention implementation (default sdpa)")
     ap.add_argument("--batching", choices=["greedy", "rostlab"], default="greedy",
                     help="batch rule (default greedy; see the module docstring)")
+    ap.add_argument("--segment-length", type=int, default=None,
+                    help="XLNet / Transformer-XL: proteins longer than this many tokens run alone in "
+                         "segments with memory (0: one pass); default as prottrans: one pass for "
+                         "XLNet, mem_len for Transformer-XL")
     ap.add_argument("--discard", action="store_true", help="drop each embedding after copying it")
     ap.add_argument("--output", type=Path, default=None,
                     help="write the embeddings to this .npz after timing (key = protein id)")
@@ -308,7 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         model = transformers.BertModel.from_pretrained(
             str(args.model), dtype=torch.float32, attn_implementation=args.attn)
     first = 0 if is_t5 or model_type == "xlnet" else 1  # T5 and XLNet have no start token
-    segment = (model.config.mem_len or None) if model_type in MEMORY_MODEL_TYPES else None
+    if model_type not in MEMORY_MODEL_TYPES:
+        segment = None
+    elif args.segment_length is not None:
+        segment = args.segment_length or None
+    else:  # prottrans' default: XLNet in one pass (as the authors), Transformer-XL by mem_len
+        segment = (model.config.mem_len or None) if model_type == "transfo-xl" else None
     got = getattr(model.config, "_attn_implementation", None)
     if got != args.attn:
         raise SystemExit(f"asked for attn_implementation={args.attn!r}, model uses {got!r}")

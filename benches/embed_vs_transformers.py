@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attn", default="sdpa,eager", help="transformers attention impls (default sdpa,eager)")
     ap.add_argument("--batching", choices=["greedy", "rostlab"], default="greedy",
                     help="batch rule of the Python runs (default greedy, see embed_reference.py)")
+    ap.add_argument("--segment-length", type=int, default=None,
+                    help="XLNet / Transformer-XL segment length, passed to both sides (default: each side's default)")
     ap.add_argument("--prottrans-args", default="", help="extra arguments for `prottrans embed` (shell-split)")
     ap.add_argument("--skip-prottrans", action="store_true", help="run only the transformers side")
     ap.add_argument("--python", default=sys.executable, help="interpreter for embed_reference.py")
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             "--max-batch", str(args.max_batch), "--alone-above", str(args.alone_above),
             "--summary-json", str(work / "summary.json"),
             *(["--per-protein"] if args.per_protein else []),
+            *([] if args.segment_length is None else ["--segment-length", str(args.segment_length)]),
             *shlex.split(args.prottrans_args)]))
     for attn in attns:
         cmd = [args.python, str(REFERENCE), "--model", str(args.model), "--fasta", str(subset),
@@ -164,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                "--attn", attn, "--batching", args.batching]
         if args.per_protein:
             cmd.append("--per-protein")
+        if args.segment_length is not None:
+            cmd += ["--segment-length", str(args.segment_length)]
         if args.workdir is not None:
             cmd += ["--output", str(work / f"transformers-{attn}.npz")]
         impls.append((f"transformers-{attn}", cmd))

@@ -302,6 +302,14 @@ fn transfo_xl_embeds_long_proteins_through_its_memory() {
     let want = &states[32..32 * 19];
     let diff = max_diff(got.as_slice().unwrap(), want);
     assert!(diff <= 1e-6, "{diff}");
+    // In a batch, the long protein is split out and still runs alone through the memory; the
+    // short ones keep their order.
+    let batch = embedder.embed_many(&["MKT", protein, "MK"]).unwrap();
+    assert_eq!(batch[1], got);
+    for (i, short) in [(0, "MKT"), (2, "MK")] {
+        let diff = (&batch[i] - &embedder.embed(short).unwrap()).iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(diff <= 1e-5, "{short}: {diff}");
+    }
     // One pass over all 20 tokens differs: the memory holds only 5 positions.
     let whole = values(model.transformer.forward(ids, None, false).last_hidden_state);
     assert!(max_diff(got.as_slice().unwrap(), &whole[32..32 * 19]) > 1e-3);

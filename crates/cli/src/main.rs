@@ -185,6 +185,11 @@ struct EmbedArgs {
     /// Leave proteins above the length limit out (they are listed) instead of failing.
     #[arg(long)]
     skip_long: bool,
+    /// XLNet and Transformer-XL: a protein longer than this many tokens runs alone, in
+    /// segments, each after the memory of the previous ones (0: one pass). Default: one pass
+    /// for XLNet, as the ProtTrans authors embed; the model's `mem_len` for Transformer-XL.
+    #[arg(long)]
+    segment_length: Option<usize>,
     /// Continue an interrupted run, or add the proteins an existing output lacks.
     #[arg(long)]
     resume: bool,
@@ -390,7 +395,9 @@ fn sample(
     for (p, prompt) in prompts.iter().enumerate() {
         for s in 0..num_samples {
             let record = format!("prompt{}", p + 1);
-            let sampled = sampler.sample(&record, prompt, &options, &mut rng)?;
+            let sampled = sampler
+                .sample(&record, prompt, &options, &mut rng)
+                .with_context(|| format!("sampling from {}", model.display()))?;
             println!(
                 ">{record}_sample{} prompt={prompt:?} new={} ended={} temperature={temperature} top_k={top_k} seed={seed}",
                 s + 1,
@@ -410,6 +417,10 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     let embedder = Embedder::load_with_precision(&args.model, &device, args.precision)
         .with_context(|| format!("loading {}", args.model.display()))?;
+    let embedder = match args.segment_length {
+        Some(length) => embedder.with_segment_length(Some(length)),
+        None => embedder,
+    };
     let job = EmbedJob {
         embedder: &embedder,
         input: args.input.clone(),

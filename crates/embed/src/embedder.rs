@@ -57,14 +57,16 @@ impl Embedder {
         let config = checkpoint.config().clone();
         let tokenizer = tokenizer_for(dir, &config)?;
         let mut encoder = checkpoint.load_encoder(&device, precision.dtype())?;
-        // ProtXLNet embeds with a 512-token memory whatever its `config.json` says (the authors
-        // load it with `mem_len=512`); a protein read alone that is longer than that goes
-        // through in segments, each after the memory of the previous ones.
+        // XLNet: the authors load ProtXLNet with `mem_len=512` and embed each protein in one
+        // pass (memory only matters to segments read after it), so that is the default; with
+        // a segment length (`with_segment_length`) a longer protein goes through in segments
+        // after a 512-token memory. Transformer-XL is read in segments of its `mem_len`, the
+        // way it was trained.
         let segment_length = match (&config, &mut encoder) {
             (ModelConfig::Xlnet(config), Encoder::Xlnet(model)) => {
-                let mem_len = config.mem_len.filter(|&m| m > 0).unwrap_or(512);
-                model.set_mem_len(Some(mem_len));
-                Some(mem_len)
+                model.set_mem_len(Some(config.mem_len.filter(|&m| m > 0).unwrap_or(512)));
+                model.set_reuse_len(None);
+                None
             }
             (ModelConfig::TransfoXl(config), _) => Some(config.mem_len).filter(|&m| m > 0),
             _ => None,
@@ -170,6 +172,20 @@ impl Embedder {
         if residues.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(limit) = self.max_residues()
+            && let Some(long) = residues.iter().find(|r| r.len() > limit)
+        {
+            return Err(EmbedError::Options(format!(
+                "a sequence of {} residues is longer than the model's {limit}",
+                long.len()
+            )));
+        }
+        if let Some(empty) = residues.iter().position(|r| r.is_empty()) {
+            return Err(EmbedError::Options(format!(
+                "sequence {} is empty",
+                empty + 1
+            )));
+        }
         let specials = self.tokenizer.num_special_tokens();
         if let Some(segment) = self.segment_length
             && residues.len() > 1
@@ -185,21 +201,10 @@ impl Embedder {
             for (i, embedding) in short.into_iter().zip(self.embed_residue_ids(&batch)?) {
                 out[i] = Some(embedding);
             }
-            return Ok(out.into_iter().flatten().collect());
-        }
-        if let Some(limit) = self.max_residues()
-            && let Some(long) = residues.iter().find(|r| r.len() > limit)
-        {
-            return Err(EmbedError::Options(format!(
-                "a sequence of {} residues is longer than the model's {limit}",
-                long.len()
-            )));
-        }
-        if let Some(empty) = residues.iter().position(|r| r.is_empty()) {
-            return Err(EmbedError::Options(format!(
-                "sequence {} is empty",
-                empty + 1
-            )));
+            return Ok(out
+                .into_iter()
+                .map(|e| e.expect("every protein was embedded once"))
+                .collect());
         }
         let framed: Vec<Vec<u32>> = residues
             .iter()

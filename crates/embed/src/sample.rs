@@ -93,6 +93,15 @@ impl Sampler {
                 )));
             }
         };
+        let vocab_size = checkpoint.config().vocab_size();
+        let residues = tokenizer.vocabulary().standard_residue_ids();
+        if residues.is_empty() || residues.iter().any(|&id| id as usize >= vocab_size) {
+            return Err(EmbedError::Options(format!(
+                "{}: the vocabulary `{}` does not give the 20 standard residues ids below the model's {vocab_size} embeddings",
+                dir.display(),
+                tokenizer.vocabulary().name()
+            )));
+        }
         Ok(Self {
             model,
             tokenizer,
@@ -122,14 +131,24 @@ impl Sampler {
         match &self.model {
             Model::TransfoXl(model) => {
                 let (Some(start), Some(end)) = (specials.cls, specials.sep) else {
-                    return Err(EmbedError::Options(format!("vocabulary `{}` has no [CLS]/[SEP]", vocabulary.name())));
+                    return Err(EmbedError::Options(format!(
+                        "{}: vocabulary `{}` has no [CLS]/[SEP]",
+                        self.source.display(),
+                        vocabulary.name()
+                    )));
                 };
                 allowed.push(end);
-                let mut input: Vec<u32> = std::iter::once(start).chain(residues.iter().copied()).collect();
+                let mut sequence: Vec<u32> = std::iter::once(start).chain(residues.iter().copied()).collect();
+                // Each step feeds the new token after the memory; without memory (`mem_len`
+                // 0) the whole sequence is read again.
+                let remembers = model.transformer.mem_len() > 0;
+                let mut input = sequence.clone();
                 let mut memory: Option<SegmentMemory> = None;
                 for _ in 0..options.max_new_tokens {
                     let (logits, next_memory) = model.forward(self.ids(&input), memory.as_ref());
-                    memory = Some(next_memory);
+                    if remembers {
+                        memory = Some(next_memory);
+                    }
                     let [_, len, vocab] = logits.dims();
                     let last = logits.slice([0..1, len - 1..len, 0..vocab]).reshape([vocab]);
                     let token = self.draw(last, &allowed, options, rng)?;
@@ -138,7 +157,8 @@ impl Sampler {
                         break;
                     }
                     generated.push(token);
-                    input = vec![token];
+                    sequence.push(token);
+                    input = if remembers { vec![token] } else { sequence.clone() };
                 }
             }
             Model::Xlnet(model) => {

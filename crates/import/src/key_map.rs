@@ -321,6 +321,8 @@ pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
     ignored: &[
         r"^transformer\.pos_emb\.inv_freq$", // recomputed
         r"^crit\.out_layers\.0\.weight$",  // tied to the word embeddings
+        // With `untie_r = false` every layer also stores the model's shared biases.
+        r"^transformer\.layers\.\d+\.dec_attn\.r_[rw]_bias$",
     ],
 };
 
@@ -328,7 +330,7 @@ pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
 pub const TRANSFO_XL_ENCODER: KeyMap = KeyMap {
     aliases: &[(r"^transformer\.", "")],
     rules: &[("", "", TRANSFO_XL_LAYERS)],
-    ignored: &[r"^pos_emb\.inv_freq$", r"^crit\."],
+    ignored: &[r"^pos_emb\.inv_freq$", r"^crit\.", r"^layers\.\d+\.dec_attn\.r_[rw]_bias$"],
 };
 
 /// Key patterns that only one architecture's checkpoints have, checked in order; used to tell

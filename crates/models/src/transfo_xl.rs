@@ -130,9 +130,7 @@ impl TransfoXlConfig {
         if !self.d_model.is_multiple_of(2) {
             return invalid(format!("`d_model` ({}) must be even for sinusoidal positions", self.d_model));
         }
-        // A single cutoff at or past the vocabulary is a plain softmax too.
-        let plain_softmax = self.cutoffs.is_empty() || (self.cutoffs.len() == 1 && self.cutoffs[0] >= self.vocab_size);
-        if !plain_softmax {
+        if !self.cutoffs.is_empty() {
             return invalid(format!(
                 "adaptive softmax (`cutoffs` = {:?}) is not implemented; use `cutoffs = []`",
                 self.cutoffs

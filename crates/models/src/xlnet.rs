@@ -65,7 +65,9 @@ pub struct XlnetConfig {
     pub layer_norm_eps: f64,
     /// Dropout on embeddings, probabilities and block outputs.
     pub dropout: f64,
-    /// Hidden states kept per layer between segments; `None` keeps all of them.
+    /// Hidden states kept per layer between segments; `None` (or 0) keeps all of them, as in
+    /// `transformers`. XLNet's pretraining here does not use memory: this sets what embedding
+    /// in segments and sampling keep.
     pub mem_len: Option<usize>,
     /// Only the first `reuse_len` positions of a segment go to memory (pretraining trick).
     pub reuse_len: Option<usize>,
@@ -206,7 +208,7 @@ impl XlnetConfig {
                 .collect(),
             dropout: DropoutConfig::new(self.dropout).init(),
             d_model: self.d_model,
-            mem_len: self.mem_len,
+            mem_len: self.mem_len.filter(|&m| m > 0),
             reuse_len: self.reuse_len.filter(|&r| r > 0),
             clamp_len: (self.clamp_len > 0).then_some(self.clamp_len as usize),
             causal: self.attn_type == AttentionType::Unidirectional,
@@ -425,10 +427,22 @@ impl XlnetModel {
     /// Sets how many hidden states are kept between segments (the released ProtXLNet embeds
     /// with 512; its `config.json` may say otherwise).
     pub fn set_mem_len(&mut self, mem_len: Option<usize>) {
-        self.mem_len = mem_len;
+        self.mem_len = mem_len.filter(|&m| m > 0);
+    }
+
+    /// Sets `reuse_len` (`None`: every position of a segment goes to memory). Reading a
+    /// sequence in consecutive segments needs `None`: with fewer positions remembered, the next
+    /// segment would take them for its immediate predecessors.
+    pub fn set_reuse_len(&mut self, reuse_len: Option<usize>) {
+        self.reuse_len = reuse_len.filter(|&r| r > 0);
     }
 
     /// Reads one segment after the `memory` of the previous ones.
+    ///
+    /// # Shapes
+    /// - input ids `[batch, seq]` (mask, token types alike), perm_mask `[batch, seq, seq]`,
+    ///   target_mapping `[batch, targets, seq]`, memory `[batch, mlen, d]` per layer
+    /// - last_hidden_state `[batch, seq, d]`, query_hidden_state `[batch, targets, d]`
     pub fn forward(&self, input: XlnetInput, memory: Option<&SegmentMemory>) -> XlnetOutput {
         let [batch, qlen] = input.input_ids.dims();
         let device = input.input_ids.device();
@@ -531,7 +545,8 @@ impl ProteinEncoder for XlnetModel {
         self.d_model
     }
 
-    /// As the ProtTrans authors embed with ProtXLNet: ids and mask, no token types.
+    /// Ids and mask, and token types when given (the ProtTrans authors embed ProtXLNet without
+    /// them, and so does `Embedder`).
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
         let output = self.forward(
             XlnetInput {

@@ -15,6 +15,9 @@ const MASKED_SCORE: f32 = -1e30;
 
 /// Relative distances `klen, klen - 1, ..., -qlen + 1` (query minus key), optionally clamped
 /// to `±clamp_len`: the rows of the position table [`relative_shift`] indexes into.
+///
+/// # Shapes
+/// - output: `[klen + qlen]`
 pub fn relative_distances(qlen: usize, klen: usize, clamp_len: Option<usize>, device: &burn::tensor::Device) -> Tensor<1> {
     let distances = Tensor::<1, burn::tensor::Int>::arange(-(qlen as i64) + 1..klen as i64 + 1, device)
         .flip([0])
@@ -45,8 +48,9 @@ pub fn sinusoid_encoding(distances: Tensor<1>, width: usize) -> Tensor<2> {
 /// `r`-th row of the distance table; the output's `[.., i, j]` is the row for distance
 /// `i + mlen - j`, i.e. `r = j + qlen - i`.
 ///
-/// This is the reshape trick of both references (`rel_shift_bnij`), kept as is so that tables of
-/// any length give the same numbers, masked positions included.
+/// This is XLNet's reshape trick (`rel_shift_bnij`), kept as is so that tables of any length give
+/// its numbers, masked positions included. Transformer-XL's reference shifts a `klen`-row table
+/// by zero-padding instead; the two agree at every position its causal mask leaves visible.
 ///
 /// # Shapes
 /// - x: `[batch, heads, qlen, rows]`

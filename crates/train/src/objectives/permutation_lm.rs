@@ -6,6 +6,10 @@
 //! lets context see context only, and a target see context and the targets before it in the
 //! order. The query stream predicts each target from its position alone; the content stream,
 //! which sees its own token, feeds the keys. Inputs are never corrupted.
+//!
+//! Two simplifications against XLNet's own `_local_perm`: targets are single residues, not
+//! spans, and `<sep> <cls>` are context every position sees (XLNet keeps such functional
+//! tokens inside the permutation, hidden from positions earlier in the order).
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
