@@ -8,8 +8,7 @@ use crate::bert::BertModel;
 use crate::electra::ElectraModel;
 use crate::t5::T5EncoderModel;
 use crate::transfo_xl::TransfoXlModel;
-use crate::blocks::SegmentMemory;
-use crate::xlnet::{XlnetInput, XlnetModel};
+use crate::xlnet::XlnetModel;
 
 /// A padded batch of framed token ids.
 #[derive(Debug, Clone)]
@@ -105,27 +104,11 @@ impl Encoder {
     /// # Shapes
     /// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
     pub fn encode_in_segments(&self, input_ids: Tensor<2, Int>, segment_len: usize) -> Option<Tensor<3>> {
-        let [batch, seq] = input_ids.dims();
-        let segment_len = segment_len.max(1);
-        let segments = (0..seq).step_by(segment_len).map(|start| input_ids.clone().slice([0..batch, start..(start + segment_len).min(seq)]));
-        let mut memory: Option<SegmentMemory> = None;
-        let mut outputs = Vec::new();
-        for segment in segments {
-            let (hidden, next) = match self {
-                Self::Xlnet(model) => {
-                    let output = model.forward(XlnetInput::new(segment, None), memory.as_ref());
-                    (output.last_hidden_state, output.memory)
-                }
-                Self::TransfoXl(model) => {
-                    let output = model.forward(segment, memory.as_ref(), false);
-                    (output.last_hidden_state, output.memory)
-                }
-                _ => return None,
-            };
-            outputs.push(hidden);
-            memory = Some(next);
+        match self {
+            Self::Xlnet(model) => Some(model.forward_in_segments(input_ids, segment_len)),
+            Self::TransfoXl(model) => Some(model.forward_in_segments(input_ids, segment_len)),
+            _ => None,
         }
-        Some(Tensor::cat(outputs, 1))
     }
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::bert::logits_at_every_position;
 use crate::blocks::{
     Activation, FeedForward, FeedForwardConfig, RelativeBiases, SegmentMemory, causal_mask, normal_init,
-    relative_attention, relative_distances, sinusoid_encoding,
+    read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
@@ -179,7 +179,7 @@ impl TransfoXlConfig {
 
     /// Initialises the bare model.
     pub fn init_model(&self, device: &Device) -> TransfoXlModel {
-        let bias = || Param::from_tensor(Tensor::random([self.n_head, self.d_head], burn::tensor::Distribution::Normal(0.0, self.init_std), device));
+        let bias = || self.init_relative_bias(device);
         let shared = !self.untie_r;
         TransfoXlModel {
             word_emb: EmbeddingConfig::new(self.vocab_size, self.d_model)
@@ -195,6 +195,15 @@ impl TransfoXlConfig {
         }
     }
 
+    /// A content or position bias, `[heads, d_head]`.
+    fn init_relative_bias(&self, device: &Device) -> Param<Tensor<2>> {
+        Param::from_tensor(Tensor::random(
+            [self.n_head, self.d_head],
+            burn::tensor::Distribution::Normal(0.0, self.init_std),
+            device,
+        ))
+    }
+
     fn init_layer(&self, device: &Device) -> TransfoXlLayer {
         let heads = self.n_head * self.d_head;
         let linear = |d_in, d_out| {
@@ -204,13 +213,7 @@ impl TransfoXlConfig {
                 .init(device)
         };
         let norm = || LayerNormConfig::new(self.d_model).with_epsilon(self.layer_norm_epsilon).init(device);
-        let bias = || {
-            Param::from_tensor(Tensor::random(
-                [self.n_head, self.d_head],
-                burn::tensor::Distribution::Normal(0.0, self.init_std),
-                device,
-            ))
-        };
+        let bias = || self.init_relative_bias(device);
         TransfoXlLayer {
             dec_attn: TransfoXlAttention {
                 qkv_net: linear(self.d_model, 3 * heads),
@@ -298,7 +301,7 @@ impl TransfoXlAttention {
             (Some(content), Some(position)) => RelativeBiases { content, position },
             _ => shared_biases.expect("tied biases are passed when the layer has none"),
         };
-        let context = relative_attention(q, k, v, position_keys, biases, None, Some(mask), Some(&self.dropatt));
+        let context = relative_attention(q, k, v, position_keys, biases, None, Some(mask), &self.dropatt);
         let attended = self
             .o_net
             .forward(context.swap_dims(1, 2).reshape([batch, qlen, width]));
@@ -490,6 +493,20 @@ impl ProteinEncoder for TransfoXlModel {
             last_hidden_state: output.last_hidden_state,
             hidden_states: output.hidden_states,
         }
+    }
+}
+
+impl TransfoXlModel {
+    /// Reads a sequence in consecutive segments of `segment_length` tokens, each after the
+    /// memory of the previous ones (the first from the zero memory, as [`Self::forward`]).
+    ///
+    /// # Shapes
+    /// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
+    pub fn forward_in_segments(&self, input_ids: Tensor<2, Int>, segment_length: usize) -> Tensor<3> {
+        read_in_segments(input_ids, segment_length, |segment, memory| {
+            let output = self.forward(segment, memory, false);
+            (output.last_hidden_state, output.memory)
+        })
     }
 }
 

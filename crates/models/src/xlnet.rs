@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bert::logits_at_every_position;
 use crate::blocks::{
-    Activation, RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, normal_init, relative_attention,
+    Activation, RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, normal_init, read_in_segments, relative_attention,
     relative_distances, sinusoid_encoding,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
@@ -280,7 +280,7 @@ impl XlnetRelativeAttention {
             content: &self.r_w_bias,
             position: &self.r_r_bias,
         };
-        relative_attention(q, k, v, position_keys, biases, segment, mask, Some(&self.dropout))
+        relative_attention(q, k, v, position_keys, biases, segment, mask, &self.dropout)
     }
 
     /// Output projection, residual and LayerNorm.
@@ -537,6 +537,20 @@ impl XlnetModel {
             hidden_states,
             memory,
         }
+    }
+}
+
+impl XlnetModel {
+    /// Reads a sequence (no padding, no token types) in consecutive segments of
+    /// `segment_length` tokens, each after the memory of the previous ones.
+    ///
+    /// # Shapes
+    /// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
+    pub fn forward_in_segments(&self, input_ids: Tensor<2, Int>, segment_length: usize) -> Tensor<3> {
+        read_in_segments(input_ids, segment_length, |segment, memory| {
+            let output = self.forward(XlnetInput::new(segment, None), memory);
+            (output.last_hidden_state, output.memory)
+        })
     }
 }
 

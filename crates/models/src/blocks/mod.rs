@@ -10,7 +10,7 @@ pub use activation::Activation;
 pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig, padding_mask};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use relative_attention::{
-    RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, relative_attention, relative_distances, relative_shift,
+    RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, read_in_segments, relative_attention, relative_distances, relative_shift,
     sinusoid_encoding,
 };
 pub use rms_norm::RmsNorm;

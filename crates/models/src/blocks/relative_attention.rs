@@ -86,8 +86,8 @@ pub struct SegmentTerm<'a> {
 
 /// Relative attention over already projected heads.
 ///
-/// `mask` is `true` where a query may not look. Dropout (`dropout`, only when given) acts on the
-/// probabilities, as in both references.
+/// `mask` is `true` where a query may not look. `dropout` acts on the probabilities, as in both
+/// references.
 ///
 /// # Shapes
 /// - q: `[batch, heads, qlen, head_dim]`
@@ -104,7 +104,7 @@ pub fn relative_attention(
     biases: RelativeBiases<'_>,
     segment: Option<SegmentTerm<'_>>,
     mask: Option<Tensor<4, Bool>>,
-    dropout: Option<&burn::nn::Dropout>,
+    dropout: &burn::nn::Dropout,
 ) -> Tensor<4> {
     let [batch, heads, qlen, head_dim] = q.dims();
     let klen = k.dims()[2];
@@ -132,10 +132,7 @@ pub fn relative_attention(
         None => scores,
     };
     let probabilities = activation::softmax(scores, 3);
-    let probabilities = match dropout {
-        Some(dropout) => dropout.forward(probabilities),
-        None => probabilities,
-    };
+    let probabilities = dropout.forward(probabilities);
     probabilities.matmul(v)
 }
 
@@ -191,6 +188,29 @@ impl SegmentMemory {
             .collect();
         SegmentMemory { layers }
     }
+}
+
+/// Reads `input_ids` in consecutive segments of `segment_length` tokens, each through `step`
+/// after the memory the previous segment left, and joins the outputs.
+///
+/// # Shapes
+/// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
+pub fn read_in_segments(
+    input_ids: Tensor<2, burn::tensor::Int>,
+    segment_length: usize,
+    mut step: impl FnMut(Tensor<2, burn::tensor::Int>, Option<&SegmentMemory>) -> (Tensor<3>, SegmentMemory),
+) -> Tensor<3> {
+    let [batch, seq] = input_ids.dims();
+    let segment_length = segment_length.max(1);
+    let mut memory: Option<SegmentMemory> = None;
+    let mut outputs = Vec::new();
+    for start in (0..seq).step_by(segment_length) {
+        let segment = input_ids.clone().slice([0..batch, start..(start + segment_length).min(seq)]);
+        let (hidden, next) = step(segment, memory.as_ref());
+        outputs.push(hidden);
+        memory = Some(next);
+    }
+    Tensor::cat(outputs, 1)
 }
 
 /// Causal mask over memory and segment: query `i` may see keys up to `mlen + i`.

@@ -12,7 +12,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn::train::ClassificationOutput;
 use prottrans_data::{ResidueBatch, Tokenizer};
-use prottrans_models::{SegmentMemory, TransfoXlLmHeadModel};
+use prottrans_models::TransfoXlLmHeadModel;
 
 use crate::objectives::StepSettings;
 use crate::objectives::mlm::MlmScores;
@@ -150,15 +150,7 @@ impl CausalLm {
     /// - input_ids: `[batch, seq]`, positions: `[n]` -> `[n, vocab]`
     pub fn logits_at(model: &TransfoXlLmHeadModel, segment_length: usize, input_ids: Tensor<2, Int>, positions: Tensor<1, Int>) -> Tensor<2> {
         let [batch, seq] = input_ids.dims();
-        let mut memory: Option<SegmentMemory> = None;
-        let mut hidden = Vec::new();
-        for start in (0..seq).step_by(segment_length) {
-            let segment = input_ids.clone().slice([0..batch, start..(start + segment_length).min(seq)]);
-            let output = model.transformer.forward(segment, memory.as_ref(), false);
-            hidden.push(output.last_hidden_state);
-            memory = Some(output.memory);
-        }
-        let hidden = Tensor::cat(hidden, 1);
+        let hidden = model.transformer.forward_in_segments(input_ids, segment_length);
         let d = hidden.dims()[2];
         model.logits(hidden.reshape([batch * seq, d]).select(0, positions))
     }

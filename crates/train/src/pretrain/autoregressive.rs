@@ -5,45 +5,19 @@
 
 use std::time::Instant;
 
-use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::train::SupervisedTraining;
-use prottrans_data::BatchedSequences;
 use prottrans_import::{save_transfo_xl_lm_head, save_xlnet_lm_head};
 use prottrans_models::{TransfoXlConfig, XlnetConfig};
 
-use super::{Evaluation, PretrainReport, PretrainRun, Prepared, loaders, save_vocabulary, train};
+use super::{Evaluation, evaluate_residues, PretrainReport, PretrainRun, Prepared, loaders, save_vocabulary, train};
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
 use crate::objectives::causal_lm::{CausalLm, CausalLmBatcher};
-use crate::objectives::mlm::MlmScores;
 use crate::objectives::permutation_lm::{PermutationBatcher, PermutationLm};
 
 pub(super) const CAUSAL_LM: &str = "causal-lm";
 pub(super) const PERMUTATION_LM: &str = "permutation-lm";
-
-/// Scores every validation batch with `score`, which returns the model's sums and the residues
-/// it predicted; the baseline is scored on the same residues.
-fn evaluate_residues(
-    data: &BatchedSequences,
-    baseline: &UnigramBaseline,
-    mut score: impl FnMut(&prottrans_data::ResidueBatch) -> (MlmScores, Vec<i64>),
-) -> Result<Evaluation, TrainError> {
-    let mut scores = MlmScores::default();
-    let mut labels = Vec::new();
-    for index in 0..data.len() {
-        let batch = data.get(index).map_err(|e| TrainError::Training(e.to_string()))?;
-        let (batch_scores, batch_labels) = score(&batch);
-        scores.add(batch_scores);
-        labels.extend(batch_labels.into_iter().map(|l| l as u32));
-    }
-    let (unigram_loss, unigram_accuracy) = baseline.score(labels);
-    Ok(Evaluation {
-        model: scores,
-        unigram_loss,
-        unigram_accuracy,
-    })
-}
 
 fn report(
     objective: &str,

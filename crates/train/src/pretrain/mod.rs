@@ -306,6 +306,29 @@ fn for_each_masked_batch(
     Ok(labels)
 }
 
+/// Scores every validation batch with `score`, which returns the model's sums and the residues
+/// it predicted; the baseline is scored on the same residues.
+pub(super) fn evaluate_residues(
+    data: &BatchedSequences,
+    baseline: &UnigramBaseline,
+    mut score: impl FnMut(&ResidueBatch) -> (MlmScores, Vec<i64>),
+) -> Result<Evaluation, TrainError> {
+    let mut scores = MlmScores::default();
+    let mut labels = Vec::new();
+    for index in 0..data.len() {
+        let batch = data.get(index).map_err(|e| TrainError::Training(e.to_string()))?;
+        let (batch_scores, batch_labels) = score(&batch);
+        scores.add(batch_scores);
+        labels.extend(batch_labels.into_iter().map(|l| l as u32));
+    }
+    let (unigram_loss, unigram_accuracy) = baseline.score(labels);
+    Ok(Evaluation {
+        model: scores,
+        unigram_loss,
+        unigram_accuracy,
+    })
+}
+
 /// Scores `model` and `baseline` on every batch of `data` (cropped from the start, masked
 /// deterministically, so every call sees the same residues).
 pub fn evaluate(
@@ -315,16 +338,10 @@ pub fn evaluate(
     batcher: &MlmBatcher,
     device: &Device,
 ) -> Result<Evaluation, TrainError> {
-    let mut scores = MlmScores::default();
-    let labels = for_each_masked_batch(data, batcher, |masked| {
-        scores.add(model.score(masked.to_tensors(device)));
-        Ok(())
-    })?;
-    let (unigram_loss, unigram_accuracy) = baseline.score(labels);
-    Ok(Evaluation {
-        model: scores,
-        unigram_loss,
-        unigram_accuracy,
+    evaluate_residues(data, baseline, |batch| {
+        let masked = batcher.mask(batch);
+        let labels = masked.labels.clone();
+        (model.score(masked.to_tensors(device)), labels)
     })
 }
 
