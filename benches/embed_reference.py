@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="XLNet / Transformer-XL: proteins longer than this many tokens run alone in "
                          "segments with memory (0: one pass); default as prottrans: one pass for "
                          "XLNet, mem_len for Transformer-XL")
+    ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
+                    help="weights and activations in float32 (default) or bfloat16; outputs are float32")
     ap.add_argument("--discard", action="store_true", help="drop each embedding after copying it")
     ap.add_argument("--output", type=Path, default=None,
                     help="write the embeddings to this .npz after timing (key = protein id)")
@@ -322,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     got = getattr(model.config, "_attn_implementation", None)
     if got != args.attn:
         raise SystemExit(f"asked for attn_implementation={args.attn!r}, model uses {got!r}")
-    model = model.to(torch.float32).eval()
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    model = model.to(dtype).eval()
 
     order = sorted(range(len(records)), key=lambda i: -len(records[i][1]))  # stable
     ids_sorted = [records[i][0] for i in order]
@@ -362,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             segmented += len(batch) if in_segments else 0
             for row, i in enumerate(batch):
                 start = offsets[row] + first
-                emb = hidden[row, start : start + lengths[i]].numpy().copy()  # [L, d], own memory
+                emb = hidden[row, start : start + lengths[i]].float().numpy().copy()  # [L, d], own memory
                 if args.per_protein:
                     emb = emb.mean(axis=0)
                 if not args.discard:
@@ -378,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
 
     residues = sum(lengths)
     rec = {
-        "impl": f"transformers-{args.attn}",
+        "impl": f"transformers-{args.attn}" + ("-bf16" if args.dtype == "bf16" else ""),
+        "dtype": args.dtype,
         "proteins": len(records),
         "residues": residues,
         "seconds": round(seconds, 4),

@@ -21,6 +21,15 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The fused-kernel form of this activation, where the kernels have one.
+    pub fn epilogue(&self) -> Option<prottrans_kernels::Epilogue> {
+        match self {
+            Activation::Gelu => Some(prottrans_kernels::Epilogue::Gelu),
+            Activation::Relu => Some(prottrans_kernels::Epilogue::Relu),
+            Activation::GeluTanh | Activation::Silu => None,
+        }
+    }
+
     /// Applies the activation element-wise.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match self {

@@ -1,15 +1,17 @@
 //! Multi-head self-attention with a key-padding mask and an optional additive bias.
 //!
-//! BERT, ALBERT and ELECTRA use it as is; T5 passes its relative position bias through
-//! `bias` and turns off biases and score scaling; XLNet and Transformer-XL compute their
-//! relative scores themselves but reuse the head split/merge.
+//! BERT, ALBERT and ELECTRA use it as is; T5 passes its relative position bias per distance
+//! and turns off biases and score scaling; XLNet and Transformer-XL compute their relative
+//! scores themselves but reuse the head split/merge and [`linear_rows`].
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Int, Tensor, activation};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
+use prottrans_kernels::{Epilogue, fused_self_attention};
+use std::cell::OnceCell;
 
 use super::normal_init;
 
@@ -84,6 +86,72 @@ impl MultiHeadAttentionConfig {
     }
 }
 
+/// An additive attention bias that depends only on `key - query` (T5's bucketed relative
+/// position bias), kept per distance; the full `[1, heads, q, k]` tensor that burn's attention
+/// needs is made at most once, on the first layer that falls back to it.
+#[derive(Debug)]
+pub struct RelativePositionBias {
+    /// `[heads, q_len + k_len - 1]`: the bias of key `j` for query `i` at `j - i + q_len - 1`.
+    pub per_distance: Tensor<2>,
+    q_len: usize,
+    k_len: usize,
+    full: OnceCell<Tensor<4>>,
+}
+
+impl RelativePositionBias {
+    /// # Shapes
+    /// - per_distance: `[heads, q_len + k_len - 1]`
+    pub fn new(per_distance: Tensor<2>, q_len: usize, k_len: usize) -> Self {
+        debug_assert_eq!(per_distance.dims()[1], q_len + k_len - 1);
+        Self {
+            per_distance,
+            q_len,
+            k_len,
+            full: OnceCell::new(),
+        }
+    }
+
+    /// The bias of every `(query, key)` pair.
+    ///
+    /// # Shapes
+    /// - output: `[1, heads, q_len, k_len]`
+    pub fn full(&self) -> Tensor<4> {
+        self.full
+            .get_or_init(|| {
+                let (q_len, k_len) = (self.q_len, self.k_len);
+                let heads = self.per_distance.dims()[0];
+                let index: Vec<i64> = (0..q_len)
+                    .flat_map(|i| (0..k_len).map(move |j| (j + q_len - 1 - i) as i64))
+                    .collect();
+                let device = self.per_distance.device();
+                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [q_len * k_len]), &device);
+                self.per_distance
+                    .clone()
+                    .select(1, index)
+                    .reshape([1, heads, q_len, k_len])
+            })
+            .clone()
+    }
+}
+
+/// `linear` applied to every position at once: the positions are flattened into rows so the
+/// product is one (threaded) matrix multiply, with the bias and activation fused on flex.
+///
+/// # Shapes
+/// - x: `[batch, seq, d_in]` -> `[batch, seq, d_out]`
+pub fn linear_rows(linear: &Linear, x: Tensor<3>, epilogue: Epilogue) -> Tensor<3> {
+    let [batch, seq, d_in] = x.dims();
+    let weight = linear.weight.val();
+    let d_out = weight.dims()[1];
+    let rows = prottrans_kernels::linear(
+        x.reshape([batch * seq, d_in]),
+        weight,
+        linear.bias.as_ref().map(|b| b.val()),
+        epilogue,
+    );
+    rows.reshape([batch, seq, d_out])
+}
+
 fn is_libtorch(device: &Device) -> bool {
     format!("{device:?}").contains("LibTorch")
 }
@@ -99,26 +167,51 @@ pub fn padding_mask(attention_mask: Tensor<2, Int>) -> Tensor<2, Bool> {
 impl MultiHeadAttention {
     /// Attends every position to every non-padding position.
     ///
-    /// `bias` is added to the scaled scores before the softmax (relative position biases).
+    /// `bias` is added to the scaled scores before the softmax (T5's relative position bias).
+    /// On flex in `f32` outside autodiff this is one fused kernel (`prottrans-kernels`) that
+    /// reads the padding per sequence and the bias per distance; elsewhere burn's `attention`
+    /// with the mask and bias expanded to every score.
     ///
     /// # Shapes
     /// - x: `[batch, seq, d_model]`
     /// - padding: `[batch, seq]`, `true` at padding keys
-    /// - bias: `[batch or 1, heads, seq, seq]`
+    /// - bias: per distance, `[heads, 2 * seq - 1]`
     /// - output: `[batch, seq, d_model]`
     pub fn forward(
         &self,
         x: Tensor<3>,
         padding: Option<Tensor<2, Bool>>,
-        bias: Option<Tensor<4>>,
+        bias: Option<&RelativePositionBias>,
     ) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
-        let mask = padding.map(|p| p.reshape([batch, 1, 1, seq]));
-        self.attend(x.clone(), x, mask, bias)
+        let [q, k, v] = self.project_qkv(x);
+        let fused = fused_self_attention(
+            &q,
+            &k,
+            &v,
+            self.num_heads,
+            self.scale as f32,
+            padding.as_ref(),
+            bias.map(|b| &b.per_distance),
+        );
+        let context = match fused {
+            Some(context) => context,
+            None => {
+                let mask = padding.map(|p| p.reshape([batch, 1, 1, seq]));
+                self.attend_heads(q, k, v, mask, bias.map(RelativePositionBias::full))
+            }
+        };
+        linear_rows(&self.output, context, Epilogue::None)
     }
 
-    /// Attends `query_input` positions to `key_value_input` positions: self-attention when both
-    /// are the same tensor, cross-attention (T5's decoder) when they differ.
+    /// The query, key and value projections of `x`. (One product against the three weights
+    /// side by side was tried: no faster on flex, so three products it is.)
+    fn project_qkv(&self, x: Tensor<3>) -> [Tensor<3>; 3] {
+        [&self.query, &self.key, &self.value].map(|p| linear_rows(p, x.clone(), Epilogue::None))
+    }
+
+    /// Attends `query_input` positions to `key_value_input` positions with any mask: causal
+    /// self-attention, cross-attention (T5's decoder).
     ///
     /// `mask` is `true` where a query may not look; it and `bias` broadcast over batch and heads.
     ///
@@ -134,12 +227,29 @@ impl MultiHeadAttention {
         mask: Option<Tensor<4, Bool>>,
         bias: Option<Tensor<4>>,
     ) -> Tensor<3> {
-        let [batch, q_len, _] = query_input.dims();
-        let k_len = key_value_input.dims()[1];
+        let q = linear_rows(&self.query, query_input, Epilogue::None);
+        let k = linear_rows(&self.key, key_value_input.clone(), Epilogue::None);
+        let v = linear_rows(&self.value, key_value_input, Epilogue::None);
+        let context = self.attend_heads(q, k, v, mask, bias);
+        linear_rows(&self.output, context, Epilogue::None)
+    }
+
+    /// burn's attention over projected queries, keys and values.
+    ///
+    /// # Shapes
+    /// - q: `[batch, q_len, inner]`, k and v: `[batch, k_len, inner]` -> `[batch, q_len, inner]`
+    fn attend_heads(
+        &self,
+        q: Tensor<3>,
+        k: Tensor<3>,
+        v: Tensor<3>,
+        mask: Option<Tensor<4, Bool>>,
+        bias: Option<Tensor<4>>,
+    ) -> Tensor<3> {
+        let [batch, q_len, _] = q.dims();
+        let k_len = k.dims()[1];
         let shape = [batch, self.num_heads, q_len, k_len];
-        let q = self.split_heads(self.query.forward(query_input));
-        let k = self.split_heads(self.key.forward(key_value_input.clone()));
-        let v = self.split_heads(self.value.forward(key_value_input));
+        let (q, k, v) = (self.split_heads(q), self.split_heads(k), self.split_heads(v));
         let mask = mask.map(|m| m.expand(shape));
         let bias = bias.map(|b| b.expand(shape));
 
@@ -163,15 +273,17 @@ impl MultiHeadAttention {
                 is_causal: false,
             };
             // burn-tch 0.22.1 hands a boolean mask alone to torch's fused attention, where `true`
-            // means "attend" rather than burn's "masked" (tests/conformance.rs found it). With a
-            // bias it takes burn's reference path, which reads the mask correctly.
-            let bias = match (&mask, bias) {
-                (Some(_), None) if is_libtorch(&q.device()) => Some(Tensor::zeros(shape, (&q.device(), q.dtype()))),
-                (_, bias) => bias,
+            // means "attend" rather than burn's "masked" (tests/conformance.rs found it); with a
+            // bias, or under autodiff, burn's reference path reads burn's meaning. So torch's
+            // fused kernel gets the mask inverted.
+            let device = q.device();
+            let mask = match mask {
+                Some(m) if bias.is_none() && is_libtorch(&device) && !device.is_autodiff() => Some(m.bool_not()),
+                mask => mask,
             };
             attention(q, k, v, mask, bias, options)
         };
-        self.output.forward(self.merge_heads(context))
+        self.merge_heads(context)
     }
 
     /// `[batch, seq, heads * head_dim]` -> `[batch, heads, seq, head_dim]`.

@@ -5,7 +5,9 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::Tensor;
 
-use super::{Activation, normal_init};
+use prottrans_kernels::Epilogue;
+
+use super::{Activation, linear_rows, normal_init};
 
 /// Configuration of [`FeedForward`].
 #[derive(Config, Debug)]
@@ -71,11 +73,16 @@ impl FeedForward {
     /// # Shapes
     /// - x: `[batch, seq, d_model]` -> `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.activation.forward(self.intermediate.forward(x.clone()));
+        let h = match self.activation.epilogue() {
+            Some(epilogue) => linear_rows(&self.intermediate, x.clone(), epilogue),
+            None => self
+                .activation
+                .forward(linear_rows(&self.intermediate, x.clone(), Epilogue::None)),
+        };
         let h = match &self.gate {
-            Some(gate) => h * gate.forward(x),
+            Some(gate) => h * linear_rows(gate, x, Epilogue::None),
             None => h,
         };
-        self.output.forward(self.dropout.forward(h))
+        linear_rows(&self.output, self.dropout.forward(h), Epilogue::None)
     }
 }

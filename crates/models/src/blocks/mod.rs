@@ -7,7 +7,9 @@ mod relative_attention;
 mod rms_norm;
 
 pub use activation::Activation;
-pub use attention::{MultiHeadAttention, MultiHeadAttentionConfig, padding_mask};
+pub use attention::{
+    MultiHeadAttention, MultiHeadAttentionConfig, RelativePositionBias, linear_rows, padding_mask,
+};
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use relative_attention::{
     RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, read_in_segments, relative_attention, relative_distances, relative_shift,

@@ -20,16 +20,16 @@ use burn::module::Module;
 use burn::nn::{Dropout, Embedding, Linear};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData, TensorReadError};
 
-use crate::blocks::{FeedForward, MultiHeadAttention, RmsNorm, padding_mask};
+use crate::blocks::{FeedForward, MultiHeadAttention, RelativePositionBias, RmsNorm, padding_mask};
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 
 pub use config::T5Config;
 
-/// The bucket of every `(query, key)` pair, row-major `[q_len, k_len]`, as T5's
+/// The bucket of every key - query distance from `-(q_len - 1)` to `k_len - 1`, as T5's
 /// `_relative_position_bucket` computes it: exact buckets for short distances, logarithmic ones
 /// up to `max_distance`, one bucket beyond. Bidirectional (encoder) buckets split the range
 /// between keys before and after the query; causal (decoder) ones only see keys before.
-pub fn relative_position_buckets(
+pub fn relative_position_buckets_by_distance(
     q_len: usize,
     k_len: usize,
     bidirectional: bool,
@@ -56,9 +56,22 @@ pub fn relative_position_buckets(
         };
         offset + bucket
     };
-    // The bucket depends on key - query only: compute each distance once.
     let first = -(q_len as i64 - 1);
-    let by_distance: Vec<i64> = (first..k_len as i64).map(bucket_of).collect();
+    (first..k_len as i64).map(bucket_of).collect()
+}
+
+/// The bucket of every `(query, key)` pair, row-major `[q_len, k_len]`, as T5's
+/// `_relative_position_bucket` computes it (see [`relative_position_buckets_by_distance`]).
+pub fn relative_position_buckets(
+    q_len: usize,
+    k_len: usize,
+    bidirectional: bool,
+    num_buckets: usize,
+    max_distance: usize,
+) -> Vec<i64> {
+    // The bucket depends on key - query only: compute each distance once.
+    let by_distance =
+        relative_position_buckets_by_distance(q_len, k_len, bidirectional, num_buckets, max_distance);
     let mut buckets = Vec::with_capacity(q_len * k_len);
     for query in 0..q_len {
         let start = q_len - 1 - query; // index of relative distance -query
@@ -109,19 +122,31 @@ pub struct EncoderMemory {
 
 impl T5Block {
     /// # Shapes
-    /// - x: `[batch, seq, d]`, mask: `[batch or 1, 1, seq or 1, seq]`,
-    ///   position_bias: `[1, heads, seq, seq]` -> `[batch, seq, d]`
+    /// - x: `[batch, seq, d]`, padding: `[batch, seq]` (`true` at padding keys),
+    ///   position_bias per distance: `[heads, 2 * seq - 1]` -> `[batch, seq, d]`
+    ///
+    /// `causal`: keys after the query are hidden too (the decoder).
     pub fn forward(
         &self,
         x: Tensor<3>,
-        mask: Option<Tensor<4, Bool>>,
-        position_bias: Tensor<4>,
+        padding: Option<Tensor<2, Bool>>,
+        causal: bool,
+        position_bias: &RelativePositionBias,
         memory: Option<&EncoderMemory>,
     ) -> Tensor<3> {
         let normed = self.self_attention_norm.forward(x.clone());
-        let attended = self
-            .self_attention
-            .attend(normed.clone(), normed, mask, Some(position_bias));
+        let attended = if causal {
+            let seq = x.dims()[1];
+            let mut mask = causal_mask(seq, &x.device());
+            if let Some(padding) = padding {
+                let batch = padding.dims()[0];
+                mask = mask.expand([batch, 1, seq, seq]).bool_or(padding.reshape([batch, 1, 1, seq]).expand([batch, 1, seq, seq]));
+            }
+            self.self_attention
+                .attend(normed.clone(), normed, Some(mask), Some(position_bias.full()))
+        } else {
+            self.self_attention.forward(normed, padding, Some(position_bias))
+        };
         let mut x = clamp_half(x + self.dropout.forward(attended));
         if let (Some(attention), Some(norm), Some(memory)) =
             (&self.cross_attention, &self.cross_attention_norm, memory)
@@ -158,35 +183,35 @@ pub struct T5Stack {
 }
 
 impl T5Stack {
-    /// The relative position bias of every `(query, key)` pair.
-    ///
-    /// # Shapes
-    /// - output: `[1, heads, q_len, k_len]`
-    pub fn position_bias(&self, q_len: usize, k_len: usize, device: &Device) -> Tensor<4> {
-        let buckets = relative_position_buckets(
+    /// The relative position bias of every key - query distance (`[heads, q_len + k_len - 1]`),
+    /// from which attention reads every `(query, key)` pair.
+    pub fn position_bias(&self, q_len: usize, k_len: usize, device: &Device) -> RelativePositionBias {
+        let buckets = relative_position_buckets_by_distance(
             q_len,
             k_len,
             !self.is_decoder,
             self.num_buckets,
             self.max_distance,
         );
-        let buckets = Tensor::<2, Int>::from_data(TensorData::new(buckets, [q_len, k_len]), device);
-        let values = self.relative_attention_bias.forward(buckets); // [q, k, heads]
+        let distances = buckets.len();
+        let buckets = Tensor::<2, Int>::from_data(TensorData::new(buckets, [1, distances]), device);
+        let values = self.relative_attention_bias.forward(buckets); // [1, distances, heads]
         let heads = values.dims()[2];
-        values.reshape([1, q_len, k_len, heads]).permute([0, 3, 1, 2])
+        let per_distance = values.reshape([distances, heads]).transpose();
+        RelativePositionBias::new(per_distance, q_len, k_len)
     }
 
-    /// Runs the stack over embedded tokens. `mask` is `true` where attention is not allowed
-    /// (padding keys; later positions in the decoder). Returns the final state and, when asked,
-    /// the input of every block followed by the final state, as transformers lists them.
+    /// Runs the stack over embedded tokens. `padding` is `true` at padding keys; the decoder
+    /// also hides later positions. Returns the final state and, when asked, the input of every
+    /// block followed by the final state, as transformers lists them.
     ///
     /// # Shapes
-    /// - embedded: `[batch, seq, d]`, mask: `[batch or 1, 1, seq or 1, seq]`
+    /// - embedded: `[batch, seq, d]`, padding: `[batch, seq]`
     /// - output: `[batch, seq, d]`
     pub fn forward(
         &self,
         embedded: Tensor<3>,
-        mask: Option<Tensor<4, Bool>>,
+        padding: Option<Tensor<2, Bool>>,
         memory: Option<&EncoderMemory>,
         output_hidden_states: bool,
     ) -> (Tensor<3>, Vec<Tensor<3>>) {
@@ -200,7 +225,7 @@ impl T5Stack {
             if output_hidden_states {
                 hidden_states.push(x.clone());
             }
-            x = block.forward(x, mask.clone(), bias.clone(), memory);
+            x = block.forward(x, padding.clone(), self.is_decoder, &bias, memory);
         }
         let x = self.dropout.forward(self.final_layer_norm.forward(x));
         if output_hidden_states {
@@ -227,7 +252,7 @@ fn causal_mask(seq: usize, device: &Device) -> Tensor<4, Bool> {
 }
 
 fn encode_with(shared: &Embedding, encoder: &T5Stack, input: EncoderInput) -> EncoderOutput {
-    let padding = key_padding(input.attention_mask);
+    let padding = input.attention_mask.map(padding_mask);
     let embedded = shared.forward(input.input_ids);
     let (last_hidden_state, hidden_states) =
         encoder.forward(embedded, padding, None, input.output_hidden_states);
@@ -290,14 +315,10 @@ impl T5ForConditionalGeneration {
     /// # Shapes
     /// - decoder_input_ids: `[batch, target]` -> `[batch, target, d]`
     pub fn decode(&self, decoder_input_ids: Tensor<2, Int>, memory: &EncoderMemory) -> Tensor<3> {
-        let target = decoder_input_ids.dims()[1];
-        let device = decoder_input_ids.device();
         let embedded = self.shared.forward(decoder_input_ids);
         // Targets are padded on the right, so the causal mask alone keeps real positions from
         // seeing padding.
-        let (hidden, _) = self
-            .decoder
-            .forward(embedded, Some(causal_mask(target, &device)), Some(memory), false);
+        let (hidden, _) = self.decoder.forward(embedded, None, Some(memory), false);
         hidden
     }
 

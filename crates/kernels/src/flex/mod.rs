@@ -1,0 +1,97 @@
+//! The kernels on burn's flex backend: reading its tensors in place and handing results back
+//! without copies.
+
+mod attention;
+mod linear;
+
+pub(crate) use attention::self_attention;
+pub(crate) use linear::linear;
+
+use burn::backend::Flex;
+use burn::tensor::{Bool, Bytes, DType, Shape, Tensor};
+use burn_flex::{FlexTensor, Layout};
+
+/// The flex `f32` primitive behind `tensor`, or `None` when it lives elsewhere: another backend,
+/// an autodiff graph (burn's op keeps the gradient there), or another dtype.
+pub(crate) fn f32_primitive<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
+    if tensor.dtype() != DType::F32 {
+        return None;
+    }
+    let primitive = tensor.clone().try_into_primitive::<Flex>().ok()?;
+    (primitive.dtype() == DType::F32).then_some(primitive)
+}
+
+/// The values of a flex bool tensor in row-major order.
+pub(crate) fn bool_values<const D: usize>(tensor: &Tensor<D, Bool>) -> Option<Vec<bool>> {
+    let primitive = tensor.clone().try_into_primitive::<Flex>().ok()?;
+    let contiguous = primitive.to_contiguous();
+    let start = contiguous.layout().start_offset();
+    let count = contiguous.layout().num_elements();
+    let bytes = &contiguous.bytes()[start..start + count];
+    Some(bytes.iter().map(|&b| b != 0).collect())
+}
+
+/// A row-major `f32` matrix view into flex storage: `rows x cols`, element `(r, c)` at
+/// `offset + r * row_stride + c * col_stride`.
+pub(crate) struct MatrixView<'a> {
+    pub data: &'a [f32],
+    pub offset: usize,
+    pub row_stride: isize,
+    pub col_stride: isize,
+}
+
+impl<'a> MatrixView<'a> {
+    /// The last two dimensions of `tensor` as a matrix per leading index; `None` for layouts
+    /// with a broadcast or negative stride (the caller makes those contiguous first).
+    pub fn of(tensor: &'a FlexTensor) -> Option<(Self, Vec<isize>)> {
+        let layout = tensor.layout();
+        let strides = layout.strides();
+        let rank = strides.len();
+        if rank < 2 || strides.iter().any(|&s| s < 0) {
+            return None;
+        }
+        let view = MatrixView {
+            data: tensor.storage::<f32>(),
+            offset: layout.start_offset(),
+            row_stride: strides[rank - 2],
+            col_stride: strides[rank - 1],
+        };
+        Some((view, strides[..rank - 2].to_vec()))
+    }
+
+    /// Pointer to element `(row, col)` of the matrix starting `extra` elements further.
+    pub fn ptr(&self, extra: usize, row: usize, col: usize) -> *const f32 {
+        let index = self.offset as isize
+            + extra as isize
+            + row as isize * self.row_stride
+            + col as isize * self.col_stride;
+        debug_assert!(index >= 0 && (index as usize) < self.data.len().max(1));
+        // SAFETY: callers stay inside the tensor's shape, whose elements the layout places inside
+        // the storage.
+        unsafe { self.data.as_ptr().offset(index) }
+    }
+}
+
+/// A contiguous flex tensor holding `values`.
+pub(crate) fn tensor_from_vec<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    let primitive = FlexTensor::new(
+        Bytes::from_elems(values),
+        Layout::contiguous(Shape::new(shape)),
+        DType::F32,
+    );
+    Tensor::from_primitive::<Flex>(primitive)
+}
+
+/// A raw pointer that may cross threads: each task writes a region no other task touches.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f32);
+// SAFETY: see the type's documentation; every use writes disjoint elements.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}
