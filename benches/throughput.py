@@ -19,12 +19,13 @@ absolute per-residue deviation and smallest per-protein (mean-pooled) cosine to 
 sdpa f32's embeddings.
 
 Training rows: tokens/s of one masked-LM step of configs/small.toml's model (batch 16 x 256),
-`cargo bench --bench backends -- --workloads train_small` against benches/torch_reference.py's
-train_small (the same model and step in PyTorch, eager and sdpa).
+`cargo bench --bench backends -- --workloads train_small` (and, with --bench-tch, that bench
+built with `--features tch`, run on tch) against benches/torch_reference.py's train_small (the
+same model and step in PyTorch, eager and sdpa).
 
 Usage:
   python benches/throughput.py --prottrans target/release/prottrans \\
-      [--prottrans-tch PATH] [--also LABEL=PATH] [--also-bench LABEL=PATH] [--fasta data/samples/uniprot_test.fasta.gz] [--limit 64]
+      [--prottrans-tch PATH] [--bench-tch PATH] [--also LABEL=PATH] [--also-bench LABEL=PATH] [--fasta data/samples/uniprot_test.fasta.gz] [--limit 64]
       [--layers 2] [--repeat 2] [--threads N] [--shapes protbert,prott5-xl]
       [--python PY] [--no-training] [--book book/src/performance.md] [--workdir DIR]
 
@@ -38,6 +39,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -124,6 +126,9 @@ def embedding_rows(args, shape: str, model: Path, subset: Path, work: Path, env:
                         "--output", str(out)]
             impls.append((name, cmd))
 
+    reference_name = f"transformers sdpa {args.precisions.split(',')[0]}"
+    if args.skip:
+        impls = [(n, c) for n, c in impls if n == reference_name or not re.search(args.skip, n)]
     runs: dict[str, list[dict]] = {name: [] for name, _ in impls}
     outputs: dict[str, Path] = {}
     for rep in range(args.repeat):
@@ -143,7 +148,6 @@ def embedding_rows(args, shape: str, model: Path, subset: Path, work: Path, env:
             print(f"# {shape} round {rep + 1}: {name}: {result['residues_per_s']:.1f} residues/s, "
                   f"peak {maxrss / 2**20:.0f} MiB", file=sys.stderr, flush=True)
 
-    reference_name = f"transformers sdpa {args.precisions.split(',')[0]}"
     reference = load_npz(outputs[reference_name])
     rows = []
     for name, _ in impls:
@@ -162,10 +166,9 @@ def embedding_rows(args, shape: str, model: Path, subset: Path, work: Path, env:
 
 def training_rows(args, env: dict[str, str]) -> list[dict]:
     rows = []
-    devices = ["flex"] + (["tch"] if args.bench_tch else [])
-    benches = [(f"prottrans {device}", ["cargo", "bench", "-q", "--bench", "backends",
-                                        *(["--features", "tch"] if device == "tch" else []), "--"], device)
-               for device in devices]
+    benches = [("prottrans flex", ["cargo", "bench", "-q", "--bench", "backends", "--"], "flex")]
+    if args.bench_tch:
+        benches.append(("prottrans tch", [str(args.bench_tch)], "tch"))
     for extra in args.also_bench:
         label, _, path = extra.partition("=")
         benches.append((f"prottrans flex ({label})", [path], "flex"))
@@ -217,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="another prottrans binary (e.g. before=/path/to/old/prottrans), flex f32 only")
     ap.add_argument("--also-bench", action="append", default=[], metavar="LABEL=PATH",
                     help="another build's `backends` bench binary, for a flex training row")
-    ap.add_argument("--bench-tch", action="store_true", help="also the training step on tch (builds with --features tch)")
+    ap.add_argument("--bench-tch", type=Path, default=None, metavar="PATH",
+                    help="a `backends` bench binary built with --features tch, for the tch training row")
     ap.add_argument("--fasta", type=Path, default=ROOT / "data/samples/uniprot_test.fasta.gz")
     ap.add_argument("--limit", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2, help="layers of each benchmark model (default 2)")
@@ -229,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-batch", type=int, default=100)
     ap.add_argument("--alone-above", type=int, default=1000)
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--skip", default=None, metavar="REGEX",
+                    help="leave out the embedding rows whose name matches (never the reference)")
     ap.add_argument("--no-training", action="store_true")
     ap.add_argument("--book", type=Path, default=None)
     ap.add_argument("--json-out", type=Path, default=None)
