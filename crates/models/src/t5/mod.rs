@@ -557,6 +557,9 @@ mod tests {
 mod training_tests {
     use super::*;
 
+    /// Any seed passes (151 tried, worst gap 13% of the tolerance); one keeps runs identical.
+    const SEED: u64 = 17;
+
     fn small(dropout_rate: f64) -> T5Config {
         T5Config {
             d_model: 16,
@@ -599,7 +602,12 @@ mod training_tests {
     fn position_bias_gradient_matches_a_finite_difference() {
         use burn::module::Param;
         let device = Device::flex().autodiff();
-        let model = small(0.0).init(&device);
+        // ReLU's kink makes the loss piecewise linear: a difference that straddles it disagrees
+        // with the gradient for some initialisations (about 1 in 15). GELU is smooth; the seed
+        // keeps the check the same on every run.
+        device.seed(SEED);
+        let config = T5Config { feed_forward_proj: "gated-gelu".into(), ..small(0.0) };
+        let model = config.init(&device);
         let inner = model.valid();
         let inner_device = inner.shared.weight.device();
         // A fixed linear probe of the logits keeps the loss O(1), so f32 differences resolve.
