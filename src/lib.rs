@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`backend`] | `prottrans-backend` | compiled-in backends, `--device` parsing |
 //! | [`data`] | `prottrans-data` | Rostlab tokenizers, FASTA, sequence store, length-grouped batches |
-//! | [`models`] | `prottrans-models` | shared blocks and one file per architecture (ProtBert today) |
+//! | [`models`] | `prottrans-models` | shared blocks and one file per architecture: ProtBert, ProtAlbert, ProtElectra, ProtT5, ProtXLNet, ProtTXL |
 //! | [`import`] | `prottrans-import` | Hugging Face checkpoint directories in and out |
 //! | [`train`] | `prottrans-train` | objectives, recipes and burn-train pretraining |
 //! | [`embed`] | `prottrans-embed` | per-residue and per-protein embeddings, FASTA to h5/npz |

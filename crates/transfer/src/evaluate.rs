@@ -238,7 +238,8 @@ pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> 
             &report,
             &run,
             &features,
-            run.tsne && saved.task == Task::Localization,
+            (run.tsne && saved.task == Task::Localization)
+                .then(|| saved.features.short_description()),
         )?;
     }
     Ok(report)
@@ -249,7 +250,7 @@ fn write_outputs(
     report: &EvaluationReport,
     run: &Evaluation,
     features: &[Arc<Array2<f32>>],
-    tsne: bool,
+    tsne_features: Option<String>,
 ) -> Result<(), TransferError> {
     std::fs::create_dir_all(out).map_err(TransferError::io(out))?;
     let path = out.join("report.json");
@@ -269,7 +270,7 @@ fn write_outputs(
             &out.join(format!("confusion-{}", task.name)),
         )?;
     }
-    if tsne {
+    if let Some(described) = tsne_features {
         let pooled: Vec<Vec<f32>> = features
             .iter()
             .map(|f| {
@@ -283,7 +284,7 @@ fn write_outputs(
             &pooled,
             &labels,
             LOCATION.classes,
-            &format!("t-SNE of mean-pooled features: {}", report.features),
+            &format!("t-SNE of mean-pooled features: {described}"),
             &out.join("tsne"),
         )?;
     }

@@ -60,6 +60,20 @@ impl FeatureSpec {
             FeatureSpec::Composition => "amino-acid composition".into(),
         }
     }
+
+    /// [`describe`](Self::describe) with the last two components of the checkpoint's path
+    /// (`run/model`) instead of all of it, for plot titles: a picture should not carry the
+    /// paths of the machine that made it.
+    pub fn short_description(&self) -> String {
+        match self {
+            FeatureSpec::Model { dir, precision } => {
+                let parts: Vec<_> = dir.components().map(|c| c.as_os_str()).collect();
+                let tail = PathBuf::from_iter(&parts[parts.len().saturating_sub(2)..]);
+                format!("model {} ({precision})", tail.display())
+            }
+            other => other.describe(),
+        }
+    }
 }
 
 /// A protein to compute features for.
@@ -261,5 +275,18 @@ mod tests {
         assert_eq!(c.shape(), &[1, 20]);
         assert_eq!(c[[0, 0]], 0.5);
         assert_eq!(c[[0, 1]], 0.25);
+    }
+
+    #[test]
+    fn plot_titles_name_the_checkpoint_without_its_full_path() {
+        let spec = FeatureSpec::Model {
+            dir: PathBuf::from("/work/runs/pretrain_small/model"),
+            precision: "f32".into(),
+        };
+        assert_eq!(spec.short_description(), "model pretrain_small/model (f32)");
+        assert!(spec.describe().contains("/work/runs/"));
+        let relative = FeatureSpec::Model { dir: PathBuf::from("model"), precision: "bf16".into() };
+        assert_eq!(relative.short_description(), "model model (bf16)");
+        assert_eq!(FeatureSpec::OneHot.short_description(), "one-hot residues");
     }
 }
