@@ -53,12 +53,33 @@ fn workloads() -> Vec<Workload> {
         ..BertConfig::default()
     };
     vec![
-        Workload { name: "train_tiny", config: tiny, batch: 32, seq: 64, train: true },
-        Workload { name: "train_quickstart", config: quickstart, batch: 32, seq: 128, train: true },
-        Workload { name: "train_small", config: small.clone(), batch: 16, seq: 256, train: true },
+        Workload {
+            name: "train_tiny",
+            config: tiny,
+            batch: 32,
+            seq: 64,
+            train: true,
+        },
+        Workload {
+            name: "train_quickstart",
+            config: quickstart,
+            batch: 32,
+            seq: 128,
+            train: true,
+        },
+        Workload {
+            name: "train_small",
+            config: small.clone(),
+            batch: 16,
+            seq: 256,
+            train: true,
+        },
         Workload {
             name: "infer_small",
-            config: BertConfig { max_position_embeddings: 514, ..small },
+            config: BertConfig {
+                max_position_embeddings: 514,
+                ..small
+            },
             batch: 8,
             seq: 512,
             train: false,
@@ -117,7 +138,10 @@ fn run(spec: &DeviceSpec, w: &Workload, iters: usize) -> Result<String, BackendE
     let (median, mean) = if w.train {
         let device = device.autodiff();
         let mut model = MaskedLm::new(w.config.init(&device), 1);
-        let mut optim = AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(0.01).init();
+        let mut optim = AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(0.01)
+            .init();
         let input = batch(w, &device);
         time(iters, || {
             let output = model.forward_loss(input.clone());
@@ -143,14 +167,19 @@ fn run(spec: &DeviceSpec, w: &Workload, iters: usize) -> Result<String, BackendE
         w.name,
         1e3 / median,
         tokens / (median / 1e3),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     ))
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let value_of = |flag: &str| -> Vec<String> {
-        args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect()
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].clone())
+            .collect()
     };
     let mut devices: Vec<DeviceSpec> = value_of("--device")
         .iter()
@@ -159,7 +188,10 @@ fn main() {
     if devices.is_empty() {
         devices.push(DeviceSpec::Cpu);
     }
-    let iters = value_of("--iters").first().and_then(|n| n.parse().ok()).unwrap_or(10);
+    let iters = value_of("--iters")
+        .first()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
     let only = value_of("--workloads");
     for spec in &devices {
         for w in workloads() {

@@ -12,7 +12,9 @@ use prottrans::embed::{EmbedJob, EmbedOptions, Embedder, mean_over_residues};
 use prottrans::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let model = std::env::args().nth(1).unwrap_or_else(|| "tests/fixtures/bert_tiny".into());
+    let model = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tests/fixtures/bert_tiny".into());
     let device = DeviceSpec::Cpu.device()?;
     let embedder = Embedder::load(&model, &device)?;
 

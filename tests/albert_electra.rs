@@ -19,13 +19,27 @@ fn padded_input(expected: &Expected, device: &prottrans::burn::tensor::Device) -
 }
 
 /// Compares every hidden state, returning the largest deviation.
-fn compare_hidden_states(states: Vec<Tensor<3>>, expected: &Expected, mask: &[i64], width: usize) -> f32 {
+fn compare_hidden_states(
+    states: Vec<Tensor<3>>,
+    expected: &Expected,
+    mask: &[i64],
+    width: usize,
+) -> f32 {
     let (shape, want) = expected.tensor("hidden_states");
-    assert_eq!(shape[0], states.len(), "embedding output + one per layer call");
+    assert_eq!(
+        shape[0],
+        states.len(),
+        "embedding output + one per layer call"
+    );
     let per_state = want.len() / shape[0];
     let mut worst = 0.0f32;
     for (i, state) in states.into_iter().enumerate() {
-        let diff = max_diff_on_tokens(&values(state), &want[i * per_state..(i + 1) * per_state], mask, width);
+        let diff = max_diff_on_tokens(
+            &values(state),
+            &want[i * per_state..(i + 1) * per_state],
+            mask,
+            width,
+        );
         println!("  hidden state {i}: max abs diff {diff:.3e}");
         worst = worst.max(diff);
     }
@@ -43,11 +57,26 @@ fn check_albert(name: &str) {
     println!("{name}:");
     let hidden = compare_hidden_states(output.hidden_states, &expected, &mask, config.hidden_size);
     let (_, want) = expected.tensor("last_hidden_state");
-    let last = max_diff_on_tokens(&values(output.last_hidden_state), &want, &mask, config.hidden_size);
+    let last = max_diff_on_tokens(
+        &values(output.last_hidden_state),
+        &want,
+        &mask,
+        config.hidden_size,
+    );
     let (_, want) = expected.tensor("mlm_logits");
-    let mlm = max_diff_on_tokens(&values(model.forward(input)), &want, &mask, config.vocab_size);
-    println!("{name}: hidden states {hidden:.3e}, last hidden state {last:.3e}, MLM logits {mlm:.3e}");
-    assert!(hidden <= TOLERANCE && last <= TOLERANCE, "hidden states differ by {hidden} / {last}");
+    let mlm = max_diff_on_tokens(
+        &values(model.forward(input)),
+        &want,
+        &mask,
+        config.vocab_size,
+    );
+    println!(
+        "{name}: hidden states {hidden:.3e}, last hidden state {last:.3e}, MLM logits {mlm:.3e}"
+    );
+    assert!(
+        hidden <= TOLERANCE && last <= TOLERANCE,
+        "hidden states differ by {hidden} / {last}"
+    );
     assert!(mlm <= TOLERANCE, "MLM logits differ by {mlm}");
 }
 
@@ -102,14 +131,24 @@ fn prot_electra_discriminator_matches_transformers() {
     let loss = ((bce * weights.clone()).sum() / weights.sum()).into_scalar::<f32>();
     let (_, want_loss) = expected.tensor("rtd_loss");
     let loss_diff = (loss - want_loss[0]).abs();
-    println!("{name}: hidden states {hidden:.3e}, RTD logits {rtd:.3e}, RTD loss {loss:.6} (diff {loss_diff:.3e})");
+    println!(
+        "{name}: hidden states {hidden:.3e}, RTD logits {rtd:.3e}, RTD loss {loss:.6} (diff {loss_diff:.3e})"
+    );
     assert!(hidden <= TOLERANCE, "hidden states differ by {hidden}");
     assert!(rtd <= TOLERANCE, "RTD logits differ by {rtd}");
-    assert!(loss_diff <= TOLERANCE, "RTD loss {loss} vs {}", want_loss[0]);
+    assert!(
+        loss_diff <= TOLERANCE,
+        "RTD loss {loss} vs {}",
+        want_loss[0]
+    );
 
     // The bare encoder reads the same checkpoint.
-    let encoder = checkpoint.load_encoder(&device, prottrans::burn::tensor::FloatDType::F32).unwrap();
-    let last = encoder.encode(padded_input(&expected, &device)).last_hidden_state;
+    let encoder = checkpoint
+        .load_encoder(&device, prottrans::burn::tensor::FloatDType::F32)
+        .unwrap();
+    let last = encoder
+        .encode(padded_input(&expected, &device))
+        .last_hidden_state;
     let (_, want) = expected.tensor("last_hidden_state");
     let diff = max_diff_on_tokens(&values(last), &want, &mask, config.hidden_size);
     assert!(diff <= TOLERANCE, "bare encoder differs by {diff}");
@@ -125,7 +164,12 @@ fn prot_electra_generator_matches_transformers() {
     let (_, mask) = expected.ints("attention_mask");
     let (output, logits) = model.forward(padded_input(&expected, &device));
     let (_, want) = expected.tensor("last_hidden_state");
-    let last = max_diff_on_tokens(&values(output.last_hidden_state), &want, &mask, config.hidden_size);
+    let last = max_diff_on_tokens(
+        &values(output.last_hidden_state),
+        &want,
+        &mask,
+        config.hidden_size,
+    );
     let (_, want) = expected.tensor("mlm_logits");
     let mlm = max_diff_on_tokens(&values(logits.clone()), &want, &mask, config.vocab_size);
 
@@ -142,10 +186,16 @@ fn prot_electra_generator_matches_transformers() {
     let loss = (nll / n as f64) as f32;
     let (_, want_loss) = expected.tensor("mlm_loss");
     let loss_diff = (loss - want_loss[0]).abs();
-    println!("{name}: last hidden state {last:.3e}, MLM logits {mlm:.3e}, MLM loss {loss:.6} (diff {loss_diff:.3e})");
+    println!(
+        "{name}: last hidden state {last:.3e}, MLM logits {mlm:.3e}, MLM loss {loss:.6} (diff {loss_diff:.3e})"
+    );
     assert!(last <= TOLERANCE, "last hidden state differs by {last}");
     assert!(mlm <= TOLERANCE, "MLM logits differ by {mlm}");
-    assert!(loss_diff <= TOLERANCE, "MLM loss {loss} vs {}", want_loss[0]);
+    assert!(
+        loss_diff <= TOLERANCE,
+        "MLM loss {loss} vs {}",
+        want_loss[0]
+    );
 }
 
 #[test]
@@ -160,11 +210,28 @@ fn the_released_pair_joins_into_one_model_sharing_embeddings() {
     save_electra(&joint, &config, out.path()).unwrap();
     let (again_config, again) = load_electra(out.path(), None, &device).unwrap();
     assert_eq!(again_config, config);
-    let a = values(joint.embeddings.word_embeddings.weight.val().unsqueeze::<3>());
-    let b = values(again.embeddings.word_embeddings.weight.val().unsqueeze::<3>());
+    let a = values(
+        joint
+            .embeddings
+            .word_embeddings
+            .weight
+            .val()
+            .unsqueeze::<3>(),
+    );
+    let b = values(
+        again
+            .embeddings
+            .word_embeddings
+            .weight
+            .val()
+            .unsqueeze::<3>(),
+    );
     assert_eq!(a, b);
     // A discriminator directory is not a generator.
-    let err = Checkpoint::open(&dir).unwrap().load_electra_generator(&device).unwrap_err();
+    let err = Checkpoint::open(&dir)
+        .unwrap()
+        .load_electra_generator(&device)
+        .unwrap_err();
     assert!(err.to_string().contains("electra generator"), "{err}");
 }
 
@@ -178,9 +245,15 @@ fn sentencepiece_vocabularies_match_python() {
         let dir = fixture(name);
         let text = std::fs::read_to_string(dir.join("expected.json")).unwrap();
         let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let from_model = Tokenizer::new(Vocabulary::from_sentencepiece_file(dir.join("spiece.model")).unwrap());
-        let from_json = Tokenizer::new(Vocabulary::from_tokenizer_json_file(dir.join("tokenizer.json")).unwrap());
-        assert_eq!(from_model.vocabulary().len(), expected["vocab_size"].as_u64().unwrap() as usize);
+        let from_model =
+            Tokenizer::new(Vocabulary::from_sentencepiece_file(dir.join("spiece.model")).unwrap());
+        let from_json = Tokenizer::new(
+            Vocabulary::from_tokenizer_json_file(dir.join("tokenizer.json")).unwrap(),
+        );
+        assert_eq!(
+            from_model.vocabulary().len(),
+            expected["vocab_size"].as_u64().unwrap() as usize
+        );
         let cases = expected["cases"].as_array().unwrap();
         assert!(cases.len() >= 5);
         for case in cases {
@@ -192,8 +265,14 @@ fn sentencepiece_vocabularies_match_python() {
                 .map(|v| v.as_u64().unwrap() as u32)
                 .collect();
             let python_agrees = case["uppercased"]["agree"].as_bool().unwrap();
-            assert!(python_agrees, "{name}: sentencepiece and tokenizers disagree on {sequence}");
-            for (source, tokenizer) in [("spiece.model", &from_model), ("tokenizer.json", &from_json)] {
+            assert!(
+                python_agrees,
+                "{name}: sentencepiece and tokenizers disagree on {sequence}"
+            );
+            for (source, tokenizer) in [
+                ("spiece.model", &from_model),
+                ("tokenizer.json", &from_json),
+            ] {
                 let ids = tokenizer.encode(sequence, sequence.as_bytes()).unwrap();
                 assert_eq!(ids, want, "{name} {source}: {sequence}");
             }
@@ -207,7 +286,11 @@ fn embeddings_match_fixture(embedder: &prottrans::embed::Embedder, fixture_name:
     let expected = Expected::load(fixture_name);
     let (shape, want) = expected.tensor("last_hidden_state");
     let (seq, d) = (shape[1], shape[2]);
-    let sequences = ["MKTAY", "MQIFVKTLTGXTITLEV", "MSKGEELFTGVVPILVELDGDVNGHKFSV"];
+    let sequences = [
+        "MKTAY",
+        "MQIFVKTLTGXTITLEV",
+        "MSKGEELFTGVVPILVELDGDVNGHKFSV",
+    ];
     let mut worst = 0.0f32;
     for (row, sequence) in sequences.iter().enumerate() {
         let got = embedder.embed(sequence).unwrap();
@@ -229,7 +312,8 @@ fn embeddings_match_fixture(embedder: &prottrans::embed::Embedder, fixture_name:
 #[test]
 fn embeddings_of_albert_and_electra_checkpoints_are_the_reference_hidden_states() {
     let device = device();
-    let embedder = prottrans::embed::Embedder::load(fixture("electra_tiny_discriminator"), &device).unwrap();
+    let embedder =
+        prottrans::embed::Embedder::load(fixture("electra_tiny_discriminator"), &device).unwrap();
     let electra = embeddings_match_fixture(&embedder, "electra_tiny_discriminator");
     println!("ELECTRA discriminator per-residue embeddings: max abs diff {electra:.3e}");
     assert!(electra <= TOLERANCE, "{electra}");
@@ -238,7 +322,11 @@ fn embeddings_of_albert_and_electra_checkpoints_are_the_reference_hidden_states(
     assert!(err.to_string().contains("spiece.model"), "{err}");
     // The fixture's ids as a vocab.txt: specials 0..=4, residues from 5, four unused ids.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixture("albert_tiny").join("model.safetensors"), dir.path().join("model.safetensors")).unwrap();
+    std::fs::copy(
+        fixture("albert_tiny").join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
     // As Rostlab/prot_albert's config.json: no `model_type`, no `architectures`.
     let config = std::fs::read_to_string(fixture("albert_tiny").join("config.json")).unwrap();
     let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
@@ -246,7 +334,9 @@ fn embeddings_of_albert_and_electra_checkpoints_are_the_reference_hidden_states(
     fields.remove("model_type");
     fields.remove("architectures");
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(String::from).to_vec();
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .map(String::from)
+        .to_vec();
     vocab.extend("ALGVESIKRDTPNQFYMHCWXUBZO".chars().map(String::from));
     vocab.extend((0..4).map(|i| format!("[unused{i}]")));
     std::fs::write(dir.path().join("vocab.txt"), vocab.join("\n")).unwrap();

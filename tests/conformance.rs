@@ -41,8 +41,12 @@ fn devices() -> Vec<(String, Device)> {
             .map(str::trim)
             .filter(|name| !name.is_empty())
             .map(|name| {
-                let spec: DeviceSpec = name.parse().unwrap_or_else(|e| panic!("PROTTRANS_TEST_DEVICES: {e}"));
-                let device = spec.probe().unwrap_or_else(|e| panic!("PROTTRANS_TEST_DEVICES names {name}: {e}"));
+                let spec: DeviceSpec = name
+                    .parse()
+                    .unwrap_or_else(|e| panic!("PROTTRANS_TEST_DEVICES: {e}"));
+                let device = spec
+                    .probe()
+                    .unwrap_or_else(|e| panic!("PROTTRANS_TEST_DEVICES names {name}: {e}"));
                 (name.to_string(), device)
             })
             .collect(),
@@ -62,12 +66,17 @@ fn devices() -> Vec<(String, Device)> {
 
 /// The CPU reference every device is compared with.
 fn reference() -> Device {
-    DeviceSpec::Cpu.device().expect("the default CPU backend is compiled in")
+    DeviceSpec::Cpu
+        .device()
+        .expect("the default CPU backend is compiled in")
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// `values` at the positions where `keep` is true, `width` values per position.
@@ -83,7 +92,9 @@ fn on_tokens(values: &[f32], keep: &[bool], width: usize) -> Vec<f32> {
 fn report(check: &str, rows: &[(String, f32, f32)], tolerance: f32) {
     println!("{check} (tolerance {tolerance:.0e}):");
     for (device, deviation, from_cpu) in rows {
-        println!("  {device:>12}: max deviation from reference {deviation:.2e}, from flex {from_cpu:.2e}");
+        println!(
+            "  {device:>12}: max deviation from reference {deviation:.2e}, from flex {from_cpu:.2e}"
+        );
     }
     for (device, deviation, from_cpu) in rows {
         assert!(
@@ -123,7 +134,11 @@ fn bert_forward_matches_transformers_on_every_device() {
             (name, max_abs_diff(&got, &want), max_abs_diff(&got, &cpu))
         })
         .collect();
-    report("ProtBert hidden states and MLM logits vs transformers", &rows, FORWARD_TOLERANCE);
+    report(
+        "ProtBert hidden states and MLM logits vs transformers",
+        &rows,
+        FORWARD_TOLERANCE,
+    );
 }
 
 /// ProtAlbert (shared layer groups) and ProtElectra (discriminator and generator): hidden
@@ -131,12 +146,21 @@ fn bert_forward_matches_transformers_on_every_device() {
 #[test]
 fn albert_and_electra_forward_match_transformers_on_every_device() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let fixtures = ["albert_tiny_groups", "electra_tiny_discriminator", "electra_tiny_generator"];
+    let fixtures = [
+        "albert_tiny_groups",
+        "electra_tiny_discriminator",
+        "electra_tiny_generator",
+    ];
     let run = |device: &Device| -> Vec<f32> {
         let mut out = Vec::new();
         for name in fixtures {
             let expected = Expected::load(name);
-            let keep: Vec<bool> = expected.ints("attention_mask").1.iter().map(|&m| m == 1).collect();
+            let keep: Vec<bool> = expected
+                .ints("attention_mask")
+                .1
+                .iter()
+                .map(|&m| m == 1)
+                .collect();
             let input = EncoderInput::new(
                 expected.int_tensor("input_ids", device),
                 expected.int_tensor("attention_mask", device),
@@ -146,17 +170,32 @@ fn albert_and_electra_forward_match_transformers_on_every_device() {
                 "albert_tiny_groups" => {
                     let (config, model) = checkpoint.load_albert_for_masked_lm(device).unwrap();
                     let hidden = model.encode(input.clone()).last_hidden_state;
-                    (hidden, model.forward(input), config.hidden_size, config.vocab_size)
+                    (
+                        hidden,
+                        model.forward(input),
+                        config.hidden_size,
+                        config.vocab_size,
+                    )
                 }
                 "electra_tiny_discriminator" => {
                     let (config, model) = checkpoint.load_electra_discriminator(device).unwrap();
                     let (output, logits) = model.forward(input);
-                    (output.last_hidden_state, logits.unsqueeze_dim(2), config.hidden_size, 1)
+                    (
+                        output.last_hidden_state,
+                        logits.unsqueeze_dim(2),
+                        config.hidden_size,
+                        1,
+                    )
                 }
                 _ => {
                     let (config, model) = checkpoint.load_electra_generator(device).unwrap();
                     let (output, logits) = model.forward(input);
-                    (output.last_hidden_state, logits, config.hidden_size, config.vocab_size)
+                    (
+                        output.last_hidden_state,
+                        logits,
+                        config.hidden_size,
+                        config.vocab_size,
+                    )
                 }
             };
             out.extend(on_tokens(&values(hidden), &keep, width));
@@ -167,12 +206,25 @@ fn albert_and_electra_forward_match_transformers_on_every_device() {
     let mut want = Vec::new();
     for name in fixtures {
         let expected = Expected::load(name);
-        let keep: Vec<bool> = expected.ints("attention_mask").1.iter().map(|&m| m == 1).collect();
+        let keep: Vec<bool> = expected
+            .ints("attention_mask")
+            .1
+            .iter()
+            .map(|&m| m == 1)
+            .collect();
         let (shape, hidden) = expected.tensor("last_hidden_state");
         want.extend(on_tokens(&hidden, &keep, shape[2]));
-        let logits = if name == "electra_tiny_discriminator" { "rtd_logits" } else { "mlm_logits" };
+        let logits = if name == "electra_tiny_discriminator" {
+            "rtd_logits"
+        } else {
+            "mlm_logits"
+        };
         let (shape, logits) = expected.tensor(logits);
-        want.extend(on_tokens(&logits, &keep, shape.get(2).copied().unwrap_or(1)));
+        want.extend(on_tokens(
+            &logits,
+            &keep,
+            shape.get(2).copied().unwrap_or(1),
+        ));
     }
     let cpu = run(&reference());
     let rows: Vec<_> = devices()
@@ -182,7 +234,11 @@ fn albert_and_electra_forward_match_transformers_on_every_device() {
             (name, max_abs_diff(&got, &want), max_abs_diff(&got, &cpu))
         })
         .collect();
-    report("ProtAlbert and ProtElectra hidden states and logits vs transformers", &rows, FORWARD_TOLERANCE);
+    report(
+        "ProtAlbert and ProtElectra hidden states and logits vs transformers",
+        &rows,
+        FORWARD_TOLERANCE,
+    );
 }
 
 /// ProtXLNet (left-padded batch, and the two-stream pass with a permutation mask) and ProtTXL
@@ -192,12 +248,23 @@ fn xlnet_and_transfo_xl_forward_match_transformers_on_every_device() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let xlnet = Expected::load("xlnet_tiny");
     let txl = Expected::load("transfo_xl_tiny");
-    let keep: Vec<bool> = xlnet.ints("attention_mask").1.iter().map(|&m| m == 1).collect();
+    let keep: Vec<bool> = xlnet
+        .ints("attention_mask")
+        .1
+        .iter()
+        .map(|&m| m == 1)
+        .collect();
     let run = |device: &Device| -> Vec<f32> {
-        let (config, model) = Checkpoint::open(fixture("xlnet_tiny")).unwrap().load_xlnet_lm_head(device).unwrap();
+        let (config, model) = Checkpoint::open(fixture("xlnet_tiny"))
+            .unwrap()
+            .load_xlnet_lm_head(device)
+            .unwrap();
         let padded = XlnetInput {
             token_type_ids: Some(xlnet.int_tensor("token_type_ids", device)),
-            ..XlnetInput::new(xlnet.int_tensor("input_ids", device), Some(xlnet.int_tensor("attention_mask", device)))
+            ..XlnetInput::new(
+                xlnet.int_tensor("input_ids", device),
+                Some(xlnet.int_tensor("attention_mask", device)),
+            )
         };
         let float = |name: &str| {
             let (shape, values) = xlnet.tensor(name);
@@ -208,20 +275,35 @@ fn xlnet_and_transfo_xl_forward_match_transformers_on_every_device() {
             target_mapping: Some(float("two_stream.target_mapping")),
             ..padded.clone()
         };
-        let mut out = on_tokens(&values(model.forward(padded, None).0), &keep, config.vocab_size);
+        let mut out = on_tokens(
+            &values(model.forward(padded, None).0),
+            &keep,
+            config.vocab_size,
+        );
         out.extend(values(model.forward(two_stream, None).0));
 
-        let (_, model) = Checkpoint::open(fixture("transfo_xl_tiny")).unwrap().load_transfo_xl_lm_head(device).unwrap();
+        let (_, model) = Checkpoint::open(fixture("transfo_xl_tiny"))
+            .unwrap()
+            .load_transfo_xl_lm_head(device)
+            .unwrap();
         let ids = txl.int_tensor("input_ids", device);
         let mut memory: Option<SegmentMemory> = None;
         for (start, end) in [(0, 7), (7, 14), (14, 18)] {
-            let output = model.transformer.forward(ids.clone().slice([0..2, start..end]), memory.as_ref(), false);
+            let output = model.transformer.forward(
+                ids.clone().slice([0..2, start..end]),
+                memory.as_ref(),
+                false,
+            );
             out.extend(values(output.last_hidden_state));
             memory = Some(output.memory);
         }
         out
     };
-    let mut want = on_tokens(&xlnet.tensor("logits").1, &keep, xlnet.tensor("logits").0[2]);
+    let mut want = on_tokens(
+        &xlnet.tensor("logits").1,
+        &keep,
+        xlnet.tensor("logits").0[2],
+    );
     want.extend(xlnet.tensor("two_stream.logits").1);
     for k in 0..3 {
         want.extend(txl.tensor(&format!("segment{k}.last_hidden_state")).1);
@@ -234,7 +316,11 @@ fn xlnet_and_transfo_xl_forward_match_transformers_on_every_device() {
             (name, max_abs_diff(&got, &want), max_abs_diff(&got, &cpu))
         })
         .collect();
-    report("ProtXLNet logits (padded, two-stream) and ProtTXL segments with memory vs transformers", &rows, FORWARD_TOLERANCE);
+    report(
+        "ProtXLNet logits (padded, two-stream) and ProtTXL segments with memory vs transformers",
+        &rows,
+        FORWARD_TOLERANCE,
+    );
 }
 
 /// ProtT5 (gated GELU, own head): encoder output and decoder logits, as `transformers` computed them.
@@ -259,9 +345,19 @@ fn t5_forward_matches_transformers_on_every_device() {
         out.extend(on_tokens(&logits, &decoder_keep, config.vocab_size));
         out
     };
-    let (_, config) = load_t5(fixture(name), &reference()).map(|(c, _)| ((), c)).unwrap();
-    let mut want = on_tokens(&expected.tensor("encoder_last_hidden_state").1, &encoder_keep, config.d_model);
-    want.extend(on_tokens(&expected.tensor("logits").1, &decoder_keep, config.vocab_size));
+    let (_, config) = load_t5(fixture(name), &reference())
+        .map(|(c, _)| ((), c))
+        .unwrap();
+    let mut want = on_tokens(
+        &expected.tensor("encoder_last_hidden_state").1,
+        &encoder_keep,
+        config.d_model,
+    );
+    want.extend(on_tokens(
+        &expected.tensor("logits").1,
+        &decoder_keep,
+        config.vocab_size,
+    ));
     let cpu = run(&reference());
     let rows: Vec<_> = devices()
         .into_iter()
@@ -270,7 +366,11 @@ fn t5_forward_matches_transformers_on_every_device() {
             (name, max_abs_diff(&got, &want), max_abs_diff(&got, &cpu))
         })
         .collect();
-    report("ProtT5 encoder output and logits vs transformers", &rows, FORWARD_TOLERANCE);
+    report(
+        "ProtT5 encoder output and logits vs transformers",
+        &rows,
+        FORWARD_TOLERANCE,
+    );
 }
 
 /// A masked batch from the fixture's padded proteins: every third residue masked.
@@ -291,7 +391,10 @@ fn mlm_batch(expected: &Expected, device: &Device) -> MlmBatch {
     let n = positions.len();
     MlmBatch {
         input_ids: Tensor::from_data(TensorData::new(input, [shape[0], shape[1]]), device),
-        attention_mask: Some(Tensor::from_data(TensorData::new(mask, [shape[0], shape[1]]), device)),
+        attention_mask: Some(Tensor::from_data(
+            TensorData::new(mask, [shape[0], shape[1]]),
+            device,
+        )),
         positions: Tensor::from_data(TensorData::new(positions, [n]), device),
         labels: Tensor::from_data(TensorData::new(labels, [n]), device),
     }
@@ -323,12 +426,17 @@ fn report_training(check: &str, runs: &[(String, Vec<f32>)], cpu: &[f32]) {
             .zip(cpu)
             .map(|(a, b)| (a - b).abs() / b.abs().max(1e-6))
             .fold(0.0f32, f32::max);
-        println!("  {device:>12}: losses {losses:.4?}, largest relative deviation from flex {worst:.2e}");
+        println!(
+            "  {device:>12}: losses {losses:.4?}, largest relative deviation from flex {worst:.2e}"
+        );
         assert!(
             losses.last() < losses.first(),
             "{check} on {device}: loss did not fall: {losses:?}"
         );
-        assert!(worst <= TRAINING_TOLERANCE, "{check} on {device}: losses {losses:?} vs flex {cpu:?}");
+        assert!(
+            worst <= TRAINING_TOLERANCE,
+            "{check} on {device}: losses {losses:?} vs flex {cpu:?}"
+        );
     }
     assert!(!runs.is_empty(), "no device to test");
 }
@@ -342,10 +450,15 @@ fn bert_training_steps_agree_on_every_device() {
         let device = device.clone().autodiff();
         let (_, model) = load_bert_for_masked_lm(fixture("bert_tiny"), &device).unwrap();
         let batch = mlm_batch(&expected, &device);
-        optimise(MaskedLm::new(model, 1), 5, |m| m.forward_loss(batch.clone()).loss)
+        optimise(MaskedLm::new(model, 1), 5, |m| {
+            m.forward_loss(batch.clone()).loss
+        })
     };
     let cpu = run(&reference());
-    let runs: Vec<_> = devices().into_iter().map(|(name, device)| (name, run(&device))).collect();
+    let runs: Vec<_> = devices()
+        .into_iter()
+        .map(|(name, device)| (name, run(&device)))
+        .collect();
     report_training("ProtBert masked-LM steps", &runs, &cpu);
 }
 
@@ -356,7 +469,9 @@ fn t5_training_steps_agree_on_every_device() {
     let name = "t5_relu_tiny";
     let expected = Expected::load(name);
     let (shape, labels) = expected.ints("labels");
-    let positions: Vec<i64> = (0..labels.len() as i64).filter(|&i| labels[i as usize] != -100).collect();
+    let positions: Vec<i64> = (0..labels.len() as i64)
+        .filter(|&i| labels[i as usize] != -100)
+        .collect();
     let targets: Vec<i64> = positions.iter().map(|&i| labels[i as usize]).collect();
     let n = positions.len();
     let run = |device: &Device| {
@@ -371,10 +486,15 @@ fn t5_training_steps_agree_on_every_device() {
             corrupted: Tensor::<1, Int>::ones([n], &device),
         };
         assert_eq!(shape.len(), 2);
-        optimise(SpanCorruption::new(model, 1), 5, |m| m.forward_output(batch.clone()).loss)
+        optimise(SpanCorruption::new(model, 1), 5, |m| {
+            m.forward_output(batch.clone()).loss
+        })
     };
     let cpu = run(&reference());
-    let runs: Vec<_> = devices().into_iter().map(|(name, device)| (name, run(&device))).collect();
+    let runs: Vec<_> = devices()
+        .into_iter()
+        .map(|(name, device)| (name, run(&device)))
+        .collect();
     report_training("ProtT5 denoising steps", &runs, &cpu);
 }
 
@@ -385,29 +505,52 @@ fn transfer_heads_agree_on_every_device() {
     let cpu_device = reference();
     let (b, l, d) = (3, 20, 16);
     let lengths = [20, 13, 7];
-    let mask: Vec<f32> = (0..b * l).map(|i| if i % l < lengths[i / l] { 1.0 } else { 0.0 }).collect();
+    let mask: Vec<f32> = (0..b * l)
+        .map(|i| if i % l < lengths[i / l] { 1.0 } else { 0.0 })
+        .collect();
     let features: Vec<f32> = (0..b * l * d)
-        .map(|i| if mask[i / d] == 1.0 { ((i * 7919) % 97) as f32 / 48.5 - 1.0 } else { 0.0 })
+        .map(|i| {
+            if mask[i / d] == 1.0 {
+                ((i * 7919) % 97) as f32 / 48.5 - 1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     // Per-residue targets for the 3-state classifier, -1 at padding (ignored).
-    let targets: Vec<i64> = (0..b * l).map(|i| if mask[i] == 1.0 { (i % 3) as i64 } else { -1 }).collect();
-    let residue = ResidueHeadConfig::new(d).with_dropout(0.0).init(&cpu_device);
-    let protein = ProteinHeadConfig::new(d).with_dropout(0.0).init(&cpu_device);
+    let targets: Vec<i64> = (0..b * l)
+        .map(|i| if mask[i] == 1.0 { (i % 3) as i64 } else { -1 })
+        .collect();
+    let residue = ResidueHeadConfig::new(d)
+        .with_dropout(0.0)
+        .init(&cpu_device);
+    let protein = ProteinHeadConfig::new(d)
+        .with_dropout(0.0)
+        .init(&cpu_device);
 
     let run = |device: &Device| {
         let features = Tensor::<3>::from_data(TensorData::new(features.clone(), [b, l, d]), device);
         let mask = Tensor::<2>::from_data(TensorData::new(mask.clone(), [b, l]), device);
         let mut logits = Vec::new();
-        for out in residue.clone().to_device(device).forward(features.clone(), mask.clone()) {
+        for out in residue
+            .clone()
+            .to_device(device)
+            .forward(features.clone(), mask.clone())
+        {
             logits.extend(values(out));
         }
-        for out in protein.clone().to_device(device).forward(features.clone(), mask.clone()) {
+        for out in protein
+            .clone()
+            .to_device(device)
+            .forward(features.clone(), mask.clone())
+        {
             logits.extend(values(out));
         }
         let autodiff = device.clone().autodiff();
         let features = features.to_device(&autodiff);
         let mask = mask.to_device(&autodiff);
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [b * l]), &autodiff);
+        let targets =
+            Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [b * l]), &autodiff);
         let losses = optimise(residue.clone().to_device(&autodiff).train(), 5, |head| {
             let dssp3 = head.forward(features.clone(), mask.clone()).remove(0);
             masked_cross_entropy(dssp3.reshape([b * l, 3]), targets.clone())
@@ -419,7 +562,11 @@ fn transfer_heads_agree_on_every_device() {
     let mut runs = Vec::new();
     for (name, device) in devices() {
         let (logits, losses) = run(&device);
-        rows.push((name.clone(), max_abs_diff(&logits, &cpu_logits), max_abs_diff(&logits, &cpu_logits)));
+        rows.push((
+            name.clone(),
+            max_abs_diff(&logits, &cpu_logits),
+            max_abs_diff(&logits, &cpu_logits),
+        ));
         runs.push((name, losses));
     }
     report("Transfer heads' logits vs flex", &rows, FORWARD_TOLERANCE);
@@ -442,7 +589,10 @@ fn checkpoints_round_trip_on_every_device() {
         let t5_ids = expected.int_tensor("input_ids", &device);
         let original = [
             values(bert.forward(EncoderInput::unpadded(bert_ids.clone()))),
-            values(t5.encode(EncoderInput::unpadded(t5_ids.clone())).last_hidden_state),
+            values(
+                t5.encode(EncoderInput::unpadded(t5_ids.clone()))
+                    .last_hidden_state,
+            ),
         ];
         let mut worst = 0.0f32;
         let mut worst_on_cpu = 0.0f32;
@@ -451,9 +601,13 @@ fn checkpoints_round_trip_on_every_device() {
             let (_, t5) = load_t5(dir.path().join("t5"), &target).unwrap();
             let reloaded = [
                 values(bert.forward(EncoderInput::unpadded(bert_ids.clone().to_device(&target)))),
-                values(t5.encode(EncoderInput::unpadded(t5_ids.clone().to_device(&target))).last_hidden_state),
+                values(
+                    t5.encode(EncoderInput::unpadded(t5_ids.clone().to_device(&target)))
+                        .last_hidden_state,
+                ),
             ];
-            let diff = max_abs_diff(&original[0], &reloaded[0]).max(max_abs_diff(&original[1], &reloaded[1]));
+            let diff = max_abs_diff(&original[0], &reloaded[0])
+                .max(max_abs_diff(&original[1], &reloaded[1]));
             if target == device {
                 worst = diff;
             } else {
@@ -464,7 +618,11 @@ fn checkpoints_round_trip_on_every_device() {
         assert_eq!(worst, 0.0, "{name}: reloaded model differs by {worst}");
         rows.push((name, worst, worst_on_cpu));
     }
-    report("Save on the device, load on the device / on flex", &rows, FORWARD_TOLERANCE);
+    report(
+        "Save on the device, load on the device / on flex",
+        &rows,
+        FORWARD_TOLERANCE,
+    );
 }
 
 /// f16 and bf16: where a device supports the precision, ProtBert's logits stay within the
@@ -488,7 +646,11 @@ fn half_precision_inference_and_training_on_every_device() {
         for precision in [Precision::F16, Precision::Bf16] {
             if let Err(e) = precision.check(&device) {
                 println!("  {name:>12} {precision}: unsupported: {e}");
-                assert!(e.to_string().contains(&format!("does not compute in {precision}")), "{e}");
+                assert!(
+                    e.to_string()
+                        .contains(&format!("does not compute in {precision}")),
+                    "{e}"
+                );
                 continue;
             }
             supported += 1;
@@ -504,13 +666,21 @@ fn half_precision_inference_and_training_on_every_device() {
             let autodiff = device.clone().autodiff();
             let (_, model) = load_bert_for_masked_lm(fixture("bert_tiny"), &autodiff).unwrap();
             let batch = mlm_batch(&expected, &autodiff);
-            let trainer = MaskedLm::new(model, 1).with_steps(StepSettings::default().with_precision(MixedPrecision::new(precision, None)));
+            let trainer = MaskedLm::new(model, 1).with_steps(
+                StepSettings::default().with_precision(MixedPrecision::new(precision, None)),
+            );
             let losses = optimise(trainer, 5, |m| m.forward_loss(batch.clone()).loss);
             println!(
                 "  {name:>12} {precision}: logits max deviation from transformers' f32 {deviation:.2e} (largest logit {largest:.1}), training losses {losses:.4?}"
             );
-            assert!(deviation <= tolerance(precision), "{name} {precision}: logits deviate by {deviation}");
-            assert!(losses.iter().all(|l| l.is_finite()) && losses[4] < losses[0], "{name} {precision}: {losses:?}");
+            assert!(
+                deviation <= tolerance(precision),
+                "{name} {precision}: logits deviate by {deviation}"
+            );
+            assert!(
+                losses.iter().all(|l| l.is_finite()) && losses[4] < losses[0],
+                "{name} {precision}: {losses:?}"
+            );
         }
     }
     assert!(supported > 0, "no device computes in f16 or bf16");

@@ -31,11 +31,20 @@ fn prot_bert_matches_transformers_on_a_padded_batch() {
     let output = model.encode(input.clone());
     let d = config.hidden_size;
     let (shape, want) = expected.tensor("hidden_states");
-    assert_eq!(shape[0], output.hidden_states.len(), "embedding output + one per layer");
+    assert_eq!(
+        shape[0],
+        output.hidden_states.len(),
+        "embedding output + one per layer"
+    );
     let per_state = want.len() / shape[0];
     let mut worst_hidden = 0.0f32;
     for (i, state) in output.hidden_states.into_iter().enumerate() {
-        let diff = max_diff_on_tokens(&values(state), &want[i * per_state..(i + 1) * per_state], &mask, d);
+        let diff = max_diff_on_tokens(
+            &values(state),
+            &want[i * per_state..(i + 1) * per_state],
+            &mask,
+            d,
+        );
         println!("hidden state {i}: max abs diff {diff:.3e}");
         worst_hidden = worst_hidden.max(diff);
     }
@@ -48,7 +57,10 @@ fn prot_bert_matches_transformers_on_a_padded_batch() {
     let mlm = max_diff_on_tokens(&values(logits), &want, &mask, config.vocab_size);
     println!("MLM logits: max abs diff {mlm:.3e}");
 
-    assert!(worst_hidden <= TOLERANCE, "hidden states differ by {worst_hidden}");
+    assert!(
+        worst_hidden <= TOLERANCE,
+        "hidden states differ by {worst_hidden}"
+    );
     assert!(last <= TOLERANCE, "last hidden state differs by {last}");
     assert!(mlm <= TOLERANCE, "MLM logits differ by {mlm}");
 }

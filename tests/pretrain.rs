@@ -6,18 +6,28 @@ use prottrans::prelude::*;
 use prottrans::train::pretrain::latest_checkpoint;
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/samples")
+        .join(name)
 }
 
 fn recipe(steps: usize, checkpoint_every: usize) -> PretrainConfig {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/tiny.toml"))
-        .unwrap()
-        .replace("steps = 60", &format!("steps = {steps}"))
-        .replace("checkpoint_every = 20", &format!("checkpoint_every = {checkpoint_every}"));
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/tiny.toml"))
+            .unwrap()
+            .replace("steps = 60", &format!("steps = {steps}"))
+            .replace(
+                "checkpoint_every = 20",
+                &format!("checkpoint_every = {checkpoint_every}"),
+            );
     PretrainConfig::from_toml_str(&text).unwrap()
 }
 
-fn run(config: PretrainConfig, out: &Path, resume: bool) -> Result<PretrainReport, prottrans::train::TrainError> {
+fn run(
+    config: PretrainConfig,
+    out: &Path,
+    resume: bool,
+) -> Result<PretrainReport, prottrans::train::TrainError> {
     run_on(config, out, resume, Vec::new())
 }
 
@@ -46,7 +56,10 @@ fn short_pretraining_beats_the_unigram_baseline() {
     let report = run(recipe(150, 75), dir.path(), false).unwrap();
     println!("{report}");
     assert!(report.valid_masked_residues > 1000, "{report:?}");
-    assert!(report.unigram_loss > 2.5 && report.unigram_loss < 3.3, "{report:?}");
+    assert!(
+        report.unigram_loss > 2.5 && report.unigram_loss < 3.3,
+        "{report:?}"
+    );
     assert!(
         report.valid_loss < report.unigram_loss,
         "validation loss {} is not below the unigram baseline {}",
@@ -54,7 +67,8 @@ fn short_pretraining_beats_the_unigram_baseline() {
         report.unigram_loss
     );
     // The saved model loads back and gives the same validation score.
-    let (_, model) = load_bert_for_masked_lm(&report.model_dir, &DeviceSpec::Cpu.device().unwrap()).unwrap();
+    let (_, model) =
+        load_bert_for_masked_lm(&report.model_dir, &DeviceSpec::Cpu.device().unwrap()).unwrap();
     assert_eq!(model.bert.encoder.layer.len(), 2);
 }
 
@@ -94,12 +108,23 @@ fn resuming_continues_the_step_count_and_learning_rate() {
         .filter(|v| v["epoch"] == 2)
         .collect();
     let resumed = train_lines(interrupted.path());
-    assert_eq!(resumed.len(), 20, "one line per step of the second interval");
+    assert_eq!(
+        resumed.len(),
+        20,
+        "one line per step of the second interval"
+    );
     assert_eq!(resumed.len(), expected.len());
     for (a, b) in resumed.iter().zip(&expected) {
         assert_eq!(a["step"], b["step"]);
-        let (lr_a, lr_b) = (a["learning_rate"].as_f64().unwrap(), b["learning_rate"].as_f64().unwrap());
-        assert!((lr_a - lr_b).abs() <= 1e-12 * lr_b.abs().max(1.0), "step {}: {lr_a} vs {lr_b}", a["step"]);
+        let (lr_a, lr_b) = (
+            a["learning_rate"].as_f64().unwrap(),
+            b["learning_rate"].as_f64().unwrap(),
+        );
+        assert!(
+            (lr_a - lr_b).abs() <= 1e-12 * lr_b.abs().max(1.0),
+            "step {}: {lr_a} vs {lr_b}",
+            a["step"]
+        );
     }
     assert_eq!(resumed[0]["step"], 21);
     assert_eq!(latest_checkpoint(interrupted.path()), Some(2));
@@ -125,7 +150,10 @@ fn lamb_with_gradient_accumulation() {
     let lines = train_lines(dir.path());
     let steps: Vec<u64> = lines.iter().map(|l| l["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, (1..=30).collect::<Vec<u64>>());
-    let lr: Vec<f64> = lines.iter().map(|l| l["learning_rate"].as_f64().unwrap()).collect();
+    let lr: Vec<f64> = lines
+        .iter()
+        .map(|l| l["learning_rate"].as_f64().unwrap())
+        .collect();
     assert!(lr[29] < lr[10] && lr[10] < 0.02 + 1e-12, "{lr:?}");
     // Uniform guessing over the 25 residue tokens costs ln 25 = 3.22 nats.
     assert!(report.valid_loss < 25f64.ln(), "{report}");
@@ -136,24 +164,38 @@ fn lamb_with_gradient_accumulation() {
 /// that loads back and generates.
 #[test]
 fn t5_span_corruption_trains_reports_and_saves_a_loadable_model() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/prot_t5_tiny.toml"))
-        .unwrap()
-        .replace("steps = 60", "steps = 40");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/prot_t5_tiny.toml"),
+    )
+    .unwrap()
+    .replace("steps = 60", "steps = 40");
     let config = PretrainConfig::from_toml_str(&text).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let report = run(config, dir.path(), false).unwrap();
     println!("{report}");
     assert_eq!(report.objective, "span-corruption");
-    let whole = report.reconstruction.expect("T5 reports the whole reconstruction");
+    let whole = report
+        .reconstruction
+        .expect("T5 reports the whole reconstruction");
     // About 15% of the residues are corrupted; every residue and `</s>` is a target.
-    let rate = report.valid_masked_residues as f64 / (whole.tokens - report.valid_sequences as u64) as f64;
+    let rate =
+        report.valid_masked_residues as f64 / (whole.tokens - report.valid_sequences as u64) as f64;
     assert!((0.12..0.18).contains(&rate), "corruption rate {rate}");
-    assert!((0.8..0.9).contains(&whole.copy_baseline_accuracy), "{whole:?}");
+    assert!(
+        (0.8..0.9).contains(&whole.copy_baseline_accuracy),
+        "{whole:?}"
+    );
 
     // The loss falls: the first steps' mean is well above the last steps'.
     let lines = train_lines(dir.path());
-    assert!(lines.iter().all(|l| l["corrupted_accuracy"].is_number() && l["reconstruction_accuracy"].is_number()));
-    let loss = |ls: &[serde_json::Value]| ls.iter().map(|l| l["loss"].as_f64().unwrap()).sum::<f64>() / ls.len() as f64;
+    assert!(
+        lines.iter().all(
+            |l| l["corrupted_accuracy"].is_number() && l["reconstruction_accuracy"].is_number()
+        )
+    );
+    let loss = |ls: &[serde_json::Value]| {
+        ls.iter().map(|l| l["loss"].as_f64().unwrap()).sum::<f64>() / ls.len() as f64
+    };
     let (first, last) = (loss(&lines[..5]), loss(&lines[lines.len() - 5..]));
     assert!(last < first - 0.5, "train loss {first:.3} -> {last:.3}");
 
@@ -162,7 +204,10 @@ fn t5_span_corruption_trains_reports_and_saves_a_loadable_model() {
     assert_eq!((config.num_layers, config.d_model), (2, 32));
     let generator = prottrans::embed::Generator::load(&report.model_dir, &device).unwrap();
     let filled = generator.fill("p", "MKT_AYIAK_QR", 13).unwrap();
-    assert_eq!(filled.filled.iter().map(|f| f.0).collect::<Vec<_>>(), vec![4, 10]);
+    assert_eq!(
+        filled.filled.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![4, 10]
+    );
 }
 
 /// Data-parallel training through burn-train's multi-device strategy, on two CPU devices (the
@@ -174,7 +219,10 @@ fn data_parallel_training_on_two_devices() {
     let second = DeviceSpec::Cpu.device().unwrap();
     let report = run_on(recipe(30, 15), dir.path(), false, vec![second]).unwrap();
     println!("{report}");
-    let steps: Vec<u64> = train_lines(dir.path()).iter().map(|l| l["step"].as_u64().unwrap()).collect();
+    let steps: Vec<u64> = train_lines(dir.path())
+        .iter()
+        .map(|l| l["step"].as_u64().unwrap())
+        .collect();
     assert_eq!(steps, (1..=30).collect::<Vec<u64>>());
     assert!(report.valid_loss < 25f64.ln(), "{report}");
 }
@@ -190,8 +238,14 @@ fn half_precision_training_learns() {
         let dir = tempfile::tempdir().unwrap();
         let report = run(config, dir.path(), false).unwrap();
         println!("{precision}: {report}");
-        let losses: Vec<f64> = train_lines(dir.path()).iter().map(|l| l["loss"].as_f64().unwrap()).collect();
-        assert!(losses.iter().all(|l| l.is_finite()), "{precision}: {losses:?}");
+        let losses: Vec<f64> = train_lines(dir.path())
+            .iter()
+            .map(|l| l["loss"].as_f64().unwrap())
+            .collect();
+        assert!(
+            losses.iter().all(|l| l.is_finite()),
+            "{precision}: {losses:?}"
+        );
         assert!(report.valid_loss < 25f64.ln(), "{precision}: {report}");
     }
 }
@@ -213,14 +267,24 @@ fn half_precision_on_ndarray_is_a_clear_error() {
         resume: false,
     })
     .unwrap_err();
-    assert!(err.to_string().contains("does not compute in bf16"), "{err}");
+    assert!(
+        err.to_string().contains("does not compute in bf16"),
+        "{err}"
+    );
 }
 
 fn recipe_from(file: &str, steps: usize, checkpoint_every: usize) -> PretrainConfig {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(file))
-        .unwrap()
-        .replace("steps = 60", &format!("steps = {steps}"))
-        .replace("checkpoint_every = 20", &format!("checkpoint_every = {checkpoint_every}"));
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs")
+            .join(file),
+    )
+    .unwrap()
+    .replace("steps = 60", &format!("steps = {steps}"))
+    .replace(
+        "checkpoint_every = 20",
+        &format!("checkpoint_every = {checkpoint_every}"),
+    );
     PretrainConfig::from_toml_str(&text).unwrap()
 }
 
@@ -254,25 +318,47 @@ fn electra_pretraining_learns_to_detect_replacements() {
     let dir = tempfile::tempdir().unwrap();
     let report = run(recipe_from("electra_tiny.toml", 150, 75), dir.path(), false).unwrap();
     println!("{report}");
-    let discriminator = report.discriminator.expect("an ELECTRA report has the discriminator");
+    let discriminator = report
+        .discriminator
+        .expect("an ELECTRA report has the discriminator");
     assert!(discriminator.replaced > 100, "{discriminator:?}");
     let auc = discriminator.auc.expect("both kinds of token");
     assert!(auc > 0.52, "discriminator AUC {auc}");
-    assert!(report.valid_loss < report.unigram_loss, "generator {} vs unigram {}", report.valid_loss, report.unigram_loss);
-    assert!(discriminator.accuracy >= discriminator.all_original_accuracy - 1e-9, "{discriminator:?}");
+    assert!(
+        report.valid_loss < report.unigram_loss,
+        "generator {} vs unigram {}",
+        report.valid_loss,
+        report.unigram_loss
+    );
+    assert!(
+        discriminator.accuracy >= discriminator.all_original_accuracy - 1e-9,
+        "{discriminator:?}"
+    );
     let device = DeviceSpec::Cpu.device().unwrap();
     let (config, _) = load_electra(&report.model_dir, None, &device).unwrap();
     assert_eq!(config.generator.map(|g| g.hidden_size), Some(16));
     let lines = train_lines(dir.path());
     let last = lines.last().unwrap();
-    for metric in ["loss", "generator_loss", "generator_accuracy", "discriminator_loss", "discriminator_accuracy", "discriminator_auc"] {
+    for metric in [
+        "loss",
+        "generator_loss",
+        "generator_accuracy",
+        "discriminator_loss",
+        "discriminator_accuracy",
+        "discriminator_auc",
+    ] {
         assert!(last[metric].is_f64(), "{metric} missing from {last}");
     }
 }
 
 /// A protein of `len` residues cycling through the standard ones.
 fn long_protein(len: usize) -> String {
-    b"ACDEFGHIKLMNPQRSTVWY".iter().cycle().take(len).map(|&b| char::from(b)).collect()
+    b"ACDEFGHIKLMNPQRSTVWY"
+        .iter()
+        .cycle()
+        .take(len)
+        .map(|&b| char::from(b))
+        .collect()
 }
 
 /// Uniform guessing over the 25 residue tokens (nats): where an untrained model starts.
@@ -286,10 +372,19 @@ const UNIFORM_LOSS: f64 = 3.2189;
 #[test]
 fn transfo_xl_causal_lm_learns_the_residue_distribution() {
     let dir = tempfile::tempdir().unwrap();
-    let report = run(recipe_from("transfo_xl_tiny.toml", 150, 75), dir.path(), false).unwrap();
+    let report = run(
+        recipe_from("transfo_xl_tiny.toml", 150, 75),
+        dir.path(),
+        false,
+    )
+    .unwrap();
     println!("{report}");
     assert_eq!(report.objective, "causal-lm");
-    assert!(report.valid_masked_residues > 1000, "{}", report.valid_masked_residues);
+    assert!(
+        report.valid_masked_residues > 1000,
+        "{}",
+        report.valid_masked_residues
+    );
     assert!(
         report.valid_loss < UNIFORM_LOSS - 0.2 && report.valid_loss < report.unigram_loss + 0.05,
         "next-residue loss {} against uniform {UNIFORM_LOSS} and the unigram baseline {}",
@@ -314,7 +409,11 @@ fn xlnet_permutation_lm_learns_the_residue_distribution() {
     let report = run(recipe_from("xlnet_tiny.toml", 150, 75), dir.path(), false).unwrap();
     println!("{report}");
     assert_eq!(report.objective, "permutation-lm");
-    assert!(report.valid_masked_residues > 200, "{}", report.valid_masked_residues);
+    assert!(
+        report.valid_masked_residues > 200,
+        "{}",
+        report.valid_masked_residues
+    );
     assert!(
         report.valid_loss < UNIFORM_LOSS - 0.2 && report.valid_loss < report.unigram_loss + 0.05,
         "target-residue loss {} against uniform {UNIFORM_LOSS} and the unigram baseline {}",
@@ -323,7 +422,11 @@ fn xlnet_permutation_lm_learns_the_residue_distribution() {
     );
     let device = DeviceSpec::Cpu.device().unwrap();
     let embedder = prottrans::embed::Embedder::load(&report.model_dir, &device).unwrap();
-    assert_eq!(embedder.segment_length(), None, "XLNet embeds in one pass unless asked");
+    assert_eq!(
+        embedder.segment_length(),
+        None,
+        "XLNet embeds in one pass unless asked"
+    );
     let embedder = embedder.with_segment_length(Some(64));
     let short = embedder.embed("MKTAYIAKQR").unwrap();
     let many = embedder.embed_many(&["MKTAYIAKQR", "MKV"]).unwrap();

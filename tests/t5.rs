@@ -10,12 +10,16 @@ use common::{Expected, device, fixture, values};
 use prottrans::burn::tensor::{FloatDType, Int, Tensor, TensorData};
 use prottrans::embed::ndarray::{Array2, ArrayView2, s};
 use prottrans::embed::{Embedder, mean_over_residues};
-use prottrans::models::t5::relative_position_buckets;
 use prottrans::models::Encoder;
+use prottrans::models::t5::relative_position_buckets;
 use prottrans::prelude::*;
 
 const TOLERANCE: f32 = 1e-4;
-const SEQUENCES: [&str; 3] = ["MKTAY", "MQIFVKTLTGXTITLEV", "MSKGEELFTGVVPILVELDGDVNGHKFSV"];
+const SEQUENCES: [&str; 3] = [
+    "MKTAY",
+    "MQIFVKTLTGXTITLEV",
+    "MSKGEELFTGVVPILVELDGDVNGHKFSV",
+];
 
 /// Largest |a - b| over positions where `keep` is true; `width` values per position.
 fn max_diff_where(actual: &[f32], expected: &[f32], keep: &[bool], width: usize) -> f32 {
@@ -47,7 +51,11 @@ fn check_full_model(name: &str) {
 
     let output = model.encode(input.clone());
     let (shape, want) = expected.tensor("encoder_hidden_states");
-    assert_eq!(shape[0], output.hidden_states.len(), "{name}: one state per block input + final");
+    assert_eq!(
+        shape[0],
+        output.hidden_states.len(),
+        "{name}: one state per block input + final"
+    );
     let per_state = want.len() / shape[0];
     let mut worst_state = 0.0f32;
     for (i, state) in output.hidden_states.into_iter().enumerate() {
@@ -69,13 +77,23 @@ fn check_full_model(name: &str) {
         let decoder = expected.int_tensor(&format!("single_{i}_decoder_input_ids"), &device);
         let (_, want) = expected.tensor(&format!("single_{i}_logits"));
         let got = values(model.forward(EncoderInput::unpadded(ids), decoder));
-        alone = alone.max(max_diff_where(&got, &want, &vec![true; want.len() / config.vocab_size], config.vocab_size));
+        alone = alone.max(max_diff_where(
+            &got,
+            &want,
+            &vec![true; want.len() / config.vocab_size],
+            config.vocab_size,
+        ));
     }
     println!(
         "{name}: encoder states max abs diff {worst_state:.3e}, encoder output {encoder:.3e}, \
          logits (padded batch) {logits:.3e}, logits (alone) {alone:.3e}"
     );
-    for (what, diff) in [("encoder states", worst_state), ("encoder output", encoder), ("logits", logits), ("logits alone", alone)] {
+    for (what, diff) in [
+        ("encoder states", worst_state),
+        ("encoder output", encoder),
+        ("logits", logits),
+        ("logits alone", alone),
+    ] {
         assert!(diff <= TOLERANCE, "{name}: {what} differ by {diff}");
     }
 }
@@ -106,11 +124,17 @@ fn greedy_generation_matches_transformers() {
         for (row, got) in generated.iter().enumerate() {
             // transformers: start token, tokens, `</s>`, then padding for finished rows.
             let full = &want[row * shape[1] + 1..(row + 1) * shape[1]];
-            let end = full.iter().position(|&t| t == 1).map_or(full.len(), |e| e + 1);
+            let end = full
+                .iter()
+                .position(|&t| t == 1)
+                .map_or(full.len(), |e| e + 1);
             let got: Vec<i64> = got.iter().map(|&t| i64::from(t)).collect();
             assert_eq!(got, full[..end], "{name} row {row}");
         }
-        println!("{name}: {} greedy sequences equal to transformers'", generated.len());
+        println!(
+            "{name}: {} greedy sequences equal to transformers'",
+            generated.len()
+        );
     }
 }
 
@@ -155,7 +179,10 @@ fn encoder_only_loading_matches_transformers() {
     let (_, want) = expected.tensor("f16_weights_f32_last_hidden_state");
     let (_, mask) = expected.ints("attention_mask");
     let tokens: Vec<bool> = mask.iter().map(|&m| m == 1).collect();
-    for dir in [fixture("t5_relu_tiny_encoder_f16"), fixture("t5_relu_tiny_encoder_f16/pt")] {
+    for dir in [
+        fixture("t5_relu_tiny_encoder_f16"),
+        fixture("t5_relu_tiny_encoder_f16/pt"),
+    ] {
         let checkpoint = Checkpoint::open(&dir).unwrap();
         let names = checkpoint.tensor_names().unwrap();
         let encoder = checkpoint.load_encoder(&device, FloatDType::F32).unwrap();
@@ -165,7 +192,10 @@ fn encoder_only_loading_matches_transformers() {
         ));
         let diff = max_diff_where(&values(out.last_hidden_state), &want, &tokens, 32);
         let embed_tokens = names.iter().any(|n| n == "encoder.embed_tokens.weight");
-        println!("f16 encoder ({}, encoder.embed_tokens stored: {embed_tokens}): max abs diff {diff:.3e}", dir.display());
+        println!(
+            "f16 encoder ({}, encoder.embed_tokens stored: {embed_tokens}): max abs diff {diff:.3e}",
+            dir.display()
+        );
         assert!(diff <= TOLERANCE, "{}: {diff}", dir.display());
     }
 }
@@ -179,13 +209,23 @@ fn embeddings_drop_the_end_token_and_match_transformers() {
     let (width, d) = (shape[1], shape[2]);
     let all = ArrayView2::from_shape((shape[0] * width, d), &want).unwrap();
     let embedder = Embedder::load(fixture("t5_relu_tiny_encoder_f16"), &device()).unwrap();
-    assert_eq!(embedder.max_residues(), None, "relative positions: no length limit");
+    assert_eq!(
+        embedder.max_residues(),
+        None,
+        "relative positions: no length limit"
+    );
     let batched = embedder.embed_many(&SEQUENCES).unwrap();
     for (i, sequence) in SEQUENCES.iter().enumerate() {
-        let want: Array2<f32> = all.slice(s![i * width..i * width + sequence.len(), ..]).to_owned();
+        let want: Array2<f32> = all
+            .slice(s![i * width..i * width + sequence.len(), ..])
+            .to_owned();
         for got in [&batched[i], &embedder.embed(sequence).unwrap()] {
             assert_eq!(got.shape(), [sequence.len(), d]);
-            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let diff = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(diff <= TOLERANCE, "sequence {i}: {diff}");
             let mean_want = want.mean_axis(prottrans::embed::ndarray::Axis(0)).unwrap();
             let mean_diff = mean_over_residues(got)
@@ -193,7 +233,10 @@ fn embeddings_drop_the_end_token_and_match_transformers() {
                 .zip(&mean_want)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f32::max);
-            assert!(mean_diff <= TOLERANCE, "sequence {i} per-protein: {mean_diff}");
+            assert!(
+                mean_diff <= TOLERANCE,
+                "sequence {i} per-protein: {mean_diff}"
+            );
         }
     }
 }
@@ -236,16 +279,27 @@ fn mismatched_t5_weights_are_named() {
     }
     // A gated config over ReLU weights: `wi_0`/`wi_1` missing, `wi` unexpected.
     let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    std::fs::write(dir.path().join("config.json"), config.replace("\"feed_forward_proj\": \"relu\"", "\"feed_forward_proj\": \"gated-gelu\"")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        config.replace(
+            "\"feed_forward_proj\": \"relu\"",
+            "\"feed_forward_proj\": \"gated-gelu\"",
+        ),
+    )
+    .unwrap();
     let err = load_t5(dir.path(), &device).unwrap_err().to_string();
     assert!(err.contains("model.safetensors"), "{err}");
     assert!(err.contains("DenseReluDense.wi_1"), "{err}");
     assert!(err.contains("DenseReluDense.wi.weight"), "{err}");
     // The encoder-only release cannot be loaded as the full model (nor generate).
-    let err = load_t5(fixture("t5_relu_tiny_encoder_f16"), &device).unwrap_err().to_string();
+    let err = load_t5(fixture("t5_relu_tiny_encoder_f16"), &device)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("encoder only"), "{err}");
     // A BERT checkpoint is not a T5.
-    let err = load_t5(fixture("bert_tiny"), &device).unwrap_err().to_string();
+    let err = load_t5(fixture("bert_tiny"), &device)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("t5") && err.contains("bert"), "{err}");
 }
 
@@ -254,7 +308,13 @@ fn shift_right_starts_with_the_decoder_start_token() {
     let (_, model) = load_t5(fixture("t5_relu_tiny"), &device()).unwrap();
     assert_eq!(model.shift_right(&[5, 6, 1]), vec![0, 5, 6]);
     let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6, 1], [1, 3]), &device());
-    assert_eq!(model.encode(EncoderInput::unpadded(ids)).last_hidden_state.dims(), [1, 3, 32]);
+    assert_eq!(
+        model
+            .encode(EncoderInput::unpadded(ids))
+            .last_hidden_state
+            .dims(),
+        [1, 3, 32]
+    );
 }
 
 /// `_` marks hidden residues, which become `<extra_id_0>`, `<extra_id_1>`, ...; the generator's
@@ -271,11 +331,20 @@ fn the_generator_fills_hidden_residues() {
     assert_eq!(filled.filled[0].0, 3);
     // The same tokens as the model's own greedy decoding.
     let (_, model) = load_t5(fixture("t5_relu_tiny"), &device()).unwrap();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![19i64, 16, 127, 15, 6, 14, 1], [1, 7]), &device());
-    let tokens = model.generate_greedy(EncoderInput::unpadded(ids), 7).unwrap().remove(0);
+    let ids = Tensor::<2, Int>::from_data(
+        TensorData::new(vec![19i64, 16, 127, 15, 6, 14, 1], [1, 7]),
+        &device(),
+    );
+    let tokens = model
+        .generate_greedy(EncoderInput::unpadded(ids), 7)
+        .unwrap()
+        .remove(0);
     let vocabulary = prottrans::data::Vocabulary::prot_t5();
     let third = vocabulary.token(tokens[2]).unwrap();
-    assert_eq!(filled.filled[0].1.map(String::from).as_deref(), Some(third).filter(|t| t.len() == 1));
+    assert_eq!(
+        filled.filled[0].1.map(String::from).as_deref(),
+        Some(third).filter(|t| t.len() == 1)
+    );
     let err = generator.fill("p", "MQ-FV", 5).unwrap_err().to_string();
     assert!(err.contains("position 3"), "{err}");
 }
@@ -289,7 +358,8 @@ fn every_config_parses_and_released_t5_shapes_have_their_sizes() {
     for entry in std::fs::read_dir(&configs).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            PretrainConfig::from_toml_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            PretrainConfig::from_toml_file(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             seen += 1;
         }
     }
@@ -303,8 +373,13 @@ fn every_config_parses_and_released_t5_shapes_have_their_sizes() {
         ("prot_t5_xxl_bfd", (4.5, 5.0), (10.5, 11.5)),
     ] {
         let recipe = PretrainConfig::from_toml_file(configs.join(format!("{name}.toml"))).unwrap();
-        let ModelConfig::T5(config) = &recipe.model else { panic!("{name} is not T5") };
-        let (e, t) = (billions(config.num_encoder_parameters()), billions(config.num_parameters()));
+        let ModelConfig::T5(config) = &recipe.model else {
+            panic!("{name} is not T5")
+        };
+        let (e, t) = (
+            billions(config.num_encoder_parameters()),
+            billions(config.num_parameters()),
+        );
         println!("{name}: encoder {e:.2}B, total {t:.2}B parameters");
         assert!((encoder.0..encoder.1).contains(&e), "{name}: encoder {e}B");
         assert!((total.0..total.1).contains(&t), "{name}: total {t}B");

@@ -329,6 +329,10 @@ fn heads_train_on_albert_and_electra_embeddings() {
         assert!(run.train.records.len() > 100 && run.valid.records.len() > 10);
         let summary = train_head(run).unwrap();
         assert_eq!(summary.epochs_run, 1, "{architecture}");
-        assert!(summary.best_valid_loss.is_finite(), "{architecture}: {}", summary.best_valid_loss);
+        assert!(
+            summary.best_valid_loss.is_finite(),
+            "{architecture}: {}",
+            summary.best_valid_loss
+        );
     }
 }

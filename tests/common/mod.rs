@@ -129,7 +129,11 @@ pub fn save_random_albert(dir: &Path, device: &Device) -> AlbertConfig {
         ..AlbertConfig::default()
     };
     save_albert_for_masked_lm(&config.init(device), &config, dir).unwrap();
-    std::fs::write(dir.join("vocab.txt"), Vocabulary::prot_bert().to_vocab_txt()).unwrap();
+    std::fs::write(
+        dir.join("vocab.txt"),
+        Vocabulary::prot_bert().to_vocab_txt(),
+    )
+    .unwrap();
     config
 }
 

@@ -125,12 +125,13 @@ impl Precision {
             return Ok(());
         }
         // Asking a CubeCL device opens it, which panics where its runtime is missing.
-        let supported = std::panic::catch_unwind(|| device.supports_dtype(dtype)).map_err(|panic| {
-            BackendError::Unavailable {
-                device: format!("{device:?}"),
-                reason: panic_message(panic.as_ref()),
-            }
-        })?;
+        let supported =
+            std::panic::catch_unwind(|| device.supports_dtype(dtype)).map_err(|panic| {
+                BackendError::Unavailable {
+                    device: format!("{device:?}"),
+                    reason: panic_message(panic.as_ref()),
+                }
+            })?;
         if supported {
             Ok(())
         } else {
@@ -376,7 +377,6 @@ impl DeviceSpec {
             reason,
         })
     }
-
 }
 
 /// What a backend sees on this machine, for `prottrans devices`.
@@ -395,7 +395,10 @@ pub struct BackendDevices {
 pub fn survey() -> Vec<BackendDevices> {
     compiled_backends()
         .map(|backend| {
-            let spec: DeviceSpec = backend.name.parse().expect("backend names parse as devices");
+            let spec: DeviceSpec = backend
+                .name
+                .parse()
+                .expect("backend names parse as devices");
             BackendDevices {
                 backend: *backend,
                 devices: std::panic::catch_unwind(|| enumerate(backend.name))
@@ -570,7 +573,10 @@ mod tests {
         };
         let err = spec.device().unwrap_err();
         let message = err.to_string();
-        assert!(message.contains(&format!("--features {}", missing.feature)), "{message}");
+        assert!(
+            message.contains(&format!("--features {}", missing.feature)),
+            "{message}"
+        );
     }
 
     #[cfg(feature = "flex")]
@@ -592,7 +598,10 @@ mod tests {
         let device = DeviceSpec::NdArray.probe().unwrap();
         Precision::F32.check(&device).unwrap();
         let err = Precision::Bf16.check(&device).unwrap_err();
-        assert!(err.to_string().contains("does not support bf16") && err.to_string().contains("flex"), "{err}");
+        assert!(
+            err.to_string().contains("does not support bf16") && err.to_string().contains("flex"),
+            "{err}"
+        );
     }
 
     #[cfg(feature = "flex")]

@@ -47,7 +47,12 @@ enum Command {
         out: PathBuf,
         /// Device to train on; several, comma-separated (`cuda:0,cuda:1`), train data-parallel:
         /// each takes its own batch every step and the gradients are averaged on the first.
-        #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE", value_delimiter = ',')]
+        #[arg(
+            long,
+            default_value = "cpu",
+            env = "PROTTRANS_DEVICE",
+            value_delimiter = ','
+        )]
         device: Vec<DeviceSpec>,
         /// Precision of the forward and backward passes (f32, f16 or bf16); overrides the
         /// recipe's `optimizer.precision`. Master weights and optimiser state stay f32.
@@ -243,7 +248,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(precision) = precision {
                 recipe.optimizer.precision = precision;
             }
-            let mut devices = device.iter().map(DeviceSpec::probe).collect::<Result<Vec<_>, _>>()?.into_iter();
+            let mut devices = device
+                .iter()
+                .map(DeviceSpec::probe)
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter();
             let device = devices.next().context("--device names no device")?;
             let report = pretrain(PretrainRun {
                 config: recipe,
@@ -288,30 +297,57 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             device.seed(seed.unwrap_or(recipe.data.seed));
             let written = match &recipe.model {
                 ModelConfig::Bert(bert) => save_bert_for_masked_lm(&bert.init(&device), bert, &out)
-                    .map(|()| format!("{}-layer, width-{} BERT", bert.num_hidden_layers, bert.hidden_size)),
-                ModelConfig::Albert(albert) => save_albert_for_masked_lm(&albert.init(&device), albert, &out)
-                    .map(|()| format!("{}-pass, width-{} ALBERT", albert.num_hidden_layers, albert.hidden_size)),
-                ModelConfig::Electra(electra) => save_electra(&electra.init(&device), electra, &out).map(|()| {
-                    format!(
-                        "{}-layer, width-{} ELECTRA discriminator (generator in {}/)",
-                        electra.num_hidden_layers,
-                        electra.hidden_size,
-                        prottrans::import::ELECTRA_GENERATOR_DIR
-                    )
-                }),
+                    .map(|()| {
+                        format!(
+                            "{}-layer, width-{} BERT",
+                            bert.num_hidden_layers, bert.hidden_size
+                        )
+                    }),
+                ModelConfig::Albert(albert) => {
+                    save_albert_for_masked_lm(&albert.init(&device), albert, &out).map(|()| {
+                        format!(
+                            "{}-pass, width-{} ALBERT",
+                            albert.num_hidden_layers, albert.hidden_size
+                        )
+                    })
+                }
+                ModelConfig::Electra(electra) => {
+                    save_electra(&electra.init(&device), electra, &out).map(|()| {
+                        format!(
+                            "{}-layer, width-{} ELECTRA discriminator (generator in {}/)",
+                            electra.num_hidden_layers,
+                            electra.hidden_size,
+                            prottrans::import::ELECTRA_GENERATOR_DIR
+                        )
+                    })
+                }
                 ModelConfig::T5(t5) => save_t5(&t5.init(&device), t5, &out).map(|()| {
-                    format!("{}+{}-layer, width-{} T5", t5.num_layers, t5.decoder_layers(), t5.d_model)
+                    format!(
+                        "{}+{}-layer, width-{} T5",
+                        t5.num_layers,
+                        t5.decoder_layers(),
+                        t5.d_model
+                    )
                 }),
                 ModelConfig::Xlnet(xlnet) => save_xlnet_lm_head(&xlnet.init(&device), xlnet, &out)
                     .and_then(|()| {
                         // The vocabulary `prottrans pretrain` trains XLNet with, for `embed`.
                         let path = out.join("vocab.txt");
-                        std::fs::write(&path, prottrans::data::Vocabulary::prottrans_xlnet().to_vocab_txt())
-                            .map_err(|source| prottrans::import::ImportError::Io { path, source })
+                        std::fs::write(
+                            &path,
+                            prottrans::data::Vocabulary::prottrans_xlnet().to_vocab_txt(),
+                        )
+                        .map_err(|source| prottrans::import::ImportError::Io { path, source })
                     })
                     .map(|()| format!("{}-layer, width-{} XLNet", xlnet.n_layer, xlnet.d_model)),
-                ModelConfig::TransfoXl(txl) => save_transfo_xl_lm_head(&txl.init(&device), txl, &out)
-                    .map(|()| format!("{}-layer, width-{} Transformer-XL", txl.n_layer, txl.d_model)),
+                ModelConfig::TransfoXl(txl) => {
+                    save_transfo_xl_lm_head(&txl.init(&device), txl, &out).map(|()| {
+                        format!(
+                            "{}-layer, width-{} Transformer-XL",
+                            txl.n_layer, txl.d_model
+                        )
+                    })
+                }
             }
             .with_context(|| format!("writing {}", out.display()))?;
             println!("random {written} written to {}", out.display());
@@ -328,11 +364,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             device,
         } => {
             let device = device.device()?;
-            let checkpoint = Checkpoint::open(&model).with_context(|| format!("loading {}", model.display()))?;
+            let checkpoint =
+                Checkpoint::open(&model).with_context(|| format!("loading {}", model.display()))?;
             if prottrans::embed::Sampler::supports(checkpoint.config()) {
-                return sample(&model, &device, sequences, max_new_tokens, (num_samples, temperature, top_k, seed));
+                return sample(
+                    &model,
+                    &device,
+                    sequences,
+                    max_new_tokens,
+                    (num_samples, temperature, top_k, seed),
+                );
             }
-            anyhow::ensure!(!sequences.is_empty(), "ProtT5 fills in residues: give at least one --sequence with `_` at the residues to predict");
+            anyhow::ensure!(
+                !sequences.is_empty(),
+                "ProtT5 fills in residues: give at least one --sequence with `_` at the residues to predict"
+            );
             let generator = prottrans::embed::Generator::load(&model, &device)
                 .with_context(|| format!("loading {}", model.display()))?;
             println!("id\tinput\toutput\tfilled");
@@ -345,7 +391,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .iter()
                     .map(|(p, r)| format!("{p}:{}", r.unwrap_or('-')))
                     .collect();
-                println!("{id}\t{}\t{}\t{}", filled.input, filled.output, positions.join(","));
+                println!(
+                    "{id}\t{}\t{}\t{}",
+                    filled.input,
+                    filled.output,
+                    positions.join(",")
+                );
             }
             Ok(())
         }
@@ -354,7 +405,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => transfer::predict(args),
         Command::Devices => {
             for backend in prottrans::backend::BACKENDS.iter().filter(|b| !b.compiled) {
-                println!("{:<11} not compiled in (cargo feature `{}`): {}", backend.name, backend.feature, backend.description);
+                println!(
+                    "{:<11} not compiled in (cargo feature `{}`): {}",
+                    backend.name, backend.feature, backend.description
+                );
             }
             for found in prottrans::backend::survey() {
                 let backend = found.backend;
@@ -362,7 +416,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(()) => "works".to_string(),
                     Err(reason) => format!("cannot run here: {reason}"),
                 };
-                println!("{:<11} compiled in (cargo feature `{}`): {}; {state}", backend.name, backend.feature, backend.description);
+                println!(
+                    "{:<11} compiled in (cargo feature `{}`): {}; {state}",
+                    backend.name, backend.feature, backend.description
+                );
                 if found.devices.is_empty() {
                     println!("{:<11}   no devices found", "");
                 }
@@ -383,14 +440,22 @@ fn sample(
     max_new_tokens: Option<usize>,
     (num_samples, temperature, top_k, seed): (usize, f32, usize, u64),
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(temperature > 0.0 && temperature.is_finite(), "--temperature must be a positive number");
-    let sampler = prottrans::embed::Sampler::load(model, device).with_context(|| format!("loading {}", model.display()))?;
+    anyhow::ensure!(
+        temperature > 0.0 && temperature.is_finite(),
+        "--temperature must be a positive number"
+    );
+    let sampler = prottrans::embed::Sampler::load(model, device)
+        .with_context(|| format!("loading {}", model.display()))?;
     let options = prottrans::embed::SamplingOptions {
         max_new_tokens: max_new_tokens.unwrap_or(100),
         temperature,
         top_k,
     };
-    let prompts = if prompts.is_empty() { vec![String::new()] } else { prompts };
+    let prompts = if prompts.is_empty() {
+        vec![String::new()]
+    } else {
+        prompts
+    };
     let mut rng = prottrans::embed::seeded(seed);
     for (p, prompt) in prompts.iter().enumerate() {
         for s in 0..num_samples {

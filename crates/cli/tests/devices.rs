@@ -5,8 +5,15 @@ use std::process::Command;
 
 #[test]
 fn devices_lists_every_backend_and_what_runs_here() {
-    let output = Command::new(env!("CARGO_BIN_EXE_prottrans")).arg("devices").output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(env!("CARGO_BIN_EXE_prottrans"))
+        .arg("devices")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
     println!("{text}");
     for backend in prottrans::backend::BACKENDS {
@@ -20,7 +27,8 @@ fn devices_lists_every_backend_and_what_runs_here() {
     // The default build has flex, and flex runs everywhere.
     #[cfg(feature = "flex")]
     assert!(
-        text.lines().any(|l| l.starts_with("flex") && l.ends_with("works")),
+        text.lines()
+            .any(|l| l.starts_with("flex") && l.ends_with("works")),
         "{text}"
     );
 }

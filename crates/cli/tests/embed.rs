@@ -194,7 +194,10 @@ fn half_precision_embeddings_stay_close_to_transformers() {
     let input = dir.path().join("in.fa");
     std::fs::write(&input, fasta).unwrap();
     // ProtBert frames `[CLS] residues [SEP]` (residues from position 1), ProtT5 `residues </s>`.
-    for (name, first_residue) in [("bert_tiny_encoder_f16", 1), ("t5_relu_tiny_encoder_f16", 0)] {
+    for (name, first_residue) in [
+        ("bert_tiny_encoder_f16", 1),
+        ("t5_relu_tiny_encoder_f16", 0),
+    ] {
         let checkpoint = fixture(name);
         let bytes = std::fs::read(checkpoint.join("expected.safetensors")).unwrap();
         let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -229,7 +232,9 @@ fn half_precision_embeddings_stay_close_to_transformers() {
                     worst = worst.max((g - w).abs());
                 }
             }
-            println!("{name} --precision {precision}: max abs diff {worst:.3e} against transformers ({tensor})");
+            println!(
+                "{name} --precision {precision}: max abs diff {worst:.3e} against transformers ({tensor})"
+            );
             assert!(worst <= bound, "{name} {precision}: {worst} > {bound}");
         }
     }
@@ -332,13 +337,22 @@ fn half_precision_t5_embeddings_stay_finite_when_activations_overflow() {
     let device = DeviceSpec::Cpu.device().unwrap();
     let (config, mut model) = load_t5(fixture("t5_relu_tiny"), &device).unwrap();
     let feed_forward = &mut model.encoder.block[0].feed_forward;
-    feed_forward.intermediate.weight = Param::from_tensor(feed_forward.intermediate.weight.val() * 1000.0);
+    feed_forward.intermediate.weight =
+        Param::from_tensor(feed_forward.intermediate.weight.val() * 1000.0);
     feed_forward.output.weight = Param::from_tensor(feed_forward.output.weight.val() * 1000.0);
     // In f32 the residual stream after the first block leaves f16's range.
-    let ids = prottrans::burn::tensor::Tensor::<2, prottrans::burn::tensor::Int>::from_ints([[19, 16, 12, 15, 6, 14, 1]], &device);
-    let states = model.encode(EncoderInput::unpadded(ids).with_hidden_states()).hidden_states;
+    let ids = prottrans::burn::tensor::Tensor::<2, prottrans::burn::tensor::Int>::from_ints(
+        [[19, 16, 12, 15, 6, 14, 1]],
+        &device,
+    );
+    let states = model
+        .encode(EncoderInput::unpadded(ids).with_hidden_states())
+        .hidden_states;
     let largest = states[1].clone().abs().max().into_scalar::<f32>();
-    assert!(largest > 65504.0, "the test needs an overflow; largest activation {largest}");
+    assert!(
+        largest > 65504.0,
+        "the test needs an overflow; largest activation {largest}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("model");
@@ -354,6 +368,9 @@ fn half_precision_t5_embeddings_stay_finite_when_activations_overflow() {
             .unwrap(),
     );
     for (key, values) in contents(&output) {
-        assert!(values.iter().all(|v| v.is_finite()), "{key}: non-finite f16 embedding");
+        assert!(
+            values.iter().all(|v| v.is_finite()),
+            "{key}: non-finite f16 embedding"
+        );
     }
 }

@@ -103,7 +103,11 @@ mod tests {
             for batch in &batches {
                 assert!(!batch.is_empty());
                 assert!(batch.len() <= planner.max_sequences);
-                let longest = batch.iter().map(|&i| planner.framed_length(lengths[i])).max().unwrap();
+                let longest = batch
+                    .iter()
+                    .map(|&i| planner.framed_length(lengths[i]))
+                    .max()
+                    .unwrap();
                 assert!(batch.len() * longest <= planner.max_tokens, "{batch:?}");
                 for &i in batch {
                     seen[i] += 1;
@@ -116,7 +120,12 @@ mod tests {
     #[test]
     fn groups_similar_lengths() {
         let lengths = vec![10, 200, 11, 201, 12, 202];
-        let batches = BatchPlanner { max_tokens: 700, ..planner() }.plan(&lengths, 0).unwrap();
+        let batches = BatchPlanner {
+            max_tokens: 700,
+            ..planner()
+        }
+        .plan(&lengths, 0)
+        .unwrap();
         assert_eq!(batches.len(), 2);
         let mut first = batches[0].clone();
         first.sort();
@@ -125,7 +134,12 @@ mod tests {
 
     #[test]
     fn rejects_impossible_budgets() {
-        let err = BatchPlanner { max_tokens: 100, ..planner() }.plan(&[5], 0).unwrap_err();
+        let err = BatchPlanner {
+            max_tokens: 100,
+            ..planner()
+        }
+        .plan(&[5], 0)
+        .unwrap_err();
         assert!(err.to_string().contains("max_tokens (100)"), "{err}");
     }
 }

@@ -104,7 +104,8 @@ impl BatchedSequences {
             CropMode::Start => 0,
         };
         // SplitMix-style mixing so neighbouring indices get unrelated streams.
-        let mut z = self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ read.rotate_left(32);
+        let mut z =
+            self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ read.rotate_left(32);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         StdRng::seed_from_u64(z ^ (z >> 31))
@@ -196,7 +197,9 @@ mod tests {
         for b in 0..data.len() {
             assert_eq!(data.get(b).unwrap(), data.get(b).unwrap());
         }
-        let total: usize = (0..data.len()).map(|b| data.get(b).unwrap().sequences.len()).sum();
+        let total: usize = (0..data.len())
+            .map(|b| data.get(b).unwrap().sequences.len())
+            .sum();
         assert_eq!(total, 5);
     }
 }

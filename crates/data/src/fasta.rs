@@ -55,7 +55,9 @@ pub struct FastaReader {
 
 impl std::fmt::Debug for FastaReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FastaReader").field("path", &self.path).finish()
+        f.debug_struct("FastaReader")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -186,7 +188,9 @@ mod tests {
     use super::*;
 
     fn read(text: &'static [u8]) -> Vec<Result<FastaRecord, DataError>> {
-        FastaReader::from_reader("test.fasta", text).unwrap().collect()
+        FastaReader::from_reader("test.fasta", text)
+            .unwrap()
+            .collect()
     }
 
     #[test]
@@ -236,7 +240,13 @@ mod tests {
         let err = FastaReader::from_reader("bad.txt", &b"MKT\n"[..]).unwrap_err();
         assert!(err.to_string().starts_with("bad.txt"), "{err}");
         let records = read(b"@r\nACGT\n+\nIIII\n");
-        assert!(records[0].as_ref().unwrap_err().to_string().contains("FASTQ"));
+        assert!(
+            records[0]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("FASTQ")
+        );
     }
 
     #[test]
@@ -253,7 +263,10 @@ mod tests {
         assert_eq!(seen, vec![("ok".to_string(), 3)]);
         let message = err.to_string();
         assert!(message.starts_with("p.fa:5:"), "{message}");
-        assert!(message.contains("'bad'") && message.contains("position 6"), "{message}");
+        assert!(
+            message.contains("'bad'") && message.contains("position 6"),
+            "{message}"
+        );
     }
 
     #[test]

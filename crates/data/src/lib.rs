@@ -22,4 +22,4 @@ pub use dataset::{BatchedSequences, CropMode, ResidueBatch};
 pub use error::DataError;
 pub use fasta::{FastaReader, FastaRecord};
 pub use store::SequenceStore;
-pub use tokenizer::{RareResidues, SequenceLayout, Tokenizer, TokenizeError, Vocabulary};
+pub use tokenizer::{RareResidues, SequenceLayout, TokenizeError, Tokenizer, Vocabulary};

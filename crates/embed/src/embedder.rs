@@ -41,10 +41,12 @@ impl Embedder {
     ) -> Result<Self, EmbedError> {
         let dir = dir.as_ref();
         let mut device = device.clone();
-        precision.check(&device).map_err(|e| EmbedError::Precision {
-            precision: precision.to_string(),
-            message: e.to_string(),
-        })?;
+        precision
+            .check(&device)
+            .map_err(|e| EmbedError::Precision {
+                precision: precision.to_string(),
+                message: e.to_string(),
+            })?;
         if device.settings().float_dtype != precision.dtype() {
             device
                 .configure(precision.dtype())
@@ -282,15 +284,22 @@ pub(crate) fn tokenizer_for(dir: &Path, config: &ModelConfig) -> Result<Tokenize
     let vocab_txt = dir.join("vocab.txt");
     let read_vocab_txt = || -> Result<Vocabulary, EmbedError> {
         let text = std::fs::read_to_string(&vocab_txt).map_err(EmbedError::io(&vocab_txt))?;
-        Ok(Vocabulary::from_bert_vocab_txt(&vocab_txt.display().to_string(), &text)?)
+        Ok(Vocabulary::from_bert_vocab_txt(
+            &vocab_txt.display().to_string(),
+            &text,
+        )?)
     };
     let vocabulary = match config {
-        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_) if vocab_txt.is_file() => {
+        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_)
+            if vocab_txt.is_file() =>
+        {
             read_vocab_txt()?
         }
         // ProtElectra was trained with ProtBert's vocabulary; prottrans trains Transformer-XL
         // with it too (ProtTXL's was not released).
-        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_) => Vocabulary::prot_bert(),
+        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_) => {
+            Vocabulary::prot_bert()
+        }
         // ProtAlbert's 34-piece and ProtXLNet's 37-piece sentencepiece tables are not published
         // in full, so they are read from the checkpoint (the released ones ship `spiece.model`),
         // never guessed.

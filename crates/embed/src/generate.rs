@@ -84,11 +84,19 @@ impl Generator {
     /// Greedily rewrites `masked` (residues with `_` where hidden) and reads the residues the
     /// model puts at the hidden positions. At most `max_new_tokens` are generated (the input's
     /// length plus one is enough for a whole rewrite).
-    pub fn fill(&self, record: &str, masked: &str, max_new_tokens: usize) -> Result<Filled, EmbedError> {
+    pub fn fill(
+        &self,
+        record: &str,
+        masked: &str,
+        max_new_tokens: usize,
+    ) -> Result<Filled, EmbedError> {
         let (ids, hidden) = self.encode(record, masked)?;
         let n = ids.len();
         let ids = Tensor::<2, Int>::from_data(
-            TensorData::new(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), [1, n]),
+            TensorData::new(
+                ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(),
+                [1, n],
+            ),
             &self.device,
         );
         let generated = self
@@ -100,10 +108,18 @@ impl Generator {
             .iter()
             .map(|&id| {
                 let special = self.tokenizer.vocabulary().is_special(id);
-                self.tokenizer.vocabulary().token(id).filter(|_| !special).and_then(|t| t.chars().next())
+                self.tokenizer
+                    .vocabulary()
+                    .token(id)
+                    .filter(|_| !special)
+                    .and_then(|t| t.chars().next())
             })
             .collect();
-        let input: String = masked.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+        let input: String = masked
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
         Ok(Filled {
             input,
             output: self.tokenizer.decode(&generated),

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prottrans_data::Tokenizer;
 use prottrans_import::Checkpoint;
-use prottrans_models::{ModelConfig, SegmentMemory, TransfoXlLmHeadModel, XlnetInput, XlnetLmHeadModel};
+use prottrans_models::{
+    ModelConfig, SegmentMemory, TransfoXlLmHeadModel, XlnetInput, XlnetLmHeadModel,
+};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -83,7 +85,9 @@ impl Sampler {
         let checkpoint = Checkpoint::open(dir)?;
         let tokenizer = crate::embedder::tokenizer_for(dir, checkpoint.config())?;
         let model = match checkpoint.config() {
-            ModelConfig::TransfoXl(_) => Model::TransfoXl(checkpoint.load_transfo_xl_lm_head(device)?.1),
+            ModelConfig::TransfoXl(_) => {
+                Model::TransfoXl(checkpoint.load_transfo_xl_lm_head(device)?.1)
+            }
             ModelConfig::Xlnet(_) => Model::Xlnet(checkpoint.load_xlnet_lm_head(device)?.1),
             other => {
                 return Err(EmbedError::Options(format!(
@@ -116,7 +120,13 @@ impl Sampler {
     }
 
     /// Samples one continuation of `prompt` (residues, possibly empty).
-    pub fn sample(&self, record: &str, prompt: &str, options: &SamplingOptions, rng: &mut StdRng) -> Result<Sampled, EmbedError> {
+    pub fn sample(
+        &self,
+        record: &str,
+        prompt: &str,
+        options: &SamplingOptions,
+        rng: &mut StdRng,
+    ) -> Result<Sampled, EmbedError> {
         let prompt: String = prompt.chars().filter(|c| !c.is_whitespace()).collect();
         let residues = if prompt.is_empty() {
             Vec::new()
@@ -138,7 +148,9 @@ impl Sampler {
                     )));
                 };
                 allowed.push(end);
-                let mut sequence: Vec<u32> = std::iter::once(start).chain(residues.iter().copied()).collect();
+                let mut sequence: Vec<u32> = std::iter::once(start)
+                    .chain(residues.iter().copied())
+                    .collect();
                 // Each step feeds the new token after the memory; without memory (`mem_len`
                 // 0) the whole sequence is read again.
                 let remembers = model.transformer.mem_len() > 0;
@@ -150,7 +162,9 @@ impl Sampler {
                         memory = Some(next_memory);
                     }
                     let [_, len, vocab] = logits.dims();
-                    let last = logits.slice([0..1, len - 1..len, 0..vocab]).reshape([vocab]);
+                    let last = logits
+                        .slice([0..1, len - 1..len, 0..vocab])
+                        .reshape([vocab]);
                     let token = self.draw(last, &allowed, options, rng)?;
                     if token == end {
                         ended = true;
@@ -158,7 +172,11 @@ impl Sampler {
                     }
                     generated.push(token);
                     sequence.push(token);
-                    input = if remembers { vec![token] } else { sequence.clone() };
+                    input = if remembers {
+                        vec![token]
+                    } else {
+                        sequence.clone()
+                    };
                 }
             }
             Model::Xlnet(model) => {
@@ -166,14 +184,24 @@ impl Sampler {
                 let mut sequence = residues.clone();
                 for _ in 0..options.max_new_tokens {
                     let n = sequence.len() + 1;
-                    let ids: Vec<u32> = sequence.iter().copied().chain(std::iter::once(placeholder)).collect();
+                    let ids: Vec<u32> = sequence
+                        .iter()
+                        .copied()
+                        .chain(std::iter::once(placeholder))
+                        .collect();
                     // Nobody sees the placeholder; the query stream predicts it.
                     let perm: Vec<bool> = (0..n * n).map(|k| k % n == n - 1).collect();
                     let mut mapping = vec![0.0f32; n];
                     mapping[n - 1] = 1.0;
                     let input = XlnetInput {
-                        perm_mask: Some(Tensor::from_data(TensorData::new(perm, [1, n, n]), &self.device)),
-                        target_mapping: Some(Tensor::from_data(TensorData::new(mapping, [1, 1, n]), &self.device)),
+                        perm_mask: Some(Tensor::from_data(
+                            TensorData::new(perm, [1, n, n]),
+                            &self.device,
+                        )),
+                        target_mapping: Some(Tensor::from_data(
+                            TensorData::new(mapping, [1, 1, n]),
+                            &self.device,
+                        )),
                         ..XlnetInput::new(self.ids(&ids), None)
                     };
                     let (logits, _) = model.forward(input, None);
@@ -202,7 +230,13 @@ impl Sampler {
     }
 
     /// Draws a token among `allowed` from `logits`.
-    fn draw(&self, logits: Tensor<1>, allowed: &[u32], options: &SamplingOptions, rng: &mut StdRng) -> Result<u32, EmbedError> {
+    fn draw(
+        &self,
+        logits: Tensor<1>,
+        allowed: &[u32],
+        options: &SamplingOptions,
+        rng: &mut StdRng,
+    ) -> Result<u32, EmbedError> {
         let logits = logits
             .into_data()
             .convert::<f32>()
@@ -252,11 +286,17 @@ mod tests {
     fn low_temperature_is_greedy_and_top_k_limits_the_choice() {
         let logits = [0.0, 5.0, 1.0, 4.9];
         let mut rng = seeded(1);
-        let greedy = SamplingOptions { temperature: 1e-3, ..Default::default() };
+        let greedy = SamplingOptions {
+            temperature: 1e-3,
+            ..Default::default()
+        };
         for _ in 0..20 {
             assert_eq!(draw(&logits, &[0, 1, 2, 3], &greedy, &mut rng), 1);
         }
-        let top2 = SamplingOptions { top_k: 2, ..Default::default() };
+        let top2 = SamplingOptions {
+            top_k: 2,
+            ..Default::default()
+        };
         let mut seen = [0; 4];
         for _ in 0..400 {
             seen[draw(&logits, &[0, 1, 2, 3], &top2, &mut rng) as usize] += 1;

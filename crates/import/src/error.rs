@@ -42,7 +42,9 @@ pub enum ImportError {
     #[error(transparent)]
     Config(#[from] ModelConfigError),
     /// A file the layout needs is not there.
-    #[error("{dir}: no {expected} (a Hugging Face checkpoint directory holds config.json and model.safetensors or pytorch_model.bin)")]
+    #[error(
+        "{dir}: no {expected} (a Hugging Face checkpoint directory holds config.json and model.safetensors or pytorch_model.bin)"
+    )]
     MissingFile {
         /// The directory.
         dir: PathBuf,
@@ -72,7 +74,9 @@ pub enum ImportError {
         found: String,
     },
     /// Weights split over several files, which prottrans does not read yet.
-    #[error("{path}: sharded checkpoints are not supported yet; merge the shards into one model.safetensors")]
+    #[error(
+        "{path}: sharded checkpoints are not supported yet; merge the shards into one model.safetensors"
+    )]
     Sharded {
         /// The index file.
         path: PathBuf,

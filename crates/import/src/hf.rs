@@ -4,15 +4,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::store::{
-    ApplyError, ApplyResult, BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter,
-    ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot,
+    ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::{DType, Device, FloatDType};
 use prottrans_models::cast_floats;
 use prottrans_models::{
     AlbertConfig, AlbertForMaskedLm, BertConfig, BertForMaskedLm, Electra, ElectraConfig,
     ElectraForMaskedLm, ElectraForPreTraining, Encoder, ModelConfig, T5Config,
-    T5ForConditionalGeneration, TransfoXlConfig, TransfoXlLmHeadModel, XlnetConfig, XlnetLmHeadModel,
+    T5ForConditionalGeneration, TransfoXlConfig, TransfoXlLmHeadModel, XlnetConfig,
+    XlnetLmHeadModel,
 };
 
 use crate::error::{ImportError, WeightProblems};
@@ -71,7 +72,10 @@ impl Checkpoint {
                 expected: CONFIG_FILE.into(),
             });
         }
-        for index in ["model.safetensors.index.json", "pytorch_model.bin.index.json"] {
+        for index in [
+            "model.safetensors.index.json",
+            "pytorch_model.bin.index.json",
+        ] {
             if dir.join(index).is_file() && !dir.join(SAFETENSORS_FILE).is_file() {
                 return Err(ImportError::Sharded {
                     path: dir.join(index),
@@ -168,7 +172,11 @@ impl Checkpoint {
             ModelConfig::T5(config) => {
                 let mut model = config.init_encoder(device);
                 let gated = config.feed_forward()?.1;
-                let mut key_map = if gated { key_map::T5_ENCODER_GATED } else { key_map::T5_ENCODER_RELU };
+                let mut key_map = if gated {
+                    key_map::T5_ENCODER_GATED
+                } else {
+                    key_map::T5_ENCODER_RELU
+                };
                 let names = self.tensor_names()?;
                 let has = |key: &str| names.iter().any(|n| n == key);
                 // The half-precision encoder may store the embedding under its encoder name only.
@@ -192,11 +200,18 @@ impl Checkpoint {
     }
 
     /// Loads a `T5ForConditionalGeneration` (ProtT5, or a model prottrans saved) in f32.
-    pub fn load_t5(&self, device: &Device) -> Result<(T5Config, T5ForConditionalGeneration), ImportError> {
+    pub fn load_t5(
+        &self,
+        device: &Device,
+    ) -> Result<(T5Config, T5ForConditionalGeneration), ImportError> {
         let ModelConfig::T5(config) = &self.config else {
             return Err(self.wrong_architecture("t5"));
         };
-        if !self.tensor_names()?.iter().any(|n| n.starts_with("decoder.")) {
+        if !self
+            .tensor_names()?
+            .iter()
+            .any(|n| n.starts_with("decoder."))
+        {
             return Err(ImportError::WrongArchitecture {
                 path: self.weights.clone(),
                 expected: "t5 encoder-decoder (T5ForConditionalGeneration)".into(),
@@ -244,7 +259,10 @@ impl Checkpoint {
     }
 
     /// Loads an `XLNetLMHeadModel` (ProtXLNet, or a model prottrans saved) in f32.
-    pub fn load_xlnet_lm_head(&self, device: &Device) -> Result<(XlnetConfig, XlnetLmHeadModel), ImportError> {
+    pub fn load_xlnet_lm_head(
+        &self,
+        device: &Device,
+    ) -> Result<(XlnetConfig, XlnetLmHeadModel), ImportError> {
         let ModelConfig::Xlnet(config) = &self.config else {
             return Err(self.wrong_architecture("xlnet"));
         };
@@ -341,7 +359,9 @@ impl Checkpoint {
                     .remap(key_map.to_module())
                     .allow_partial(true)
                     .validate(false);
-                module.load_from(&mut store).map_err(|e| self.store_error(&e))?
+                module
+                    .load_from(&mut store)
+                    .map_err(|e| self.store_error(&e))?
             }
             WeightsFormat::PyTorch => {
                 let mut store = self
@@ -349,7 +369,9 @@ impl Checkpoint {
                     .remap(key_map.to_module())
                     .allow_partial(true)
                     .validate(false);
-                module.load_from(&mut store).map_err(|e| self.store_error(&e))?
+                module
+                    .load_from(&mut store)
+                    .map_err(|e| self.store_error(&e))?
             }
         };
         let problems = WeightProblems {
@@ -399,7 +421,9 @@ fn pytorch_store(weights: &Path) -> PytorchStore {
 /// The names of the tensors in a weights file, as stored.
 fn tensor_names(weights: &Path, format: WeightsFormat) -> Result<Vec<String>, ImportError> {
     let keys = match format {
-        WeightsFormat::Safetensors => SafetensorsStore::from_file(weights).keys().map_err(|e| e.to_string()),
+        WeightsFormat::Safetensors => SafetensorsStore::from_file(weights)
+            .keys()
+            .map_err(|e| e.to_string()),
         WeightsFormat::PyTorch => pytorch_store(weights).keys().map_err(|e| e.to_string()),
     };
     keys.map_err(|message| ImportError::Store {
@@ -421,13 +445,15 @@ fn read_config(path: &Path, keys: &[String]) -> Result<ModelConfig, ImportError>
             message,
         })
     };
-    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
     if let Some(map) = value.as_object_mut()
         && !map.contains_key("model_type")
     {
         let Some(found) = key_map::detect_architecture(keys) else {
             return Err(parse_error(
-                "no `model_type` field, and the weights' key names match no known architecture".into(),
+                "no `model_type` field, and the weights' key names match no known architecture"
+                    .into(),
             ));
         };
         map.insert("model_type".into(), found.model_type().into());
@@ -481,7 +507,11 @@ pub fn save_albert_for_masked_lm(
 
 /// Writes `dir/config.json` and `dir/model.safetensors` of an `XLNetLMHeadModel` in the
 /// `transformers` layout (the tied output weight is not stored).
-pub fn save_xlnet_lm_head(model: &XlnetLmHeadModel, config: &XlnetConfig, dir: impl AsRef<Path>) -> Result<(), ImportError> {
+pub fn save_xlnet_lm_head(
+    model: &XlnetLmHeadModel,
+    config: &XlnetConfig,
+    dir: impl AsRef<Path>,
+) -> Result<(), ImportError> {
     let config = ModelConfig::Xlnet(config.clone()).to_hf_json();
     save_hf(model, &config, &key_map::XLNET_LM_HEAD, dir.as_ref())
 }
@@ -504,14 +534,28 @@ pub const ELECTRA_GENERATOR_DIR: &str = "generator";
 /// (`ElectraForPreTraining`, the model to embed with) in `dir`, the generator
 /// (`ElectraForMaskedLM`) in `dir/generator`, each with its own copy of the shared embeddings,
 /// as the released ProtElectra pair.
-pub fn save_electra(model: &Electra, config: &ElectraConfig, dir: impl AsRef<Path>) -> Result<(), ImportError> {
+pub fn save_electra(
+    model: &Electra,
+    config: &ElectraConfig,
+    dir: impl AsRef<Path>,
+) -> Result<(), ImportError> {
     let dir = dir.as_ref();
     let (discriminator, generator) = model.clone().into_checkpoints();
     let discriminator_config = ModelConfig::Electra(config.clone()).to_hf_json();
-    save_hf(&discriminator, &discriminator_config, &key_map::ELECTRA_DISCRIMINATOR, dir)?;
+    save_hf(
+        &discriminator,
+        &discriminator_config,
+        &key_map::ELECTRA_DISCRIMINATOR,
+        dir,
+    )?;
     let generator_config =
         ModelConfig::Electra(config.generator_config()).to_hf_json_for("ElectraForMaskedLM");
-    save_hf(&generator, &generator_config, &key_map::ELECTRA_GENERATOR, &dir.join(ELECTRA_GENERATOR_DIR))
+    save_hf(
+        &generator,
+        &generator_config,
+        &key_map::ELECTRA_GENERATOR,
+        &dir.join(ELECTRA_GENERATOR_DIR),
+    )
 }
 
 /// Loads a pretrained ELECTRA pair: the discriminator in `dir` and the generator in
@@ -524,8 +568,10 @@ pub fn load_electra(
 ) -> Result<(ElectraConfig, Electra), ImportError> {
     let dir = dir.as_ref();
     let (mut config, discriminator) = Checkpoint::open(dir)?.load_electra_discriminator(device)?;
-    let generator_dir = generator_dir.map_or_else(|| dir.join(ELECTRA_GENERATOR_DIR), Path::to_path_buf);
-    let (generator_config, generator) = Checkpoint::open(&generator_dir)?.load_electra_generator(device)?;
+    let generator_dir =
+        generator_dir.map_or_else(|| dir.join(ELECTRA_GENERATOR_DIR), Path::to_path_buf);
+    let (generator_config, generator) =
+        Checkpoint::open(&generator_dir)?.load_electra_generator(device)?;
     config.generator = Some((&generator_config).into());
     Ok((config, Electra::from_checkpoints(discriminator, generator)))
 }
@@ -551,7 +597,11 @@ pub fn save_t5(
 }
 
 fn t5_key_map(config: &T5Config) -> Result<&'static KeyMap, ImportError> {
-    Ok(if config.feed_forward()?.1 { &key_map::T5_GATED } else { &key_map::T5_RELU })
+    Ok(if config.feed_forward()?.1 {
+        &key_map::T5_GATED
+    } else {
+        &key_map::T5_RELU
+    })
 }
 
 /// Writes a model's weights and config in the `transformers` layout.
@@ -587,11 +637,10 @@ fn save_hf<M: ModuleSnapshot>(
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
     file.write_all(config_json.as_bytes())
         .map_err(io(&config_path))?;
-    file.persist(&config_path)
-        .map_err(|e| ImportError::Io {
-            path: config_path.clone(),
-            source: e.error,
-        })?;
+    file.persist(&config_path).map_err(|e| ImportError::Io {
+        path: config_path.clone(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -601,7 +650,10 @@ mod tests {
 
     /// The `transformers`-written config of the parity fixture.
     fn tiny() -> BertConfig {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/bert_tiny/config.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/bert_tiny/config.json"
+        );
         match ModelConfig::from_hf_json(path).unwrap() {
             ModelConfig::Bert(config) => config,
             other => panic!("the fixture is BERT, not {}", other.architecture()),
@@ -617,8 +669,18 @@ mod tests {
         save_bert_for_masked_lm(&model, &config, dir.path()).unwrap();
         let (loaded_config, loaded) = load_bert_for_masked_lm(dir.path(), &device).unwrap();
         assert_eq!(loaded_config, config);
-        let a = model.bert.encoder.layer[1].attention.query.weight.val().into_data();
-        let b = loaded.bert.encoder.layer[1].attention.query.weight.val().into_data();
+        let a = model.bert.encoder.layer[1]
+            .attention
+            .query
+            .weight
+            .val()
+            .into_data();
+        let b = loaded.bert.encoder.layer[1]
+            .attention
+            .query
+            .weight
+            .val()
+            .into_data();
         assert_eq!(a, b);
         let a = model.cls.bias.val().into_data();
         let b = loaded.cls.bias.val().into_data();
@@ -642,7 +704,10 @@ mod tests {
         let ImportError::Weights { problems, .. } = &err else {
             panic!("expected a weights error, got {err}");
         };
-        assert!(problems.missing.iter().any(|m| m.contains("layer.2.")), "{err}");
+        assert!(
+            problems.missing.iter().any(|m| m.contains("layer.2.")),
+            "{err}"
+        );
         assert!(!problems.mismatched.is_empty(), "{err}");
         assert!(err.to_string().contains("model.safetensors"), "{err}");
     }

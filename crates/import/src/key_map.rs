@@ -30,14 +30,38 @@ const BERT_EMBEDDINGS: RuleTable = &[("embeddings.LayerNorm", "embeddings.layer_
 
 /// BERT's layers (BERT, and each ELECTRA tower), relative to the encoder.
 const BERT_LAYERS: RuleTable = &[
-    ("encoder.layer.{i}.attention.self.query", "encoder.layer.{i}.attention.query"),
-    ("encoder.layer.{i}.attention.self.key", "encoder.layer.{i}.attention.key"),
-    ("encoder.layer.{i}.attention.self.value", "encoder.layer.{i}.attention.value"),
-    ("encoder.layer.{i}.attention.output.dense", "encoder.layer.{i}.attention.output"),
-    ("encoder.layer.{i}.attention.output.LayerNorm", "encoder.layer.{i}.attention_norm"),
-    ("encoder.layer.{i}.intermediate.dense", "encoder.layer.{i}.feed_forward.intermediate"),
-    ("encoder.layer.{i}.output.dense", "encoder.layer.{i}.feed_forward.output"),
-    ("encoder.layer.{i}.output.LayerNorm", "encoder.layer.{i}.output_norm"),
+    (
+        "encoder.layer.{i}.attention.self.query",
+        "encoder.layer.{i}.attention.query",
+    ),
+    (
+        "encoder.layer.{i}.attention.self.key",
+        "encoder.layer.{i}.attention.key",
+    ),
+    (
+        "encoder.layer.{i}.attention.self.value",
+        "encoder.layer.{i}.attention.value",
+    ),
+    (
+        "encoder.layer.{i}.attention.output.dense",
+        "encoder.layer.{i}.attention.output",
+    ),
+    (
+        "encoder.layer.{i}.attention.output.LayerNorm",
+        "encoder.layer.{i}.attention_norm",
+    ),
+    (
+        "encoder.layer.{i}.intermediate.dense",
+        "encoder.layer.{i}.feed_forward.intermediate",
+    ),
+    (
+        "encoder.layer.{i}.output.dense",
+        "encoder.layer.{i}.feed_forward.output",
+    ),
+    (
+        "encoder.layer.{i}.output.LayerNorm",
+        "encoder.layer.{i}.output_norm",
+    ),
 ];
 
 /// BERT's masked-LM head; its decoder is tied to the word embeddings.
@@ -106,7 +130,10 @@ const ALBERT_MLM_HEAD: RuleTable = &[
 /// [`AlbertForMaskedLm`](prottrans_models::AlbertForMaskedLm).
 pub const ALBERT_FOR_MASKED_LM: KeyMap = KeyMap {
     aliases: &[],
-    rules: &[("albert.", "albert.", ALBERT_LAYERS), ("", "", ALBERT_MLM_HEAD)],
+    rules: &[
+        ("albert.", "albert.", ALBERT_LAYERS),
+        ("", "", ALBERT_MLM_HEAD),
+    ],
     ignored: &[
         r"^albert\.pooler\.",
         r"^albert\.embeddings\.position_ids$",
@@ -119,7 +146,12 @@ pub const ALBERT_FOR_MASKED_LM: KeyMap = KeyMap {
 pub const ALBERT_ENCODER: KeyMap = KeyMap {
     aliases: &[(r"^albert\.", "")],
     rules: &[("", "", ALBERT_LAYERS)],
-    ignored: &[r"^pooler\.", r"^embeddings\.position_ids$", r"^predictions\.", r"^sop_classifier\."],
+    ignored: &[
+        r"^pooler\.",
+        r"^embeddings\.position_ids$",
+        r"^predictions\.",
+        r"^sop_classifier\.",
+    ],
 };
 
 /// One ELECTRA tower's projection (its layers are [`BERT_LAYERS`]), relative to the tower.
@@ -142,7 +174,11 @@ pub const ELECTRA_DISCRIMINATOR: KeyMap = KeyMap {
         ("electra.", "", ELECTRA_EMBEDDINGS),
         ("electra.", "discriminator.", ELECTRA_PROJECTION),
         ("electra.", "discriminator.", BERT_LAYERS),
-        ("discriminator_predictions", "discriminator.discriminator_predictions", &[("", "")]),
+        (
+            "discriminator_predictions",
+            "discriminator.discriminator_predictions",
+            &[("", "")],
+        ),
     ],
     ignored: ELECTRA_IGNORED,
 };
@@ -158,7 +194,11 @@ pub const ELECTRA_GENERATOR: KeyMap = KeyMap {
         (
             "",
             "generator.generator_predictions.",
-            &[("generator_predictions.dense", "transform"), ("generator_predictions.LayerNorm", "layer_norm"), ("generator_lm_head.bias", "bias")],
+            &[
+                ("generator_predictions.dense", "transform"),
+                ("generator_predictions.LayerNorm", "layer_norm"),
+                ("generator_lm_head.bias", "bias"),
+            ],
         ),
     ],
     ignored: &[
@@ -186,47 +226,122 @@ pub const ELECTRA_ENCODER: KeyMap = KeyMap {
 /// T5 self-attention, relative to a stack (`encoder.` or `decoder.`). The relative position
 /// bias is stored under the first block but belongs to the stack, which computes it once.
 const T5_SELF_ATTENTION: RuleTable = &[
-    ("block.0.layer.0.SelfAttention.relative_attention_bias", "relative_attention_bias"),
-    ("block.{i}.layer.0.SelfAttention.q", "block.{i}.self_attention.query"),
-    ("block.{i}.layer.0.SelfAttention.k", "block.{i}.self_attention.key"),
-    ("block.{i}.layer.0.SelfAttention.v", "block.{i}.self_attention.value"),
-    ("block.{i}.layer.0.SelfAttention.o", "block.{i}.self_attention.output"),
-    ("block.{i}.layer.0.layer_norm", "block.{i}.self_attention_norm"),
+    (
+        "block.0.layer.0.SelfAttention.relative_attention_bias",
+        "relative_attention_bias",
+    ),
+    (
+        "block.{i}.layer.0.SelfAttention.q",
+        "block.{i}.self_attention.query",
+    ),
+    (
+        "block.{i}.layer.0.SelfAttention.k",
+        "block.{i}.self_attention.key",
+    ),
+    (
+        "block.{i}.layer.0.SelfAttention.v",
+        "block.{i}.self_attention.value",
+    ),
+    (
+        "block.{i}.layer.0.SelfAttention.o",
+        "block.{i}.self_attention.output",
+    ),
+    (
+        "block.{i}.layer.0.layer_norm",
+        "block.{i}.self_attention_norm",
+    ),
 ];
 
 /// The decoder's cross-attention (`layer.1`).
 const T5_CROSS_ATTENTION: RuleTable = &[
-    ("block.{i}.layer.1.EncDecAttention.q", "block.{i}.cross_attention.query"),
-    ("block.{i}.layer.1.EncDecAttention.k", "block.{i}.cross_attention.key"),
-    ("block.{i}.layer.1.EncDecAttention.v", "block.{i}.cross_attention.value"),
-    ("block.{i}.layer.1.EncDecAttention.o", "block.{i}.cross_attention.output"),
-    ("block.{i}.layer.1.layer_norm", "block.{i}.cross_attention_norm"),
+    (
+        "block.{i}.layer.1.EncDecAttention.q",
+        "block.{i}.cross_attention.query",
+    ),
+    (
+        "block.{i}.layer.1.EncDecAttention.k",
+        "block.{i}.cross_attention.key",
+    ),
+    (
+        "block.{i}.layer.1.EncDecAttention.v",
+        "block.{i}.cross_attention.value",
+    ),
+    (
+        "block.{i}.layer.1.EncDecAttention.o",
+        "block.{i}.cross_attention.output",
+    ),
+    (
+        "block.{i}.layer.1.layer_norm",
+        "block.{i}.cross_attention_norm",
+    ),
 ];
 
 /// Feed-forward tables: `layer.1` in the encoder, `layer.2` in the decoder; ReLU (`wi`) or
 /// gated (`wi_0` activated, `wi_1` linear). A checkpoint of the other kind is reported as
 /// missing and unexpected weights rather than loaded half-way.
 const T5_ENCODER_RELU_FF: RuleTable = &[
-    ("block.{i}.layer.1.DenseReluDense.wi", "block.{i}.feed_forward.intermediate"),
-    ("block.{i}.layer.1.DenseReluDense.wo", "block.{i}.feed_forward.output"),
-    ("block.{i}.layer.1.layer_norm", "block.{i}.feed_forward_norm"),
+    (
+        "block.{i}.layer.1.DenseReluDense.wi",
+        "block.{i}.feed_forward.intermediate",
+    ),
+    (
+        "block.{i}.layer.1.DenseReluDense.wo",
+        "block.{i}.feed_forward.output",
+    ),
+    (
+        "block.{i}.layer.1.layer_norm",
+        "block.{i}.feed_forward_norm",
+    ),
 ];
 const T5_ENCODER_GATED_FF: RuleTable = &[
-    ("block.{i}.layer.1.DenseReluDense.wi_0", "block.{i}.feed_forward.intermediate"),
-    ("block.{i}.layer.1.DenseReluDense.wi_1", "block.{i}.feed_forward.gate"),
-    ("block.{i}.layer.1.DenseReluDense.wo", "block.{i}.feed_forward.output"),
-    ("block.{i}.layer.1.layer_norm", "block.{i}.feed_forward_norm"),
+    (
+        "block.{i}.layer.1.DenseReluDense.wi_0",
+        "block.{i}.feed_forward.intermediate",
+    ),
+    (
+        "block.{i}.layer.1.DenseReluDense.wi_1",
+        "block.{i}.feed_forward.gate",
+    ),
+    (
+        "block.{i}.layer.1.DenseReluDense.wo",
+        "block.{i}.feed_forward.output",
+    ),
+    (
+        "block.{i}.layer.1.layer_norm",
+        "block.{i}.feed_forward_norm",
+    ),
 ];
 const T5_DECODER_RELU_FF: RuleTable = &[
-    ("block.{i}.layer.2.DenseReluDense.wi", "block.{i}.feed_forward.intermediate"),
-    ("block.{i}.layer.2.DenseReluDense.wo", "block.{i}.feed_forward.output"),
-    ("block.{i}.layer.2.layer_norm", "block.{i}.feed_forward_norm"),
+    (
+        "block.{i}.layer.2.DenseReluDense.wi",
+        "block.{i}.feed_forward.intermediate",
+    ),
+    (
+        "block.{i}.layer.2.DenseReluDense.wo",
+        "block.{i}.feed_forward.output",
+    ),
+    (
+        "block.{i}.layer.2.layer_norm",
+        "block.{i}.feed_forward_norm",
+    ),
 ];
 const T5_DECODER_GATED_FF: RuleTable = &[
-    ("block.{i}.layer.2.DenseReluDense.wi_0", "block.{i}.feed_forward.intermediate"),
-    ("block.{i}.layer.2.DenseReluDense.wi_1", "block.{i}.feed_forward.gate"),
-    ("block.{i}.layer.2.DenseReluDense.wo", "block.{i}.feed_forward.output"),
-    ("block.{i}.layer.2.layer_norm", "block.{i}.feed_forward_norm"),
+    (
+        "block.{i}.layer.2.DenseReluDense.wi_0",
+        "block.{i}.feed_forward.intermediate",
+    ),
+    (
+        "block.{i}.layer.2.DenseReluDense.wi_1",
+        "block.{i}.feed_forward.gate",
+    ),
+    (
+        "block.{i}.layer.2.DenseReluDense.wo",
+        "block.{i}.feed_forward.output",
+    ),
+    (
+        "block.{i}.layer.2.layer_norm",
+        "block.{i}.feed_forward_norm",
+    ),
 ];
 
 /// Keys of a `T5ForConditionalGeneration` that are aliases of `shared.weight` or that
@@ -268,15 +383,29 @@ pub const T5_GATED: KeyMap = KeyMap {
 /// decoder and head are skipped.
 pub const T5_ENCODER_RELU: KeyMap = KeyMap {
     aliases: &[],
-    rules: &[("encoder.", "encoder.", T5_SELF_ATTENTION), ("encoder.", "encoder.", T5_ENCODER_RELU_FF)],
-    ignored: &[r"^decoder\.", r"^lm_head\.", r"^encoder\.embed_tokens\.weight$"],
+    rules: &[
+        ("encoder.", "encoder.", T5_SELF_ATTENTION),
+        ("encoder.", "encoder.", T5_ENCODER_RELU_FF),
+    ],
+    ignored: &[
+        r"^decoder\.",
+        r"^lm_head\.",
+        r"^encoder\.embed_tokens\.weight$",
+    ],
 };
 
 /// [`T5_ENCODER_RELU`] for gated feed-forward.
 pub const T5_ENCODER_GATED: KeyMap = KeyMap {
     aliases: &[],
-    rules: &[("encoder.", "encoder.", T5_SELF_ATTENTION), ("encoder.", "encoder.", T5_ENCODER_GATED_FF)],
-    ignored: &[r"^decoder\.", r"^lm_head\.", r"^encoder\.embed_tokens\.weight$"],
+    rules: &[
+        ("encoder.", "encoder.", T5_SELF_ATTENTION),
+        ("encoder.", "encoder.", T5_ENCODER_GATED_FF),
+    ],
+    ignored: &[
+        r"^decoder\.",
+        r"^lm_head\.",
+        r"^encoder\.embed_tokens\.weight$",
+    ],
 };
 
 /// Aliases for a T5 checkpoint that stores the embedding only as `encoder.embed_tokens`.
@@ -284,7 +413,10 @@ pub const T5_EMBED_TOKENS_ALIAS: &[(&str, &str)] = &[(r"^encoder\.embed_tokens\.
 
 /// XLNet's layers, relative to the model: the feed-forward block is Transformer-XL's.
 const XLNET_LAYERS: RuleTable = &[
-    ("layer.{i}.ff.layer_1", "layer.{i}.ff.feed_forward.intermediate"),
+    (
+        "layer.{i}.ff.layer_1",
+        "layer.{i}.ff.feed_forward.intermediate",
+    ),
     ("layer.{i}.ff.layer_2", "layer.{i}.ff.feed_forward.output"),
 ];
 
@@ -306,8 +438,14 @@ pub const XLNET_ENCODER: KeyMap = KeyMap {
 /// Transformer-XL's embedding and feed-forward names, relative to the model.
 const TRANSFO_XL_LAYERS: RuleTable = &[
     ("word_emb.emb_layers.0", "word_emb"),
-    ("layers.{i}.pos_ff.CoreNet.0", "layers.{i}.pos_ff.feed_forward.intermediate"),
-    ("layers.{i}.pos_ff.CoreNet.3", "layers.{i}.pos_ff.feed_forward.output"),
+    (
+        "layers.{i}.pos_ff.CoreNet.0",
+        "layers.{i}.pos_ff.feed_forward.intermediate",
+    ),
+    (
+        "layers.{i}.pos_ff.CoreNet.3",
+        "layers.{i}.pos_ff.feed_forward.output",
+    ),
 ];
 
 /// `TransfoXLLMHeadModel` checkpoints into
@@ -320,7 +458,7 @@ pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
     ],
     ignored: &[
         r"^transformer\.pos_emb\.inv_freq$", // recomputed
-        r"^crit\.out_layers\.0\.weight$",  // tied to the word embeddings
+        r"^crit\.out_layers\.0\.weight$",    // tied to the word embeddings
         // With `untie_r = false` every layer also stores the model's shared biases.
         r"^transformer\.layers\.\d+\.dec_attn\.r_[rw]_bias$",
     ],
@@ -330,18 +468,40 @@ pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
 pub const TRANSFO_XL_ENCODER: KeyMap = KeyMap {
     aliases: &[(r"^transformer\.", "")],
     rules: &[("", "", TRANSFO_XL_LAYERS)],
-    ignored: &[r"^pos_emb\.inv_freq$", r"^crit\.", r"^layers\.\d+\.dec_attn\.r_[rw]_bias$"],
+    ignored: &[
+        r"^pos_emb\.inv_freq$",
+        r"^crit\.",
+        r"^layers\.\d+\.dec_attn\.r_[rw]_bias$",
+    ],
 };
 
 /// Key patterns that only one architecture's checkpoints have, checked in order; used to tell
 /// which architecture a weights file holds whatever its `config.json` says.
 pub const SIGNATURES: &[(Architecture, &str)] = &[
-    (Architecture::Electra, r"^(electra\.|discriminator_predictions\.|generator_predictions\.|generator_lm_head\.)"),
-    (Architecture::Albert, r"(^|\.)albert_layer_groups\.|^albert\."),
-    (Architecture::T5, r"(^|\.)block\.\d+\.layer\.\d+\.|^shared\.weight$"),
-    (Architecture::Xlnet, r"(^|\.)layer\.\d+\.rel_attn\.|^transformer\.mask_emb$"),
-    (Architecture::TransfoXl, r"(^|\.)layers\.\d+\.dec_attn\.|^transformer\.word_emb\."),
-    (Architecture::Bert, r"(^|\.)encoder\.layer\.\d+\.attention\.self\.query\."),
+    (
+        Architecture::Electra,
+        r"^(electra\.|discriminator_predictions\.|generator_predictions\.|generator_lm_head\.)",
+    ),
+    (
+        Architecture::Albert,
+        r"(^|\.)albert_layer_groups\.|^albert\.",
+    ),
+    (
+        Architecture::T5,
+        r"(^|\.)block\.\d+\.layer\.\d+\.|^shared\.weight$",
+    ),
+    (
+        Architecture::Xlnet,
+        r"(^|\.)layer\.\d+\.rel_attn\.|^transformer\.mask_emb$",
+    ),
+    (
+        Architecture::TransfoXl,
+        r"(^|\.)layers\.\d+\.dec_attn\.|^transformer\.word_emb\.",
+    ),
+    (
+        Architecture::Bert,
+        r"(^|\.)encoder\.layer\.\d+\.attention\.self\.query\.",
+    ),
 ];
 
 /// The architecture whose signature the checkpoint keys show, if any.
@@ -363,7 +523,10 @@ fn pattern(template: &str) -> String {
 }
 
 fn replacement(template: &str, suffix_group: usize) -> String {
-    format!("{}${{{suffix_group}}}", template.replace("{i}", "${1}").replace("{j}", "${2}"))
+    format!(
+        "{}${{{suffix_group}}}",
+        template.replace("{i}", "${1}").replace("{j}", "${2}")
+    )
 }
 
 impl KeyMap {
@@ -373,13 +536,23 @@ impl KeyMap {
             .iter()
             .filter(|_| to_module)
             .map(|&(from, to)| (from.to_string(), to.to_string()));
-        let rules = self.rules.iter().flat_map(|&(hf_prefix, module_prefix, table)| {
-            table.iter().map(move |&(hf, module)| {
-                (format!("{hf_prefix}{hf}"), format!("{module_prefix}{module}"))
-            })
-        });
+        let rules = self
+            .rules
+            .iter()
+            .flat_map(|&(hf_prefix, module_prefix, table)| {
+                table.iter().map(move |&(hf, module)| {
+                    (
+                        format!("{hf_prefix}{hf}"),
+                        format!("{module_prefix}{module}"),
+                    )
+                })
+            });
         let rules = rules.map(|(hf, module)| {
-            let (from, to) = if to_module { (hf, module) } else { (module, hf) };
+            let (from, to) = if to_module {
+                (hf, module)
+            } else {
+                (module, hf)
+            };
             let (from, to) = (from.as_str(), to.as_str());
             let groups = usize::from(from.contains("{i}")) + usize::from(from.contains("{j}"));
             (pattern(from), replacement(to, groups + 1))
@@ -433,15 +606,42 @@ mod tests {
     #[test]
     fn bert_keys_round_trip() {
         for (hf, module) in [
-            ("bert.embeddings.LayerNorm.weight", "bert.embeddings.layer_norm.weight"),
-            ("bert.embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight"),
-            ("bert.encoder.layer.11.attention.self.query.bias", "bert.encoder.layer.11.attention.query.bias"),
-            ("bert.encoder.layer.3.attention.output.dense.weight", "bert.encoder.layer.3.attention.output.weight"),
-            ("bert.encoder.layer.3.attention.output.LayerNorm.bias", "bert.encoder.layer.3.attention_norm.bias"),
-            ("bert.encoder.layer.0.intermediate.dense.weight", "bert.encoder.layer.0.feed_forward.intermediate.weight"),
-            ("bert.encoder.layer.0.output.dense.bias", "bert.encoder.layer.0.feed_forward.output.bias"),
-            ("bert.encoder.layer.29.output.LayerNorm.weight", "bert.encoder.layer.29.output_norm.weight"),
-            ("cls.predictions.transform.dense.weight", "cls.transform.weight"),
+            (
+                "bert.embeddings.LayerNorm.weight",
+                "bert.embeddings.layer_norm.weight",
+            ),
+            (
+                "bert.embeddings.word_embeddings.weight",
+                "bert.embeddings.word_embeddings.weight",
+            ),
+            (
+                "bert.encoder.layer.11.attention.self.query.bias",
+                "bert.encoder.layer.11.attention.query.bias",
+            ),
+            (
+                "bert.encoder.layer.3.attention.output.dense.weight",
+                "bert.encoder.layer.3.attention.output.weight",
+            ),
+            (
+                "bert.encoder.layer.3.attention.output.LayerNorm.bias",
+                "bert.encoder.layer.3.attention_norm.bias",
+            ),
+            (
+                "bert.encoder.layer.0.intermediate.dense.weight",
+                "bert.encoder.layer.0.feed_forward.intermediate.weight",
+            ),
+            (
+                "bert.encoder.layer.0.output.dense.bias",
+                "bert.encoder.layer.0.feed_forward.output.bias",
+            ),
+            (
+                "bert.encoder.layer.29.output.LayerNorm.weight",
+                "bert.encoder.layer.29.output_norm.weight",
+            ),
+            (
+                "cls.predictions.transform.dense.weight",
+                "cls.transform.weight",
+            ),
             ("cls.predictions.bias", "cls.bias"),
         ] {
             assert_eq!(BERT_FOR_MASKED_LM.map_to_module(hf), module, "{hf}");
@@ -458,14 +658,24 @@ mod tests {
 
     #[test]
     fn encoder_keys_come_with_or_without_the_bert_prefix() {
-        for key in ["bert.encoder.layer.2.attention.self.query.weight", "encoder.layer.2.attention.self.query.weight"] {
-            assert_eq!(BERT_ENCODER.map_to_module(key), "encoder.layer.2.attention.query.weight");
+        for key in [
+            "bert.encoder.layer.2.attention.self.query.weight",
+            "encoder.layer.2.attention.self.query.weight",
+        ] {
+            assert_eq!(
+                BERT_ENCODER.map_to_module(key),
+                "encoder.layer.2.attention.query.weight"
+            );
         }
         assert_eq!(
             BERT_ENCODER.map_to_checkpoint("embeddings.layer_norm.bias"),
             "embeddings.LayerNorm.bias"
         );
-        for skipped in ["pooler.dense.weight", "cls.predictions.bias", "embeddings.position_ids"] {
+        for skipped in [
+            "pooler.dense.weight",
+            "cls.predictions.bias",
+            "embeddings.position_ids",
+        ] {
             assert!(BERT_ENCODER.is_ignored(skipped), "{skipped}");
         }
     }
@@ -473,20 +683,72 @@ mod tests {
     #[test]
     fn t5_keys_round_trip() {
         for (map, hf, module) in [
-            (T5_RELU, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "encoder.relative_attention_bias.weight"),
-            (T5_RELU, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "decoder.relative_attention_bias.weight"),
-            (T5_RELU, "encoder.block.3.layer.0.SelfAttention.q.weight", "encoder.block.3.self_attention.query.weight"),
-            (T5_RELU, "encoder.block.3.layer.0.layer_norm.weight", "encoder.block.3.self_attention_norm.weight"),
-            (T5_RELU, "encoder.block.11.layer.1.DenseReluDense.wi.weight", "encoder.block.11.feed_forward.intermediate.weight"),
-            (T5_RELU, "encoder.block.1.layer.1.layer_norm.weight", "encoder.block.1.feed_forward_norm.weight"),
-            (T5_RELU, "decoder.block.2.layer.1.EncDecAttention.o.weight", "decoder.block.2.cross_attention.output.weight"),
-            (T5_RELU, "decoder.block.2.layer.1.layer_norm.weight", "decoder.block.2.cross_attention_norm.weight"),
-            (T5_RELU, "decoder.block.2.layer.2.DenseReluDense.wo.weight", "decoder.block.2.feed_forward.output.weight"),
-            (T5_RELU, "decoder.block.2.layer.2.layer_norm.weight", "decoder.block.2.feed_forward_norm.weight"),
-            (T5_RELU, "encoder.final_layer_norm.weight", "encoder.final_layer_norm.weight"),
+            (
+                T5_RELU,
+                "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                "encoder.relative_attention_bias.weight",
+            ),
+            (
+                T5_RELU,
+                "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                "decoder.relative_attention_bias.weight",
+            ),
+            (
+                T5_RELU,
+                "encoder.block.3.layer.0.SelfAttention.q.weight",
+                "encoder.block.3.self_attention.query.weight",
+            ),
+            (
+                T5_RELU,
+                "encoder.block.3.layer.0.layer_norm.weight",
+                "encoder.block.3.self_attention_norm.weight",
+            ),
+            (
+                T5_RELU,
+                "encoder.block.11.layer.1.DenseReluDense.wi.weight",
+                "encoder.block.11.feed_forward.intermediate.weight",
+            ),
+            (
+                T5_RELU,
+                "encoder.block.1.layer.1.layer_norm.weight",
+                "encoder.block.1.feed_forward_norm.weight",
+            ),
+            (
+                T5_RELU,
+                "decoder.block.2.layer.1.EncDecAttention.o.weight",
+                "decoder.block.2.cross_attention.output.weight",
+            ),
+            (
+                T5_RELU,
+                "decoder.block.2.layer.1.layer_norm.weight",
+                "decoder.block.2.cross_attention_norm.weight",
+            ),
+            (
+                T5_RELU,
+                "decoder.block.2.layer.2.DenseReluDense.wo.weight",
+                "decoder.block.2.feed_forward.output.weight",
+            ),
+            (
+                T5_RELU,
+                "decoder.block.2.layer.2.layer_norm.weight",
+                "decoder.block.2.feed_forward_norm.weight",
+            ),
+            (
+                T5_RELU,
+                "encoder.final_layer_norm.weight",
+                "encoder.final_layer_norm.weight",
+            ),
             (T5_RELU, "shared.weight", "shared.weight"),
-            (T5_GATED, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight", "encoder.block.0.feed_forward.intermediate.weight"),
-            (T5_GATED, "decoder.block.0.layer.2.DenseReluDense.wi_1.weight", "decoder.block.0.feed_forward.gate.weight"),
+            (
+                T5_GATED,
+                "encoder.block.0.layer.1.DenseReluDense.wi_0.weight",
+                "encoder.block.0.feed_forward.intermediate.weight",
+            ),
+            (
+                T5_GATED,
+                "decoder.block.0.layer.2.DenseReluDense.wi_1.weight",
+                "decoder.block.0.feed_forward.gate.weight",
+            ),
             (T5_GATED, "lm_head.weight", "lm_head.weight"),
         ] {
             assert_eq!(map.map_to_module(hf), module, "{hf}");
@@ -502,29 +764,117 @@ mod tests {
     #[test]
     fn albert_and_electra_keys_round_trip() {
         for (map, hf, module) in [
-            (ALBERT_FOR_MASKED_LM, "albert.embeddings.LayerNorm.bias", "albert.embeddings.layer_norm.bias"),
-            (ALBERT_FOR_MASKED_LM, "albert.encoder.embedding_hidden_mapping_in.weight", "albert.encoder.embedding_hidden_mapping_in.weight"),
-            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.1.albert_layers.0.attention.query.weight", "albert.encoder.albert_layer_groups.1.albert_layers.0.attention.query.weight"),
-            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.1.albert_layers.2.attention.dense.bias", "albert.encoder.albert_layer_groups.1.albert_layers.2.attention.output.bias"),
-            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.0.albert_layers.1.attention.LayerNorm.weight", "albert.encoder.albert_layer_groups.0.albert_layers.1.attention_norm.weight"),
-            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight", "albert.encoder.albert_layer_groups.0.albert_layers.0.feed_forward.intermediate.weight"),
-            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output.bias", "albert.encoder.albert_layer_groups.0.albert_layers.0.feed_forward.output.bias"),
-            (ALBERT_FOR_MASKED_LM, "albert.encoder.albert_layer_groups.0.albert_layers.0.full_layer_layer_norm.bias", "albert.encoder.albert_layer_groups.0.albert_layers.0.output_norm.bias"),
-            (ALBERT_FOR_MASKED_LM, "predictions.dense.weight", "predictions.transform.weight"),
-            (ALBERT_FOR_MASKED_LM, "predictions.LayerNorm.weight", "predictions.layer_norm.weight"),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "albert.embeddings.LayerNorm.bias",
+                "albert.embeddings.layer_norm.bias",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "albert.encoder.embedding_hidden_mapping_in.weight",
+                "albert.encoder.embedding_hidden_mapping_in.weight",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "albert.encoder.albert_layer_groups.1.albert_layers.0.attention.query.weight",
+                "albert.encoder.albert_layer_groups.1.albert_layers.0.attention.query.weight",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "albert.encoder.albert_layer_groups.1.albert_layers.2.attention.dense.bias",
+                "albert.encoder.albert_layer_groups.1.albert_layers.2.attention.output.bias",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "albert.encoder.albert_layer_groups.0.albert_layers.1.attention.LayerNorm.weight",
+                "albert.encoder.albert_layer_groups.0.albert_layers.1.attention_norm.weight",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight",
+                "albert.encoder.albert_layer_groups.0.albert_layers.0.feed_forward.intermediate.weight",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output.bias",
+                "albert.encoder.albert_layer_groups.0.albert_layers.0.feed_forward.output.bias",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "albert.encoder.albert_layer_groups.0.albert_layers.0.full_layer_layer_norm.bias",
+                "albert.encoder.albert_layer_groups.0.albert_layers.0.output_norm.bias",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "predictions.dense.weight",
+                "predictions.transform.weight",
+            ),
+            (
+                ALBERT_FOR_MASKED_LM,
+                "predictions.LayerNorm.weight",
+                "predictions.layer_norm.weight",
+            ),
             (ALBERT_FOR_MASKED_LM, "predictions.bias", "predictions.bias"),
-            (ELECTRA_DISCRIMINATOR, "electra.embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight"),
-            (ELECTRA_DISCRIMINATOR, "electra.embeddings.LayerNorm.weight", "embeddings.layer_norm.weight"),
-            (ELECTRA_DISCRIMINATOR, "electra.embeddings_project.bias", "discriminator.embeddings_project.bias"),
-            (ELECTRA_DISCRIMINATOR, "electra.encoder.layer.1.attention.output.dense.weight", "discriminator.encoder.layer.1.attention.output.weight"),
-            (ELECTRA_DISCRIMINATOR, "electra.encoder.layer.0.output.LayerNorm.bias", "discriminator.encoder.layer.0.output_norm.bias"),
-            (ELECTRA_DISCRIMINATOR, "discriminator_predictions.dense_prediction.weight", "discriminator.discriminator_predictions.dense_prediction.weight"),
-            (ELECTRA_GENERATOR, "electra.encoder.layer.0.intermediate.dense.weight", "generator.encoder.layer.0.feed_forward.intermediate.weight"),
-            (ELECTRA_GENERATOR, "generator_predictions.dense.weight", "generator.generator_predictions.transform.weight"),
-            (ELECTRA_GENERATOR, "generator_predictions.LayerNorm.bias", "generator.generator_predictions.layer_norm.bias"),
-            (ELECTRA_GENERATOR, "generator_lm_head.bias", "generator.generator_predictions.bias"),
-            (ELECTRA_ENCODER, "electra.embeddings_project.weight", "embeddings_project.weight"),
-            (ELECTRA_ENCODER, "electra.encoder.layer.0.attention.self.key.bias", "encoder.layer.0.attention.key.bias"),
+            (
+                ELECTRA_DISCRIMINATOR,
+                "electra.embeddings.word_embeddings.weight",
+                "embeddings.word_embeddings.weight",
+            ),
+            (
+                ELECTRA_DISCRIMINATOR,
+                "electra.embeddings.LayerNorm.weight",
+                "embeddings.layer_norm.weight",
+            ),
+            (
+                ELECTRA_DISCRIMINATOR,
+                "electra.embeddings_project.bias",
+                "discriminator.embeddings_project.bias",
+            ),
+            (
+                ELECTRA_DISCRIMINATOR,
+                "electra.encoder.layer.1.attention.output.dense.weight",
+                "discriminator.encoder.layer.1.attention.output.weight",
+            ),
+            (
+                ELECTRA_DISCRIMINATOR,
+                "electra.encoder.layer.0.output.LayerNorm.bias",
+                "discriminator.encoder.layer.0.output_norm.bias",
+            ),
+            (
+                ELECTRA_DISCRIMINATOR,
+                "discriminator_predictions.dense_prediction.weight",
+                "discriminator.discriminator_predictions.dense_prediction.weight",
+            ),
+            (
+                ELECTRA_GENERATOR,
+                "electra.encoder.layer.0.intermediate.dense.weight",
+                "generator.encoder.layer.0.feed_forward.intermediate.weight",
+            ),
+            (
+                ELECTRA_GENERATOR,
+                "generator_predictions.dense.weight",
+                "generator.generator_predictions.transform.weight",
+            ),
+            (
+                ELECTRA_GENERATOR,
+                "generator_predictions.LayerNorm.bias",
+                "generator.generator_predictions.layer_norm.bias",
+            ),
+            (
+                ELECTRA_GENERATOR,
+                "generator_lm_head.bias",
+                "generator.generator_predictions.bias",
+            ),
+            (
+                ELECTRA_ENCODER,
+                "electra.embeddings_project.weight",
+                "embeddings_project.weight",
+            ),
+            (
+                ELECTRA_ENCODER,
+                "electra.encoder.layer.0.attention.self.key.bias",
+                "encoder.layer.0.attention.key.bias",
+            ),
         ] {
             assert_eq!(map.map_to_module(hf), module, "{hf}");
             assert_eq!(map.map_to_checkpoint(module), hf, "{module}");
@@ -533,19 +883,52 @@ mod tests {
         assert!(ALBERT_FOR_MASKED_LM.is_ignored("predictions.decoder.weight"));
         assert!(ELECTRA_GENERATOR.is_ignored("generator_lm_head.weight"));
         assert!(ELECTRA_ENCODER.is_ignored("discriminator_predictions.dense.weight"));
-        assert_eq!(ALBERT_ENCODER.map_to_module("albert.embeddings.LayerNorm.weight"), "embeddings.layer_norm.weight");
+        assert_eq!(
+            ALBERT_ENCODER.map_to_module("albert.embeddings.LayerNorm.weight"),
+            "embeddings.layer_norm.weight"
+        );
     }
 
     #[test]
     fn architectures_are_told_apart_by_their_keys() {
         for (keys, want) in [
-            (&["bert.encoder.layer.0.attention.self.query.weight"][..], Some(Architecture::Bert)),
-            (&["encoder.layer.0.attention.self.query.weight"], Some(Architecture::Bert)),
-            (&["shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight"], Some(Architecture::T5)),
-            (&["albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight"], Some(Architecture::Albert)),
-            (&["electra.encoder.layer.0.attention.self.query.weight", "discriminator_predictions.dense.weight"], Some(Architecture::Electra)),
-            (&["transformer.layer.0.rel_attn.q", "transformer.mask_emb"], Some(Architecture::Xlnet)),
-            (&["transformer.word_emb.emb_layers.0.weight", "transformer.layers.0.dec_attn.qkv_net.weight"], Some(Architecture::TransfoXl)),
+            (
+                &["bert.encoder.layer.0.attention.self.query.weight"][..],
+                Some(Architecture::Bert),
+            ),
+            (
+                &["encoder.layer.0.attention.self.query.weight"],
+                Some(Architecture::Bert),
+            ),
+            (
+                &[
+                    "shared.weight",
+                    "encoder.block.0.layer.0.SelfAttention.q.weight",
+                ],
+                Some(Architecture::T5),
+            ),
+            (
+                &["albert.encoder.albert_layer_groups.0.albert_layers.0.ffn.weight"],
+                Some(Architecture::Albert),
+            ),
+            (
+                &[
+                    "electra.encoder.layer.0.attention.self.query.weight",
+                    "discriminator_predictions.dense.weight",
+                ],
+                Some(Architecture::Electra),
+            ),
+            (
+                &["transformer.layer.0.rel_attn.q", "transformer.mask_emb"],
+                Some(Architecture::Xlnet),
+            ),
+            (
+                &[
+                    "transformer.word_emb.emb_layers.0.weight",
+                    "transformer.layers.0.dec_attn.qkv_net.weight",
+                ],
+                Some(Architecture::TransfoXl),
+            ),
             (&["something.else"], None),
         ] {
             assert_eq!(detect_architecture(keys), want, "{keys:?}");

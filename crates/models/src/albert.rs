@@ -110,10 +110,12 @@ impl AlbertConfig {
             architecture: "albert",
             message,
         };
-        self.as_bert(self.hidden_size).validate().map_err(|e| match e {
-            ModelConfigError::Invalid { message, .. } => invalid(message),
-            other => other,
-        })?;
+        self.as_bert(self.hidden_size)
+            .validate()
+            .map_err(|e| match e {
+                ModelConfigError::Invalid { message, .. } => invalid(message),
+                other => other,
+            })?;
         for (name, value) in [
             ("embedding_size", self.embedding_size),
             ("num_hidden_groups", self.num_hidden_groups),
@@ -124,7 +126,10 @@ impl AlbertConfig {
             }
         }
         // transformers picks group `i / (layers / groups)`: uneven splits index past the groups.
-        if !self.num_hidden_layers.is_multiple_of(self.num_hidden_groups) {
+        if !self
+            .num_hidden_layers
+            .is_multiple_of(self.num_hidden_groups)
+        {
             return Err(invalid(format!(
                 "num_hidden_layers ({}) is not a multiple of num_hidden_groups ({})",
                 self.num_hidden_layers, self.num_hidden_groups
@@ -139,9 +144,12 @@ impl AlbertConfig {
         AlbertModel {
             embeddings: self.as_bert(self.embedding_size).init_embeddings(device),
             encoder: AlbertTransformer {
-                embedding_hidden_mapping_in: LinearConfig::new(self.embedding_size, self.hidden_size)
-                    .with_initializer(normal_init(self.initializer_range))
-                    .init(device),
+                embedding_hidden_mapping_in: LinearConfig::new(
+                    self.embedding_size,
+                    self.hidden_size,
+                )
+                .with_initializer(normal_init(self.initializer_range))
+                .init(device),
                 albert_layer_groups: (0..self.num_hidden_groups)
                     .map(|_| AlbertLayerGroup {
                         albert_layers: (0..self.inner_group_num)
@@ -319,13 +327,21 @@ mod tests {
         let config = tiny();
         let model = config.init(&Device::flex());
         assert_eq!(model.albert.encoder.albert_layer_groups.len(), 2);
-        assert_eq!(model.albert.encoder.albert_layer_groups[0].albert_layers.len(), 2);
+        assert_eq!(
+            model.albert.encoder.albert_layer_groups[0]
+                .albert_layers
+                .len(),
+            2
+        );
         // Four passes, but parameters for two groups of two layers only.
         let one_layer = config.as_bert(16).init_layer(&Device::flex()).num_params();
         let embeddings = (34 + 40 + 2) * 8 + 2 * 8;
         let mapping = 8 * 16 + 16;
         let head = 16 * 8 + 8 + 2 * 8 + 34;
-        assert_eq!(model.num_params(), embeddings + mapping + 4 * one_layer + head);
+        assert_eq!(
+            model.num_params(),
+            embeddings + mapping + 4 * one_layer + head
+        );
     }
 
     #[test]

@@ -98,7 +98,10 @@ impl BertConfig {
         }
         for (name, p) in [
             ("hidden_dropout_prob", self.hidden_dropout_prob),
-            ("attention_probs_dropout_prob", self.attention_probs_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
         ] {
             if !(0.0..1.0).contains(&p) {
                 return Err(invalid(format!("{name} must be in [0, 1), got {p}")));
@@ -170,7 +173,11 @@ impl BertConfig {
     /// One layer of this shape (ALBERT and ELECTRA layers are BERT layers).
     pub(crate) fn init_layer(&self, device: &Device) -> BertLayer {
         let d = self.hidden_size;
-        let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
+        let norm = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
         BertLayer {
             attention: MultiHeadAttentionConfig::new(d, self.num_attention_heads)
                 .with_dropout(self.attention_probs_dropout_prob)
@@ -242,9 +249,12 @@ impl BertLayer {
     /// - x: `[batch, seq, d]`, padding: `[batch, seq]` -> `[batch, seq, d]`
     pub fn forward(&self, x: Tensor<3>, padding: Option<Tensor<2, Bool>>) -> Tensor<3> {
         let attended = self.attention.forward(x.clone(), padding, None);
-        let x = self.attention_norm.forward(self.dropout.forward(attended) + x);
+        let x = self
+            .attention_norm
+            .forward(self.dropout.forward(attended) + x);
         let transformed = self.feed_forward.forward(x.clone());
-        self.output_norm.forward(self.dropout.forward(transformed) + x)
+        self.output_norm
+            .forward(self.dropout.forward(transformed) + x)
     }
 }
 
@@ -306,8 +316,7 @@ impl ProteinEncoder for BertModel {
         let x = self
             .embeddings
             .forward(input.input_ids, input.token_type_ids);
-        self.encoder
-            .forward(x, padding, input.output_hidden_states)
+        self.encoder.forward(x, padding, input.output_hidden_states)
     }
 }
 
@@ -328,7 +337,12 @@ impl BertMlmHead {
     /// A head from width `hidden` to the embedding width `width` (BERT: equal; ALBERT and
     /// ELECTRA's generator: the smaller embedding size), using `config`'s vocabulary, norm
     /// epsilon and initialisation.
-    pub(crate) fn init(config: &BertConfig, width: usize, activation: Activation, device: &Device) -> Self {
+    pub(crate) fn init(
+        config: &BertConfig,
+        width: usize,
+        activation: Activation,
+        device: &Device,
+    ) -> Self {
         Self {
             transform: LinearConfig::new(config.hidden_size, width)
                 .with_initializer(normal_init(config.initializer_range))
@@ -346,10 +360,9 @@ impl BertMlmHead {
     /// # Shapes
     /// - hidden: `[n, d]`, word_embeddings: `[vocab, d]` -> `[n, vocab]`
     pub fn forward(&self, hidden: Tensor<2>, word_embeddings: Tensor<2>) -> Tensor<2> {
-        let h = self.layer_norm.forward(
-            self.activation
-                .forward(self.transform.forward(hidden)),
-        );
+        let h = self
+            .layer_norm
+            .forward(self.activation.forward(self.transform.forward(hidden)));
         h.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze_dim(0)
     }
 }
@@ -486,7 +499,10 @@ mod tests {
             Tensor::<1, Int>::from_ints([2, 9], &device),
         );
         let expected = Tensor::cat(
-            vec![full.clone().slice([0..1, 2..3]).reshape([1, 30]), full.slice([1..2, 3..4]).reshape([1, 30])],
+            vec![
+                full.clone().slice([0..1, 2..3]).reshape([1, 30]),
+                full.slice([1..2, 3..4]).reshape([1, 30]),
+            ],
             0,
         );
         at.into_data()

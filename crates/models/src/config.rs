@@ -192,7 +192,9 @@ impl ModelConfig {
             Architecture::Electra => Self::Electra(serde_json::from_value(value).map_err(parse)?),
             Architecture::T5 => Self::T5(serde_json::from_value(value).map_err(parse)?),
             Architecture::Xlnet => Self::Xlnet(serde_json::from_value(value).map_err(parse)?),
-            Architecture::TransfoXl => Self::TransfoXl(serde_json::from_value(value).map_err(parse)?),
+            Architecture::TransfoXl => {
+                Self::TransfoXl(serde_json::from_value(value).map_err(parse)?)
+            }
         };
         config.validate()?;
         Ok(config)
@@ -264,12 +266,20 @@ mod tests {
     fn unimplemented_and_unknown_architectures_are_named() {
         let albert = ModelConfig::from_hf_json_str(r#"{"model_type": "albert", "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}"#).unwrap();
         assert_eq!(albert.architecture(), Architecture::Albert);
-        let xlnet = ModelConfig::from_hf_json_str(r#"{"model_type": "xlnet", "d_model": 64, "n_head": 4, "d_head": 16, "mem_len": null}"#).unwrap();
+        let xlnet = ModelConfig::from_hf_json_str(
+            r#"{"model_type": "xlnet", "d_model": 64, "n_head": 4, "d_head": 16, "mem_len": null}"#,
+        )
+        .unwrap();
         assert_eq!(xlnet.architecture(), Architecture::Xlnet);
-        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "transfo-xl", "cutoffs": [10, 20]}"#).unwrap_err();
+        let err =
+            ModelConfig::from_hf_json_str(r#"{"model_type": "transfo-xl", "cutoffs": [10, 20]}"#)
+                .unwrap_err();
         assert!(err.to_string().contains("adaptive softmax"), "{err}");
         let err = ModelConfig::from_hf_json_str(r#"{"model_type": "gpt2"}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown architecture `gpt2`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown architecture `gpt2`"),
+            "{err}"
+        );
         let err = ModelConfig::from_hf_json_str(r#"{"model_type": "bert", "hidden_size": 30}"#)
             .unwrap_err();
         assert!(err.to_string().contains("multiple"), "{err}");

@@ -156,10 +156,15 @@ impl ElectraConfig {
         };
         let towers = [("", self.clone()), ("generator: ", self.generator_config())];
         for (tower, config) in towers {
-            config.as_bert(config.hidden_size).validate().map_err(|e| match e {
-                ModelConfigError::Invalid { message, .. } => invalid(format!("{tower}{message}")),
-                other => other,
-            })?;
+            config
+                .as_bert(config.hidden_size)
+                .validate()
+                .map_err(|e| match e {
+                    ModelConfigError::Invalid { message, .. } => {
+                        invalid(format!("{tower}{message}"))
+                    }
+                    other => other,
+                })?;
         }
         if self.embedding_size == 0 {
             return Err(invalid("embedding_size must be at least 1".into()));
@@ -427,7 +432,9 @@ impl ElectraForPreTraining {
     /// - input ids and mask `[batch, seq]` -> `[batch, seq, hidden]`, logits `[batch, seq]`
     pub fn forward(&self, input: EncoderInput) -> (EncoderOutput, Tensor<2>) {
         let padding = input.attention_mask.map(padding_mask);
-        let embedded = self.embeddings.forward(input.input_ids, input.token_type_ids);
+        let embedded = self
+            .embeddings
+            .forward(input.input_ids, input.token_type_ids);
         self.discriminator
             .forward(embedded, padding, input.output_hidden_states)
     }
@@ -459,7 +466,9 @@ impl ElectraForMaskedLm {
     /// - input ids and mask `[batch, seq]` -> `[batch, seq, hidden]`, `[batch, seq, vocab]`
     pub fn forward(&self, input: EncoderInput) -> (EncoderOutput, Tensor<3>) {
         let padding = input.attention_mask.map(padding_mask);
-        let embedded = self.embeddings.forward(input.input_ids, input.token_type_ids);
+        let embedded = self
+            .embeddings
+            .forward(input.input_ids, input.token_type_ids);
         let out = self
             .generator
             .encode(embedded, padding, input.output_hidden_states);
@@ -489,8 +498,13 @@ impl Electra {
     /// - input ids and mask `[batch, seq]`, positions `[n]` -> `[n, vocab]`
     pub fn generator_logits_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
         let padding = input.attention_mask.map(padding_mask);
-        let embedded = self.embeddings.forward(input.input_ids, input.token_type_ids);
-        let hidden = self.generator.encode(embedded, padding, false).last_hidden_state;
+        let embedded = self
+            .embeddings
+            .forward(input.input_ids, input.token_type_ids);
+        let hidden = self
+            .generator
+            .encode(embedded, padding, false)
+            .last_hidden_state;
         self.generator.mlm_logits(
             select_positions(hidden, positions),
             self.embeddings.word_embeddings.weight.val(),
@@ -503,7 +517,9 @@ impl Electra {
     /// - input ids and mask `[batch, seq]` -> `[batch, seq]`
     pub fn discriminator_logits(&self, input: EncoderInput) -> Tensor<2> {
         let padding = input.attention_mask.map(padding_mask);
-        let embedded = self.embeddings.forward(input.input_ids, input.token_type_ids);
+        let embedded = self
+            .embeddings
+            .forward(input.input_ids, input.token_type_ids);
         self.discriminator.forward(embedded, padding, false).1
     }
 
@@ -522,7 +538,10 @@ impl Electra {
 
     /// Joins a discriminator and a generator checkpoint, keeping the discriminator's
     /// embeddings (ELECTRA's released pairs were trained with shared embeddings).
-    pub fn from_checkpoints(discriminator: ElectraForPreTraining, generator: ElectraForMaskedLm) -> Self {
+    pub fn from_checkpoints(
+        discriminator: ElectraForPreTraining,
+        generator: ElectraForMaskedLm,
+    ) -> Self {
         Self {
             embeddings: discriminator.embeddings,
             generator: generator.generator,
@@ -551,7 +570,11 @@ mod tests {
     fn generator_defaults_to_a_quarter_of_the_discriminator() {
         let generator = tiny().generator_config();
         assert_eq!(
-            (generator.hidden_size, generator.num_attention_heads, generator.intermediate_size),
+            (
+                generator.hidden_size,
+                generator.num_attention_heads,
+                generator.intermediate_size
+            ),
             (4, 1, 8)
         );
         assert_eq!(generator.embedding_size, 8, "embeddings are shared");

@@ -103,7 +103,11 @@ impl Encoder {
     ///
     /// # Shapes
     /// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
-    pub fn encode_in_segments(&self, input_ids: Tensor<2, Int>, segment_len: usize) -> Option<Tensor<3>> {
+    pub fn encode_in_segments(
+        &self,
+        input_ids: Tensor<2, Int>,
+        segment_len: usize,
+    ) -> Option<Tensor<3>> {
         match self {
             Self::Xlnet(model) => Some(model.forward_in_segments(input_ids, segment_len)),
             Self::TransfoXl(model) => Some(model.forward_in_segments(input_ids, segment_len)),

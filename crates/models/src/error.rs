@@ -31,6 +31,8 @@ pub enum ModelConfigError {
     #[error("architecture `{0}` is not implemented yet in this version of prottrans")]
     NotImplemented(String),
     /// The architecture is not one of ProtTrans'.
-    #[error("unknown architecture `{0}` (expected one of: bert, albert, electra, t5, xlnet, transfo_xl)")]
+    #[error(
+        "unknown architecture `{0}` (expected one of: bert, albert, electra, t5, xlnet, transfo_xl)"
+    )]
     Unknown(String),
 }

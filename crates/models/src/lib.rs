@@ -25,15 +25,15 @@ pub mod xlnet;
 
 pub use albert::{AlbertConfig, AlbertForMaskedLm, AlbertModel};
 pub use bert::{BertConfig, BertForMaskedLm, BertModel};
+pub use blocks::SegmentMemory;
+pub use cast::cast_floats;
+pub use config::{Architecture, ModelConfig};
 pub use electra::{
     Electra, ElectraConfig, ElectraForMaskedLm, ElectraForPreTraining, ElectraGeneratorConfig,
     ElectraModel,
 };
-pub use cast::cast_floats;
-pub use config::{Architecture, ModelConfig};
 pub use encoder::{Encoder, EncoderInput, EncoderOutput, ProteinEncoder};
 pub use error::ModelConfigError;
 pub use t5::{T5Config, T5EncoderModel, T5ForConditionalGeneration};
 pub use transfo_xl::{TransfoXlConfig, TransfoXlLmHeadModel, TransfoXlModel, TransfoXlOutput};
 pub use xlnet::{XlnetConfig, XlnetInput, XlnetLmHeadModel, XlnetModel, XlnetOutput};
-pub use blocks::SegmentMemory;

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bert::logits_at_every_position;
 use crate::blocks::{
-    Activation, FeedForward, FeedForwardConfig, RelativeBiases, SegmentMemory, causal_mask, normal_init,
-    read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
+    Activation, FeedForward, FeedForwardConfig, RelativeBiases, SegmentMemory, causal_mask,
+    normal_init, read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
@@ -128,7 +128,10 @@ impl TransfoXlConfig {
             }
         }
         if !self.d_model.is_multiple_of(2) {
-            return invalid(format!("`d_model` ({}) must be even for sinusoidal positions", self.d_model));
+            return invalid(format!(
+                "`d_model` ({}) must be even for sinusoidal positions",
+                self.d_model
+            ));
         }
         if !self.cutoffs.is_empty() {
             return invalid(format!(
@@ -147,7 +150,10 @@ impl TransfoXlConfig {
             return invalid("`same_length = true` is not implemented".into());
         }
         if self.attn_type != 0 {
-            return invalid(format!("`attn_type` {} is not implemented (only 0)", self.attn_type));
+            return invalid(format!(
+                "`attn_type` {} is not implemented (only 0)",
+                self.attn_type
+            ));
         }
         if !self.tie_word_embeddings {
             return invalid("an output layer untied from the embeddings is not implemented".into());
@@ -164,7 +170,12 @@ impl TransfoXlConfig {
     pub fn num_parameters(&self) -> usize {
         let (d, inner, heads) = (self.d_model, self.d_inner, self.n_head * self.d_head);
         let biases = 2 * heads;
-        let layer = d * 3 * heads + d * heads + heads * d + 2 * d + (d * inner + inner + inner * d + d) + 2 * d;
+        let layer = d * 3 * heads
+            + d * heads
+            + heads * d
+            + 2 * d
+            + (d * inner + inner + inner * d + d)
+            + 2 * d;
         let layers = self.n_layer * (layer + if self.untie_r { biases } else { 0 });
         self.vocab_size * d + layers + if self.untie_r { 0 } else { biases } + self.vocab_size
     }
@@ -212,7 +223,11 @@ impl TransfoXlConfig {
                 .with_initializer(normal_init(self.init_std))
                 .init(device)
         };
-        let norm = || LayerNormConfig::new(self.d_model).with_epsilon(self.layer_norm_epsilon).init(device);
+        let norm = || {
+            LayerNormConfig::new(self.d_model)
+                .with_epsilon(self.layer_norm_epsilon)
+                .init(device)
+        };
         let bias = || self.init_relative_bias(device);
         TransfoXlLayer {
             dec_attn: TransfoXlAttention {
@@ -284,12 +299,25 @@ impl TransfoXlAttention {
             None => x.clone(),
         };
         let klen = keys_in.dims()[1];
-        let keys_in = if self.pre_lnorm { self.layer_norm.forward(keys_in) } else { keys_in };
+        let keys_in = if self.pre_lnorm {
+            self.layer_norm.forward(keys_in)
+        } else {
+            keys_in
+        };
         let width = self.n_head * self.d_head;
         let heads = self.qkv_net.forward(keys_in);
-        let split = |t: Tensor<3>, len: usize| t.reshape([batch, len, self.n_head, self.d_head]).swap_dims(1, 2);
-        let q = split(heads.clone().slice([0..batch, klen - qlen..klen, 0..width]), qlen);
-        let k = split(heads.clone().slice([0..batch, 0..klen, width..2 * width]), klen);
+        let split = |t: Tensor<3>, len: usize| {
+            t.reshape([batch, len, self.n_head, self.d_head])
+                .swap_dims(1, 2)
+        };
+        let q = split(
+            heads.clone().slice([0..batch, klen - qlen..klen, 0..width]),
+            qlen,
+        );
+        let k = split(
+            heads.clone().slice([0..batch, 0..klen, width..2 * width]),
+            klen,
+        );
         let v = split(heads.slice([0..batch, 0..klen, 2 * width..3 * width]), klen);
         let rows = positions.dims()[0];
         let position_keys = self
@@ -301,7 +329,16 @@ impl TransfoXlAttention {
             (Some(content), Some(position)) => RelativeBiases { content, position },
             _ => shared_biases.expect("tied biases are passed when the layer has none"),
         };
-        let context = relative_attention(q, k, v, position_keys, biases, None, Some(mask), &self.dropatt);
+        let context = relative_attention(
+            q,
+            k,
+            v,
+            position_keys,
+            biases,
+            None,
+            Some(mask),
+            &self.dropatt,
+        );
         let attended = self
             .o_net
             .forward(context.swap_dims(1, 2).reshape([batch, qlen, width]));
@@ -343,7 +380,9 @@ impl TransfoXlFeedForward {
                 .with_inner_dropout(dropout)
                 .with_initializer_range(init_std)
                 .init(device),
-            layer_norm: LayerNormConfig::new(d_model).with_epsilon(layer_norm_eps).init(device),
+            layer_norm: LayerNormConfig::new(d_model)
+                .with_epsilon(layer_norm_eps)
+                .init(device),
             dropout: DropoutConfig::new(dropout).init(),
             pre_lnorm,
         }
@@ -353,7 +392,9 @@ impl TransfoXlFeedForward {
     /// - x: `[batch, seq, d]` -> `[batch, seq, d]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         if self.pre_lnorm {
-            let out = self.feed_forward.forward(self.layer_norm.forward(x.clone()));
+            let out = self
+                .feed_forward
+                .forward(self.layer_norm.forward(x.clone()));
             self.dropout.forward(out) + x
         } else {
             let out = self.feed_forward.forward(x.clone());
@@ -438,7 +479,11 @@ impl TransfoXlModel {
             Some(memory) => Some(memory).filter(|m| !m.is_empty()),
             None if self.mem_len > 0 => {
                 let [batch, _] = input_ids.dims();
-                zeros = SegmentMemory::zeros(self.layers.len(), [batch, self.mem_len, self.d_model], &device);
+                zeros = SegmentMemory::zeros(
+                    self.layers.len(),
+                    [batch, self.mem_len, self.d_model],
+                    &device,
+                );
                 Some(&zeros)
             }
             None => None,
@@ -455,20 +500,29 @@ impl TransfoXlModel {
             _ => None,
         };
 
-        let mut x = self.dropout.forward(self.word_emb.forward(input_ids) * (self.d_model as f32).sqrt());
+        let mut x = self
+            .dropout
+            .forward(self.word_emb.forward(input_ids) * (self.d_model as f32).sqrt());
         let mut inputs = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
             inputs.push(x.clone());
             let layer_memory = memory.map(|m| m.layers[i].clone());
-            let attended = layer
-                .dec_attn
-                .forward(x, layer_memory, positions.clone(), mask.clone(), shared.clone());
+            let attended = layer.dec_attn.forward(
+                x,
+                layer_memory,
+                positions.clone(),
+                mask.clone(),
+                shared.clone(),
+            );
             x = layer.pos_ff.forward(attended);
         }
         let x = self.dropout.forward(x);
         let memory = SegmentMemory::update(memory, &inputs, Some(self.mem_len));
         let hidden_states = if output_hidden_states {
-            inputs.into_iter().chain(std::iter::once(x.clone())).collect()
+            inputs
+                .into_iter()
+                .chain(std::iter::once(x.clone()))
+                .collect()
         } else {
             Vec::new()
         };
@@ -502,7 +556,11 @@ impl TransfoXlModel {
     ///
     /// # Shapes
     /// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
-    pub fn forward_in_segments(&self, input_ids: Tensor<2, Int>, segment_length: usize) -> Tensor<3> {
+    pub fn forward_in_segments(
+        &self,
+        input_ids: Tensor<2, Int>,
+        segment_length: usize,
+    ) -> Tensor<3> {
         read_in_segments(input_ids, segment_length, |segment, memory| {
             let output = self.forward(segment, memory, false);
             (output.last_hidden_state, output.memory)
@@ -525,7 +583,11 @@ impl TransfoXlLmHeadModel {
     ///
     /// # Shapes
     /// - input_ids: `[batch, seq]` -> logits `[batch, seq, vocab]`
-    pub fn forward(&self, input_ids: Tensor<2, Int>, memory: Option<&SegmentMemory>) -> (Tensor<3>, SegmentMemory) {
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        memory: Option<&SegmentMemory>,
+    ) -> (Tensor<3>, SegmentMemory) {
         let output = self.transformer.forward(input_ids, memory, false);
         let logits = logits_at_every_position(output.last_hidden_state, |h| self.logits(h));
         (logits, output.memory)
@@ -536,7 +598,8 @@ impl TransfoXlLmHeadModel {
     /// # Shapes
     /// - hidden: `[n, d]` -> `[n, vocab]`
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
-        hidden.matmul(self.transformer.word_emb.weight.val().transpose()) + self.crit_bias.val().unsqueeze_dim(0)
+        hidden.matmul(self.transformer.word_emb.weight.val().transpose())
+            + self.crit_bias.val().unsqueeze_dim(0)
     }
 }
 
@@ -564,7 +627,11 @@ mod tests {
         let device = Device::flex();
         for untie_r in [true, false] {
             let config = TransfoXlConfig { untie_r, ..tiny() };
-            assert_eq!(config.init(&device).num_params(), config.num_parameters(), "untie_r {untie_r}");
+            assert_eq!(
+                config.init(&device).num_params(),
+                config.num_parameters(),
+                "untie_r {untie_r}"
+            );
         }
     }
 
@@ -573,11 +640,19 @@ mod tests {
     #[test]
     fn segments_with_memory_match_one_pass() {
         let device = Device::flex();
-        let config = TransfoXlConfig { mem_len: 8, ..tiny() };
+        let config = TransfoXlConfig {
+            mem_len: 8,
+            ..tiny()
+        };
         let model = config.init_model(&device);
-        let ids = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15, 16, 17, 18]], &device);
+        let ids = Tensor::<2, Int>::from_ints(
+            [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15, 16, 17, 18]],
+            &device,
+        );
         let none = SegmentMemory::empty();
-        let whole = model.forward(ids.clone(), Some(&none), false).last_hidden_state;
+        let whole = model
+            .forward(ids.clone(), Some(&none), false)
+            .last_hidden_state;
         let first = model.forward(ids.clone().slice([0..2, 0..4]), Some(&none), false);
         assert_eq!(first.memory.len(), 4);
         let second = model.forward(ids.slice([0..2, 4..7]), Some(&first.memory), false);
@@ -593,8 +668,23 @@ mod tests {
             cutoffs: vec![10, 20],
             ..tiny()
         };
-        assert!(config.validate().unwrap_err().to_string().contains("cutoffs"));
-        let config = TransfoXlConfig { same_length: true, ..tiny() };
-        assert!(config.validate().unwrap_err().to_string().contains("same_length"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cutoffs")
+        );
+        let config = TransfoXlConfig {
+            same_length: true,
+            ..tiny()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("same_length")
+        );
     }
 }

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bert::logits_at_every_position;
 use crate::blocks::{
-    Activation, RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, normal_init, read_in_segments, relative_attention,
-    relative_distances, sinusoid_encoding,
+    Activation, RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, normal_init,
+    read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
@@ -133,7 +133,10 @@ impl XlnetConfig {
             ));
         }
         if !self.d_model.is_multiple_of(2) {
-            return invalid(format!("`d_model` ({}) must be even for sinusoidal positions", self.d_model));
+            return invalid(format!(
+                "`d_model` ({}) must be even for sinusoidal positions",
+                self.d_model
+            ));
         }
         if self.bi_data {
             return invalid("`bi_data = true` is not implemented".into());
@@ -171,8 +174,10 @@ impl XlnetConfig {
     /// Initialises the bare model.
     pub fn init_model(&self, device: &Device) -> XlnetModel {
         let distribution = Distribution::Normal(0.0, self.initializer_range);
-        let normal = |shape: [usize; 3]| Param::from_tensor(Tensor::random(shape, distribution, device));
-        let bias = |shape: [usize; 2]| Param::from_tensor(Tensor::random(shape, distribution, device));
+        let normal =
+            |shape: [usize; 3]| Param::from_tensor(Tensor::random(shape, distribution, device));
+        let bias =
+            |shape: [usize; 2]| Param::from_tensor(Tensor::random(shape, distribution, device));
         XlnetModel {
             word_embedding: EmbeddingConfig::new(self.vocab_size, self.d_model)
                 .with_initializer(normal_init(self.initializer_range))
@@ -292,7 +297,8 @@ impl XlnetRelativeAttention {
             .reshape([batch * seq, heads * head_dim])
             .matmul(self.o.val().reshape([d, heads * head_dim]).transpose())
             .reshape([batch, seq, d]);
-        self.layer_norm.forward(self.dropout.forward(out) + residual)
+        self.layer_norm
+            .forward(self.dropout.forward(out) + residual)
     }
 
     /// Both streams; the query stream only when `g` is given.
@@ -312,10 +318,18 @@ impl XlnetRelativeAttention {
         };
         let k = project(keys_in.clone(), &self.k);
         let v = project(keys_in, &self.v);
-        let position_keys = project(context.positions.clone().unsqueeze_dim(0), &self.r).squeeze_dim::<3>(0);
+        let position_keys =
+            project(context.positions.clone().unsqueeze_dim(0), &self.r).squeeze_dim::<3>(0);
 
         let q = project(h.clone(), &self.q);
-        let content = self.attend(q, k.clone(), v.clone(), position_keys.clone(), context, context.content_mask.clone());
+        let content = self.attend(
+            q,
+            k.clone(),
+            v.clone(),
+            position_keys.clone(),
+            context,
+            context.content_mask.clone(),
+        );
         let h_out = self.post_attention(h, content);
 
         let g_out = g.map(|g| {
@@ -325,8 +339,14 @@ impl XlnetRelativeAttention {
                     // Each target's query moves to its position, attends there, and comes back.
                     let mapping = mapping.clone().unsqueeze_dim::<4>(1);
                     let at_positions = mapping.clone().swap_dims(2, 3).matmul(q);
-                    let attended =
-                        self.attend(at_positions, k, v, position_keys, context, context.query_mask.clone());
+                    let attended = self.attend(
+                        at_positions,
+                        k,
+                        v,
+                        position_keys,
+                        context,
+                        context.query_mask.clone(),
+                    );
                     mapping.matmul(attended)
                 }
                 None => self.attend(q, k, v, position_keys, context, context.query_mask.clone()),
@@ -451,34 +471,62 @@ impl XlnetModel {
         let klen = mlen + qlen;
 
         // Masks: `true` where a query may not look. Memory is always visible (except causally).
-        let padding = input.attention_mask.map(|mask| mask.equal_elem(0).reshape([batch, 1, qlen]).expand([batch, qlen, qlen]));
+        let padding = input.attention_mask.map(|mask| {
+            mask.equal_elem(0)
+                .reshape([batch, 1, qlen])
+                .expand([batch, qlen, qlen])
+        });
         let data = match (padding, input.perm_mask) {
-            (Some(padding), Some(perm)) => Some(padding.float().add(perm.float()).greater_elem(0.0)),
+            (Some(padding), Some(perm)) => {
+                Some(padding.float().add(perm.float()).greater_elem(0.0))
+            }
             (Some(mask), None) | (None, Some(mask)) => Some(mask),
             (None, None) => None,
         };
         let data = data.map(|mask| {
             let mask = if mlen > 0 {
-                Tensor::cat(vec![Tensor::<3>::zeros([batch, qlen, mlen], &device).greater_elem(0.0), mask], 2)
+                Tensor::cat(
+                    vec![
+                        Tensor::<3>::zeros([batch, qlen, mlen], &device).greater_elem(0.0),
+                        mask,
+                    ],
+                    2,
+                )
             } else {
                 mask
             };
             mask.unsqueeze_dim::<4>(1)
         });
         let query_mask = match (self.causal, data) {
-            (true, Some(data)) => Some(data.float().add(causal_mask(qlen, mlen, &device).float()).greater_elem(0.0)),
+            (true, Some(data)) => Some(
+                data.float()
+                    .add(causal_mask(qlen, mlen, &device).float())
+                    .greater_elem(0.0),
+            ),
             (true, None) => Some(causal_mask(qlen, mlen, &device).expand([batch, 1, qlen, klen])),
             (false, data) => data,
         };
         // The content stream always sees its own token.
         let content_mask = query_mask.clone().map(|mask| {
             let own = Tensor::<2>::eye(qlen, &device);
-            let own = if mlen > 0 { Tensor::cat(vec![Tensor::zeros([qlen, mlen], &device), own], 1) } else { own };
-            mask.float().sub(own.reshape([1, 1, qlen, klen])).greater_elem(0.0)
+            let own = if mlen > 0 {
+                Tensor::cat(vec![Tensor::zeros([qlen, mlen], &device), own], 1)
+            } else {
+                own
+            };
+            mask.float()
+                .sub(own.reshape([1, 1, qlen, klen]))
+                .greater_elem(0.0)
         });
         let segment_differs = input.token_type_ids.map(|types| {
             let keys = if mlen > 0 {
-                Tensor::cat(vec![Tensor::<2, Int>::zeros([batch, mlen], &device), types.clone()], 1)
+                Tensor::cat(
+                    vec![
+                        Tensor::<2, Int>::zeros([batch, mlen], &device),
+                        types.clone(),
+                    ],
+                    1,
+                )
             } else {
                 types.clone()
             };
@@ -502,7 +550,9 @@ impl XlnetModel {
             target_mapping: input.target_mapping.as_ref(),
         };
 
-        let mut h = self.dropout.forward(self.word_embedding.forward(input.input_ids));
+        let mut h = self
+            .dropout
+            .forward(self.word_embedding.forward(input.input_ids));
         let mut g = input.target_mapping.as_ref().map(|mapping| {
             let targets = mapping.dims()[1];
             self.dropout
@@ -527,7 +577,10 @@ impl XlnetModel {
         };
         let memory = SegmentMemory::update(memory, &remembered, self.mem_len);
         let hidden_states = if input.output_hidden_states {
-            inputs.into_iter().chain(std::iter::once(h.clone())).collect()
+            inputs
+                .into_iter()
+                .chain(std::iter::once(h.clone()))
+                .collect()
         } else {
             Vec::new()
         };
@@ -546,7 +599,11 @@ impl XlnetModel {
     ///
     /// # Shapes
     /// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
-    pub fn forward_in_segments(&self, input_ids: Tensor<2, Int>, segment_length: usize) -> Tensor<3> {
+    pub fn forward_in_segments(
+        &self,
+        input_ids: Tensor<2, Int>,
+        segment_length: usize,
+    ) -> Tensor<3> {
         read_in_segments(input_ids, segment_length, |segment, memory| {
             let output = self.forward(XlnetInput::new(segment, None), memory);
             (output.last_hidden_state, output.memory)
@@ -602,10 +659,19 @@ impl XlnetLmHeadModel {
     ///
     /// # Shapes
     /// - input ids `[batch, seq]` -> logits `[batch, targets or seq, vocab]`
-    pub fn forward(&self, input: XlnetInput, memory: Option<&SegmentMemory>) -> (Tensor<3>, SegmentMemory) {
+    pub fn forward(
+        &self,
+        input: XlnetInput,
+        memory: Option<&SegmentMemory>,
+    ) -> (Tensor<3>, SegmentMemory) {
         let output = self.transformer.forward(input, memory);
-        let hidden = output.query_hidden_state.unwrap_or(output.last_hidden_state);
-        (logits_at_every_position(hidden, |h| self.logits(h)), output.memory)
+        let hidden = output
+            .query_hidden_state
+            .unwrap_or(output.last_hidden_state);
+        (
+            logits_at_every_position(hidden, |h| self.logits(h)),
+            output.memory,
+        )
     }
 
     /// Logits of hidden states.
@@ -640,7 +706,10 @@ mod tests {
     #[test]
     fn parameter_count_matches_the_modules() {
         let config = tiny();
-        assert_eq!(config.init(&Device::flex()).num_params(), config.num_parameters());
+        assert_eq!(
+            config.init(&Device::flex()).num_params(),
+            config.num_parameters()
+        );
     }
 
     /// A target's prediction must not depend on its own token, nor on later targets.
@@ -661,7 +730,10 @@ mod tests {
                     TensorData::new(vec![0.0f32, 1., 0., 0., 0., 0., 0., 0., 1., 0.], [1, 2, 5]),
                     &device,
                 )),
-                ..XlnetInput::new(Tensor::from_data(TensorData::new(ids.to_vec(), [1, 5]), &device), None)
+                ..XlnetInput::new(
+                    Tensor::from_data(TensorData::new(ids.to_vec(), [1, 5]), &device),
+                    None,
+                )
             };
             model.forward(input, None).0
         };
@@ -671,9 +743,15 @@ mod tests {
         base.clone()
             .slice([0..1, 0..1])
             .into_data()
-            .assert_approx_eq::<f32>(&other_target.clone().slice([0..1, 0..1]).into_data(), Tolerance::absolute(1e-6));
+            .assert_approx_eq::<f32>(
+                &other_target.clone().slice([0..1, 0..1]).into_data(),
+                Tolerance::absolute(1e-6),
+            );
         // Target at position 3 sees position 1, so it changes.
-        let diff = (base.slice([0..1, 1..2]) - other_target.slice([0..1, 1..2])).abs().max().into_scalar::<f32>();
+        let diff = (base.slice([0..1, 1..2]) - other_target.slice([0..1, 1..2]))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
         assert!(diff > 1e-4, "{diff}");
     }
 
@@ -687,10 +765,18 @@ mod tests {
             ..tiny()
         };
         let model = config.init_model(&device);
-        let ids = Tensor::<2, Int>::from_ints([[9, 10, 11, 12, 13, 14], [15, 16, 17, 18, 19, 20]], &device);
-        let whole = model.forward(XlnetInput::new(ids.clone(), None), None).last_hidden_state;
+        let ids = Tensor::<2, Int>::from_ints(
+            [[9, 10, 11, 12, 13, 14], [15, 16, 17, 18, 19, 20]],
+            &device,
+        );
+        let whole = model
+            .forward(XlnetInput::new(ids.clone(), None), None)
+            .last_hidden_state;
         let first = model.forward(XlnetInput::new(ids.clone().slice([0..2, 0..4]), None), None);
-        let second = model.forward(XlnetInput::new(ids.slice([0..2, 4..6]), None), Some(&first.memory));
+        let second = model.forward(
+            XlnetInput::new(ids.slice([0..2, 4..6]), None),
+            Some(&first.memory),
+        );
         Tensor::cat(vec![first.last_hidden_state, second.last_hidden_state], 1)
             .into_data()
             .assert_approx_eq::<f32>(&whole.into_data(), Tolerance::absolute(1e-5));

@@ -50,7 +50,11 @@ impl UnigramBaseline {
     pub fn score(&self, labels: impl IntoIterator<Item = u32>) -> (f64, f64) {
         let (mut nll, mut correct, mut n) = (0.0, 0u64, 0u64);
         for label in labels {
-            let p = self.probabilities.get(label as usize).copied().unwrap_or(0.0);
+            let p = self
+                .probabilities
+                .get(label as usize)
+                .copied()
+                .unwrap_or(0.0);
             nll -= p.max(f64::MIN_POSITIVE).ln();
             correct += u64::from(label == self.majority);
             n += 1;

@@ -18,6 +18,7 @@ pub mod renderer;
 
 pub use baseline::UnigramBaseline;
 pub use error::TrainError;
+pub use objectives::StepSettings;
 pub use objectives::mlm::{MaskedLm, MaskingConfig, MlmBatch, MlmBatcher, MlmModel, MlmScores};
 pub use objectives::replaced_token::{
     DEFAULT_DISCRIMINATOR_WEIGHT, ElectraMetric, ElectraQuantity, ReplacedTokenDetection,
@@ -26,7 +27,6 @@ pub use objectives::replaced_token::{
 pub use objectives::span_corruption::{
     CorruptionConfig, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher, T5Batch,
 };
-pub use objectives::StepSettings;
 pub use precision::MixedPrecision;
 pub use pretrain::{PretrainReport, PretrainRun, ReconstructionReport, pretrain};
 pub use recipe::{PretrainConfig, ReplacedTokenConfig};

@@ -36,7 +36,11 @@ impl MixedPrecision {
     /// Computes in `compute`; `loss_scale` defaults to [`DEFAULT_F16_LOSS_SCALE`] for f16 and 1
     /// otherwise.
     pub fn new(compute: Precision, loss_scale: Option<f32>) -> Self {
-        let default = if compute == Precision::F16 { DEFAULT_F16_LOSS_SCALE } else { 1.0 };
+        let default = if compute == Precision::F16 {
+            DEFAULT_F16_LOSS_SCALE
+        } else {
+            1.0
+        };
         Self {
             compute,
             loss_scale: loss_scale.unwrap_or(default),
@@ -104,7 +108,10 @@ mod tests {
     use burn::tensor::{DType, Device};
 
     fn device() -> Device {
-        prottrans_backend::DeviceSpec::Cpu.device().unwrap().autodiff()
+        prottrans_backend::DeviceSpec::Cpu
+            .device()
+            .unwrap()
+            .autodiff()
     }
 
     /// Gradients of a half-precision forward reach the f32 weights, in f32, and equal the f32
@@ -114,13 +121,19 @@ mod tests {
         let device = device();
         device.seed(3);
         let layer: Linear = LinearConfig::new(8, 4).init(&device);
-        let x = Tensor::<2>::random([5, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let x = Tensor::<2>::random(
+            [5, 8],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let grad_of = |precision: MixedPrecision| {
             let model = precision.autocast(&layer);
             let y = precision.to_f32(model.forward(x.clone().cast(precision.compute().dtype())));
             assert_eq!(y.dtype(), DType::F32);
             let grads = precision.gradients((y.clone() * y).mean().reshape([1]), 0.5, &layer);
-            let weight = grads.get::<2>(layer.weight.id).expect("a gradient for the weight");
+            let weight = grads
+                .get::<2>(layer.weight.id)
+                .expect("a gradient for the weight");
             assert_eq!(weight.dtype(), DType::F32, "{precision:?}");
             weight.into_data().try_to_vec::<f32>().unwrap()
         };
@@ -136,7 +149,10 @@ mod tests {
                 .zip(&reference)
                 .map(|(a, b)| (a - b).abs() / b.abs().max(0.05))
                 .fold(0.0f32, f32::max);
-            assert!(worst < tolerance, "{precision:?}: relative deviation {worst}");
+            assert!(
+                worst < tolerance,
+                "{precision:?}: relative deviation {worst}"
+            );
         }
     }
 }

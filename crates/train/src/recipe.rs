@@ -30,12 +30,12 @@ use prottrans_models::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
-use crate::precision::MixedPrecision;
-use prottrans_backend::Precision;
 use crate::objectives::mlm::MaskingConfig;
 use crate::objectives::permutation_lm::DEFAULT_PARTIAL_PREDICTION;
 use crate::objectives::replaced_token::DEFAULT_DISCRIMINATOR_WEIGHT;
 use crate::objectives::span_corruption::CorruptionConfig;
+use crate::precision::MixedPrecision;
+use prottrans_backend::Precision;
 
 /// A full pretraining recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,7 +257,10 @@ impl PretrainConfig {
             }
             _ => {}
         }
-        let autoregressive = matches!(self.model, ModelConfig::Xlnet(_) | ModelConfig::TransfoXl(_));
+        let autoregressive = matches!(
+            self.model,
+            ModelConfig::Xlnet(_) | ModelConfig::TransfoXl(_)
+        );
         if self.masking.is_some() && autoregressive {
             return invalid(format!(
                 "[masking] is for masked LM; {} is trained autoregressively, set [autoregressive]",
@@ -265,24 +268,34 @@ impl PretrainConfig {
             ));
         }
         if self.autoregressive.is_some() && !autoregressive {
-            return invalid(format!("[autoregressive] is for xlnet and transfo_xl; the model is {}", self.model.architecture()));
+            return invalid(format!(
+                "[autoregressive] is for xlnet and transfo_xl; the model is {}",
+                self.model.architecture()
+            ));
         }
         let a = self.autoregressive();
         if a.partial_prediction == 0 || a.segment_length == 0 {
             return invalid("autoregressive.partial_prediction and autoregressive.segment_length must be at least 1".into());
         }
         if self.electra.is_some() && !matches!(self.model, ModelConfig::Electra(_)) {
-            return invalid(format!("[electra] is for ELECTRA; the model is {}", self.model.architecture()));
+            return invalid(format!(
+                "[electra] is for ELECTRA; the model is {}",
+                self.model.architecture()
+            ));
         }
         let weight = self.electra.unwrap_or_default().discriminator_weight;
         if !(weight.is_finite() && weight > 0.0) {
-            return invalid(format!("electra.discriminator_weight must be a positive number, got {weight}"));
+            return invalid(format!(
+                "electra.discriminator_weight must be a positive number, got {weight}"
+            ));
         }
         self.masking().validate()?;
         self.corruption().validate()?;
         let s = &self.schedule;
         if s.steps == 0 || s.checkpoint_every == 0 {
-            return invalid("schedule.steps and schedule.checkpoint_every must be at least 1".into());
+            return invalid(
+                "schedule.steps and schedule.checkpoint_every must be at least 1".into(),
+            );
         }
         if s.warmup_steps >= s.steps {
             return invalid(format!(
@@ -292,7 +305,10 @@ impl PretrainConfig {
         }
         let o = &self.optimizer;
         if !(o.learning_rate > 0.0 && o.learning_rate <= 1.0) {
-            return invalid(format!("optimizer.learning_rate must be in (0, 1], got {}", o.learning_rate));
+            return invalid(format!(
+                "optimizer.learning_rate must be in (0, 1], got {}",
+                o.learning_rate
+            ));
         }
         if o.loss_scale.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
             return invalid("optimizer.loss_scale must be a positive number".into());
@@ -398,12 +414,20 @@ impl PretrainConfig {
     pub fn scheduler(&self) -> Result<ModuleLrScheduler, TrainError> {
         let peak = self.optimizer.learning_rate;
         let s = &self.schedule;
-        let decay = LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(peak, 0.0, s.steps - s.warmup_steps));
+        let decay = LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(
+            peak,
+            0.0,
+            s.steps - s.warmup_steps,
+        ));
         let config = if s.warmup_steps == 0 {
             SequentialLrSchedulerConfig::new(vec![decay], vec![])
         } else {
             let start = peak / (s.warmup_steps as f64 + 1.0);
-            let warmup = LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(start, peak, s.warmup_steps));
+            let warmup = LrSchedulerConfig::Linear(LinearLrSchedulerConfig::new(
+                start,
+                peak,
+                s.warmup_steps,
+            ));
             SequentialLrSchedulerConfig::new(vec![warmup, decay], vec![s.warmup_steps])
         };
         config.init().map_err(TrainError::Invalid)
@@ -496,11 +520,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("span corruption"), "{err}");
-        let err = PretrainConfig::from_toml_str(&t5.replace("d_kv", "dkv")).unwrap_err().to_string();
-        assert!(err.contains("dkv"), "{err}");
-        let err = PretrainConfig::from_toml_str(&RECIPE.replace("[schedule]", "[corruption]\n[schedule]"))
+        let err = PretrainConfig::from_toml_str(&t5.replace("d_kv", "dkv"))
             .unwrap_err()
             .to_string();
+        assert!(err.contains("dkv"), "{err}");
+        let err = PretrainConfig::from_toml_str(
+            &RECIPE.replace("[schedule]", "[corruption]\n[schedule]"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("masked residues"), "{err}");
     }
 
@@ -514,9 +542,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_tokes"), "{err}");
-        let err = PretrainConfig::from_toml_str(&RECIPE.replace("max_residues = 126", "max_residues = 200"))
-            .unwrap_err()
-            .to_string();
+        let err = PretrainConfig::from_toml_str(
+            &RECIPE.replace("max_residues = 126", "max_residues = 200"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("max_position_embeddings"), "{err}");
     }
 

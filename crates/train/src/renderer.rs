@@ -7,12 +7,12 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{MetricDefinition, MetricId};
 use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining,
 };
-use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// How often a log line is printed without a terminal.
@@ -96,7 +96,9 @@ impl ProgressRenderer {
     }
 
     fn write_json(&mut self, split: &str, step: usize, values: &BTreeMap<String, f64>) {
-        let Some(file) = self.jsonl.as_mut() else { return };
+        let Some(file) = self.jsonl.as_mut() else {
+            return;
+        };
         let mut object = serde_json::Map::new();
         object.insert("split".into(), split.into());
         object.insert("epoch".into(), self.epoch.into());
@@ -113,7 +115,8 @@ impl ProgressRenderer {
 
     /// Optimiser steps so far, over all epochs.
     fn global_step(&self) -> usize {
-        (self.epoch.saturating_sub(1)) * self.steps_per_epoch + self.items.div_ceil(self.accumulation)
+        (self.epoch.saturating_sub(1)) * self.steps_per_epoch
+            + self.items.div_ceil(self.accumulation)
     }
 }
 
@@ -166,15 +169,22 @@ impl TrainingProgressLogger for ProgressRenderer {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            bar.set_prefix(format!("epoch {}/{} {}", self.epoch, self.total_epochs, self.split));
+            bar.set_prefix(format!(
+                "epoch {}/{} {}",
+                self.epoch, self.total_epochs, self.split
+            ));
             self.bar = Some(bar);
         }
     }
 
     fn update_split(&mut self, items_processed: usize) {
         self.items = items_processed;
-        let step_done = items_processed.is_multiple_of(self.accumulation) || items_processed == self.split_total;
-        if self.split.starts_with("train") && step_done && self.global_step() > self.last_logged_step {
+        let step_done = items_processed.is_multiple_of(self.accumulation)
+            || items_processed == self.split_total;
+        if self.split.starts_with("train")
+            && step_done
+            && self.global_step() > self.last_logged_step
+        {
             let step = self.global_step();
             self.last_logged_step = step;
             let latest = self.latest.clone();

@@ -285,7 +285,10 @@ mod tests {
         };
         assert_eq!(spec.short_description(), "model pretrain_small/model (f32)");
         assert!(spec.describe().contains("/work/runs/"));
-        let relative = FeatureSpec::Model { dir: PathBuf::from("model"), precision: "bf16".into() };
+        let relative = FeatureSpec::Model {
+            dir: PathBuf::from("model"),
+            precision: "bf16".into(),
+        };
         assert_eq!(relative.short_description(), "model model (bf16)");
         assert_eq!(FeatureSpec::OneHot.short_description(), "one-hot residues");
     }

@@ -45,7 +45,10 @@ impl Vocabulary {
             .pieces
             .into_iter()
             .enumerate()
-            .map(|(id, p)| p.piece.ok_or_else(|| invalid(name, format!("piece {id} has no text"))))
+            .map(|(id, p)| {
+                p.piece
+                    .ok_or_else(|| invalid(name, format!("piece {id} has no text")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Self::from_pieces(name, pieces)
     }
@@ -55,7 +58,8 @@ impl Vocabulary {
     pub fn from_tokenizer_json_file(path: impl AsRef<Path>) -> Result<Self, TokenizeError> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(&name, format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(&name, format!("cannot read: {e}")))?;
         Self::from_tokenizer_json(&name, &text)
     }
 
@@ -65,17 +69,22 @@ impl Vocabulary {
             serde_json::from_str(text).map_err(|e| invalid(name, format!("not JSON: {e}")))?;
         let mut by_id: Vec<Option<String>> = Vec::new();
         let mut put = |id: u64, piece: &str| -> Result<(), TokenizeError> {
-            let id = usize::try_from(id).map_err(|_| invalid(name, format!("id {id} is too large")))?;
+            let id =
+                usize::try_from(id).map_err(|_| invalid(name, format!("id {id} is too large")))?;
             if id >= 4096 {
-                return Err(invalid(name, format!("id {id} is too large for a protein vocabulary")));
+                return Err(invalid(
+                    name,
+                    format!("id {id} is too large for a protein vocabulary"),
+                ));
             }
             if by_id.len() <= id {
                 by_id.resize(id + 1, None);
             }
             match &by_id[id] {
-                Some(existing) if existing != piece => {
-                    Err(invalid(name, format!("id {id} is both {existing:?} and {piece:?}")))
-                }
+                Some(existing) if existing != piece => Err(invalid(
+                    name,
+                    format!("id {id} is both {existing:?} and {piece:?}"),
+                )),
                 _ => {
                     by_id[id] = Some(piece.to_string());
                     Ok(())
@@ -87,18 +96,18 @@ impl Vocabulary {
             // Unigram: `[[piece, score], ...]`, the id is the position.
             serde_json::Value::Array(entries) => {
                 for (id, entry) in entries.iter().enumerate() {
-                    let piece = entry[0]
-                        .as_str()
-                        .ok_or_else(|| invalid(name, format!("model.vocab[{id}] is not [piece, score]")))?;
+                    let piece = entry[0].as_str().ok_or_else(|| {
+                        invalid(name, format!("model.vocab[{id}] is not [piece, score]"))
+                    })?;
                     put(id as u64, piece)?;
                 }
             }
             // BPE, WordPiece, WordLevel: `{piece: id}`.
             serde_json::Value::Object(entries) => {
                 for (piece, id) in entries {
-                    let id = id
-                        .as_u64()
-                        .ok_or_else(|| invalid(name, format!("model.vocab[{piece:?}] is not an id")))?;
+                    let id = id.as_u64().ok_or_else(|| {
+                        invalid(name, format!("model.vocab[{piece:?}] is not an id"))
+                    })?;
                     put(id, piece)?;
                 }
             }
@@ -127,7 +136,8 @@ impl Vocabulary {
                 .find_map(|n| pieces.iter().position(|p| p == n))
                 .map(|i| i as u32)
         };
-        let pad = find(&["<pad>", "[PAD]"]).ok_or_else(|| invalid(name, "no <pad> or [PAD] piece".into()))?;
+        let pad = find(&["<pad>", "[PAD]"])
+            .ok_or_else(|| invalid(name, "no <pad> or [PAD] piece".into()))?;
         let bert_style = find(&["[CLS]"]).is_some();
         let xlnet_style = !bert_style && find(&["<cls>"]).is_some();
         let (layout, padding) = if bert_style {
@@ -143,7 +153,9 @@ impl Vocabulary {
             cls: find(&["[CLS]", "<cls>"]),
             sep: find(&["[SEP]", "<sep>"]),
             mask: find(&["[MASK]", "<mask>"]),
-            eos: (layout == SequenceLayout::ResiduesEos).then(|| find(&["</s>"])).flatten(),
+            eos: (layout == SequenceLayout::ResiduesEos)
+                .then(|| find(&["</s>"]))
+                .flatten(),
         };
         Self::new(name, pieces, specials, layout, padding)
     }
@@ -170,8 +182,14 @@ mod tests {
 
     #[test]
     fn word_start_pieces_are_the_residues() {
-        let mut pieces: Vec<String> = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]", "▁", "L"].map(String::from).to_vec();
-        pieces.extend(b"LAGVESIKRDTPNQFYMHCWX".iter().map(|&r| format!("▁{}", r as char)));
+        let mut pieces: Vec<String> = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]", "▁", "L"]
+            .map(String::from)
+            .to_vec();
+        pieces.extend(
+            b"LAGVESIKRDTPNQFYMHCWX"
+                .iter()
+                .map(|&r| format!("▁{}", r as char)),
+        );
         let mut bytes = Vec::new();
         for piece in &pieces {
             let body = encode_piece(piece);
@@ -180,7 +198,11 @@ mod tests {
             bytes.extend(body);
         }
         let v = Vocabulary::from_sentencepiece("test", &bytes).unwrap();
-        assert_eq!(v.residue_id(b'L'), Some(7), "▁L wins over the plain L piece");
+        assert_eq!(
+            v.residue_id(b'L'),
+            Some(7),
+            "▁L wins over the plain L piece"
+        );
         assert_eq!(v.residue_id(b'A'), Some(8));
         assert_eq!(v.specials().mask, Some(4));
         assert_eq!(v.layout(), SequenceLayout::ClsResiduesSep);

@@ -135,7 +135,12 @@ impl Tokenizer {
 
     /// The id of one residue character (any case, rare residues as the policy says); `position`
     /// (1-based) and `record` only name it in errors.
-    pub fn residue_id_at(&self, record: &str, position: usize, byte: u8) -> Result<u32, TokenizeError> {
+    pub fn residue_id_at(
+        &self,
+        record: &str,
+        position: usize,
+        byte: u8,
+    ) -> Result<u32, TokenizeError> {
         let residue = byte.to_ascii_uppercase();
         let residue = if RARE_RESIDUES.contains(&residue) {
             match self.rare {
@@ -164,7 +169,11 @@ impl Tokenizer {
     /// Residue ids of a raw sequence, without special tokens.
     ///
     /// `record` only names the sequence in errors.
-    pub fn encode_residues(&self, record: &str, sequence: &[u8]) -> Result<Vec<u32>, TokenizeError> {
+    pub fn encode_residues(
+        &self,
+        record: &str,
+        sequence: &[u8],
+    ) -> Result<Vec<u32>, TokenizeError> {
         let mut ids = Vec::with_capacity(sequence.len());
         let last_residue = sequence
             .iter()
@@ -265,13 +274,18 @@ mod tests {
         }
         assert_eq!(built_in.specials(), from_file.specials());
         let s = built_in.specials();
-        assert_eq!((s.pad, s.unk, s.cls, s.sep, s.mask), (0, Some(1), Some(2), Some(3), Some(4)));
+        assert_eq!(
+            (s.pad, s.unk, s.cls, s.sep, s.mask),
+            (0, Some(1), Some(2), Some(3), Some(4))
+        );
     }
 
     #[test]
     fn every_residue_gets_its_rostlab_id() {
         let t = Tokenizer::prot_bert().with_rare_residues(RareResidues::Keep);
-        let ids = t.encode_residues("r", b"LAGVESIKRDTPNQFYMHCWXUBZO").unwrap();
+        let ids = t
+            .encode_residues("r", b"LAGVESIKRDTPNQFYMHCWXUBZO")
+            .unwrap();
         assert_eq!(ids, (5..30).collect::<Vec<u32>>());
     }
 
@@ -283,7 +297,10 @@ mod tests {
             t.encode("r", b"MKTL").unwrap()
         );
         // Space-separated input as the Python tokenizers want it gives the same ids.
-        assert_eq!(t.encode("r", b"M K T L").unwrap(), t.encode("r", b"MKTL").unwrap());
+        assert_eq!(
+            t.encode("r", b"M K T L").unwrap(),
+            t.encode("r", b"MKTL").unwrap()
+        );
     }
 
     #[test]
@@ -291,7 +308,10 @@ mod tests {
         let x = Tokenizer::prot_bert();
         assert_eq!(x.encode_residues("r", b"UZOBuzob").unwrap(), vec![25; 8]);
         let keep = Tokenizer::prot_bert().with_rare_residues(RareResidues::Keep);
-        assert_eq!(keep.encode_residues("r", b"UZOB").unwrap(), vec![26, 28, 29, 27]);
+        assert_eq!(
+            keep.encode_residues("r", b"UZOB").unwrap(),
+            vec![26, 28, 29, 27]
+        );
         let reject = Tokenizer::prot_bert().with_rare_residues(RareResidues::Reject);
         let err = reject.encode_residues("P1", b"MKZ").unwrap_err();
         assert_eq!(
@@ -318,7 +338,12 @@ mod tests {
     #[test]
     fn invalid_characters_name_record_and_position() {
         let t = Tokenizer::prot_bert();
-        for (seq, pos, ch) in [(&b"MK-L"[..], 3, '-'), (b"MK1", 3, '1'), (b".MK", 1, '.'), (b"MJK", 2, 'J')] {
+        for (seq, pos, ch) in [
+            (&b"MK-L"[..], 3, '-'),
+            (b"MK1", 3, '1'),
+            (b".MK", 1, '.'),
+            (b"MJK", 2, 'J'),
+        ] {
             let err = t.encode_residues("sp|Q9|X", seq).unwrap_err();
             assert_eq!(
                 err,
@@ -336,7 +361,10 @@ mod tests {
     fn empty_sequences_are_errors() {
         let t = Tokenizer::prot_bert();
         for seq in [&b""[..], b"  \n", b"*"] {
-            assert!(matches!(t.encode_residues("e", seq), Err(TokenizeError::Empty { .. })));
+            assert!(matches!(
+                t.encode_residues("e", seq),
+                Err(TokenizeError::Empty { .. })
+            ));
         }
     }
 

@@ -80,7 +80,10 @@ impl Vocabulary {
             message: what,
         };
         if tokens.len() > 256 {
-            return Err(bad(format!("{} tokens; at most 256 are supported", tokens.len())));
+            return Err(bad(format!(
+                "{} tokens; at most 256 are supported",
+                tokens.len()
+            )));
         }
         let ids = [
             Some(specials.pad),
@@ -90,8 +93,15 @@ impl Vocabulary {
             specials.mask,
             specials.eos,
         ];
-        if let Some(id) = ids.into_iter().flatten().find(|&id| id as usize >= tokens.len()) {
-            return Err(bad(format!("special id {id} is outside the {} tokens", tokens.len())));
+        if let Some(id) = ids
+            .into_iter()
+            .flatten()
+            .find(|&id| id as usize >= tokens.len())
+        {
+            return Err(bad(format!(
+                "special id {id} is outside the {} tokens",
+                tokens.len()
+            )));
         }
         let needed = match layout {
             SequenceLayout::ClsResiduesSep | SequenceLayout::ResiduesSepCls => {
@@ -100,7 +110,9 @@ impl Vocabulary {
             SequenceLayout::ResiduesEos => specials.eos.is_some(),
         };
         if !needed {
-            return Err(bad(format!("layout {layout:?} needs special tokens it lacks")));
+            return Err(bad(format!(
+                "layout {layout:?} needs special tokens it lacks"
+            )));
         }
         // Word-start pieces (`▁L`) win over bare letters: they are what sentencepiece gives a
         // residue written as a word of its own.
@@ -152,7 +164,11 @@ impl Vocabulary {
     /// ..`<extra_id_0>` at 28..=127. Input is `residues </s>`, no start token.
     pub fn prot_t5() -> Self {
         let mut tokens: Vec<String> = ["<pad>", "</s>", "<unk>"].map(String::from).to_vec();
-        tokens.extend(b"ALGVSREDTIPKFQNYMHWCXBOUZ".iter().map(|&r| char::from(r).to_string()));
+        tokens.extend(
+            b"ALGVSREDTIPKFQNYMHWCXBOUZ"
+                .iter()
+                .map(|&r| char::from(r).to_string()),
+        );
         tokens.extend((0..100).rev().map(|i| format!("<extra_id_{i}>")));
         Self::new(
             "prot_t5",
@@ -179,9 +195,16 @@ impl Vocabulary {
     /// This is **not** the released ProtXLNet table (37 pieces, not published in full): a
     /// released checkpoint is read with its own `spiece.model`.
     pub fn prottrans_xlnet() -> Self {
-        let mut tokens: Vec<String> =
-            ["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"].map(String::from).to_vec();
-        tokens.extend(b"LAGVESIKRDTPNQFYMHCWXUBZO".iter().map(|&r| char::from(r).to_string()));
+        let mut tokens: Vec<String> = [
+            "<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>",
+        ]
+        .map(String::from)
+        .to_vec();
+        tokens.extend(
+            b"LAGVESIKRDTPNQFYMHCWXUBZO"
+                .iter()
+                .map(|&r| char::from(r).to_string()),
+        );
         Self::new(
             "prottrans_xlnet",
             tokens,
@@ -265,7 +288,10 @@ impl Vocabulary {
 
     /// The id of this token.
     pub fn id(&self, token: &str) -> Option<u32> {
-        self.tokens.iter().position(|t| t == token).map(|i| i as u32)
+        self.tokens
+            .iter()
+            .position(|t| t == token)
+            .map(|i| i as u32)
     }
 
     /// The id of a residue letter (upper case).
@@ -316,7 +342,8 @@ fn residue_letter(token: &str) -> Option<(u8, bool)> {
         Some(rest) => (rest, true),
         None => (token, false),
     };
-    (rest.len() == 1 && rest.as_bytes()[0].is_ascii_uppercase()).then(|| (rest.as_bytes()[0], marked))
+    (rest.len() == 1 && rest.as_bytes()[0].is_ascii_uppercase())
+        .then(|| (rest.as_bytes()[0], marked))
 }
 
 #[cfg(test)]
@@ -327,7 +354,17 @@ mod tests {
     fn prot_t5_ids_are_the_rostlab_ones() {
         let v = Vocabulary::prot_t5();
         assert_eq!(v.len(), 128);
-        for (residue, id) in [(b'A', 3), (b'L', 4), (b'K', 14), (b'C', 22), (b'X', 23), (b'B', 24), (b'O', 25), (b'U', 26), (b'Z', 27)] {
+        for (residue, id) in [
+            (b'A', 3),
+            (b'L', 4),
+            (b'K', 14),
+            (b'C', 22),
+            (b'X', 23),
+            (b'B', 24),
+            (b'O', 25),
+            (b'U', 26),
+            (b'Z', 27),
+        ] {
             assert_eq!(v.residue_id(residue), Some(id), "{}", residue as char);
         }
         assert_eq!(v.token(28), Some("<extra_id_99>"));

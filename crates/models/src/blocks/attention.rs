@@ -124,7 +124,8 @@ impl RelativePositionBias {
                     .flat_map(|i| (0..k_len).map(move |j| (j + q_len - 1 - i) as i64))
                     .collect();
                 let device = self.per_distance.device();
-                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [q_len * k_len]), &device);
+                let index =
+                    Tensor::<1, Int>::from_data(TensorData::new(index, [q_len * k_len]), &device);
                 self.per_distance
                     .clone()
                     .select(1, index)
@@ -249,7 +250,11 @@ impl MultiHeadAttention {
         let [batch, q_len, _] = q.dims();
         let k_len = k.dims()[1];
         let shape = [batch, self.num_heads, q_len, k_len];
-        let (q, k, v) = (self.split_heads(q), self.split_heads(k), self.split_heads(v));
+        let (q, k, v) = (
+            self.split_heads(q),
+            self.split_heads(k),
+            self.split_heads(v),
+        );
         let mask = mask.map(|m| m.expand(shape));
         let bias = bias.map(|b| b.expand(shape));
 
@@ -278,7 +283,9 @@ impl MultiHeadAttention {
             // fused kernel gets the mask inverted.
             let device = q.device();
             let mask = match mask {
-                Some(m) if bias.is_none() && is_libtorch(&device) && !device.is_autodiff() => Some(m.bool_not()),
+                Some(m) if bias.is_none() && is_libtorch(&device) && !device.is_autodiff() => {
+                    Some(m.bool_not())
+                }
                 mask => mask,
             };
             attention(q, k, v, mask, bias, options)
@@ -330,4 +337,3 @@ mod tests {
             .assert_approx_eq::<f32>(&out2.slice([0..1, 0..3]).into_data(), Tolerance::default());
     }
 }
-

@@ -75,9 +75,10 @@ impl FeedForward {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = match self.activation.epilogue() {
             Some(epilogue) => linear_rows(&self.intermediate, x.clone(), epilogue),
-            None => self
-                .activation
-                .forward(linear_rows(&self.intermediate, x.clone(), Epilogue::None)),
+            None => {
+                self.activation
+                    .forward(linear_rows(&self.intermediate, x.clone(), Epilogue::None))
+            }
         };
         let h = match &self.gate {
             Some(gate) => h * linear_rows(gate, x, Epilogue::None),

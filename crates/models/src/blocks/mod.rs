@@ -12,8 +12,8 @@ pub use attention::{
 };
 pub use feed_forward::{FeedForward, FeedForwardConfig};
 pub use relative_attention::{
-    RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, read_in_segments, relative_attention, relative_distances, relative_shift,
-    sinusoid_encoding,
+    RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, read_in_segments, relative_attention,
+    relative_distances, relative_shift, sinusoid_encoding,
 };
 pub use rms_norm::RmsNorm;
 

@@ -18,10 +18,16 @@ const MASKED_SCORE: f32 = -1e30;
 ///
 /// # Shapes
 /// - output: `[klen + qlen]`
-pub fn relative_distances(qlen: usize, klen: usize, clamp_len: Option<usize>, device: &burn::tensor::Device) -> Tensor<1> {
-    let distances = Tensor::<1, burn::tensor::Int>::arange(-(qlen as i64) + 1..klen as i64 + 1, device)
-        .flip([0])
-        .float();
+pub fn relative_distances(
+    qlen: usize,
+    klen: usize,
+    clamp_len: Option<usize>,
+    device: &burn::tensor::Device,
+) -> Tensor<1> {
+    let distances =
+        Tensor::<1, burn::tensor::Int>::arange(-(qlen as i64) + 1..klen as i64 + 1, device)
+            .flip([0])
+            .float();
     match clamp_len {
         Some(clamp) => distances.clamp(-(clamp as f32), clamp as f32),
         None => distances,
@@ -37,7 +43,8 @@ pub fn relative_distances(qlen: usize, klen: usize, clamp_len: Option<usize>, de
 pub fn sinusoid_encoding(distances: Tensor<1>, width: usize) -> Tensor<2> {
     let device = distances.device();
     let half = width / 2;
-    let exponents = Tensor::<1, burn::tensor::Int>::arange(0..half as i64, &device).float() * (2.0 / width as f32);
+    let exponents = Tensor::<1, burn::tensor::Int>::arange(0..half as i64, &device).float()
+        * (2.0 / width as f32);
     let inverse_frequency = exponents.mul_scalar(10000f32.ln()).neg().exp();
     let [n] = distances.dims();
     let angles = distances.reshape([n, 1]) * inverse_frequency.reshape([1, half]);
@@ -112,7 +119,9 @@ pub fn relative_attention(
     let bias = |b: &Param<Tensor<2>>| b.val().reshape([1, heads, 1, head_dim]);
 
     let content = (q.clone() + bias(biases.content)).matmul(k.swap_dims(2, 3));
-    let position_keys = position_keys.unsqueeze_dim::<4>(0).expand([batch, heads, rows, head_dim]);
+    let position_keys = position_keys
+        .unsqueeze_dim::<4>(0)
+        .expand([batch, heads, rows, head_dim]);
     let position = relative_shift(
         (q.clone() + bias(biases.position)).matmul(position_keys.swap_dims(2, 3)),
         klen,
@@ -121,8 +130,14 @@ pub fn relative_attention(
     if let Some(segment) = segment {
         // [batch, heads, qlen, 2]: the score against "same segment" and "different segment".
         let table = segment.embeddings.val().swap_dims(0, 1).swap_dims(1, 2); // [heads, head_dim, 2]
-        let by_segment = (q + bias(segment.bias)).matmul(table.unsqueeze_dim::<4>(0).expand([batch, heads, head_dim, 2]));
-        let same = by_segment.clone().slice([0..batch, 0..heads, 0..qlen, 0..1]);
+        let by_segment = (q + bias(segment.bias)).matmul(
+            table
+                .unsqueeze_dim::<4>(0)
+                .expand([batch, heads, head_dim, 2]),
+        );
+        let same = by_segment
+            .clone()
+            .slice([0..batch, 0..heads, 0..qlen, 0..1]);
         let different = by_segment.slice([0..batch, 0..heads, 0..qlen, 1..2]);
         scores = scores + same.clone() + (different - same) * segment.differs;
     }
@@ -169,7 +184,11 @@ impl SegmentMemory {
 
     /// The memory after a segment: the last `mem_len` positions of the previous memory followed
     /// by this segment's layer `inputs`, detached (`None`: keep everything; `Some(0)`: nothing).
-    pub fn update(previous: Option<&SegmentMemory>, inputs: &[Tensor<3>], mem_len: Option<usize>) -> SegmentMemory {
+    pub fn update(
+        previous: Option<&SegmentMemory>,
+        inputs: &[Tensor<3>],
+        mem_len: Option<usize>,
+    ) -> SegmentMemory {
         if mem_len == Some(0) {
             return SegmentMemory { layers: Vec::new() };
         }
@@ -178,7 +197,9 @@ impl SegmentMemory {
             .enumerate()
             .map(|(i, input)| {
                 let all = match previous.filter(|m| !m.is_empty()) {
-                    Some(previous) => Tensor::cat(vec![previous.layers[i].clone(), input.clone()], 1),
+                    Some(previous) => {
+                        Tensor::cat(vec![previous.layers[i].clone(), input.clone()], 1)
+                    }
                     None => input.clone(),
                 };
                 let [batch, len, d] = all.dims();
@@ -198,14 +219,19 @@ impl SegmentMemory {
 pub fn read_in_segments(
     input_ids: Tensor<2, burn::tensor::Int>,
     segment_length: usize,
-    mut step: impl FnMut(Tensor<2, burn::tensor::Int>, Option<&SegmentMemory>) -> (Tensor<3>, SegmentMemory),
+    mut step: impl FnMut(
+        Tensor<2, burn::tensor::Int>,
+        Option<&SegmentMemory>,
+    ) -> (Tensor<3>, SegmentMemory),
 ) -> Tensor<3> {
     let [batch, seq] = input_ids.dims();
     let segment_length = segment_length.max(1);
     let mut memory: Option<SegmentMemory> = None;
     let mut outputs = Vec::new();
     for start in (0..seq).step_by(segment_length) {
-        let segment = input_ids.clone().slice([0..batch, start..(start + segment_length).min(seq)]);
+        let segment = input_ids
+            .clone()
+            .slice([0..batch, start..(start + segment_length).min(seq)]);
         let (hidden, next) = step(segment, memory.as_ref());
         outputs.push(hidden);
         memory = Some(next);
@@ -239,8 +265,14 @@ mod tests {
         let distances = relative_distances(qlen, klen, None, &device);
         let rows = distances.dims()[0];
         // Score of query i against row r = 100 i + distance of row r.
-        let query = Tensor::<1, burn::tensor::Int>::arange(0..qlen as i64, &device).float().reshape([1, 1, qlen, 1]) * 100.0;
-        let x = query.expand([1, 1, qlen, rows]) + distances.reshape([1, 1, 1, rows]).expand([1, 1, qlen, rows]);
+        let query = Tensor::<1, burn::tensor::Int>::arange(0..qlen as i64, &device)
+            .float()
+            .reshape([1, 1, qlen, 1])
+            * 100.0;
+        let x = query.expand([1, 1, qlen, rows])
+            + distances
+                .reshape([1, 1, 1, rows])
+                .expand([1, 1, qlen, rows]);
         let shifted = relative_shift(x, klen);
         let mut expected = Vec::new();
         for i in 0..qlen {
@@ -257,8 +289,10 @@ mod tests {
     fn causal_mask_lets_queries_see_memory_and_the_past() {
         let device = Device::flex();
         let mask = causal_mask(2, 1, &device);
-        mask.into_data()
-            .assert_eq(&TensorData::new(vec![false, false, true, false, false, false], [1, 1, 2, 3]), false);
+        mask.into_data().assert_eq(
+            &TensorData::new(vec![false, false, true, false, false, false], [1, 1, 2, 3]),
+            false,
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ impl RmsNorm {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let dtype = x.dtype();
         // The square of f16 activations overflows long before they do: accumulate in f32.
-        let wide = if dtype == DType::F32 { x } else { x.cast(FloatDType::F32) };
+        let wide = if dtype == DType::F32 {
+            x
+        } else {
+            x.cast(FloatDType::F32)
+        };
         let mean_square = wide.clone().square().mean_dim(D - 1);
         let normalised = wide / (mean_square + self.epsilon).sqrt();
         let normalised = match dtype {
@@ -54,6 +58,8 @@ mod tests {
         // rms of (3, 4) is sqrt(12.5); of (1, 1) is 1.
         let r = 12.5f32.sqrt();
         let want = TensorData::from([[3.0 / r, 8.0 / r], [1.0, 2.0]]);
-        norm.forward(x).into_data().assert_approx_eq::<f32>(&want, Tolerance::default());
+        norm.forward(x)
+            .into_data()
+            .assert_approx_eq::<f32>(&want, Tolerance::default());
     }
 }

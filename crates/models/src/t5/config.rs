@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{T5Block, T5EncoderModel, T5ForConditionalGeneration, T5Stack};
 use crate::blocks::{
-    Activation, FeedForwardConfig, MultiHeadAttention, MultiHeadAttentionConfig, RmsNorm, normal_init,
+    Activation, FeedForwardConfig, MultiHeadAttention, MultiHeadAttentionConfig, RmsNorm,
+    normal_init,
 };
 use crate::error::ModelConfigError;
 
@@ -120,18 +121,29 @@ impl T5Config {
             ("d_ff", self.d_ff),
             ("num_layers", self.num_layers),
             ("num_heads", self.num_heads),
-            ("relative_attention_num_buckets", self.relative_attention_num_buckets),
-            ("relative_attention_max_distance", self.relative_attention_max_distance),
+            (
+                "relative_attention_num_buckets",
+                self.relative_attention_num_buckets,
+            ),
+            (
+                "relative_attention_max_distance",
+                self.relative_attention_max_distance,
+            ),
         ] {
             if value == 0 {
                 return Err(Self::invalid(format!("{name} must be at least 1")));
             }
         }
         if self.relative_attention_num_buckets < 4 {
-            return Err(Self::invalid("relative_attention_num_buckets must be at least 4".into()));
+            return Err(Self::invalid(
+                "relative_attention_num_buckets must be at least 4".into(),
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout_rate) {
-            return Err(Self::invalid(format!("dropout_rate must be in [0, 1), got {}", self.dropout_rate)));
+            return Err(Self::invalid(format!(
+                "dropout_rate must be in [0, 1), got {}",
+                self.dropout_rate
+            )));
         }
         for (name, id) in [
             ("pad_token_id", self.pad_token_id),
@@ -152,20 +164,37 @@ impl T5Config {
     /// Parameters of the encoder alone (shared embedding included).
     pub fn num_encoder_parameters(&self) -> usize {
         let d = self.d_model;
-        let ff = if self.feed_forward().is_ok_and(|(_, gated)| gated) { 3 } else { 2 };
+        let ff = if self.feed_forward().is_ok_and(|(_, gated)| gated) {
+            3
+        } else {
+            2
+        };
         let attention = 4 * d * self.num_heads * self.d_kv;
         let layer = attention + ff * d * self.d_ff + 2 * d;
-        self.vocab_size * d + self.num_layers * layer + self.relative_attention_num_buckets * self.num_heads + d
+        self.vocab_size * d
+            + self.num_layers * layer
+            + self.relative_attention_num_buckets * self.num_heads
+            + d
     }
 
     /// Parameters of [`T5ForConditionalGeneration`] (tied head counted once).
     pub fn num_parameters(&self) -> usize {
         let d = self.d_model;
-        let ff = if self.feed_forward().is_ok_and(|(_, gated)| gated) { 3 } else { 2 };
+        let ff = if self.feed_forward().is_ok_and(|(_, gated)| gated) {
+            3
+        } else {
+            2
+        };
         let attention = 4 * d * self.num_heads * self.d_kv;
         let layer = 2 * attention + ff * d * self.d_ff + 3 * d;
-        let decoder = self.decoder_layers() * layer + self.relative_attention_num_buckets * self.num_heads + d;
-        let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * d };
+        let decoder = self.decoder_layers() * layer
+            + self.relative_attention_num_buckets * self.num_heads
+            + d;
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.vocab_size * d
+        };
         self.num_encoder_parameters() + decoder + head
     }
 
@@ -205,14 +234,22 @@ impl T5Config {
     }
 
     fn init_stack(&self, is_decoder: bool, device: &Device) -> T5Stack {
-        let layers = if is_decoder { self.decoder_layers() } else { self.num_layers };
+        let layers = if is_decoder {
+            self.decoder_layers()
+        } else {
+            self.num_layers
+        };
         T5Stack {
-            block: (0..layers).map(|_| self.init_block(is_decoder, device)).collect(),
+            block: (0..layers)
+                .map(|_| self.init_block(is_decoder, device))
+                .collect(),
             relative_attention_bias: EmbeddingConfig::new(
                 self.relative_attention_num_buckets,
                 self.num_heads,
             )
-            .with_initializer(normal_init(self.initializer_factor * (self.d_model as f64).powf(-0.5)))
+            .with_initializer(normal_init(
+                self.initializer_factor * (self.d_model as f64).powf(-0.5),
+            ))
             .init(device),
             final_layer_norm: RmsNorm::new(self.d_model, self.layer_norm_epsilon, device),
             dropout: DropoutConfig::new(self.dropout_rate).init(),

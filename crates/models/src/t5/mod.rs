@@ -36,7 +36,11 @@ pub fn relative_position_buckets_by_distance(
     num_buckets: usize,
     max_distance: usize,
 ) -> Vec<i64> {
-    let num_buckets = if bidirectional { num_buckets / 2 } else { num_buckets } as i64;
+    let num_buckets = if bidirectional {
+        num_buckets / 2
+    } else {
+        num_buckets
+    } as i64;
     let max_exact = num_buckets / 2;
     // transformers computes the logarithm in f32; so do we, to land in the same bucket at the
     // boundaries.
@@ -70,8 +74,13 @@ pub fn relative_position_buckets(
     max_distance: usize,
 ) -> Vec<i64> {
     // The bucket depends on key - query only: compute each distance once.
-    let by_distance =
-        relative_position_buckets_by_distance(q_len, k_len, bidirectional, num_buckets, max_distance);
+    let by_distance = relative_position_buckets_by_distance(
+        q_len,
+        k_len,
+        bidirectional,
+        num_buckets,
+        max_distance,
+    );
     let mut buckets = Vec::with_capacity(q_len * k_len);
     for query in 0..q_len {
         let start = q_len - 1 - query; // index of relative distance -query
@@ -140,12 +149,21 @@ impl T5Block {
             let mut mask = causal_mask(seq, &x.device());
             if let Some(padding) = padding {
                 let batch = padding.dims()[0];
-                mask = mask.expand([batch, 1, seq, seq]).bool_or(padding.reshape([batch, 1, 1, seq]).expand([batch, 1, seq, seq]));
+                mask = mask.expand([batch, 1, seq, seq]).bool_or(
+                    padding
+                        .reshape([batch, 1, 1, seq])
+                        .expand([batch, 1, seq, seq]),
+                );
             }
-            self.self_attention
-                .attend(normed.clone(), normed, Some(mask), Some(position_bias.full()))
+            self.self_attention.attend(
+                normed.clone(),
+                normed,
+                Some(mask),
+                Some(position_bias.full()),
+            )
         } else {
-            self.self_attention.forward(normed, padding, Some(position_bias))
+            self.self_attention
+                .forward(normed, padding, Some(position_bias))
         };
         let mut x = clamp_half(x + self.dropout.forward(attended));
         if let (Some(attention), Some(norm), Some(memory)) =
@@ -160,7 +178,9 @@ impl T5Block {
             );
             x = clamp_half(x + self.dropout.forward(attended));
         }
-        let transformed = self.feed_forward.forward(self.feed_forward_norm.forward(x.clone()));
+        let transformed = self
+            .feed_forward
+            .forward(self.feed_forward_norm.forward(x.clone()));
         clamp_half(x + self.dropout.forward(transformed))
     }
 }
@@ -185,7 +205,12 @@ pub struct T5Stack {
 impl T5Stack {
     /// The relative position bias of every key - query distance (`[heads, q_len + k_len - 1]`),
     /// from which attention reads every `(query, key)` pair.
-    pub fn position_bias(&self, q_len: usize, k_len: usize, device: &Device) -> RelativePositionBias {
+    pub fn position_bias(
+        &self,
+        q_len: usize,
+        k_len: usize,
+        device: &Device,
+    ) -> RelativePositionBias {
         let buckets = relative_position_buckets_by_distance(
             q_len,
             k_len,
@@ -384,11 +409,21 @@ impl T5ForConditionalGeneration {
             let ids = Tensor::<2, Int>::from_data(TensorData::new(flat, [batch, length]), &device);
             let hidden = self.decode(ids, &memory);
             let d = hidden.dims()[2];
-            let last = hidden.slice([0..batch, length - 1..length]).reshape([batch, d]);
-            let next = self.lm_logits(last).argmax(1).into_data().try_into_vec_as::<i64>()?;
+            let last = hidden
+                .slice([0..batch, length - 1..length])
+                .reshape([batch, d]);
+            let next = self
+                .lm_logits(last)
+                .argmax(1)
+                .into_data()
+                .try_into_vec_as::<i64>()?;
             for (row, &id) in next.iter().enumerate() {
                 // Finished rows are padded, as transformers does, to keep the batch rectangular.
-                let id = if finished[row] { self.pad_token_id as u32 } else { id as u32 };
+                let id = if finished[row] {
+                    self.pad_token_id as u32
+                } else {
+                    id as u32
+                };
                 tokens[row].push(id);
                 finished[row] |= id as usize == self.eos_token_id;
             }
@@ -400,7 +435,10 @@ impl T5ForConditionalGeneration {
             .into_iter()
             .map(|row| {
                 let generated = &row[1..];
-                match generated.iter().position(|&t| t as usize == self.eos_token_id) {
+                match generated
+                    .iter()
+                    .position(|&t| t as usize == self.eos_token_id)
+                {
                     Some(end) => generated[..=end].to_vec(),
                     None => generated.to_vec(),
                 }
@@ -454,13 +492,22 @@ mod tests {
         assert_eq!(config.feed_forward().unwrap(), (Activation::Relu, false));
         // About 1.2 billion parameters in the encoder.
         let encoder = config.num_encoder_parameters();
-        assert!((1_200_000_000..1_220_000_000).contains(&encoder), "{encoder}");
+        assert!(
+            (1_200_000_000..1_220_000_000).contains(&encoder),
+            "{encoder}"
+        );
     }
 
     #[test]
     fn feed_forward_variants_and_bad_names() {
-        assert_eq!(tiny("gated-gelu").feed_forward().unwrap(), (Activation::GeluTanh, true));
-        assert_eq!(tiny("gated-silu").feed_forward().unwrap(), (Activation::Silu, true));
+        assert_eq!(
+            tiny("gated-gelu").feed_forward().unwrap(),
+            (Activation::GeluTanh, true)
+        );
+        assert_eq!(
+            tiny("gated-silu").feed_forward().unwrap(),
+            (Activation::Silu, true)
+        );
         let err = tiny("gated-swoosh").validate().unwrap_err().to_string();
         assert!(err.contains("gated-swoosh"), "{err}");
     }
@@ -473,8 +520,15 @@ mod tests {
                 tie_word_embeddings: tied,
                 ..tiny(proj)
             };
-            assert_eq!(config.init(&device).num_params(), config.num_parameters(), "{proj}");
-            assert_eq!(config.init_encoder(&device).num_params(), config.num_encoder_parameters());
+            assert_eq!(
+                config.init(&device).num_params(),
+                config.num_parameters(),
+                "{proj}"
+            );
+            assert_eq!(
+                config.init_encoder(&device).num_params(),
+                config.num_encoder_parameters()
+            );
         }
     }
 
@@ -498,16 +552,23 @@ mod tests {
         let model = tiny("relu").init(&device);
         let long = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 1]], &device);
         let short = Tensor::<2, Int>::from_ints([[10, 11, 1]], &device);
-        let batch = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 1], [10, 11, 1, 0, 0, 0]], &device);
+        let batch =
+            Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 9, 1], [10, 11, 1, 0, 0, 0]], &device);
         let mask = Tensor::<2, Int>::from_ints([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], &device);
-        let together = model.encode(EncoderInput::new(batch.clone(), mask.clone())).last_hidden_state;
-        let alone = model.encode(EncoderInput::unpadded(short.clone())).last_hidden_state;
+        let together = model
+            .encode(EncoderInput::new(batch.clone(), mask.clone()))
+            .last_hidden_state;
+        let alone = model
+            .encode(EncoderInput::unpadded(short.clone()))
+            .last_hidden_state;
         together
             .clone()
             .slice([1..2, 0..3])
             .into_data()
             .assert_approx_eq::<f32>(&alone.into_data(), Tolerance::default());
-        let alone = model.encode(EncoderInput::unpadded(long.clone())).last_hidden_state;
+        let alone = model
+            .encode(EncoderInput::unpadded(long.clone()))
+            .last_hidden_state;
         together
             .narrow(0, 0, 1)
             .into_data()
@@ -532,21 +593,30 @@ mod tests {
         device.seed(3);
         let model = tiny("gated-gelu").init(&device);
         let ids = Tensor::<2, Int>::random([2, 7], Distribution::Uniform(3.0, 28.0), &device);
-        let generated = model.generate_greedy(EncoderInput::unpadded(ids.clone()), 6).unwrap();
+        let generated = model
+            .generate_greedy(EncoderInput::unpadded(ids.clone()), 6)
+            .unwrap();
         for (row, tokens) in generated.iter().enumerate() {
             assert!(!tokens.is_empty() && tokens.len() <= 6);
             // One teacher-forced pass over [start, generated...] must reproduce each token.
             let inputs = model.shift_right(tokens);
             let n = inputs.len();
             let inputs = Tensor::<2, Int>::from_data(
-                TensorData::new(inputs.iter().map(|&t| i64::from(t)).collect::<Vec<_>>(), [1, n]),
+                TensorData::new(
+                    inputs.iter().map(|&t| i64::from(t)).collect::<Vec<_>>(),
+                    [1, n],
+                ),
                 &device,
             );
             let logits = model.forward(
                 EncoderInput::unpadded(ids.clone().narrow(0, row, 1)),
                 inputs,
             );
-            let best: Vec<i64> = logits.argmax(2).into_data().try_into_vec_as::<i64>().unwrap();
+            let best: Vec<i64> = logits
+                .argmax(2)
+                .into_data()
+                .try_into_vec_as::<i64>()
+                .unwrap();
             let tokens: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
             assert_eq!(best, tokens, "row {row}");
         }
@@ -583,16 +653,39 @@ mod training_tests {
             let ids = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 1], [9, 10, 1, 0, 0]], &device);
             let mask = Tensor::<2, Int>::from_ints([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &device);
             let targets = Tensor::<2, Int>::from_ints([[0, 5, 6, 7, 8], [0, 9, 10, 0, 0]], &device);
-            let loss = model.forward(EncoderInput::new(ids, mask), targets).powi_scalar(2).sum();
+            let loss = model
+                .forward(EncoderInput::new(ids, mask), targets)
+                .powi_scalar(2)
+                .sum();
             let grads = loss.backward();
             for (name, weight) in [
-                ("encoder bias", model.encoder.relative_attention_bias.weight.val()),
-                ("decoder bias", model.decoder.relative_attention_bias.weight.val()),
-                ("cross-attention query", model.decoder.block[0].cross_attention.as_ref().unwrap().query.weight.val()),
+                (
+                    "encoder bias",
+                    model.encoder.relative_attention_bias.weight.val(),
+                ),
+                (
+                    "decoder bias",
+                    model.decoder.relative_attention_bias.weight.val(),
+                ),
+                (
+                    "cross-attention query",
+                    model.decoder.block[0]
+                        .cross_attention
+                        .as_ref()
+                        .unwrap()
+                        .query
+                        .weight
+                        .val(),
+                ),
             ] {
-                let grad = weight.grad(&grads).unwrap_or_else(|| panic!("{name}: no gradient"));
+                let grad = weight
+                    .grad(&grads)
+                    .unwrap_or_else(|| panic!("{name}: no gradient"));
                 let norm = grad.abs().sum().into_scalar::<f32>();
-                assert!(norm > 1e-6, "dropout {dropout_rate}: {name} gradient is {norm}");
+                assert!(
+                    norm > 1e-6,
+                    "dropout {dropout_rate}: {name} gradient is {norm}"
+                );
             }
         }
     }
@@ -606,12 +699,17 @@ mod training_tests {
         // with the gradient for some initialisations (about 1 in 15). GELU is smooth; the seed
         // keeps the check the same on every run.
         device.seed(SEED);
-        let config = T5Config { feed_forward_proj: "gated-gelu".into(), ..small(0.0) };
+        let config = T5Config {
+            feed_forward_proj: "gated-gelu".into(),
+            ..small(0.0)
+        };
         let model = config.init(&device);
         let inner = model.valid();
         let inner_device = inner.shared.weight.device();
         // A fixed linear probe of the logits keeps the loss O(1), so f32 differences resolve.
-        let probe: Vec<f32> = (0..5 * 128).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) / 25.0).collect();
+        let probe: Vec<f32> = (0..5 * 128)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) / 25.0)
+            .collect();
         let loss_of = |m: &T5ForConditionalGeneration, device: &Device| {
             let ids = Tensor::<2, Int>::from_ints([[5, 6, 7, 8, 1]], device);
             let targets = Tensor::<2, Int>::from_ints([[0, 5, 6, 7, 8]], device);
@@ -619,7 +717,13 @@ mod training_tests {
             (m.forward(EncoderInput::unpadded(ids), targets) * probe).sum()
         };
         let grads = loss_of(&model, &device).backward();
-        let analytic = model.encoder.relative_attention_bias.weight.val().grad(&grads).unwrap();
+        let analytic = model
+            .encoder
+            .relative_attention_bias
+            .weight
+            .val()
+            .grad(&grads)
+            .unwrap();
         let analytic: Vec<f32> = analytic.into_data().try_into_vec_as::<f32>().unwrap();
         let weight = inner.encoder.relative_attention_bias.weight.val();
         let eps = 1e-2f32;
@@ -629,17 +733,27 @@ mod training_tests {
             bump[index] = eps;
             let bump = Tensor::<2>::from_data(TensorData::new(bump, [8, 2]), &inner_device);
             let mut plus = inner.clone();
-            plus.encoder.relative_attention_bias.weight = Param::from_tensor(weight.clone() + bump.clone());
+            plus.encoder.relative_attention_bias.weight =
+                Param::from_tensor(weight.clone() + bump.clone());
             let mut minus = inner.clone();
-            minus.encoder.relative_attention_bias.weight = Param::from_tensor(weight.clone() - bump);
+            minus.encoder.relative_attention_bias.weight =
+                Param::from_tensor(weight.clone() - bump);
             let numeric = (loss_of(&plus, &inner_device).into_scalar::<f32>()
                 - loss_of(&minus, &inner_device).into_scalar::<f32>())
                 / (2.0 * eps);
             worst = worst.max((numeric - analytic[index]).abs());
         }
         let largest = analytic.iter().fold(0.0f32, |m, g| m.max(g.abs()));
-        println!("position-bias gradient: largest {largest:.3e}, worst finite-difference gap {worst:.3e}");
-        assert!(largest > 1e-4, "the bias must matter: largest gradient {largest}");
-        assert!(worst <= 0.02 * largest + 1e-4, "gradient vs finite difference: {worst} (largest {largest})");
+        println!(
+            "position-bias gradient: largest {largest:.3e}, worst finite-difference gap {worst:.3e}"
+        );
+        assert!(
+            largest > 1e-4,
+            "the bias must matter: largest gradient {largest}"
+        );
+        assert!(
+            worst <= 0.02 * largest + 1e-4,
+            "gradient vs finite difference: {worst} (largest {largest})"
+        );
     }
 }

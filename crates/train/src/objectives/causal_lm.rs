@@ -38,7 +38,14 @@ impl NextTokenTargets {
     /// Keeps only the residue targets (for per-residue perplexity).
     pub fn residues_only(mut self) -> Self {
         let keep: Vec<bool> = self.is_residue.clone();
-        let filter = |values: Vec<i64>| values.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(v, _)| v).collect();
+        let filter = |values: Vec<i64>| {
+            values
+                .into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(v, _)| v)
+                .collect()
+        };
         self.positions = filter(self.positions);
         self.labels = filter(self.labels);
         self.is_residue = vec![true; self.labels.len()];
@@ -49,7 +56,10 @@ impl NextTokenTargets {
     pub fn to_tensors(self, device: &Device) -> NextTokenBatch {
         let n = self.positions.len();
         NextTokenBatch {
-            input_ids: Tensor::from_data(TensorData::new(self.input_ids, [self.batch, self.seq]), device),
+            input_ids: Tensor::from_data(
+                TensorData::new(self.input_ids, [self.batch, self.seq]),
+                device,
+            ),
             positions: Tensor::from_data(TensorData::new(self.positions, [n]), device),
             labels: Tensor::from_data(TensorData::new(self.labels, [n]), device),
         }
@@ -148,9 +158,16 @@ impl CausalLm {
     ///
     /// # Shapes
     /// - input_ids: `[batch, seq]`, positions: `[n]` -> `[n, vocab]`
-    pub fn logits_at(model: &TransfoXlLmHeadModel, segment_length: usize, input_ids: Tensor<2, Int>, positions: Tensor<1, Int>) -> Tensor<2> {
+    pub fn logits_at(
+        model: &TransfoXlLmHeadModel,
+        segment_length: usize,
+        input_ids: Tensor<2, Int>,
+        positions: Tensor<1, Int>,
+    ) -> Tensor<2> {
         let [batch, seq] = input_ids.dims();
-        let hidden = model.transformer.forward_in_segments(input_ids, segment_length);
+        let hidden = model
+            .transformer
+            .forward_in_segments(input_ids, segment_length);
         let d = hidden.dims()[2];
         model.logits(hidden.reshape([batch * seq, d]).select(0, positions))
     }
@@ -158,10 +175,12 @@ impl CausalLm {
     /// Loss, logits and targets of one batch.
     pub fn forward_loss(&self, batch: NextTokenBatch) -> ClassificationOutput {
         let model = self.steps.precision.autocast(&self.model);
-        let logits = self
-            .steps
-            .precision
-            .to_f32(Self::logits_at(&model, self.segment_length, batch.input_ids, batch.positions));
+        let logits = self.steps.precision.to_f32(Self::logits_at(
+            &model,
+            self.segment_length,
+            batch.input_ids,
+            batch.positions,
+        ));
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
@@ -170,7 +189,12 @@ impl CausalLm {
 
     /// Summed loss, correct predictions and predictions of one batch.
     pub fn score(&self, batch: NextTokenBatch) -> MlmScores {
-        let logits = Self::logits_at(&self.model, self.segment_length, batch.input_ids, batch.positions);
+        let logits = Self::logits_at(
+            &self.model,
+            self.segment_length,
+            batch.input_ids,
+            batch.positions,
+        );
         MlmScores::of(logits, batch.labels)
     }
 }
@@ -194,7 +218,10 @@ mod tests {
         assert_eq!(targets.input_ids, vec![2, 5, 6, 7, 3, 2, 8, 3, 0, 0]);
         assert_eq!(targets.positions, vec![0, 1, 2, 3, 5, 6]);
         assert_eq!(targets.labels, vec![5, 6, 7, 3, 8, 3]);
-        assert_eq!(targets.is_residue, vec![true, true, true, false, true, false]);
+        assert_eq!(
+            targets.is_residue,
+            vec![true, true, true, false, true, false]
+        );
         let residues = targets.residues_only();
         assert_eq!(residues.labels, vec![5, 6, 7, 8]);
         assert_eq!(residues.positions, vec![0, 1, 2, 5]);

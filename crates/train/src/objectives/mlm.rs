@@ -178,9 +178,8 @@ impl MaskedSequences {
         let n = self.positions.len();
         MlmBatch {
             input_ids: Tensor::from_data(TensorData::new(self.input_ids, shape), device),
-            attention_mask: (self.attention_mask.contains(&0)).then(|| {
-                Tensor::from_data(TensorData::new(self.attention_mask, shape), device)
-            }),
+            attention_mask: (self.attention_mask.contains(&0))
+                .then(|| Tensor::from_data(TensorData::new(self.attention_mask, shape), device)),
             positions: Tensor::from_data(TensorData::new(self.positions, [n]), device),
             labels: Tensor::from_data(TensorData::new(self.labels, [n]), device),
         }
@@ -262,7 +261,10 @@ impl MaskedLm {
             ..EncoderInput::unpadded(batch.input_ids)
         };
         let model = self.steps.precision.autocast(&self.model);
-        let logits = self.steps.precision.to_f32(model.forward_at(input, batch.positions));
+        let logits = self
+            .steps
+            .precision
+            .to_f32(model.forward_at(input, batch.positions));
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
@@ -303,7 +305,10 @@ impl MlmScores {
         let n = labels.dims()[0];
         let labels = labels.reshape([n, 1]);
         let log_probs = activation::log_softmax(logits.clone(), 1);
-        let nll: f64 = -log_probs.gather(1, labels.clone()).sum().into_scalar::<f64>();
+        let nll: f64 = -log_probs
+            .gather(1, labels.clone())
+            .sum()
+            .into_scalar::<f64>();
         let correct = logits
             .argmax(1)
             .equal(labels)
@@ -376,7 +381,10 @@ mod tests {
                     4 => masked += 1,
                     id if id == label => kept += 1,
                     id => {
-                        assert!((5..25).contains(&id), "random replacements are standard residues");
+                        assert!(
+                            (5..25).contains(&id),
+                            "random replacements are standard residues"
+                        );
                         random += 1;
                     }
                 }
@@ -397,9 +405,20 @@ mod tests {
         let n = chosen as f64;
         // A random replacement equals the original 1 time in 20, counted as kept.
         let random_fraction = random as f64 / n;
-        assert!((masked as f64 / n - 0.8).abs() < 0.01, "mask {}", masked as f64 / n);
-        assert!((random_fraction - 0.1 * 0.95).abs() < 0.01, "random {random_fraction}");
-        assert!((kept as f64 / n - (0.1 + 0.1 * 0.05)).abs() < 0.01, "kept {}", kept as f64 / n);
+        assert!(
+            (masked as f64 / n - 0.8).abs() < 0.01,
+            "mask {}",
+            masked as f64 / n
+        );
+        assert!(
+            (random_fraction - 0.1 * 0.95).abs() < 0.01,
+            "random {random_fraction}"
+        );
+        assert!(
+            (kept as f64 / n - (0.1 + 0.1 * 0.05)).abs() < 0.01,
+            "kept {}",
+            kept as f64 / n
+        );
     }
 
     #[test]

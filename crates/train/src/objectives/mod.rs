@@ -25,10 +25,20 @@ macro_rules! classification_steps {
             type Input = $batch;
             type Output = burn::train::ClassificationOutput;
 
-            fn step(&self, batch: $batch) -> burn::train::TrainOutput<burn::train::ClassificationOutput> {
+            fn step(
+                &self,
+                batch: $batch,
+            ) -> burn::train::TrainOutput<burn::train::ClassificationOutput> {
                 let output = self.forward_loss(batch);
-                let grads = self.steps.precision.gradients(output.loss.clone(), self.steps.loss_scale, self);
-                burn::train::TrainOutput { grads, item: output }
+                let grads = self.steps.precision.gradients(
+                    output.loss.clone(),
+                    self.steps.loss_scale,
+                    self,
+                );
+                burn::train::TrainOutput {
+                    grads,
+                    item: output,
+                }
             }
         }
 

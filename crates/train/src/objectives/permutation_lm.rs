@@ -18,9 +18,9 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use burn::train::ClassificationOutput;
 use prottrans_data::{ResidueBatch, Tokenizer};
 use prottrans_models::{XlnetInput, XlnetLmHeadModel};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 
 use crate::error::TrainError;
 use crate::objectives::StepSettings;
@@ -63,7 +63,10 @@ impl PermutedSequences {
                 .contains(&0)
                 .then(|| Tensor::from_data(TensorData::new(self.attention_mask, [b, t]), device)),
             perm_mask: Tensor::from_data(TensorData::new(self.perm_mask, [b, t, t]), device),
-            target_mapping: Tensor::from_data(TensorData::new(self.target_mapping, [b, p, t]), device),
+            target_mapping: Tensor::from_data(
+                TensorData::new(self.target_mapping, [b, p, t]),
+                device,
+            ),
             rows: Tensor::from_data(TensorData::new(self.rows, [n]), device),
             labels: Tensor::from_data(TensorData::new(self.labels, [n]), device),
         }
@@ -99,7 +102,9 @@ impl PermutationBatcher {
     /// residues.
     pub fn new(tokenizer: Tokenizer, partial_prediction: usize) -> Result<Self, TrainError> {
         if partial_prediction == 0 {
-            return Err(TrainError::Invalid("autoregressive.partial_prediction must be at least 1".into()));
+            return Err(TrainError::Invalid(
+                "autoregressive.partial_prediction must be at least 1".into(),
+            ));
         }
         Ok(Self {
             tokenizer,
@@ -131,7 +136,11 @@ impl PermutationBatcher {
                 .map(|c| offset + c)
                 .collect();
             columns.shuffle(&mut rng);
-            let count = if columns.is_empty() { 0 } else { residues.len().div_ceil(self.partial_prediction).max(1) };
+            let count = if columns.is_empty() {
+                0
+            } else {
+                residues.len().div_ceil(self.partial_prediction).max(1)
+            };
             columns.truncate(count);
             orders.push(columns);
         }
@@ -240,7 +249,8 @@ mod tests {
 
     #[test]
     fn targets_are_hidden_from_context_and_earlier_targets() {
-        let batcher = PermutationBatcher::new(Tokenizer::new(Vocabulary::prottrans_xlnet()), 2).unwrap();
+        let batcher =
+            PermutationBatcher::new(Tokenizer::new(Vocabulary::prottrans_xlnet()), 2).unwrap();
         let batch = ResidueBatch {
             sequences: vec![vec![9, 10, 11, 12], vec![13]],
             seed: 7,
@@ -253,12 +263,20 @@ mod tests {
         assert_eq!(permuted.targets, 2, "half of 4 residues");
         assert_eq!(permuted.labels.len(), 3, "2 targets in row 0, 1 in row 1");
         // Row 0's targets in order.
-        let target = |k: usize| (0..seq).find(|&c| permuted.target_mapping[k * seq + c] == 1.0).unwrap();
+        let target = |k: usize| {
+            (0..seq)
+                .find(|&c| permuted.target_mapping[k * seq + c] == 1.0)
+                .unwrap()
+        };
         let (first, second) = (target(0), target(1));
         let hidden = |i: usize, j: usize| permuted.perm_mask[i * seq + j];
         for i in 0..seq {
             assert!(hidden(i, second), "the last target is seen by nobody");
-            assert_eq!(hidden(i, first), i != second, "only the later target sees the first ({i})");
+            assert_eq!(
+                hidden(i, first),
+                i != second,
+                "only the later target sees the first ({i})"
+            );
             for j in 0..seq {
                 if j != first && j != second {
                     assert!(!hidden(i, j), "context is visible to all");

@@ -22,8 +22,8 @@ use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
 use prottrans_models::{Electra, EncoderInput};
 use serde::{Deserialize, Serialize};
 
-use crate::objectives::mlm::{MlmBatch, MlmScores};
 use crate::objectives::StepSettings;
+use crate::objectives::mlm::{MlmBatch, MlmScores};
 
 /// ELECTRA's weight of the discriminator loss.
 pub const DEFAULT_DISCRIMINATOR_WEIGHT: f64 = 50.0;
@@ -170,8 +170,14 @@ impl TrainStep for ReplacedTokenDetection {
 
     fn step(&self, batch: MlmBatch) -> TrainOutput<ReplacedTokenOutput> {
         let output = self.forward_output(batch);
-        let grads = self.steps.precision.gradients(output.loss.clone(), self.steps.loss_scale, self);
-        TrainOutput { grads, item: output }
+        let grads =
+            self.steps
+                .precision
+                .gradients(output.loss.clone(), self.steps.loss_scale, self);
+        TrainOutput {
+            grads,
+            item: output,
+        }
     }
 }
 
@@ -234,9 +240,21 @@ pub struct ReplacedTokenScores {
 
 impl ReplacedTokenScores {
     fn add_tokens(&mut self, output: &ReplacedTokenOutput) -> Result<(), TensorReadError> {
-        let logits = output.discriminator_logits.clone().into_data().try_into_vec_as::<f32>()?;
-        let replaced = output.replaced.clone().into_data().try_into_vec_as::<f32>()?;
-        let weights = output.weights.clone().into_data().try_into_vec_as::<f32>()?;
+        let logits = output
+            .discriminator_logits
+            .clone()
+            .into_data()
+            .try_into_vec_as::<f32>()?;
+        let replaced = output
+            .replaced
+            .clone()
+            .into_data()
+            .try_into_vec_as::<f32>()?;
+        let weights = output
+            .weights
+            .clone()
+            .into_data()
+            .try_into_vec_as::<f32>()?;
         for ((&logit, &replaced), &weight) in logits.iter().zip(&replaced).zip(&weights) {
             if weight == 0.0 {
                 continue;
@@ -356,7 +374,10 @@ impl ElectraMetric {
     }
 
     fn percent(&self) -> bool {
-        !matches!(self.quantity, ElectraQuantity::GeneratorLoss | ElectraQuantity::DiscriminatorLoss)
+        !matches!(
+            self.quantity,
+            ElectraQuantity::GeneratorLoss | ElectraQuantity::DiscriminatorLoss
+        )
     }
 
     fn mean((sum, weight): (f64, f64)) -> f64 {
@@ -381,10 +402,13 @@ impl ElectraMetric {
                 let tokens = scores.tokens as f64;
                 match quantity {
                     ElectraQuantity::DiscriminatorLoss => (scores.discriminator_loss_sum, tokens),
-                    ElectraQuantity::DiscriminatorAccuracy => (100.0 * scores.correct as f64, tokens),
-                    ElectraQuantity::ReplacedRecall => {
-                        (100.0 * scores.replaced_caught as f64, scores.replaced as f64)
+                    ElectraQuantity::DiscriminatorAccuracy => {
+                        (100.0 * scores.correct as f64, tokens)
                     }
+                    ElectraQuantity::ReplacedRecall => (
+                        100.0 * scores.replaced_caught as f64,
+                        scores.replaced as f64,
+                    ),
                     _ => match scores.auc() {
                         Some(auc) => (100.0 * auc * tokens, tokens),
                         None => (0.0, 0.0),
@@ -434,7 +458,11 @@ impl Metric for ElectraMetric {
         .into()
     }
 
-    fn update(&mut self, input: &ReplacedTokenOutput, _: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        input: &ReplacedTokenOutput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         self.batch = self.measure(input)?;
         self.epoch = (self.epoch.0 + self.batch.0, self.epoch.1 + self.batch.1);
         Ok(self.entry(false))
@@ -514,11 +542,16 @@ mod tests {
             max_position_embeddings: 16,
             ..ElectraConfig::default()
         };
-        let objective = ReplacedTokenDetection::new(config.init(&device), DEFAULT_DISCRIMINATOR_WEIGHT);
+        let objective =
+            ReplacedTokenDetection::new(config.init(&device), DEFAULT_DISCRIMINATOR_WEIGHT);
         let mut replaced_anywhere = 0.0f32;
         for _ in 0..20 {
             let output = objective.forward_output(tiny_batch(&device));
-            let replaced = output.replaced.into_data().try_into_vec_as::<f32>().unwrap();
+            let replaced = output
+                .replaced
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .unwrap();
             for (position, &flag) in replaced.iter().enumerate() {
                 if ![2, 4, 9].contains(&position) {
                     assert_eq!(flag, 0.0, "position {position} is not masked");
@@ -528,10 +561,16 @@ mod tests {
             let total = output.loss.into_scalar::<f32>();
             let parts = output.generator_loss.into_scalar::<f32>()
                 + 50.0 * output.discriminator_loss.into_scalar::<f32>();
-            assert!((total - parts).abs() < 1e-4 * total.abs().max(1.0), "{total} vs {parts}");
+            assert!(
+                (total - parts).abs() < 1e-4 * total.abs().max(1.0),
+                "{total} vs {parts}"
+            );
         }
         // An untrained generator samples near-uniformly: [MASK] positions are almost always
         // replaced by something else.
-        assert!(replaced_anywhere > 40.0, "{replaced_anywhere} of 60 masked positions replaced");
+        assert!(
+            replaced_anywhere > 40.0,
+            "{replaced_anywhere} of 60 masked positions replaced"
+        );
     }
 }

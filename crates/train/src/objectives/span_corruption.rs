@@ -24,8 +24,8 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
-use crate::objectives::mlm::MlmScores;
 use crate::objectives::StepSettings;
+use crate::objectives::mlm::MlmScores;
 
 /// Sentinel tokens in the ProtT5 vocabulary.
 pub const SENTINELS: usize = 100;
@@ -100,7 +100,11 @@ pub struct SpanCorruptionBatcher {
 impl SpanCorruptionBatcher {
     /// A batcher for `tokenizer`'s vocabulary, which must have `</s>` and the sentinels
     /// `<extra_id_0>`...; `start_id` is the model's `decoder_start_token_id`.
-    pub fn new(tokenizer: &Tokenizer, config: CorruptionConfig, start_id: u32) -> Result<Self, TrainError> {
+    pub fn new(
+        tokenizer: &Tokenizer,
+        config: CorruptionConfig,
+        start_id: u32,
+    ) -> Result<Self, TrainError> {
         config.validate()?;
         let vocabulary = tokenizer.vocabulary();
         let Some(eos_id) = vocabulary.specials().eos else {
@@ -179,7 +183,8 @@ impl SpanCorruptionBatcher {
                             corrupted = true;
                         }
                     } else {
-                        input = i64::from(self.random_ids[rng.random_range(0..self.random_ids.len())]);
+                        input =
+                            i64::from(self.random_ids[rng.random_range(0..self.random_ids.len())]);
                         corrupted = true;
                     }
                 }
@@ -227,7 +232,10 @@ impl CorruptedSequences {
         let ints2 = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, shape), device);
         let ints1 = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device);
         T5Batch {
-            attention_mask: self.attention_mask.contains(&0).then(|| ints2(self.attention_mask)),
+            attention_mask: self
+                .attention_mask
+                .contains(&0)
+                .then(|| ints2(self.attention_mask)),
             input_ids: ints2(self.input_ids),
             decoder_input_ids: ints2(self.decoder_input_ids),
             target_positions: ints1(self.target_positions),
@@ -345,8 +353,14 @@ impl TrainStep for SpanCorruption {
 
     fn step(&self, batch: T5Batch) -> TrainOutput<ReconstructionOutput> {
         let output = self.forward_output(batch);
-        let grads = self.steps.precision.gradients(output.loss.clone(), self.steps.loss_scale, self);
-        TrainOutput { grads, item: output }
+        let grads =
+            self.steps
+                .precision
+                .gradients(output.loss.clone(), self.steps.loss_scale, self);
+        TrainOutput {
+            grads,
+            item: output,
+        }
     }
 }
 
@@ -474,7 +488,14 @@ impl Metric for ReconstructionAccuracy {
     type Input = ReconstructionInput;
 
     fn name(&self) -> MetricName {
-        MetricName::new(if self.corrupted_only { "Corrupted Accuracy" } else { "Reconstruction Accuracy" }.to_string())
+        MetricName::new(
+            if self.corrupted_only {
+                "Corrupted Accuracy"
+            } else {
+                "Reconstruction Accuracy"
+            }
+            .to_string(),
+        )
     }
 
     fn attributes(&self) -> MetricAttributes {
@@ -485,15 +506,26 @@ impl Metric for ReconstructionAccuracy {
         .into()
     }
 
-    fn update(&mut self, input: &ReconstructionInput, _: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
-        let predicted = input.logits.clone().argmax(1).reshape([input.targets.dims()[0]]);
+    fn update(
+        &mut self,
+        input: &ReconstructionInput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
+        let predicted = input
+            .logits
+            .clone()
+            .argmax(1)
+            .reshape([input.targets.dims()[0]]);
         let hits = predicted.equal(input.targets.clone()).int();
         let (correct, total) = if self.corrupted_only {
             let correct = (hits * input.corrupted.clone()).sum();
             (correct, input.corrupted.clone().sum())
         } else {
             let n = input.targets.dims()[0] as i64;
-            (hits.sum(), Tensor::<1, Int>::from_ints([n], &input.targets.device()))
+            (
+                hits.sum(),
+                Tensor::<1, Int>::from_ints([n], &input.targets.device()),
+            )
         };
         let correct = correct.into_data().try_into_vec_as::<i64>()?[0] as u64;
         let total = total.into_data().try_into_vec_as::<i64>()?[0] as u64;
@@ -552,7 +584,8 @@ mod tests {
     #[test]
     fn corruption_statistics_and_layout() {
         let tokenizer = Tokenizer::prot_t5();
-        let batcher = SpanCorruptionBatcher::new(&tokenizer, CorruptionConfig::default(), 0).unwrap();
+        let batcher =
+            SpanCorruptionBatcher::new(&tokenizer, CorruptionConfig::default(), 0).unwrap();
         let (mut residues, mut chosen, mut sentinel, mut random_differs) = (0, 0, 0, 0);
         for seed in 0..2000 {
             let b = batch(seed, &[5, 40, 17, 33]);
@@ -566,13 +599,25 @@ mod tests {
                 for column in 0..c.seq {
                     let flat = offset + column;
                     if column > seq.len() {
-                        assert_eq!((c.input_ids[flat], c.attention_mask[flat]), (0, 0), "padding");
+                        assert_eq!(
+                            (c.input_ids[flat], c.attention_mask[flat]),
+                            (0, 0),
+                            "padding"
+                        );
                         continue;
                     }
                     assert_eq!(c.target_positions[k], flat as i64);
-                    let target = if column == seq.len() { 1 } else { i64::from(seq[column]) };
+                    let target = if column == seq.len() {
+                        1
+                    } else {
+                        i64::from(seq[column])
+                    };
                     assert_eq!(c.targets[k], target);
-                    let previous = if column == 0 { 0 } else { i64::from(seq[column - 1]) };
+                    let previous = if column == 0 {
+                        0
+                    } else {
+                        i64::from(seq[column - 1])
+                    };
                     assert_eq!(c.decoder_input_ids[flat], previous, "shifted right");
                     let input = c.input_ids[flat];
                     if c.corrupted[k] == 1 {
@@ -596,7 +641,10 @@ mod tests {
         let rate = chosen as f64 / residues as f64;
         assert!((rate - 0.15).abs() < 0.005, "corruption rate {rate}");
         let sentinel_share = sentinel as f64 / chosen as f64;
-        assert!((sentinel_share - 0.9).abs() < 0.01, "sentinel share {sentinel_share}");
+        assert!(
+            (sentinel_share - 0.9).abs() < 0.01,
+            "sentinel share {sentinel_share}"
+        );
         assert!(random_differs > 0);
     }
 
@@ -611,19 +659,24 @@ mod tests {
         let c = batcher.corrupt(&batch(1, &[150]));
         assert_eq!(c.corrupted.iter().sum::<i64>(), 100);
         assert_eq!(c.input_ids[99], 28, "<extra_id_99>");
-        assert_eq!(c.input_ids[100], i64::from(batch(1, &[150]).sequences[0][100]));
+        assert_eq!(
+            c.input_ids[100],
+            i64::from(batch(1, &[150]).sequences[0][100])
+        );
     }
 
     #[test]
     fn every_batch_has_a_corrupted_residue_and_bert_vocabularies_are_refused() {
         let tokenizer = Tokenizer::prot_t5();
-        let batcher = SpanCorruptionBatcher::new(&tokenizer, CorruptionConfig::default(), 0).unwrap();
+        let batcher =
+            SpanCorruptionBatcher::new(&tokenizer, CorruptionConfig::default(), 0).unwrap();
         for seed in 0..200 {
             assert!(batcher.corrupt(&batch(seed, &[1])).corrupted.contains(&1));
         }
-        let err = SpanCorruptionBatcher::new(&Tokenizer::prot_bert(), CorruptionConfig::default(), 0)
-            .unwrap_err()
-            .to_string();
+        let err =
+            SpanCorruptionBatcher::new(&Tokenizer::prot_bert(), CorruptionConfig::default(), 0)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("</s>"), "{err}");
     }
 }

@@ -10,7 +10,10 @@ use burn::train::SupervisedTraining;
 use prottrans_import::{save_transfo_xl_lm_head, save_xlnet_lm_head};
 use prottrans_models::{TransfoXlConfig, XlnetConfig};
 
-use super::{Evaluation, evaluate_residues, PretrainReport, PretrainRun, Prepared, loaders, save_vocabulary, train};
+use super::{
+    Evaluation, Prepared, PretrainReport, PretrainRun, evaluate_residues, loaders, save_vocabulary,
+    train,
+};
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
 use crate::objectives::causal_lm::{CausalLm, CausalLmBatcher};
@@ -59,9 +62,14 @@ pub(super) fn pretrain_causal_lm(
     let sequences = (prepared.train_store.len(), prepared.valid_store.len());
     let segment_length = config.autoregressive().segment_length;
     let batcher = CausalLmBatcher::new(prepared.tokenizer.clone());
-    let (train_loader, valid_loader) =
-        loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
-    let model = CausalLm::new(txl.init(&prepared.train_device), segment_length).with_steps(run.step_settings());
+    let (train_loader, valid_loader) = loaders(
+        &batcher,
+        prepared.train_sampled,
+        prepared.valid_data.clone(),
+        config.data.num_workers,
+    );
+    let model = CausalLm::new(txl.init(&prepared.train_device), segment_length)
+        .with_steps(run.step_settings());
     eprintln!(
         "model: Transformer-XL, {} layers, width {}, segments of {segment_length} tokens with a memory of {}, {} parameters, on {}",
         txl.n_layer,
@@ -70,20 +78,31 @@ pub(super) fn pretrain_causal_lm(
         model.num_params(),
         run.placement()
     );
-    let training = next_token_metrics!(SupervisedTraining::new(&run.out, train_loader, valid_loader));
+    let training = next_token_metrics!(SupervisedTraining::new(
+        &run.out,
+        train_loader,
+        valid_loader
+    ));
     let trained = train(training, run, prepared.checkpoint, model)?;
     let model_dir = run.out.join("model");
     save_transfo_xl_lm_head(&trained.model, txl, &model_dir)?;
     save_vocabulary(&prepared.tokenizer, &model_dir)?;
 
-    let device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
-    let baseline = UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
+    let device = trained
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| run.device.clone());
+    let baseline =
+        UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
     let evaluation = evaluate_residues(&prepared.valid_data, &baseline, |batch| {
         let targets = batcher.frame(batch).residues_only();
         let labels = targets.labels.clone();
         (trained.score(targets.to_tensors(&device)), labels)
     })?;
-    Ok(report(CAUSAL_LM, run, sequences, evaluation, &baseline, model_dir, started))
+    Ok(report(
+        CAUSAL_LM, run, sequences, evaluation, &baseline, model_dir, started,
+    ))
 }
 
 /// XLNet by permutation LM.
@@ -97,9 +116,14 @@ pub(super) fn pretrain_permutation_lm(
     let sequences = (prepared.train_store.len(), prepared.valid_store.len());
     let partial_prediction = config.autoregressive().partial_prediction;
     let batcher = PermutationBatcher::new(prepared.tokenizer.clone(), partial_prediction)?;
-    let (train_loader, valid_loader) =
-        loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
-    let model = PermutationLm::new(xlnet.init(&prepared.train_device)).with_steps(run.step_settings());
+    let (train_loader, valid_loader) = loaders(
+        &batcher,
+        prepared.train_sampled,
+        prepared.valid_data.clone(),
+        config.data.num_workers,
+    );
+    let model =
+        PermutationLm::new(xlnet.init(&prepared.train_device)).with_steps(run.step_settings());
     eprintln!(
         "model: XLNet, {} layers, width {}, predicting 1/{partial_prediction} of the residues, {} parameters, on {}",
         xlnet.n_layer,
@@ -107,18 +131,35 @@ pub(super) fn pretrain_permutation_lm(
         model.num_params(),
         run.placement()
     );
-    let training = next_token_metrics!(SupervisedTraining::new(&run.out, train_loader, valid_loader));
+    let training = next_token_metrics!(SupervisedTraining::new(
+        &run.out,
+        train_loader,
+        valid_loader
+    ));
     let trained = train(training, run, prepared.checkpoint, model)?;
     let model_dir = run.out.join("model");
     save_xlnet_lm_head(&trained.model, xlnet, &model_dir)?;
     save_vocabulary(&prepared.tokenizer, &model_dir)?;
 
-    let device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
-    let baseline = UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
+    let device = trained
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| run.device.clone());
+    let baseline =
+        UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
     let evaluation = evaluate_residues(&prepared.valid_data, &baseline, |batch| {
         let permuted = batcher.permute(batch);
         let labels = permuted.labels.clone();
         (trained.score(permuted.to_tensors(&device)), labels)
     })?;
-    Ok(report(PERMUTATION_LM, run, sequences, evaluation, &baseline, model_dir, started))
+    Ok(report(
+        PERMUTATION_LM,
+        run,
+        sequences,
+        evaluation,
+        &baseline,
+        model_dir,
+        started,
+    ))
 }

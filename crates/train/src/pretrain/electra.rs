@@ -15,8 +15,8 @@ use prottrans_models::ElectraConfig;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    PretrainReport, PretrainRun, Prepared, REPLACED_TOKEN_DETECTION, for_each_masked_batch, loaders,
-    save_vocabulary, train,
+    Prepared, PretrainReport, PretrainRun, REPLACED_TOKEN_DETECTION, for_each_masked_batch,
+    loaders, save_vocabulary, train,
 };
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
@@ -54,7 +54,8 @@ impl std::fmt::Display for DiscriminatorReport {
             self.loss,
             100.0 * self.accuracy,
             100.0 * self.replaced_recall,
-            self.auc.map_or("n/a".to_string(), |auc| format!("{auc:.4}")),
+            self.auc
+                .map_or("n/a".to_string(), |auc| format!("{auc:.4}")),
             100.0 * self.all_original_accuracy
         )
     }
@@ -106,8 +107,12 @@ pub(super) fn pretrain_replaced_token(
 ) -> Result<PretrainReport, TrainError> {
     let config = &run.config;
     let batcher = MlmBatcher::new(prepared.tokenizer.clone(), config.masking())?;
-    let (train_loader, valid_loader) =
-        loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
+    let (train_loader, valid_loader) = loaders(
+        &batcher,
+        prepared.train_sampled,
+        prepared.valid_data.clone(),
+        config.data.num_workers,
+    );
 
     let generator = electra.generator_config();
     let weight = config.electra().discriminator_weight;
@@ -145,8 +150,13 @@ pub(super) fn pretrain_replaced_token(
     save_vocabulary(&prepared.tokenizer, &model_dir)?;
     save_vocabulary(&prepared.tokenizer, &model_dir.join(ELECTRA_GENERATOR_DIR))?;
 
-    let eval_device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
-    let baseline = UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
+    let eval_device = trained
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| run.device.clone());
+    let baseline =
+        UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
     let evaluation = evaluate_replaced_token(
         &trained,
         &baseline,

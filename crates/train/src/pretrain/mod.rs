@@ -31,8 +31,8 @@ use crate::objectives::span_corruption::{
     ReconstructionAccuracy, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher,
 };
 use crate::recipe::PretrainConfig;
-use prottrans_backend::Precision;
 use crate::renderer::ProgressRenderer;
+use prottrans_backend::Precision;
 
 /// The metrics of objectives that predict tokens (`ClassificationOutput`): loss and accuracy,
 /// the learning rate in training, perplexity in validation.
@@ -83,7 +83,11 @@ impl PretrainRun {
         }
         let precision = self.config.mixed_precision();
         if precision.compute() != Precision::F32 {
-            text += &format!(", computing in {} (loss scale {})", precision.compute(), precision.loss_scale());
+            text += &format!(
+                ", computing in {} (loss scale {})",
+                precision.compute(),
+                precision.loss_scale()
+            );
         }
         text
     }
@@ -92,7 +96,10 @@ impl PretrainRun {
     /// training steps.
     pub fn step_settings(&self) -> StepSettings {
         StepSettings::default()
-            .averaging_over(self.config.optimizer.grad_accumulation, 1 + self.extra_devices.len())
+            .averaging_over(
+                self.config.optimizer.grad_accumulation,
+                1 + self.extra_devices.len(),
+            )
             .with_precision(self.config.mixed_precision())
     }
 
@@ -224,7 +231,12 @@ fn entries_list(out: &Path) -> Vec<String> {
 fn entries_named(names: &[String], prefix: &str) -> Vec<usize> {
     names
         .iter()
-        .filter_map(|name| name.strip_prefix(prefix)?.strip_suffix(".bpk")?.parse().ok())
+        .filter_map(|name| {
+            name.strip_prefix(prefix)?
+                .strip_suffix(".bpk")?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
@@ -260,10 +272,15 @@ fn tokenizer_for(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
 /// it was trained with.
 fn save_vocabulary(tokenizer: &Tokenizer, model_dir: &Path) -> Result<(), TrainError> {
     let path = model_dir.join("vocab.txt");
-    std::fs::write(&path, tokenizer.vocabulary().to_vocab_txt()).map_err(|source| TrainError::Io { path, source })
+    std::fs::write(&path, tokenizer.vocabulary().to_vocab_txt())
+        .map_err(|source| TrainError::Io { path, source })
 }
 
-fn load_store(path: &Path, tokenizer: &Tokenizer, what: &str) -> Result<Arc<SequenceStore>, TrainError> {
+fn load_store(
+    path: &Path,
+    tokenizer: &Tokenizer,
+    what: &str,
+) -> Result<Arc<SequenceStore>, TrainError> {
     let start = Instant::now();
     let store = SequenceStore::from_fasta(path, tokenizer)?;
     eprintln!(
@@ -316,7 +333,9 @@ pub(super) fn evaluate_residues(
     let mut scores = MlmScores::default();
     let mut labels = Vec::new();
     for index in 0..data.len() {
-        let batch = data.get(index).map_err(|e| TrainError::Training(e.to_string()))?;
+        let batch = data
+            .get(index)
+            .map_err(|e| TrainError::Training(e.to_string()))?;
         let (batch_scores, batch_labels) = score(&batch);
         scores.add(batch_scores);
         labels.extend(batch_labels.into_iter().map(|l| l as u32));
@@ -374,12 +393,21 @@ pub fn evaluate_reconstruction(
             .get(index)
             .map_err(|e| TrainError::Training(e.to_string()))?;
         let corrupted = batcher.corrupt(&batch);
-        for (k, (&target, &hit)) in corrupted.targets.iter().zip(&corrupted.corrupted).enumerate() {
+        for (k, (&target, &hit)) in corrupted
+            .targets
+            .iter()
+            .zip(&corrupted.corrupted)
+            .enumerate()
+        {
             if hit == 1 {
                 corrupted_labels.push(target as u32);
             }
             let input = corrupted.input_ids[corrupted.target_positions[k] as usize];
-            let guess = if batcher.is_sentinel(input) { i64::from(baseline.majority) } else { input };
+            let guess = if batcher.is_sentinel(input) {
+                i64::from(baseline.majority)
+            } else {
+                input
+            };
             copied += u64::from(guess == target);
             targets += 1;
         }
@@ -420,7 +448,10 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     let resume_from = latest_checkpoint(&run.out);
     let checkpoint = match (run.resume, resume_from) {
         (true, Some(epoch)) => {
-            eprintln!("resuming from checkpoint {epoch} (step {})", epoch * config.schedule.checkpoint_every);
+            eprintln!(
+                "resuming from checkpoint {epoch} (step {})",
+                epoch * config.schedule.checkpoint_every
+            );
             Some(epoch)
         }
         (true, None) => {
@@ -456,7 +487,12 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     let planner = config.planner();
     let seed = config.data.seed;
     let train_data = BatchedSequences::new(train_store.clone(), &planner, CropMode::Random, seed)?;
-    let valid_data = BatchedSequences::new(valid_store.clone(), &planner, CropMode::Start, seed ^ 0x5eed)?;
+    let valid_data = BatchedSequences::new(
+        valid_store.clone(),
+        &planner,
+        CropMode::Start,
+        seed ^ 0x5eed,
+    )?;
     for device in std::iter::once(&run.device).chain(&run.extra_devices) {
         config.optimizer.precision.check(device)?;
     }
@@ -530,13 +566,23 @@ fn train<M: LearnerModel>(
     let config = &run.config;
     let accumulation = config.optimizer.grad_accumulation;
     let metrics = run.out.join("metrics.jsonl");
-    let renderer = ProgressRenderer::new(&metrics, config.schedule.checkpoint_every, run.batches_per_step())
-        .map_err(|source| TrainError::Io { path: metrics, source })?;
+    let renderer = ProgressRenderer::new(
+        &metrics,
+        config.schedule.checkpoint_every,
+        run.batches_per_step(),
+    )
+    .map_err(|source| TrainError::Io {
+        path: metrics,
+        source,
+    })?;
     let mut training = training;
     if !run.extra_devices.is_empty() {
-        let devices = std::iter::once(run.device.clone()).chain(run.extra_devices.iter().cloned()).collect();
-        training = training
-            .with_training_strategy(ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into());
+        let devices = std::iter::once(run.device.clone())
+            .chain(run.extra_devices.iter().cloned())
+            .collect();
+        training = training.with_training_strategy(
+            ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),
+        );
     }
     let mut training = training
         .with_default_checkpointers()
@@ -557,7 +603,8 @@ fn train<M: LearnerModel>(
 
 fn write_report(run: &PretrainRun, report: &PretrainReport) -> Result<(), TrainError> {
     let path = run.out.join("report.json");
-    let json = serde_json::to_string_pretty(report).map_err(|e| TrainError::Invalid(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(report).map_err(|e| TrainError::Invalid(e.to_string()))?;
     std::fs::write(&path, json).map_err(|source| TrainError::Io { path, source })
 }
 
@@ -566,11 +613,19 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     let started = Instant::now();
     let prepared = prepare(&run)?;
     let report = match &run.config.model {
-        ModelConfig::Bert(_) | ModelConfig::Albert(_) => pretrain_masked_lm(&run, prepared, started)?,
-        ModelConfig::Electra(electra) => electra::pretrain_replaced_token(&run, prepared, electra, started)?,
+        ModelConfig::Bert(_) | ModelConfig::Albert(_) => {
+            pretrain_masked_lm(&run, prepared, started)?
+        }
+        ModelConfig::Electra(electra) => {
+            electra::pretrain_replaced_token(&run, prepared, electra, started)?
+        }
         ModelConfig::T5(t5) => pretrain_span_corruption(&run, prepared, t5, started)?,
-        ModelConfig::Xlnet(xlnet) => autoregressive::pretrain_permutation_lm(&run, prepared, xlnet, started)?,
-        ModelConfig::TransfoXl(txl) => autoregressive::pretrain_causal_lm(&run, prepared, txl, started)?,
+        ModelConfig::Xlnet(xlnet) => {
+            autoregressive::pretrain_permutation_lm(&run, prepared, xlnet, started)?
+        }
+        ModelConfig::TransfoXl(txl) => {
+            autoregressive::pretrain_causal_lm(&run, prepared, txl, started)?
+        }
     };
     write_report(&run, &report)?;
     Ok(report)
@@ -583,8 +638,12 @@ fn pretrain_masked_lm(
 ) -> Result<PretrainReport, TrainError> {
     let config = &run.config;
     let batcher = MlmBatcher::new(prepared.tokenizer.clone(), config.masking())?;
-    let (train_loader, valid_loader) =
-        loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
+    let (train_loader, valid_loader) = loaders(
+        &batcher,
+        prepared.train_sampled,
+        prepared.valid_data.clone(),
+        config.data.num_workers,
+    );
 
     let device = &prepared.train_device;
     let (model, shape): (MlmModel, _) = match &config.model {
@@ -601,30 +660,64 @@ fn pretrain_masked_lm(
         ),
         ModelConfig::Bert(bert) => (
             bert.init(device).into(),
-            format!("BERT, {} layers, width {}", bert.num_hidden_layers, bert.hidden_size),
+            format!(
+                "BERT, {} layers, width {}",
+                bert.num_hidden_layers, bert.hidden_size
+            ),
         ),
-        other => return Err(TrainError::Invalid(format!("{} is not trained by masked LM", other.architecture()))),
+        other => {
+            return Err(TrainError::Invalid(format!(
+                "{} is not trained by masked LM",
+                other.architecture()
+            )));
+        }
     };
-    let model = MaskedLm::new(model, 1)
-        .with_steps(run.step_settings());
-    eprintln!("model: {shape}, {} parameters, on {}", model.num_params(), run.placement());
-    let training = next_token_metrics!(SupervisedTraining::new(&run.out, train_loader, valid_loader));
+    let model = MaskedLm::new(model, 1).with_steps(run.step_settings());
+    eprintln!(
+        "model: {shape}, {} parameters, on {}",
+        model.num_params(),
+        run.placement()
+    );
+    let training = next_token_metrics!(SupervisedTraining::new(
+        &run.out,
+        train_loader,
+        valid_loader
+    ));
     let trained = train(training, run, prepared.checkpoint, model)?;
     let model_dir = run.out.join("model");
     match (&trained.model, &config.model) {
-        (MlmModel::Bert(model), ModelConfig::Bert(bert)) => save_bert_for_masked_lm(model, bert, &model_dir)?,
-        (MlmModel::Albert(model), ModelConfig::Albert(albert)) => save_albert_for_masked_lm(model, albert, &model_dir)?,
-        _ => return Err(TrainError::Invalid("the trained model does not match its configuration".into())),
+        (MlmModel::Bert(model), ModelConfig::Bert(bert)) => {
+            save_bert_for_masked_lm(model, bert, &model_dir)?
+        }
+        (MlmModel::Albert(model), ModelConfig::Albert(albert)) => {
+            save_albert_for_masked_lm(model, albert, &model_dir)?
+        }
+        _ => {
+            return Err(TrainError::Invalid(
+                "the trained model does not match its configuration".into(),
+            ));
+        }
     }
     save_vocabulary(&prepared.tokenizer, &model_dir)?;
 
-    let eval_device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
-    let baseline = UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
+    let eval_device = trained
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| run.device.clone());
+    let baseline =
+        UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
     let Evaluation {
         model: scores,
         unigram_loss,
         unigram_accuracy,
-    } = evaluate(&trained, &baseline, &prepared.valid_data, &batcher, &eval_device)?;
+    } = evaluate(
+        &trained,
+        &baseline,
+        &prepared.valid_data,
+        &batcher,
+        &eval_device,
+    )?;
 
     Ok(PretrainReport {
         objective: MASKED_LM.into(),
@@ -655,11 +748,15 @@ fn pretrain_span_corruption(
     let start = u32::try_from(t5.decoder_start_token_id)
         .map_err(|_| TrainError::Invalid("decoder_start_token_id is out of range".into()))?;
     let batcher = SpanCorruptionBatcher::new(&prepared.tokenizer, config.corruption(), start)?;
-    let (train_loader, valid_loader) =
-        loaders(&batcher, prepared.train_sampled, prepared.valid_data.clone(), config.data.num_workers);
+    let (train_loader, valid_loader) = loaders(
+        &batcher,
+        prepared.train_sampled,
+        prepared.valid_data.clone(),
+        config.data.num_workers,
+    );
 
-    let model = SpanCorruption::new(t5.init(&prepared.train_device), 1)
-        .with_steps(run.step_settings());
+    let model =
+        SpanCorruption::new(t5.init(&prepared.train_device), 1).with_steps(run.step_settings());
     eprintln!(
         "model: T5, {}+{} layers, width {}, {} parameters, on {}",
         t5.num_layers,
@@ -680,9 +777,20 @@ fn pretrain_span_corruption(
     let model_dir = run.out.join("model");
     save_t5(&trained.model, t5, &model_dir)?;
 
-    let eval_device = trained.devices().into_iter().next().unwrap_or_else(|| run.device.clone());
-    let baseline = UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
-    let evaluation = evaluate_reconstruction(&trained, &baseline, &prepared.valid_data, &batcher, &eval_device)?;
+    let eval_device = trained
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| run.device.clone());
+    let baseline =
+        UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
+    let evaluation = evaluate_reconstruction(
+        &trained,
+        &baseline,
+        &prepared.valid_data,
+        &batcher,
+        &eval_device,
+    )?;
     let corrupted = evaluation.model.corrupted;
     let all = evaluation.model.all;
     Ok(PretrainReport {
