@@ -290,3 +290,34 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Write the proteins of a labelled CSV as FASTA.
+#[derive(clap::Args, Debug)]
+pub struct CsvToFastaArgs {
+    /// secondary-structure or localization (which CSV layout).
+    #[arg(long)]
+    task: prottrans::transfer::Task,
+    /// The labelled CSV.
+    #[arg(long)]
+    input: PathBuf,
+    /// The FASTA file to write.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+pub fn csv_to_fasta(
+    CsvToFastaArgs {
+        task,
+        input,
+        output,
+    }: CsvToFastaArgs,
+) -> anyhow::Result<()> {
+    let set = prottrans::transfer::LabelledSet::read(&input, task)?;
+    set.write_fasta(&output)?;
+    println!(
+        "{} proteins written to {}",
+        set.records.len(),
+        output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `prottrans embed`: per-residue or per-protein embeddings of a FASTA file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use prottrans::prelude::*;
+
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    /// Checkpoint directory in the Hugging Face layout (config.json + model.safetensors or
+    /// pytorch_model.bin), e.g. a download of Rostlab/prot_bert or `prottrans pretrain`'s model/.
+    #[arg(long)]
+    model: PathBuf,
+    /// Proteins, FASTA (plain or .gz).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output file: .h5 (needs the `hdf5` feature) or .npz. Keys are the first word of each
+    /// header with `/` and `.` replaced by `_`.
+    #[arg(long)]
+    output: PathBuf,
+    /// One mean vector [d] per protein (over residues only) instead of [L, d].
+    #[arg(long)]
+    per_protein: bool,
+    /// Device to run on.
+    #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
+    device: DeviceSpec,
+    /// Precision of weights and computation: f32, f16 or bf16 (output is always f32).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
+    /// Most residues per batch.
+    #[arg(long, default_value_t = 4000)]
+    max_residues: usize,
+    /// Most proteins per batch.
+    #[arg(long, default_value_t = 100)]
+    max_batch: usize,
+    /// Proteins longer than this run alone.
+    #[arg(long, default_value_t = 1000)]
+    alone_above: usize,
+    /// Longest protein accepted (default: what the model's positions allow). Longer ones stop
+    /// the run with an error naming them, unless --skip-long.
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Leave proteins above the length limit out (they are listed) instead of failing.
+    #[arg(long)]
+    skip_long: bool,
+    /// XLNet and Transformer-XL: a protein longer than this many tokens runs alone, in
+    /// segments, each after the memory of the previous ones (0: one pass). Default: one pass
+    /// for XLNet, as the ProtTrans authors embed; the model's `mem_len` for Transformer-XL.
+    #[arg(long)]
+    segment_length: Option<usize>,
+    /// Continue an interrupted run, or add the proteins an existing output lacks.
+    #[arg(long)]
+    resume: bool,
+    /// Also write the run summary (throughput, peak memory) as JSON here.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// Sleep this long after each batch (for testing interruption).
+    #[arg(long, hide = true)]
+    batch_delay_ms: Option<u64>,
+}
+
+pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use prottrans::embed::{EmbedJob, EmbedOptions, Embedder, LongPolicy, Progress};
+
+    let device = args.device.device()?;
+    let embedder = Embedder::load_with_precision(&args.model, &device, args.precision)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let embedder = match args.segment_length {
+        Some(length) => embedder.with_segment_length(Some(length)),
+        None => embedder,
+    };
+    let job = EmbedJob {
+        embedder: &embedder,
+        input: args.input.clone(),
+        output: args.output.clone(),
+        options: EmbedOptions {
+            per_protein: args.per_protein,
+            max_residues: args.max_residues,
+            max_batch: args.max_batch,
+            alone_above: args.alone_above,
+            max_length: args.max_length,
+            long_policy: if args.skip_long {
+                LongPolicy::Skip
+            } else {
+                LongPolicy::Error
+            },
+            resume: args.resume,
+            batch_delay: args.batch_delay_ms.map(std::time::Duration::from_millis),
+        },
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {human_pos}/{human_len} residues, {msg} (eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    // On a terminal the bar animates; in logs (CI, batch jobs) a plain line every ten seconds.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_line = std::time::Instant::now();
+    let started = std::time::Instant::now();
+    let (mut proteins, mut total) = (0usize, 0usize);
+    let summary = job
+        .run(&mut |event| match event {
+            Progress::Started {
+                proteins: n,
+                residues,
+                already_done,
+            } => {
+                total = *n;
+                bar.set_length(*residues as u64);
+                if *already_done > 0 {
+                    bar.println(format!("{already_done} proteins already done, skipped"));
+                }
+            }
+            Progress::Batch {
+                proteins: n,
+                residues,
+            } => {
+                proteins += n;
+                bar.inc(*residues as u64);
+                let seconds = started.elapsed().as_secs_f64().max(1e-9);
+                let message = format!(
+                    "{proteins}/{total} proteins, {:.1} proteins/s, {:.0} residues/s",
+                    proteins as f64 / seconds,
+                    bar.position() as f64 / seconds
+                );
+                if !terminal && (last_line.elapsed().as_secs() >= 10 || proteins == total) {
+                    eprintln!(
+                        "[{:.0} s] {}/{} residues, {message}",
+                        seconds,
+                        bar.position(),
+                        bar.length().unwrap_or(0)
+                    );
+                    last_line = std::time::Instant::now();
+                }
+                bar.set_message(message);
+            }
+            Progress::Writing { entries } => {
+                bar.finish_and_clear();
+                eprintln!("writing {entries} proteins to {}", args.output.display());
+            }
+        })
+        .with_context(|| {
+            format!(
+                "embedding {} into {}",
+                args.input.display(),
+                args.output.display()
+            )
+        })?;
+    bar.finish_and_clear();
+    let peak = summary
+        .peak_rss_bytes
+        .map(|b| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0)))
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "embedded {} proteins ({} residues, {} batches) in {:.1} s: {:.2} proteins/s, {:.0} residues/s; peak memory {peak}",
+        summary.proteins,
+        summary.residues,
+        summary.batches,
+        summary.seconds,
+        summary.proteins_per_s,
+        summary.residues_per_s
+    );
+    if summary.already_done > 0 {
+        println!("{} proteins were already done", summary.already_done);
+    }
+    if !summary.skipped_long.is_empty() {
+        let shown = summary.skipped_long.len().min(10);
+        let more = summary.skipped_long.len() - shown;
+        println!(
+            "skipped {} proteins above the length limit: {}{}",
+            summary.skipped_long.len(),
+            summary.skipped_long[..shown].join(", "),
+            if more > 0 {
+                format!(
+                    " and {more} more ({})",
+                    if args.summary_json.is_some() {
+                        "all in the --summary-json file"
+                    } else {
+                        "--summary-json lists all"
+                    }
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!(
+        "{}: {} proteins, {}",
+        args.output.display(),
+        summary.entries,
+        if args.per_protein {
+            "per-protein [d]"
+        } else {
+            "per-residue [L, d]"
+        }
+    );
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
