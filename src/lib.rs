@@ -14,6 +14,7 @@
 //! | [`import`] | `prottrans-import` | Hugging Face checkpoint directories in and out |
 //! | [`train`] | `prottrans-train` | objectives, recipes and burn-train pretraining |
 //! | [`embed`] | `prottrans-embed` | per-residue and per-protein embeddings, FASTA to h5/npz |
+//! | [`generate`] | `prottrans-generate` | new proteins from XLNet and Transformer-XL, ProtT5 fill-in |
 //! | [`transfer`] | `prottrans-transfer` | supervised heads on frozen embeddings: secondary structure, localisation |
 //!
 //! ```no_run
@@ -37,6 +38,7 @@
 pub use prottrans_backend as backend;
 pub use prottrans_data as data;
 pub use prottrans_embed as embed;
+pub use prottrans_generate as generate;
 pub use prottrans_import as import;
 pub use prottrans_models as models;
 pub use prottrans_train as train;

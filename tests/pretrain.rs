@@ -202,7 +202,7 @@ fn t5_span_corruption_trains_reports_and_saves_a_loadable_model() {
     let device = DeviceSpec::Cpu.device().unwrap();
     let (config, _) = load_t5(&report.model_dir, &device).unwrap();
     assert_eq!((config.num_layers, config.d_model), (2, 32));
-    let generator = prottrans::embed::Generator::load(&report.model_dir, &device).unwrap();
+    let generator = prottrans::generate::Generator::load(&report.model_dir, &device).unwrap();
     let filled = generator.fill("p", "MKT_AYIAK_QR", 13).unwrap();
     assert_eq!(
         filled.filled.iter().map(|f| f.0).collect::<Vec<_>>(),

@@ -321,7 +321,8 @@ fn shift_right_starts_with_the_decoder_start_token() {
 /// output is the model's greedy rewrite, and bad characters are named with their position.
 #[test]
 fn the_generator_fills_hidden_residues() {
-    let generator = prottrans::embed::Generator::load(fixture("t5_relu_tiny"), &device()).unwrap();
+    let generator =
+        prottrans::generate::Generator::load(fixture("t5_relu_tiny"), &device()).unwrap();
     let (ids, hidden) = generator.encode("p", "mk_a _Y").unwrap();
     assert_eq!(ids, vec![19, 14, 127, 3, 126, 18, 1]);
     assert_eq!(hidden, vec![2, 4]);

@@ -434,7 +434,7 @@ fn transfo_xl_embeds_long_proteins_through_its_memory() {
 /// Sampling continues the prompt with standard residues, reproducibly for a seed.
 #[test]
 fn sampling_from_xlnet_and_transfo_xl_continues_the_prompt() {
-    use prottrans::embed::{Sampler, SamplingOptions, seeded};
+    use prottrans::generate::{Sampler, SamplingOptions, seeded};
     let device = device();
     let xlnet_dir = xlnet_checkpoint_with_spiece();
     let options = SamplingOptions {

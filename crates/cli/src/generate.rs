@@ -48,7 +48,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = device.device()?;
     let checkpoint =
         Checkpoint::open(&model).with_context(|| format!("loading {}", model.display()))?;
-    if prottrans::embed::Sampler::supports(checkpoint.config()) {
+    if prottrans::generate::Sampler::supports(checkpoint.config()) {
         return sample(
             &model,
             &device,
@@ -61,7 +61,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         !sequences.is_empty(),
         "ProtT5 fills in residues: give at least one --sequence with `_` at the residues to predict"
     );
-    let generator = prottrans::embed::Generator::load(&model, &device)
+    let generator = prottrans::generate::Generator::load(&model, &device)
         .with_context(|| format!("loading {}", model.display()))?;
     println!("id\tinput\toutput\tfilled");
     for (i, sequence) in sequences.iter().enumerate() {
@@ -95,9 +95,9 @@ fn sample(
         temperature > 0.0 && temperature.is_finite(),
         "--temperature must be a positive number"
     );
-    let sampler = prottrans::embed::Sampler::load(model, device)
+    let sampler = prottrans::generate::Sampler::load(model, device)
         .with_context(|| format!("loading {}", model.display()))?;
-    let options = prottrans::embed::SamplingOptions {
+    let options = prottrans::generate::SamplingOptions {
         max_new_tokens: max_new_tokens.unwrap_or(100),
         temperature,
         top_k,
@@ -107,7 +107,7 @@ fn sample(
     } else {
         prompts
     };
-    let mut rng = prottrans::embed::seeded(seed);
+    let mut rng = prottrans::generate::seeded(seed);
     for (p, prompt) in prompts.iter().enumerate() {
         for s in 0..num_samples {
             let record = format!("prompt{}", p + 1);

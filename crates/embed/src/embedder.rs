@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
+use prottrans_data::Tokenizer;
 use prottrans_data::tokenizer::PaddingSide;
-use prottrans_data::{Tokenizer, Vocabulary};
-use prottrans_import::Checkpoint;
+use prottrans_import::{Checkpoint, checkpoint_tokenizer};
 use prottrans_models::{Encoder, EncoderInput, ModelConfig, ProteinEncoder};
 
 use crate::error::EmbedError;
@@ -57,7 +57,7 @@ impl Embedder {
         }
         let checkpoint = Checkpoint::open(dir)?;
         let config = checkpoint.config().clone();
-        let tokenizer = tokenizer_for(dir, &config)?;
+        let tokenizer = checkpoint_tokenizer(dir, &config)?;
         let mut encoder = checkpoint.load_encoder(&device, precision.dtype())?;
         // XLNet: the authors load ProtXLNet with `mem_len=512` and embed each protein in one
         // pass (memory only matters to segments read after it), so that is the default; with
@@ -276,61 +276,4 @@ pub fn mean_over_residues(residues: &Array2<f32>) -> Array1<f32> {
         .mean_axis(Axis(0))
         .map(|mean| mean.mapv(|x| x as f32))
         .unwrap_or_else(|| Array1::zeros(residues.ncols()))
-}
-
-/// The tokenizer an architecture was trained with: the checkpoint's own `vocab.txt` when it
-/// has one, the released vocabulary otherwise.
-pub(crate) fn tokenizer_for(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, EmbedError> {
-    let vocab_txt = dir.join("vocab.txt");
-    let read_vocab_txt = || -> Result<Vocabulary, EmbedError> {
-        let text = std::fs::read_to_string(&vocab_txt).map_err(EmbedError::io(&vocab_txt))?;
-        Ok(Vocabulary::from_bert_vocab_txt(
-            &vocab_txt.display().to_string(),
-            &text,
-        )?)
-    };
-    let vocabulary = match config {
-        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_)
-            if vocab_txt.is_file() =>
-        {
-            read_vocab_txt()?
-        }
-        // ProtElectra was trained with ProtBert's vocabulary; prottrans trains Transformer-XL
-        // with it too (ProtTXL's was not released).
-        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_) => {
-            Vocabulary::prot_bert()
-        }
-        // ProtAlbert's 34-piece and ProtXLNet's 37-piece sentencepiece tables are not published
-        // in full, so they are read from the checkpoint (the released ones ship `spiece.model`),
-        // never guessed.
-        ModelConfig::Albert(_) | ModelConfig::Xlnet(_) => {
-            let spiece = dir.join("spiece.model");
-            let tokenizer_json = dir.join("tokenizer.json");
-            if spiece.is_file() {
-                Vocabulary::from_sentencepiece_file(&spiece)?
-            } else if tokenizer_json.is_file() {
-                Vocabulary::from_tokenizer_json_file(&tokenizer_json)?
-            } else if vocab_txt.is_file() {
-                read_vocab_txt()?
-            } else {
-                return Err(EmbedError::Options(format!(
-                    "{}: an {} checkpoint needs its vocabulary: spiece.model (as Rostlab/prot_{} ships it), tokenizer.json or vocab.txt",
-                    dir.display(),
-                    config.architecture().name().to_uppercase(),
-                    config.architecture().name()
-                )));
-            }
-        }
-        // One sentencepiece piece per residue with fixed ids: `spiece.model` adds nothing.
-        ModelConfig::T5(_) => Vocabulary::prot_t5(),
-    };
-    if vocabulary.len() > config.vocab_size() {
-        return Err(EmbedError::Options(format!(
-            "{}: the vocabulary has {} tokens but the model only {} embeddings",
-            dir.display(),
-            vocabulary.len(),
-            config.vocab_size()
-        )));
-    }
-    Ok(Tokenizer::new(vocabulary))
 }

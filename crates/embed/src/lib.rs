@@ -6,7 +6,6 @@
 //!   embedder does it (longest first, batches bounded by residues and sequences, long proteins
 //!   alone), written atomically and resumable after an interruption.
 //! - [`output`]: the two file formats, for writing and for reading back.
-//! - [`Generator`]: a ProtT5 that fills in hidden residues by greedy decoding.
 //!
 //! ```no_run
 //! use prottrans_embed::Embedder;
@@ -20,20 +19,16 @@
 
 mod embedder;
 mod error;
-mod generate;
 mod job;
 pub mod output;
 mod parts;
 mod plan;
-mod sample;
 
 pub use embedder::{Embedder, Precision, mean_over_residues};
 pub use error::EmbedError;
-pub use generate::{Filled, Generator, HIDDEN};
 pub use job::{EmbedJob, EmbedOptions, EmbedSummary, LongPolicy, Progress, protein_key};
 pub use output::OutputFormat;
 pub use plan::plan_batches;
-pub use sample::{Sampled, Sampler, SamplingOptions, seeded};
 
 /// The re-exported ndarray, whose arrays the embeddings are.
 pub use ndarray;

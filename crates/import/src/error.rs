@@ -97,6 +97,12 @@ pub enum ImportError {
         /// What is wrong.
         problems: WeightProblems,
     },
+    /// The checkpoint's vocabulary file is unreadable or invalid.
+    #[error(transparent)]
+    Tokenize(#[from] prottrans_data::TokenizeError),
+    /// The checkpoint lacks its vocabulary, or it does not fit the model.
+    #[error("{0}")]
+    Vocabulary(String),
     /// Another I/O failure.
     #[error("{path}: {source}")]
     Io {

@@ -10,6 +10,7 @@
 mod error;
 mod hf;
 pub mod key_map;
+mod tokenizer;
 
 pub use error::{ImportError, WeightProblems};
 pub use hf::{
@@ -18,3 +19,4 @@ pub use hf::{
     save_albert_for_masked_lm, save_bert_for_masked_lm, save_electra, save_t5,
     save_transfo_xl_lm_head, save_xlnet_lm_head,
 };
+pub use tokenizer::checkpoint_tokenizer;

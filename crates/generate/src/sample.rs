@@ -23,7 +23,7 @@ use prottrans_models::{
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::error::EmbedError;
+use crate::error::GenerateError;
 
 /// How residues are drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,17 +80,17 @@ impl Sampler {
 
     /// Loads an `XLNetLMHeadModel` or `TransfoXLLMHeadModel` checkpoint directory with the
     /// vocabulary beside it (as for embedding).
-    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, EmbedError> {
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, GenerateError> {
         let dir = dir.as_ref();
         let checkpoint = Checkpoint::open(dir)?;
-        let tokenizer = crate::embedder::tokenizer_for(dir, checkpoint.config())?;
+        let tokenizer = prottrans_import::checkpoint_tokenizer(dir, checkpoint.config())?;
         let model = match checkpoint.config() {
             ModelConfig::TransfoXl(_) => {
                 Model::TransfoXl(checkpoint.load_transfo_xl_lm_head(device)?.1)
             }
             ModelConfig::Xlnet(_) => Model::Xlnet(checkpoint.load_xlnet_lm_head(device)?.1),
             other => {
-                return Err(EmbedError::Options(format!(
+                return Err(GenerateError::Unsupported(format!(
                     "{}: sampling needs an XLNet or Transformer-XL checkpoint, this is {} (ProtT5 fills in residues instead: `_` in --sequence)",
                     dir.display(),
                     other.architecture()
@@ -100,7 +100,7 @@ impl Sampler {
         let vocab_size = checkpoint.config().vocab_size();
         let residues = tokenizer.vocabulary().standard_residue_ids();
         if residues.is_empty() || residues.iter().any(|&id| id as usize >= vocab_size) {
-            return Err(EmbedError::Options(format!(
+            return Err(GenerateError::Unsupported(format!(
                 "{}: the vocabulary `{}` does not give the 20 standard residues ids below the model's {vocab_size} embeddings",
                 dir.display(),
                 tokenizer.vocabulary().name()
@@ -126,7 +126,7 @@ impl Sampler {
         prompt: &str,
         options: &SamplingOptions,
         rng: &mut StdRng,
-    ) -> Result<Sampled, EmbedError> {
+    ) -> Result<Sampled, GenerateError> {
         let prompt: String = prompt.chars().filter(|c| !c.is_whitespace()).collect();
         let residues = if prompt.is_empty() {
             Vec::new()
@@ -141,7 +141,7 @@ impl Sampler {
         match &self.model {
             Model::TransfoXl(model) => {
                 let (Some(start), Some(end)) = (specials.cls, specials.sep) else {
-                    return Err(EmbedError::Options(format!(
+                    return Err(GenerateError::Unsupported(format!(
                         "{}: vocabulary `{}` has no [CLS]/[SEP]",
                         self.source.display(),
                         vocabulary.name()
@@ -236,12 +236,12 @@ impl Sampler {
         allowed: &[u32],
         options: &SamplingOptions,
         rng: &mut StdRng,
-    ) -> Result<u32, EmbedError> {
+    ) -> Result<u32, GenerateError> {
         let logits = logits
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .map_err(|e| EmbedError::Options(format!("reading the model output: {e:?}")))?;
+            .map_err(|e| GenerateError::Output(format!("{e:?}")))?;
         Ok(draw(&logits, allowed, options, rng))
     }
 }

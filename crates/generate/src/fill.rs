@@ -10,7 +10,7 @@ use prottrans_import::Checkpoint;
 use prottrans_models::{EncoderInput, T5ForConditionalGeneration};
 use serde::Serialize;
 
-use crate::error::EmbedError;
+use crate::error::GenerateError;
 
 /// The character that marks a residue to predict.
 pub const HIDDEN: char = '_';
@@ -38,7 +38,7 @@ pub struct Filled {
 impl Generator {
     /// Loads a `T5ForConditionalGeneration` checkpoint directory (the encoder-only release
     /// cannot generate).
-    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, EmbedError> {
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, GenerateError> {
         let (_, model) = Checkpoint::open(dir)?.load_t5(device)?;
         Ok(Self {
             model,
@@ -50,7 +50,11 @@ impl Generator {
     /// Encoder ids of a sequence with `_` at hidden residues: each becomes the next sentinel
     /// (`<extra_id_0>`, `<extra_id_1>`, ...), then `</s>`. Returns the ids and the 0-based
     /// residue indices that are hidden.
-    pub fn encode(&self, record: &str, masked: &str) -> Result<(Vec<u32>, Vec<usize>), EmbedError> {
+    pub fn encode(
+        &self,
+        record: &str,
+        masked: &str,
+    ) -> Result<(Vec<u32>, Vec<usize>), GenerateError> {
         let vocabulary = self.tokenizer.vocabulary();
         let mut ids = Vec::with_capacity(masked.len() + 1);
         let mut hidden = Vec::new();
@@ -60,7 +64,7 @@ impl Generator {
             }
             if byte == HIDDEN as u8 {
                 let sentinel = vocabulary.id(&format!("<extra_id_{}>", hidden.len())).ok_or_else(|| {
-                    EmbedError::Options(format!(
+                    GenerateError::Unsupported(format!(
                         "record '{record}': more than {} hidden residues; the vocabulary has no more sentinels",
                         hidden.len()
                     ))
@@ -89,7 +93,7 @@ impl Generator {
         record: &str,
         masked: &str,
         max_new_tokens: usize,
-    ) -> Result<Filled, EmbedError> {
+    ) -> Result<Filled, GenerateError> {
         let (ids, hidden) = self.encode(record, masked)?;
         let n = ids.len();
         let ids = Tensor::<2, Int>::from_data(
@@ -102,7 +106,7 @@ impl Generator {
         let generated = self
             .model
             .generate_greedy(EncoderInput::unpadded(ids), max_new_tokens)
-            .map_err(|e| EmbedError::Options(format!("reading the model output: {e:?}")))?
+            .map_err(|e| GenerateError::Output(format!("{e:?}")))?
             .remove(0);
         let letters: Vec<Option<char>> = generated
             .iter()
