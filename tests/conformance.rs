@@ -141,6 +141,50 @@ fn bert_forward_matches_transformers_on_every_device() {
     );
 }
 
+/// ESM-2's hidden states, MLM logits and contacts (rotary attention, token dropout, the
+/// contact head's explicit attention maps), as `transformers` computed them.
+#[test]
+fn esm_forward_matches_transformers_on_every_device() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let expected = Expected::load("esm_tiny");
+    let (_, mask) = expected.ints("attention_mask");
+    let keep: Vec<bool> = mask.iter().map(|&m| m == 1).collect();
+    let run = |device: &Device| {
+        let (config, model) = load_esm_for_masked_lm(fixture("esm_tiny"), device).unwrap();
+        let input = EncoderInput::new(
+            expected.int_tensor("input_ids", device),
+            expected.int_tensor("attention_mask", device),
+        );
+        let hidden = values(model.encode(input.clone()).last_hidden_state);
+        let logits = values(model.forward(input));
+        let contacts = values(model.esm.predict_contacts(
+            expected.int_tensor("input_ids", device),
+            Some(expected.int_tensor("attention_mask", device)),
+        ));
+        let mut out = on_tokens(&hidden, &keep, config.hidden_size);
+        out.extend(on_tokens(&logits, &keep, config.vocab_size));
+        // Every position: rows and columns of padding are zero maps, sigmoid(bias) in both.
+        out.extend(contacts);
+        out
+    };
+    let mut want = on_tokens(&expected.tensor("last_hidden_state").1, &keep, 32);
+    want.extend(on_tokens(&expected.tensor("mlm_logits").1, &keep, 33));
+    want.extend(expected.tensor("contacts").1);
+    let cpu = run(&reference());
+    let rows: Vec<_> = devices()
+        .into_iter()
+        .map(|(name, device)| {
+            let got = run(&device);
+            (name, max_abs_diff(&got, &want), max_abs_diff(&got, &cpu))
+        })
+        .collect();
+    report(
+        "ESM-2 hidden states, MLM logits and contacts vs transformers",
+        &rows,
+        FORWARD_TOLERANCE,
+    );
+}
+
 /// ProtAlbert (shared layer groups) and ProtElectra (discriminator and generator): hidden
 /// states and logits of the padded fixture batches, as `transformers` computed them.
 #[test]

@@ -67,6 +67,12 @@ pub fn run(InitModelArgs { config, out, seed }: InitModelArgs) -> anyhow::Result
                     .map_err(|source| prottrans::import::ImportError::Io { path, source })
                 })
                 .map(|()| format!("{}-layer, width-{} XLNet", xlnet.n_layer, xlnet.d_model)),
+            ModelConfig::Esm(esm) => save_pretrained(&esm.init(&device), esm, &out).map(|()| {
+                format!(
+                    "{}-layer, width-{} ESM-2",
+                    esm.num_hidden_layers, esm.hidden_size
+                )
+            }),
             ModelConfig::TransfoXl(txl) => save_transfo_xl_lm_head(&txl.init(&device), txl, &out)
                 .map(|()| {
                     format!(

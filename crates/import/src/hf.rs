@@ -10,14 +10,15 @@ use burn::store::{
 use burn::tensor::{DType, Device, FloatDType};
 use prottrans_models::cast_floats;
 use prottrans_models::{
-    AlbertConfig, AlbertForMaskedLm, BertConfig, BertForMaskedLm, Electra, ElectraConfig,
-    ElectraForMaskedLm, ElectraForPreTraining, Encoder, ModelConfig, T5Config,
+    AlbertConfig, AlbertForMaskedLm, ArchitectureConfig, BertConfig, BertForMaskedLm,
+    ConfigVisitor, Electra, ElectraConfig, ElectraForMaskedLm, ElectraForPreTraining, Encoder,
+    EsmConfig, EsmForMaskedLm, ModelConfig, PretrainedModel, RegisteredConfig, T5Config,
     T5ForConditionalGeneration, TransfoXlConfig, TransfoXlLmHeadModel, XlnetConfig,
     XlnetLmHeadModel,
 };
 
 use crate::error::{ImportError, WeightProblems};
-use crate::key_map::{self, KeyMap};
+use crate::key_map::{self, ApplyKeyMap, KeyMap};
 
 /// The configuration file of the layout.
 pub const CONFIG_FILE: &str = "config.json";
@@ -152,51 +153,25 @@ impl Checkpoint {
     /// (see [`Device::configure`]) when `dtype` is not f32, since the forward pass creates
     /// tensors in the default type.
     pub fn load_encoder(&self, device: &Device, dtype: FloatDType) -> Result<Encoder, ImportError> {
-        match &self.config {
-            ModelConfig::Bert(config) => {
-                let mut model = config.init_model(device);
-                self.load_into(&mut model, &key_map::BERT_ENCODER, dtype)?;
-                Ok(Encoder::Bert(cast_floats(model, dtype)))
-            }
-            ModelConfig::Albert(config) => {
-                let mut model = config.init_model(device);
-                self.load_into(&mut model, &key_map::ALBERT_ENCODER, dtype)?;
-                Ok(Encoder::Albert(cast_floats(model, dtype)))
-            }
-            ModelConfig::Electra(config) => {
-                // A discriminator or a generator checkpoint: the tower its config describes.
-                let mut model = config.init_model(device);
-                self.load_into(&mut model, &key_map::ELECTRA_ENCODER, dtype)?;
-                Ok(Encoder::Electra(cast_floats(model, dtype)))
-            }
-            ModelConfig::T5(config) => {
-                let mut model = config.init_encoder(device);
-                let gated = config.feed_forward()?.1;
-                let mut key_map = if gated {
-                    key_map::T5_ENCODER_GATED
-                } else {
-                    key_map::T5_ENCODER_RELU
-                };
-                let names = self.tensor_names()?;
-                let has = |key: &str| names.iter().any(|n| n == key);
-                // The half-precision encoder may store the embedding under its encoder name only.
-                if !has("shared.weight") && has("encoder.embed_tokens.weight") {
-                    key_map.aliases = key_map::T5_EMBED_TOKENS_ALIAS;
-                }
-                self.load_into(&mut model, &key_map, dtype)?;
-                Ok(Encoder::T5(cast_floats(model, dtype)))
-            }
-            ModelConfig::Xlnet(config) => {
-                let mut model = config.init_model(device);
-                self.load_into(&mut model, &key_map::XLNET_ENCODER, dtype)?;
-                Ok(Encoder::Xlnet(cast_floats(model, dtype)))
-            }
-            ModelConfig::TransfoXl(config) => {
-                let mut model = config.init_model(device);
-                self.load_into(&mut model, &key_map::TRANSFO_XL_ENCODER, dtype)?;
-                Ok(Encoder::TransfoXl(cast_floats(model, dtype)))
-            }
-        }
+        self.config.visit(LoadEncoder {
+            checkpoint: self,
+            device,
+            dtype,
+        })
+    }
+
+    /// Loads a model with heads of the class `M` (`BertForMaskedLM`, `EsmForMaskedLM`, ...)
+    /// in f32, with its configuration; fails with a named error when the checkpoint holds
+    /// another architecture.
+    pub fn load<M: PretrainedModel>(&self, device: &Device) -> Result<(M::Config, M), ImportError>
+    where
+        M::Config: RegisteredConfig,
+    {
+        let config = M::Config::from_model_config(&self.config)
+            .ok_or_else(|| self.wrong_architecture(M::Config::NAME))?;
+        let mut model = M::init(config, device);
+        self.load_into(&mut model, &M::key_map(config)?, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
     }
 
     /// Loads a `T5ForConditionalGeneration` (ProtT5, or a model prottrans saved) in f32.
@@ -204,9 +179,9 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(T5Config, T5ForConditionalGeneration), ImportError> {
-        let ModelConfig::T5(config) = &self.config else {
+        if !matches!(self.config, ModelConfig::T5(_)) {
             return Err(self.wrong_architecture("t5"));
-        };
+        }
         if !self
             .tensor_names()?
             .iter()
@@ -218,9 +193,7 @@ impl Checkpoint {
                 found: "t5 encoder only (T5EncoderModel, no decoder weights)".into(),
             });
         }
-        let mut model = config.init(device);
-        self.load_into(&mut model, t5_key_map(config)?, FloatDType::F32)?;
-        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+        self.load::<T5ForConditionalGeneration>(device)
     }
 
     fn wrong_architecture(&self, expected: &str) -> ImportError {
@@ -236,12 +209,7 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(BertConfig, BertForMaskedLm), ImportError> {
-        let ModelConfig::Bert(config) = &self.config else {
-            return Err(self.wrong_architecture("bert"));
-        };
-        let mut model = config.init(device);
-        self.load_into(&mut model, &key_map::BERT_FOR_MASKED_LM, FloatDType::F32)?;
-        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+        self.load::<BertForMaskedLm>(device)
     }
 
     /// Loads an `AlbertForMaskedLM` or `AlbertForPreTraining` (ProtAlbert, or a model prottrans
@@ -250,12 +218,7 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(AlbertConfig, AlbertForMaskedLm), ImportError> {
-        let ModelConfig::Albert(config) = &self.config else {
-            return Err(self.wrong_architecture("albert"));
-        };
-        let mut model = config.init(device);
-        self.load_into(&mut model, &key_map::ALBERT_FOR_MASKED_LM, FloatDType::F32)?;
-        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+        self.load::<AlbertForMaskedLm>(device)
     }
 
     /// Loads an `XLNetLMHeadModel` (ProtXLNet, or a model prottrans saved) in f32.
@@ -263,12 +226,7 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(XlnetConfig, XlnetLmHeadModel), ImportError> {
-        let ModelConfig::Xlnet(config) = &self.config else {
-            return Err(self.wrong_architecture("xlnet"));
-        };
-        let mut model = config.init(device);
-        self.load_into(&mut model, &key_map::XLNET_LM_HEAD, FloatDType::F32)?;
-        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+        self.load::<XlnetLmHeadModel>(device)
     }
 
     /// Loads a `TransfoXLLMHeadModel` (ProtTXL layout, or a model prottrans saved) in f32.
@@ -276,12 +234,7 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(TransfoXlConfig, TransfoXlLmHeadModel), ImportError> {
-        let ModelConfig::TransfoXl(config) = &self.config else {
-            return Err(self.wrong_architecture("transfo_xl"));
-        };
-        let mut model = config.init(device);
-        self.load_into(&mut model, &key_map::TRANSFO_XL_LM_HEAD, FloatDType::F32)?;
-        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+        self.load::<TransfoXlLmHeadModel>(device)
     }
 
     /// Whether the weights hold an ELECTRA generator (`generator_predictions`) rather than a
@@ -298,9 +251,9 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(ElectraConfig, ElectraForPreTraining), ImportError> {
-        let ModelConfig::Electra(config) = &self.config else {
+        if !matches!(self.config, ModelConfig::Electra(_)) {
             return Err(self.wrong_architecture("electra"));
-        };
+        }
         if self.holds_electra_generator()? {
             return Err(ImportError::WrongArchitecture {
                 path: self.weights.clone(),
@@ -308,9 +261,7 @@ impl Checkpoint {
                 found: "electra generator (ElectraForMaskedLM)".into(),
             });
         }
-        let mut model = config.init_for_pretraining(device);
-        self.load_into(&mut model, &key_map::ELECTRA_DISCRIMINATOR, FloatDType::F32)?;
-        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+        self.load::<ElectraForPreTraining>(device)
     }
 
     /// Loads an `ElectraForMaskedLM` (a ProtElectra generator) in f32.
@@ -318,9 +269,9 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(ElectraConfig, ElectraForMaskedLm), ImportError> {
-        let ModelConfig::Electra(config) = &self.config else {
+        if !matches!(self.config, ModelConfig::Electra(_)) {
             return Err(self.wrong_architecture("electra"));
-        };
+        }
         if !self.holds_electra_generator()? {
             return Err(ImportError::WrongArchitecture {
                 path: self.weights.clone(),
@@ -328,9 +279,7 @@ impl Checkpoint {
                 found: "electra discriminator (ElectraForPreTraining)".into(),
             });
         }
-        let mut model = config.init_for_masked_lm(device);
-        self.load_into(&mut model, &key_map::ELECTRA_GENERATOR, FloatDType::F32)?;
-        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+        self.load::<ElectraForMaskedLm>(device)
     }
 
     fn pytorch_store(&self) -> PytorchStore {
@@ -413,6 +362,53 @@ impl Checkpoint {
     }
 }
 
+/// Loads the bare encoder of whatever architecture a checkpoint holds.
+struct LoadEncoder<'a> {
+    checkpoint: &'a Checkpoint,
+    device: &'a Device,
+    dtype: FloatDType,
+}
+
+impl ConfigVisitor for LoadEncoder<'_> {
+    type Output = Result<Encoder, ImportError>;
+
+    fn visit<C: ArchitectureConfig>(self, config: &C) -> Self::Output
+    where
+        Encoder: From<C::Encoder>,
+    {
+        let mut model = config.init_model(self.device);
+        let key_map = config.encoder_key_map(&self.checkpoint.tensor_names()?)?;
+        self.checkpoint
+            .load_into(&mut model, &key_map, self.dtype)?;
+        Ok(Encoder::from(cast_floats(model, self.dtype)))
+    }
+}
+
+/// Loads a model with heads of class `M` from a checkpoint directory, in f32.
+pub fn load_pretrained<M: PretrainedModel>(
+    dir: impl AsRef<Path>,
+    device: &Device,
+) -> Result<(M::Config, M), ImportError>
+where
+    M::Config: RegisteredConfig,
+{
+    Checkpoint::open(dir)?.load::<M>(device)
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` of a model with heads in the
+/// `transformers` layout of its class (tied weights are not stored, as in `transformers`).
+pub fn save_pretrained<M: PretrainedModel>(
+    model: &M,
+    config: &M::Config,
+    dir: impl AsRef<Path>,
+) -> Result<(), ImportError>
+where
+    M::Config: RegisteredConfig,
+{
+    let json = config.clone().into().to_hf_json_for(M::CLASS);
+    save_hf(model, &json, &M::key_map(config)?, dir.as_ref())
+}
+
 fn pytorch_store(weights: &Path) -> PytorchStore {
     // Layer indices of these checkpoints are contiguous; renumbering would only hide gaps.
     PytorchStore::from_file(weights).map_indices_contiguous(false)
@@ -482,8 +478,7 @@ pub fn save_bert_for_masked_lm(
     config: &BertConfig,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
-    let config = ModelConfig::Bert(config.clone()).to_hf_json();
-    save_hf(model, &config, &key_map::BERT_FOR_MASKED_LM, dir.as_ref())
+    save_pretrained(model, config, dir)
 }
 
 /// Loads an `AlbertForMaskedLM` checkpoint directory (ProtAlbert, or a model prottrans saved).
@@ -501,8 +496,7 @@ pub fn save_albert_for_masked_lm(
     config: &AlbertConfig,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
-    let config = ModelConfig::Albert(config.clone()).to_hf_json();
-    save_hf(model, &config, &key_map::ALBERT_FOR_MASKED_LM, dir.as_ref())
+    save_pretrained(model, config, dir)
 }
 
 /// Writes `dir/config.json` and `dir/model.safetensors` of an `XLNetLMHeadModel` in the
@@ -512,8 +506,7 @@ pub fn save_xlnet_lm_head(
     config: &XlnetConfig,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
-    let config = ModelConfig::Xlnet(config.clone()).to_hf_json();
-    save_hf(model, &config, &key_map::XLNET_LM_HEAD, dir.as_ref())
+    save_pretrained(model, config, dir)
 }
 
 /// Writes `dir/config.json` and `dir/model.safetensors` of a `TransfoXLLMHeadModel` in the
@@ -523,8 +516,7 @@ pub fn save_transfo_xl_lm_head(
     config: &TransfoXlConfig,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
-    let config = ModelConfig::TransfoXl(config.clone()).to_hf_json();
-    save_hf(model, &config, &key_map::TRANSFO_XL_LM_HEAD, dir.as_ref())
+    save_pretrained(model, config, dir)
 }
 
 /// The subdirectory [`save_electra`] writes the generator to.
@@ -541,20 +533,11 @@ pub fn save_electra(
 ) -> Result<(), ImportError> {
     let dir = dir.as_ref();
     let (discriminator, generator) = model.clone().into_checkpoints();
-    let discriminator_config = ModelConfig::Electra(config.clone()).to_hf_json();
-    save_hf(
-        &discriminator,
-        &discriminator_config,
-        &key_map::ELECTRA_DISCRIMINATOR,
-        dir,
-    )?;
-    let generator_config =
-        ModelConfig::Electra(config.generator_config()).to_hf_json_for("ElectraForMaskedLM");
-    save_hf(
+    save_pretrained(&discriminator, config, dir)?;
+    save_pretrained(
         &generator,
-        &generator_config,
-        &key_map::ELECTRA_GENERATOR,
-        &dir.join(ELECTRA_GENERATOR_DIR),
+        &config.generator_config(),
+        dir.join(ELECTRA_GENERATOR_DIR),
     )
 }
 
@@ -592,16 +575,25 @@ pub fn save_t5(
     config: &T5Config,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
-    let json = ModelConfig::T5(config.clone()).to_hf_json();
-    save_hf(model, &json, t5_key_map(config)?, dir.as_ref())
+    save_pretrained(model, config, dir)
 }
 
-fn t5_key_map(config: &T5Config) -> Result<&'static KeyMap, ImportError> {
-    Ok(if config.feed_forward()?.1 {
-        &key_map::T5_GATED
-    } else {
-        &key_map::T5_RELU
-    })
+/// Loads an `EsmForMaskedLM` checkpoint directory (ESM-2, or a model prottrans saved).
+pub fn load_esm_for_masked_lm(
+    dir: impl AsRef<Path>,
+    device: &Device,
+) -> Result<(EsmConfig, EsmForMaskedLm), ImportError> {
+    load_pretrained(dir, device)
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` of an `EsmForMaskedLM` in the
+/// `transformers` layout (the tied decoder is not stored).
+pub fn save_esm_for_masked_lm(
+    model: &EsmForMaskedLm,
+    config: &EsmConfig,
+    dir: impl AsRef<Path>,
+) -> Result<(), ImportError> {
+    save_pretrained(model, config, dir)
 }
 
 /// Writes a model's weights and config in the `transformers` layout.

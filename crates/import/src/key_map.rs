@@ -7,510 +7,25 @@ use burn::store::KeyRemapper;
 use prottrans_models::Architecture;
 use regex::Regex;
 
-/// The key mapping of one model type.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyMap {
-    /// Rule tables, each with a checkpoint prefix and a module prefix put in front of the two
-    /// sides of its rules: one table serves a bare encoder (`""`) and the same encoder inside a
-    /// model with heads (`"bert."`), or a tower stored under another name (ELECTRA's
-    /// `electra.encoder` is the module's `discriminator.encoder`).
-    pub rules: &'static [(&'static str, &'static str, RuleTable)],
-    /// `(regex, replacement)` applied to checkpoint keys before `rules` when loading: alternative
-    /// spellings such as a missing or extra architecture prefix.
-    pub aliases: &'static [(&'static str, &'static str)],
-    /// Checkpoint keys (regexes) that are known and deliberately not loaded.
-    pub ignored: &'static [&'static str],
-}
+pub use prottrans_models::key_map::{KeyMap, RuleTable};
 
-/// `(checkpoint prefix, module prefix)` pairs; `{i}` and `{j}` stand for layer indices.
-pub type RuleTable = &'static [(&'static str, &'static str)];
-
-/// BERT's embedding LayerNorm (BERT, ALBERT, ELECTRA), relative to the encoder.
-const BERT_EMBEDDINGS: RuleTable = &[("embeddings.LayerNorm", "embeddings.layer_norm")];
-
-/// BERT's layers (BERT, and each ELECTRA tower), relative to the encoder.
-const BERT_LAYERS: RuleTable = &[
-    (
-        "encoder.layer.{i}.attention.self.query",
-        "encoder.layer.{i}.attention.query",
-    ),
-    (
-        "encoder.layer.{i}.attention.self.key",
-        "encoder.layer.{i}.attention.key",
-    ),
-    (
-        "encoder.layer.{i}.attention.self.value",
-        "encoder.layer.{i}.attention.value",
-    ),
-    (
-        "encoder.layer.{i}.attention.output.dense",
-        "encoder.layer.{i}.attention.output",
-    ),
-    (
-        "encoder.layer.{i}.attention.output.LayerNorm",
-        "encoder.layer.{i}.attention_norm",
-    ),
-    (
-        "encoder.layer.{i}.intermediate.dense",
-        "encoder.layer.{i}.feed_forward.intermediate",
-    ),
-    (
-        "encoder.layer.{i}.output.dense",
-        "encoder.layer.{i}.feed_forward.output",
-    ),
-    (
-        "encoder.layer.{i}.output.LayerNorm",
-        "encoder.layer.{i}.output_norm",
-    ),
-];
-
-/// BERT's masked-LM head; its decoder is tied to the word embeddings.
-const BERT_MLM_HEAD: RuleTable = &[
-    ("cls.predictions.transform.dense", "cls.transform"),
-    ("cls.predictions.transform.LayerNorm", "cls.layer_norm"),
-    ("cls.predictions.bias", "cls.bias"),
-];
-
-/// `BertForMaskedLM` checkpoints (ProtBert) into [`BertForMaskedLm`](prottrans_models::BertForMaskedLm).
-pub const BERT_FOR_MASKED_LM: KeyMap = KeyMap {
-    aliases: &[(r"^(embeddings|encoder)\.", "bert.$1.")],
-    rules: &[
-        ("bert.", "bert.", BERT_EMBEDDINGS),
-        ("bert.", "bert.", BERT_LAYERS),
-        ("", "", BERT_MLM_HEAD),
-    ],
-    ignored: &[
-        r"^bert\.pooler\.",
-        r"^bert\.embeddings\.position_ids$",
-        r"^cls\.predictions\.decoder\.", // tied to the word embeddings
-        r"^cls\.seq_relationship\.",
-    ],
+// Each architecture's tables live in its model file; re-exported for the loaders here.
+pub use prottrans_models::albert::{ALBERT_ENCODER, ALBERT_FOR_MASKED_LM};
+pub use prottrans_models::bert::{BERT_ENCODER, BERT_FOR_MASKED_LM};
+pub use prottrans_models::electra::{ELECTRA_DISCRIMINATOR, ELECTRA_ENCODER, ELECTRA_GENERATOR};
+pub use prottrans_models::esm::{ESM_ENCODER, ESM_FOR_MASKED_LM};
+pub use prottrans_models::t5::{
+    T5_EMBED_TOKENS_ALIAS, T5_ENCODER_GATED, T5_ENCODER_RELU, T5_GATED, T5_RELU,
 };
+pub use prottrans_models::transfo_xl::{TRANSFO_XL_ENCODER, TRANSFO_XL_LM_HEAD};
+pub use prottrans_models::xlnet::{XLNET_ENCODER, XLNET_LM_HEAD};
 
-/// Any BERT checkpoint (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`) into the bare
-/// encoder [`BertModel`](prottrans_models::BertModel): heads and pooler are skipped.
-pub const BERT_ENCODER: KeyMap = KeyMap {
-    aliases: &[(r"^bert\.", "")],
-    rules: &[("", "", BERT_EMBEDDINGS), ("", "", BERT_LAYERS)],
-    ignored: &[r"^pooler\.", r"^embeddings\.position_ids$", r"^cls\."],
-};
-
-/// ALBERT's projection and layer groups, relative to the model; BERT layer names inside.
-const ALBERT_LAYERS: RuleTable = &[
-    ("embeddings.LayerNorm", "embeddings.layer_norm"),
-    (
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.dense",
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.output",
-    ),
-    (
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.LayerNorm",
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention_norm",
-    ),
-    (
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.ffn_output",
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.feed_forward.output",
-    ),
-    (
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.ffn",
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.feed_forward.intermediate",
-    ),
-    (
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.full_layer_layer_norm",
-        "encoder.albert_layer_groups.{i}.albert_layers.{j}.output_norm",
-    ),
-];
-
-/// ALBERT's masked-LM head; its decoder is tied to the word embeddings.
-const ALBERT_MLM_HEAD: RuleTable = &[
-    ("predictions.dense", "predictions.transform"),
-    ("predictions.LayerNorm", "predictions.layer_norm"),
-];
-
-/// `AlbertForMaskedLM` and `AlbertForPreTraining` checkpoints (ProtAlbert) into
-/// [`AlbertForMaskedLm`](prottrans_models::AlbertForMaskedLm).
-pub const ALBERT_FOR_MASKED_LM: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[
-        ("albert.", "albert.", ALBERT_LAYERS),
-        ("", "", ALBERT_MLM_HEAD),
-    ],
-    ignored: &[
-        r"^albert\.pooler\.",
-        r"^albert\.embeddings\.position_ids$",
-        r"^predictions\.decoder\.", // tied to the word embeddings and `predictions.bias`
-        r"^sop_classifier\.",
-    ],
-};
-
-/// Any ALBERT checkpoint into the bare encoder [`AlbertModel`](prottrans_models::AlbertModel).
-pub const ALBERT_ENCODER: KeyMap = KeyMap {
-    aliases: &[(r"^albert\.", "")],
-    rules: &[("", "", ALBERT_LAYERS)],
-    ignored: &[
-        r"^pooler\.",
-        r"^embeddings\.position_ids$",
-        r"^predictions\.",
-        r"^sop_classifier\.",
-    ],
-};
-
-/// One ELECTRA tower's projection (its layers are [`BERT_LAYERS`]), relative to the tower.
-const ELECTRA_PROJECTION: RuleTable = &[("embeddings_project", "embeddings_project")];
-
-/// ELECTRA's embeddings: shared by the towers, so stored outside them in the module.
-const ELECTRA_EMBEDDINGS: RuleTable = &[
-    ("embeddings.LayerNorm", "embeddings.layer_norm"),
-    ("embeddings", "embeddings"),
-];
-
-/// Keys every ELECTRA checkpoint may carry that are never loaded.
-const ELECTRA_IGNORED: &[&str] = &[r"^electra\.embeddings\.position_ids$"];
-
-/// `ElectraForPreTraining` checkpoints (the ProtElectra discriminator) into
-/// [`ElectraForPreTraining`](prottrans_models::ElectraForPreTraining).
-pub const ELECTRA_DISCRIMINATOR: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[
-        ("electra.", "", ELECTRA_EMBEDDINGS),
-        ("electra.", "discriminator.", ELECTRA_PROJECTION),
-        ("electra.", "discriminator.", BERT_LAYERS),
-        (
-            "discriminator_predictions",
-            "discriminator.discriminator_predictions",
-            &[("", "")],
-        ),
-    ],
-    ignored: ELECTRA_IGNORED,
-};
-
-/// `ElectraForMaskedLM` checkpoints (the ProtElectra generator) into
-/// [`ElectraForMaskedLm`](prottrans_models::ElectraForMaskedLm).
-pub const ELECTRA_GENERATOR: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[
-        ("electra.", "", ELECTRA_EMBEDDINGS),
-        ("electra.", "generator.", ELECTRA_PROJECTION),
-        ("electra.", "generator.", BERT_LAYERS),
-        (
-            "",
-            "generator.generator_predictions.",
-            &[
-                ("generator_predictions.dense", "transform"),
-                ("generator_predictions.LayerNorm", "layer_norm"),
-                ("generator_lm_head.bias", "bias"),
-            ],
-        ),
-    ],
-    ignored: &[
-        r"^electra\.embeddings\.position_ids$",
-        r"^generator_lm_head\.weight$", // tied to the word embeddings
-    ],
-};
-
-/// Either ELECTRA checkpoint into the bare encoder [`ElectraModel`](prottrans_models::ElectraModel).
-pub const ELECTRA_ENCODER: KeyMap = KeyMap {
-    aliases: &[(r"^(embeddings|embeddings_project|encoder)\.", "electra.$1.")],
-    rules: &[
-        ("electra.", "", ELECTRA_EMBEDDINGS),
-        ("electra.", "", ELECTRA_PROJECTION),
-        ("electra.", "", BERT_LAYERS),
-    ],
-    ignored: &[
-        r"^electra\.embeddings\.position_ids$",
-        r"^discriminator_predictions\.",
-        r"^generator_predictions\.",
-        r"^generator_lm_head\.",
-    ],
-};
-
-/// T5 self-attention, relative to a stack (`encoder.` or `decoder.`). The relative position
-/// bias is stored under the first block but belongs to the stack, which computes it once.
-const T5_SELF_ATTENTION: RuleTable = &[
-    (
-        "block.0.layer.0.SelfAttention.relative_attention_bias",
-        "relative_attention_bias",
-    ),
-    (
-        "block.{i}.layer.0.SelfAttention.q",
-        "block.{i}.self_attention.query",
-    ),
-    (
-        "block.{i}.layer.0.SelfAttention.k",
-        "block.{i}.self_attention.key",
-    ),
-    (
-        "block.{i}.layer.0.SelfAttention.v",
-        "block.{i}.self_attention.value",
-    ),
-    (
-        "block.{i}.layer.0.SelfAttention.o",
-        "block.{i}.self_attention.output",
-    ),
-    (
-        "block.{i}.layer.0.layer_norm",
-        "block.{i}.self_attention_norm",
-    ),
-];
-
-/// The decoder's cross-attention (`layer.1`).
-const T5_CROSS_ATTENTION: RuleTable = &[
-    (
-        "block.{i}.layer.1.EncDecAttention.q",
-        "block.{i}.cross_attention.query",
-    ),
-    (
-        "block.{i}.layer.1.EncDecAttention.k",
-        "block.{i}.cross_attention.key",
-    ),
-    (
-        "block.{i}.layer.1.EncDecAttention.v",
-        "block.{i}.cross_attention.value",
-    ),
-    (
-        "block.{i}.layer.1.EncDecAttention.o",
-        "block.{i}.cross_attention.output",
-    ),
-    (
-        "block.{i}.layer.1.layer_norm",
-        "block.{i}.cross_attention_norm",
-    ),
-];
-
-/// Feed-forward tables: `layer.1` in the encoder, `layer.2` in the decoder; ReLU (`wi`) or
-/// gated (`wi_0` activated, `wi_1` linear). A checkpoint of the other kind is reported as
-/// missing and unexpected weights rather than loaded half-way.
-const T5_ENCODER_RELU_FF: RuleTable = &[
-    (
-        "block.{i}.layer.1.DenseReluDense.wi",
-        "block.{i}.feed_forward.intermediate",
-    ),
-    (
-        "block.{i}.layer.1.DenseReluDense.wo",
-        "block.{i}.feed_forward.output",
-    ),
-    (
-        "block.{i}.layer.1.layer_norm",
-        "block.{i}.feed_forward_norm",
-    ),
-];
-const T5_ENCODER_GATED_FF: RuleTable = &[
-    (
-        "block.{i}.layer.1.DenseReluDense.wi_0",
-        "block.{i}.feed_forward.intermediate",
-    ),
-    (
-        "block.{i}.layer.1.DenseReluDense.wi_1",
-        "block.{i}.feed_forward.gate",
-    ),
-    (
-        "block.{i}.layer.1.DenseReluDense.wo",
-        "block.{i}.feed_forward.output",
-    ),
-    (
-        "block.{i}.layer.1.layer_norm",
-        "block.{i}.feed_forward_norm",
-    ),
-];
-const T5_DECODER_RELU_FF: RuleTable = &[
-    (
-        "block.{i}.layer.2.DenseReluDense.wi",
-        "block.{i}.feed_forward.intermediate",
-    ),
-    (
-        "block.{i}.layer.2.DenseReluDense.wo",
-        "block.{i}.feed_forward.output",
-    ),
-    (
-        "block.{i}.layer.2.layer_norm",
-        "block.{i}.feed_forward_norm",
-    ),
-];
-const T5_DECODER_GATED_FF: RuleTable = &[
-    (
-        "block.{i}.layer.2.DenseReluDense.wi_0",
-        "block.{i}.feed_forward.intermediate",
-    ),
-    (
-        "block.{i}.layer.2.DenseReluDense.wi_1",
-        "block.{i}.feed_forward.gate",
-    ),
-    (
-        "block.{i}.layer.2.DenseReluDense.wo",
-        "block.{i}.feed_forward.output",
-    ),
-    (
-        "block.{i}.layer.2.layer_norm",
-        "block.{i}.feed_forward_norm",
-    ),
-];
-
-/// Keys of a `T5ForConditionalGeneration` that are aliases of `shared.weight` or that
-/// transformers itself drops.
-const T5_IGNORED: &[&str] = &[
-    r"^(encoder|decoder)\.embed_tokens\.weight$",
-    r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.",
-    // Tied head: the shared embedding decodes (T5 v1.0); a stored copy is not used.
-    r"^lm_head\.weight$",
-];
-
-/// `T5ForConditionalGeneration` with ReLU feed-forward (T5 v1.0, ProtT5).
-pub const T5_RELU: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[
-        ("encoder.", "encoder.", T5_SELF_ATTENTION),
-        ("encoder.", "encoder.", T5_ENCODER_RELU_FF),
-        ("decoder.", "decoder.", T5_SELF_ATTENTION),
-        ("decoder.", "decoder.", T5_CROSS_ATTENTION),
-        ("decoder.", "decoder.", T5_DECODER_RELU_FF),
-    ],
-    ignored: T5_IGNORED,
-};
-
-/// `T5ForConditionalGeneration` with gated feed-forward (T5 v1.1).
-pub const T5_GATED: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[
-        ("encoder.", "encoder.", T5_SELF_ATTENTION),
-        ("encoder.", "encoder.", T5_ENCODER_GATED_FF),
-        ("decoder.", "decoder.", T5_SELF_ATTENTION),
-        ("decoder.", "decoder.", T5_CROSS_ATTENTION),
-        ("decoder.", "decoder.", T5_DECODER_GATED_FF),
-    ],
-    ignored: T5_IGNORED,
-};
-
-/// Any T5 checkpoint (`T5EncoderModel`, `T5ForConditionalGeneration`) into the encoder alone:
-/// decoder and head are skipped.
-pub const T5_ENCODER_RELU: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[
-        ("encoder.", "encoder.", T5_SELF_ATTENTION),
-        ("encoder.", "encoder.", T5_ENCODER_RELU_FF),
-    ],
-    ignored: &[
-        r"^decoder\.",
-        r"^lm_head\.",
-        r"^encoder\.embed_tokens\.weight$",
-    ],
-};
-
-/// [`T5_ENCODER_RELU`] for gated feed-forward.
-pub const T5_ENCODER_GATED: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[
-        ("encoder.", "encoder.", T5_SELF_ATTENTION),
-        ("encoder.", "encoder.", T5_ENCODER_GATED_FF),
-    ],
-    ignored: &[
-        r"^decoder\.",
-        r"^lm_head\.",
-        r"^encoder\.embed_tokens\.weight$",
-    ],
-};
-
-/// Aliases for a T5 checkpoint that stores the embedding only as `encoder.embed_tokens`.
-pub const T5_EMBED_TOKENS_ALIAS: &[(&str, &str)] = &[(r"^encoder\.embed_tokens\.", "shared.")];
-
-/// XLNet's layers, relative to the model: the feed-forward block is Transformer-XL's.
-const XLNET_LAYERS: RuleTable = &[
-    (
-        "layer.{i}.ff.layer_1",
-        "layer.{i}.ff.feed_forward.intermediate",
-    ),
-    ("layer.{i}.ff.layer_2", "layer.{i}.ff.feed_forward.output"),
-];
-
-/// `XLNetLMHeadModel` checkpoints (ProtXLNet) into
-/// [`XlnetLmHeadModel`](prottrans_models::XlnetLmHeadModel).
-pub const XLNET_LM_HEAD: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[("transformer.", "transformer.", XLNET_LAYERS)],
-    ignored: &[r"^lm_loss\.weight$"], // tied to the word embeddings
-};
-
-/// Any XLNet checkpoint into the bare [`XlnetModel`](prottrans_models::XlnetModel).
-pub const XLNET_ENCODER: KeyMap = KeyMap {
-    aliases: &[(r"^transformer\.", "")],
-    rules: &[("", "", XLNET_LAYERS)],
-    ignored: &[r"^lm_loss\.", r"^sequence_summary\.", r"^logits_proj\."],
-};
-
-/// Transformer-XL's embedding and feed-forward names, relative to the model.
-const TRANSFO_XL_LAYERS: RuleTable = &[
-    ("word_emb.emb_layers.0", "word_emb"),
-    (
-        "layers.{i}.pos_ff.CoreNet.0",
-        "layers.{i}.pos_ff.feed_forward.intermediate",
-    ),
-    (
-        "layers.{i}.pos_ff.CoreNet.3",
-        "layers.{i}.pos_ff.feed_forward.output",
-    ),
-];
-
-/// `TransfoXLLMHeadModel` checkpoints into
-/// [`TransfoXlLmHeadModel`](prottrans_models::TransfoXlLmHeadModel).
-pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
-    aliases: &[],
-    rules: &[
-        ("transformer.", "transformer.", TRANSFO_XL_LAYERS),
-        ("", "", &[("crit.out_layers.0.bias", "crit_bias")]),
-    ],
-    ignored: &[
-        r"^transformer\.pos_emb\.inv_freq$", // recomputed
-        r"^crit\.out_layers\.0\.weight$",    // tied to the word embeddings
-        // With `untie_r = false` every layer also stores the model's shared biases.
-        r"^transformer\.layers\.\d+\.dec_attn\.r_[rw]_bias$",
-    ],
-};
-
-/// Any Transformer-XL checkpoint into the bare [`TransfoXlModel`](prottrans_models::TransfoXlModel).
-pub const TRANSFO_XL_ENCODER: KeyMap = KeyMap {
-    aliases: &[(r"^transformer\.", "")],
-    rules: &[("", "", TRANSFO_XL_LAYERS)],
-    ignored: &[
-        r"^pos_emb\.inv_freq$",
-        r"^crit\.",
-        r"^layers\.\d+\.dec_attn\.r_[rw]_bias$",
-    ],
-};
-
-/// Key patterns that only one architecture's checkpoints have, checked in order; used to tell
-/// which architecture a weights file holds whatever its `config.json` says.
-pub const SIGNATURES: &[(Architecture, &str)] = &[
-    (
-        Architecture::Electra,
-        r"^(electra\.|discriminator_predictions\.|generator_predictions\.|generator_lm_head\.)",
-    ),
-    (
-        Architecture::Albert,
-        r"(^|\.)albert_layer_groups\.|^albert\.",
-    ),
-    (
-        Architecture::T5,
-        r"(^|\.)block\.\d+\.layer\.\d+\.|^shared\.weight$",
-    ),
-    (
-        Architecture::Xlnet,
-        r"(^|\.)layer\.\d+\.rel_attn\.|^transformer\.mask_emb$",
-    ),
-    (
-        Architecture::TransfoXl,
-        r"(^|\.)layers\.\d+\.dec_attn\.|^transformer\.word_emb\.",
-    ),
-    (
-        Architecture::Bert,
-        r"(^|\.)encoder\.layer\.\d+\.attention\.self\.query\.",
-    ),
-];
-
-/// The architecture whose signature the checkpoint keys show, if any.
+/// The architecture whose signature the checkpoint keys show, if any (signatures are tried in
+/// registry order).
 pub fn detect_architecture<S: AsRef<str>>(keys: &[S]) -> Option<Architecture> {
-    SIGNATURES.iter().find_map(|&(architecture, signature)| {
-        let regex = Regex::new(signature).expect("signatures are valid regexes");
-        keys.iter()
-            .any(|key| regex.is_match(key.as_ref()))
-            .then_some(architecture)
+    Architecture::ALL.iter().copied().find(|architecture| {
+        let regex = Regex::new(architecture.signature()).expect("signatures are valid regexes");
+        keys.iter().any(|key| regex.is_match(key.as_ref()))
     })
 }
 
@@ -529,63 +44,68 @@ fn replacement(template: &str, suffix_group: usize) -> String {
     )
 }
 
-impl KeyMap {
-    fn remapper(&self, to_module: bool) -> KeyRemapper {
-        let aliases = self
-            .aliases
-            .iter()
-            .filter(|_| to_module)
-            .map(|&(from, to)| (from.to_string(), to.to_string()));
-        let rules = self
-            .rules
-            .iter()
-            .flat_map(|&(hf_prefix, module_prefix, table)| {
-                table.iter().map(move |&(hf, module)| {
-                    (
-                        format!("{hf_prefix}{hf}"),
-                        format!("{module_prefix}{module}"),
-                    )
-                })
-            });
-        let rules = rules.map(|(hf, module)| {
-            let (from, to) = if to_module {
-                (hf, module)
-            } else {
-                (module, hf)
-            };
-            let (from, to) = (from.as_str(), to.as_str());
-            let groups = usize::from(from.contains("{i}")) + usize::from(from.contains("{j}"));
-            (pattern(from), replacement(to, groups + 1))
-        });
-        let pairs: Vec<(String, String)> = aliases.chain(rules).collect();
-        KeyRemapper::from_patterns(pairs).expect("key map rules are valid regexes")
-    }
-
+/// Applying a [`KeyMap`]: the regexes burn's stores take, and single keys for messages.
+pub trait ApplyKeyMap {
     /// Checkpoint keys -> module paths.
-    pub fn to_module(&self) -> KeyRemapper {
-        self.remapper(true)
-    }
-
+    fn to_module(&self) -> KeyRemapper;
     /// Module paths -> checkpoint keys.
-    pub fn to_checkpoint(&self) -> KeyRemapper {
-        self.remapper(false)
+    fn to_checkpoint(&self) -> KeyRemapper;
+    /// Whether an unused checkpoint key is one this architecture deliberately skips.
+    fn is_ignored(&self, key: &str) -> bool;
+    /// Maps one checkpoint key to its module path (for messages and tests).
+    fn map_to_module(&self, key: &str) -> String {
+        apply(&self.to_module(), key)
+    }
+    /// Maps one module path to its checkpoint key (for messages and tests).
+    fn map_to_checkpoint(&self, path: &str) -> String {
+        apply(&self.to_checkpoint(), path)
+    }
+}
+
+fn remapper(map: &KeyMap, to_module: bool) -> KeyRemapper {
+    let aliases = map
+        .aliases
+        .iter()
+        .filter(|_| to_module)
+        .map(|&(from, to)| (from.to_string(), to.to_string()));
+    let rules = map
+        .rules
+        .iter()
+        .flat_map(|&(hf_prefix, module_prefix, table)| {
+            table.iter().map(move |&(hf, module)| {
+                (
+                    format!("{hf_prefix}{hf}"),
+                    format!("{module_prefix}{module}"),
+                )
+            })
+        });
+    let rules = rules.map(|(hf, module)| {
+        let (from, to) = if to_module {
+            (hf, module)
+        } else {
+            (module, hf)
+        };
+        let (from, to) = (from.as_str(), to.as_str());
+        let groups = usize::from(from.contains("{i}")) + usize::from(from.contains("{j}"));
+        (pattern(from), replacement(to, groups + 1))
+    });
+    let pairs: Vec<(String, String)> = aliases.chain(rules).collect();
+    KeyRemapper::from_patterns(pairs).expect("key map rules are valid regexes")
+}
+
+impl ApplyKeyMap for KeyMap {
+    fn to_module(&self) -> KeyRemapper {
+        remapper(self, true)
     }
 
-    /// Whether an unused checkpoint key is one this architecture deliberately skips.
-    pub fn is_ignored(&self, key: &str) -> bool {
+    fn to_checkpoint(&self) -> KeyRemapper {
+        remapper(self, false)
+    }
+
+    fn is_ignored(&self, key: &str) -> bool {
         self.ignored
             .iter()
             .any(|p| Regex::new(p).is_ok_and(|regex| regex.is_match(key)))
-    }
-
-    /// Maps one checkpoint key to its module path (for messages and tests).
-    pub fn map_to_module(&self, key: &str) -> String {
-        apply(&self.to_module(), key)
-    }
-
-    /// Maps one module path to its checkpoint key (for messages and tests).
-    pub fn map_to_checkpoint(&self, path: &str) -> String {
-        apply(&self.to_checkpoint(), path)
     }
 }
 

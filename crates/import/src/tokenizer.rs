@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use prottrans_data::{Tokenizer, Vocabulary};
-use prottrans_models::ModelConfig;
+use prottrans_data::{RareResidues, Tokenizer, Vocabulary};
+use prottrans_models::{ModelConfig, VocabularySource};
 
 use crate::ImportError;
 
 /// The tokenizer an architecture was trained with: the checkpoint's own `vocab.txt` when it
-/// has one, the released vocabulary otherwise.
+/// has one, the released vocabulary otherwise, with rare residues handled as its authors did.
 pub fn checkpoint_tokenizer(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, ImportError> {
     let vocab_txt = dir.join("vocab.txt");
     let read_vocab_txt = || -> Result<Vocabulary, ImportError> {
@@ -21,21 +21,16 @@ pub fn checkpoint_tokenizer(dir: &Path, config: &ModelConfig) -> Result<Tokenize
             &text,
         )?)
     };
-    let vocabulary = match config {
-        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_)
-            if vocab_txt.is_file() =>
-        {
-            read_vocab_txt()?
-        }
-        // ProtElectra was trained with ProtBert's vocabulary; prottrans trains Transformer-XL
-        // with it too (ProtTXL's was not released).
-        ModelConfig::Bert(_) | ModelConfig::Electra(_) | ModelConfig::TransfoXl(_) => {
-            Vocabulary::prot_bert()
-        }
+    let vocabulary = match config.vocabulary() {
+        VocabularySource::ProtBert if vocab_txt.is_file() => read_vocab_txt()?,
+        VocabularySource::ProtBert => Vocabulary::prot_bert(),
+        VocabularySource::Esm if vocab_txt.is_file() => read_vocab_txt()?,
+        VocabularySource::Esm => Vocabulary::esm2(),
+        VocabularySource::ProtT5 => Vocabulary::prot_t5(),
         // ProtAlbert's 34-piece and ProtXLNet's 37-piece sentencepiece tables are not published
         // in full, so they are read from the checkpoint (the released ones ship `spiece.model`),
         // never guessed.
-        ModelConfig::Albert(_) | ModelConfig::Xlnet(_) => {
+        VocabularySource::Checkpoint => {
             let spiece = dir.join("spiece.model");
             let tokenizer_json = dir.join("tokenizer.json");
             if spiece.is_file() {
@@ -53,8 +48,6 @@ pub fn checkpoint_tokenizer(dir: &Path, config: &ModelConfig) -> Result<Tokenize
                 )));
             }
         }
-        // One sentencepiece piece per residue with fixed ids: `spiece.model` adds nothing.
-        ModelConfig::T5(_) => Vocabulary::prot_t5(),
     };
     if vocabulary.len() > config.vocab_size() {
         return Err(ImportError::Vocabulary(format!(
@@ -64,5 +57,12 @@ pub fn checkpoint_tokenizer(dir: &Path, config: &ModelConfig) -> Result<Tokenize
             config.vocab_size()
         )));
     }
-    Ok(Tokenizer::new(vocabulary))
+    // Rare residues as each model's authors handled them: ProtTrans mapped U, Z, O and B to X
+    // before training; ESM kept them as tokens of their own.
+    let rare = if config.keeps_rare_residues() {
+        RareResidues::Keep
+    } else {
+        RareResidues::MapToX
+    };
+    Ok(Tokenizer::new(vocabulary).with_rare_residues(rare))
 }

@@ -14,12 +14,14 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::bert::{
-    BertConfig, BertEmbeddings, BertLayer, BertMlmHead, logits_at_every_position, select_positions,
+use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::bert::{BertConfig, BertEmbeddings, BertLayer};
+use crate::blocks::{
+    Activation, MaskedLmHead, logits_at_every_position, normal_init, padding_mask, select_positions,
 };
-use crate::blocks::{Activation, normal_init, padding_mask};
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
+use crate::key_map::{KeyMap, RuleTable};
 
 /// ALBERT hyper-parameters, with the field names of a Hugging Face `config.json`. Defaults are
 /// the released ProtAlbert shape.
@@ -167,12 +169,10 @@ impl AlbertConfig {
     pub fn init(&self, device: &Device) -> AlbertForMaskedLm {
         AlbertForMaskedLm {
             albert: self.init_model(device),
-            predictions: BertMlmHead::init(
-                &self.as_bert(self.hidden_size),
-                self.embedding_size,
-                self.hidden_act,
-                device,
-            ),
+            predictions: self
+                .as_bert(self.hidden_size)
+                .mlm_head(self.embedding_size, self.hidden_act)
+                .init(device),
         }
     }
 }
@@ -262,7 +262,7 @@ pub struct AlbertForMaskedLm {
     /// The encoder.
     pub albert: AlbertModel,
     /// Dense `hidden -> embedding_size`, activation, LayerNorm, tied decoder plus bias.
-    pub predictions: BertMlmHead,
+    pub predictions: MaskedLmHead,
 }
 
 impl AlbertForMaskedLm {
@@ -301,6 +301,104 @@ impl ProteinEncoder for AlbertForMaskedLm {
 
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
         self.albert.encode(input)
+    }
+}
+
+/// ALBERT's projection and layer groups, relative to the model; BERT layer names inside.
+const ALBERT_LAYERS: RuleTable = &[
+    ("embeddings.LayerNorm", "embeddings.layer_norm"),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.dense",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.output",
+    ),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention.LayerNorm",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.attention_norm",
+    ),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.ffn_output",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.feed_forward.output",
+    ),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.ffn",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.feed_forward.intermediate",
+    ),
+    (
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.full_layer_layer_norm",
+        "encoder.albert_layer_groups.{i}.albert_layers.{j}.output_norm",
+    ),
+];
+
+/// ALBERT's masked-LM head; its decoder is tied to the word embeddings.
+const ALBERT_MLM_HEAD: RuleTable = &[
+    ("predictions.dense", "predictions.transform"),
+    ("predictions.LayerNorm", "predictions.layer_norm"),
+];
+
+/// `AlbertForMaskedLM` and `AlbertForPreTraining` checkpoints (ProtAlbert) into
+/// [`AlbertForMaskedLm`](crate::AlbertForMaskedLm).
+pub const ALBERT_FOR_MASKED_LM: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("albert.", "albert.", ALBERT_LAYERS),
+        ("", "", ALBERT_MLM_HEAD),
+    ],
+    ignored: &[
+        r"^albert\.pooler\.",
+        r"^albert\.embeddings\.position_ids$",
+        r"^predictions\.decoder\.", // tied to the word embeddings and `predictions.bias`
+        r"^sop_classifier\.",
+    ],
+};
+
+/// Any ALBERT checkpoint into the bare encoder [`AlbertModel`](crate::AlbertModel).
+pub const ALBERT_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^albert\.", "")],
+    rules: &[("", "", ALBERT_LAYERS)],
+    ignored: &[
+        r"^pooler\.",
+        r"^embeddings\.position_ids$",
+        r"^predictions\.",
+        r"^sop_classifier\.",
+    ],
+};
+
+impl ArchitectureConfig for AlbertConfig {
+    type Encoder = AlbertModel;
+    const MODEL_TYPE: &'static str = "albert";
+    const NAME: &'static str = "albert";
+    const SAVED_CLASS: &'static str = "AlbertForMaskedLM";
+    const SIGNATURE: &'static str = r"(^|\.)albert_layer_groups\.|^albert\.";
+    const VOCABULARY: VocabularySource = VocabularySource::Checkpoint;
+
+    fn validate(&self) -> Result<(), ModelConfigError> {
+        AlbertConfig::validate(self)
+    }
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn max_tokens(&self) -> Option<usize> {
+        Some(self.max_position_embeddings)
+    }
+    fn init_model(&self, device: &Device) -> AlbertModel {
+        AlbertConfig::init_model(self, device)
+    }
+    fn encoder_key_map(&self, _: &[String]) -> Result<KeyMap, ModelConfigError> {
+        Ok(ALBERT_ENCODER)
+    }
+}
+
+impl PretrainedModel for AlbertForMaskedLm {
+    type Config = AlbertConfig;
+    const CLASS: &'static str = "AlbertForMaskedLM";
+    fn init(config: &AlbertConfig, device: &Device) -> Self {
+        config.init(device)
+    }
+    fn key_map(_: &AlbertConfig) -> Result<KeyMap, ModelConfigError> {
+        Ok(ALBERT_FOR_MASKED_LM)
     }
 }
 

@@ -4,18 +4,20 @@
 //! and an MLM head whose decoder is tied to the word embeddings. Module names follow the
 //! Hugging Face checkpoint where they can; `prottrans-import` maps the rest by a table.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
-use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
 use crate::blocks::{
-    Activation, FeedForward, FeedForwardConfig, MultiHeadAttention, MultiHeadAttentionConfig,
-    normal_init, padding_mask,
+    Activation, FeedForward, FeedForwardConfig, MaskedLmHead, MaskedLmHeadConfig,
+    MultiHeadAttention, MultiHeadAttentionConfig, logits_at_every_position, normal_init,
+    padding_mask, select_positions,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
+use crate::key_map::{KeyMap, RuleTable};
 
 /// BERT hyper-parameters, with the field names of a Hugging Face `config.json`, so a released
 /// `config.json` deserialises as is. Defaults are the released ProtBert shape.
@@ -147,7 +149,22 @@ impl BertConfig {
     pub fn init(&self, device: &Device) -> BertForMaskedLm {
         BertForMaskedLm {
             bert: self.init_model(device),
-            cls: BertMlmHead::init(self, self.hidden_size, self.hidden_act, device),
+            cls: self
+                .mlm_head(self.hidden_size, self.hidden_act)
+                .init(device),
+        }
+    }
+
+    /// A masked-LM head from width `hidden_size` to the embedding width `width` (BERT: equal;
+    /// ALBERT and ELECTRA's generator: their smaller embedding size).
+    pub(crate) fn mlm_head(&self, width: usize, activation: Activation) -> MaskedLmHeadConfig {
+        MaskedLmHeadConfig {
+            hidden: self.hidden_size,
+            width,
+            vocab_size: self.vocab_size,
+            activation,
+            layer_norm_eps: self.layer_norm_eps,
+            initializer_range: self.initializer_range,
         }
     }
 
@@ -320,84 +337,13 @@ impl ProteinEncoder for BertModel {
     }
 }
 
-/// The MLM head: dense, activation, LayerNorm, then the tied word-embedding decoder plus a bias.
-#[derive(Module, Debug)]
-pub struct BertMlmHead {
-    /// Checkpoint `cls.predictions.transform.dense`.
-    pub transform: Linear,
-    /// Checkpoint `cls.predictions.transform.LayerNorm`.
-    pub layer_norm: LayerNorm,
-    /// Checkpoint `cls.predictions.bias`, `[vocab]`.
-    pub bias: Param<Tensor<1>>,
-    #[module(skip)]
-    activation: Activation,
-}
-
-impl BertMlmHead {
-    /// A head from width `hidden` to the embedding width `width` (BERT: equal; ALBERT and
-    /// ELECTRA's generator: the smaller embedding size), using `config`'s vocabulary, norm
-    /// epsilon and initialisation.
-    pub(crate) fn init(
-        config: &BertConfig,
-        width: usize,
-        activation: Activation,
-        device: &Device,
-    ) -> Self {
-        Self {
-            transform: LinearConfig::new(config.hidden_size, width)
-                .with_initializer(normal_init(config.initializer_range))
-                .init(device),
-            layer_norm: LayerNormConfig::new(width)
-                .with_epsilon(config.layer_norm_eps)
-                .init(device),
-            bias: Param::from_tensor(Tensor::zeros([config.vocab_size], device)),
-            activation,
-        }
-    }
-
-    /// Vocabulary logits, decoding with the (tied) word embeddings.
-    ///
-    /// # Shapes
-    /// - hidden: `[n, d]`, word_embeddings: `[vocab, d]` -> `[n, vocab]`
-    pub fn forward(&self, hidden: Tensor<2>, word_embeddings: Tensor<2>) -> Tensor<2> {
-        let h = self
-            .layer_norm
-            .forward(self.activation.forward(self.transform.forward(hidden)));
-        h.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze_dim(0)
-    }
-}
-
-/// Applies a per-token head to every position.
-///
-/// # Shapes
-/// - hidden: `[batch, seq, d]`, head: `[n, d] -> [n, vocab]` -> `[batch, seq, vocab]`
-pub(crate) fn logits_at_every_position(
-    hidden: Tensor<3>,
-    head: impl FnOnce(Tensor<2>) -> Tensor<2>,
-) -> Tensor<3> {
-    let [batch, seq, d] = hidden.dims();
-    let logits = head(hidden.reshape([batch * seq, d]));
-    let vocab = logits.dims()[1];
-    logits.reshape([batch, seq, vocab])
-}
-
-/// The hidden states at flat positions (`row * seq + column`), for heads that only score the
-/// masked tokens.
-///
-/// # Shapes
-/// - hidden: `[batch, seq, d]`, positions: `[n]` -> `[n, d]`
-pub(crate) fn select_positions(hidden: Tensor<3>, positions: Tensor<1, Int>) -> Tensor<2> {
-    let [batch, seq, d] = hidden.dims();
-    hidden.reshape([batch * seq, d]).select(0, positions)
-}
-
 /// `BertForMaskedLM`: the encoder and its MLM head (checkpoint prefixes `bert.` and `cls.`).
 #[derive(Module, Debug)]
 pub struct BertForMaskedLm {
     /// The encoder.
     pub bert: BertModel,
     /// The MLM head.
-    pub cls: BertMlmHead,
+    pub cls: MaskedLmHead,
 }
 
 impl BertForMaskedLm {
@@ -438,6 +384,115 @@ impl ProteinEncoder for BertForMaskedLm {
 
     fn encode(&self, input: EncoderInput) -> EncoderOutput {
         self.bert.encode(input)
+    }
+}
+
+/// BERT's embedding LayerNorm (BERT, ALBERT, ELECTRA), relative to the encoder.
+const BERT_EMBEDDINGS: RuleTable = &[("embeddings.LayerNorm", "embeddings.layer_norm")];
+
+/// BERT's layers (BERT, and each ELECTRA tower), relative to the encoder.
+pub(crate) const BERT_LAYERS: RuleTable = &[
+    (
+        "encoder.layer.{i}.attention.self.query",
+        "encoder.layer.{i}.attention.query",
+    ),
+    (
+        "encoder.layer.{i}.attention.self.key",
+        "encoder.layer.{i}.attention.key",
+    ),
+    (
+        "encoder.layer.{i}.attention.self.value",
+        "encoder.layer.{i}.attention.value",
+    ),
+    (
+        "encoder.layer.{i}.attention.output.dense",
+        "encoder.layer.{i}.attention.output",
+    ),
+    (
+        "encoder.layer.{i}.attention.output.LayerNorm",
+        "encoder.layer.{i}.attention_norm",
+    ),
+    (
+        "encoder.layer.{i}.intermediate.dense",
+        "encoder.layer.{i}.feed_forward.intermediate",
+    ),
+    (
+        "encoder.layer.{i}.output.dense",
+        "encoder.layer.{i}.feed_forward.output",
+    ),
+    (
+        "encoder.layer.{i}.output.LayerNorm",
+        "encoder.layer.{i}.output_norm",
+    ),
+];
+
+/// BERT's masked-LM head; its decoder is tied to the word embeddings.
+const BERT_MLM_HEAD: RuleTable = &[
+    ("cls.predictions.transform.dense", "cls.transform"),
+    ("cls.predictions.transform.LayerNorm", "cls.layer_norm"),
+    ("cls.predictions.bias", "cls.bias"),
+];
+
+/// `BertForMaskedLM` checkpoints (ProtBert) into [`BertForMaskedLm`](crate::BertForMaskedLm).
+pub const BERT_FOR_MASKED_LM: KeyMap = KeyMap {
+    aliases: &[(r"^(embeddings|encoder)\.", "bert.$1.")],
+    rules: &[
+        ("bert.", "bert.", BERT_EMBEDDINGS),
+        ("bert.", "bert.", BERT_LAYERS),
+        ("", "", BERT_MLM_HEAD),
+    ],
+    ignored: &[
+        r"^bert\.pooler\.",
+        r"^bert\.embeddings\.position_ids$",
+        r"^cls\.predictions\.decoder\.", // tied to the word embeddings
+        r"^cls\.seq_relationship\.",
+    ],
+};
+
+/// Any BERT checkpoint (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`) into the bare
+/// encoder [`BertModel`](crate::BertModel): heads and pooler are skipped.
+pub const BERT_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^bert\.", "")],
+    rules: &[("", "", BERT_EMBEDDINGS), ("", "", BERT_LAYERS)],
+    ignored: &[r"^pooler\.", r"^embeddings\.position_ids$", r"^cls\."],
+};
+
+impl ArchitectureConfig for BertConfig {
+    type Encoder = BertModel;
+    const MODEL_TYPE: &'static str = "bert";
+    const NAME: &'static str = "bert";
+    const SAVED_CLASS: &'static str = "BertForMaskedLM";
+    const SIGNATURE: &'static str = r"(^|\.)encoder\.layer\.\d+\.attention\.self\.query\.";
+    const VOCABULARY: VocabularySource = VocabularySource::ProtBert;
+
+    fn validate(&self) -> Result<(), ModelConfigError> {
+        BertConfig::validate(self)
+    }
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn max_tokens(&self) -> Option<usize> {
+        Some(self.max_position_embeddings)
+    }
+    fn init_model(&self, device: &Device) -> BertModel {
+        BertConfig::init_model(self, device)
+    }
+    fn encoder_key_map(&self, _: &[String]) -> Result<KeyMap, ModelConfigError> {
+        Ok(BERT_ENCODER)
+    }
+}
+
+impl PretrainedModel for BertForMaskedLm {
+    type Config = BertConfig;
+    const CLASS: &'static str = "BertForMaskedLM";
+    fn init(config: &BertConfig, device: &Device) -> Self {
+        config.init(device)
+    }
+    fn key_map(_: &BertConfig) -> Result<KeyMap, ModelConfigError> {
+        Ok(BERT_FOR_MASKED_LM)
     }
 }
 

@@ -15,13 +15,14 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::bert::{
-    BertConfig, BertEmbeddings, BertEncoder, BertMlmHead, logits_at_every_position,
-    select_positions,
+use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::bert::{BERT_LAYERS, BertConfig, BertEmbeddings, BertEncoder};
+use crate::blocks::{
+    Activation, MaskedLmHead, logits_at_every_position, normal_init, padding_mask, select_positions,
 };
-use crate::blocks::{Activation, normal_init, padding_mask};
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
+use crate::key_map::{KeyMap, RuleTable};
 
 /// The generator's shape when it differs from the discriminator's (prottrans' addition to
 /// ELECTRA's `config.json`, for joint pretraining). Embedding fields are shared.
@@ -230,12 +231,10 @@ impl ElectraConfig {
         ElectraGenerator {
             embeddings_project,
             encoder,
-            generator_predictions: BertMlmHead::init(
-                &self.as_bert(self.hidden_size),
-                self.embedding_size,
-                Activation::Gelu,
-                device,
-            ),
+            generator_predictions: self
+                .as_bert(self.hidden_size)
+                .mlm_head(self.embedding_size, Activation::Gelu)
+                .init(device),
         }
     }
 
@@ -384,7 +383,7 @@ pub struct ElectraGenerator {
     pub encoder: BertEncoder,
     /// Dense `hidden -> embedding_size`, GELU, LayerNorm, tied decoder plus bias
     /// (checkpoint `generator_predictions.*` and `generator_lm_head.bias`).
-    pub generator_predictions: BertMlmHead,
+    pub generator_predictions: MaskedLmHead,
 }
 
 impl ElectraGenerator {
@@ -547,6 +546,128 @@ impl Electra {
             generator: generator.generator,
             discriminator: discriminator.discriminator,
         }
+    }
+}
+
+/// One ELECTRA tower's projection (its layers are [`BERT_LAYERS`]), relative to the tower.
+const ELECTRA_PROJECTION: RuleTable = &[("embeddings_project", "embeddings_project")];
+
+/// ELECTRA's embeddings: shared by the towers, so stored outside them in the module.
+const ELECTRA_EMBEDDINGS: RuleTable = &[
+    ("embeddings.LayerNorm", "embeddings.layer_norm"),
+    ("embeddings", "embeddings"),
+];
+
+/// Keys every ELECTRA checkpoint may carry that are never loaded.
+const ELECTRA_IGNORED: &[&str] = &[r"^electra\.embeddings\.position_ids$"];
+
+/// `ElectraForPreTraining` checkpoints (the ProtElectra discriminator) into
+/// [`ElectraForPreTraining`](crate::ElectraForPreTraining).
+pub const ELECTRA_DISCRIMINATOR: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("electra.", "", ELECTRA_EMBEDDINGS),
+        ("electra.", "discriminator.", ELECTRA_PROJECTION),
+        ("electra.", "discriminator.", BERT_LAYERS),
+        (
+            "discriminator_predictions",
+            "discriminator.discriminator_predictions",
+            &[("", "")],
+        ),
+    ],
+    ignored: ELECTRA_IGNORED,
+};
+
+/// `ElectraForMaskedLM` checkpoints (the ProtElectra generator) into
+/// [`ElectraForMaskedLm`](crate::ElectraForMaskedLm).
+pub const ELECTRA_GENERATOR: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("electra.", "", ELECTRA_EMBEDDINGS),
+        ("electra.", "generator.", ELECTRA_PROJECTION),
+        ("electra.", "generator.", BERT_LAYERS),
+        (
+            "",
+            "generator.generator_predictions.",
+            &[
+                ("generator_predictions.dense", "transform"),
+                ("generator_predictions.LayerNorm", "layer_norm"),
+                ("generator_lm_head.bias", "bias"),
+            ],
+        ),
+    ],
+    ignored: &[
+        r"^electra\.embeddings\.position_ids$",
+        r"^generator_lm_head\.weight$", // tied to the word embeddings
+    ],
+};
+
+/// Either ELECTRA checkpoint into the bare encoder [`ElectraModel`](crate::ElectraModel).
+pub const ELECTRA_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^(embeddings|embeddings_project|encoder)\.", "electra.$1.")],
+    rules: &[
+        ("electra.", "", ELECTRA_EMBEDDINGS),
+        ("electra.", "", ELECTRA_PROJECTION),
+        ("electra.", "", BERT_LAYERS),
+    ],
+    ignored: &[
+        r"^electra\.embeddings\.position_ids$",
+        r"^discriminator_predictions\.",
+        r"^generator_predictions\.",
+        r"^generator_lm_head\.",
+    ],
+};
+
+impl ArchitectureConfig for ElectraConfig {
+    type Encoder = ElectraModel;
+    const MODEL_TYPE: &'static str = "electra";
+    const NAME: &'static str = "electra";
+    const SAVED_CLASS: &'static str = "ElectraForPreTraining";
+    const SIGNATURE: &'static str =
+        r"^(electra\.|discriminator_predictions\.|generator_predictions\.|generator_lm_head\.)";
+    // ProtElectra was trained with ProtBert's vocabulary.
+    const VOCABULARY: VocabularySource = VocabularySource::ProtBert;
+
+    fn validate(&self) -> Result<(), ModelConfigError> {
+        ElectraConfig::validate(self)
+    }
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn max_tokens(&self) -> Option<usize> {
+        Some(self.max_position_embeddings)
+    }
+    /// A discriminator or a generator checkpoint: the tower its config describes.
+    fn init_model(&self, device: &Device) -> ElectraModel {
+        ElectraConfig::init_model(self, device)
+    }
+    fn encoder_key_map(&self, _: &[String]) -> Result<KeyMap, ModelConfigError> {
+        Ok(ELECTRA_ENCODER)
+    }
+}
+
+impl PretrainedModel for ElectraForPreTraining {
+    type Config = ElectraConfig;
+    const CLASS: &'static str = "ElectraForPreTraining";
+    fn init(config: &ElectraConfig, device: &Device) -> Self {
+        config.init_for_pretraining(device)
+    }
+    fn key_map(_: &ElectraConfig) -> Result<KeyMap, ModelConfigError> {
+        Ok(ELECTRA_DISCRIMINATOR)
+    }
+}
+
+impl PretrainedModel for ElectraForMaskedLm {
+    type Config = ElectraConfig;
+    const CLASS: &'static str = "ElectraForMaskedLM";
+    fn init(config: &ElectraConfig, device: &Device) -> Self {
+        config.init_for_masked_lm(device)
+    }
+    fn key_map(_: &ElectraConfig) -> Result<KeyMap, ModelConfigError> {
+        Ok(ELECTRA_GENERATOR)
     }
 }
 

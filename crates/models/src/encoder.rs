@@ -1,14 +1,7 @@
 //! The seam between architectures and everything that consumes their hidden states
-//! (embedding extraction, supervised heads).
+//! (embedding extraction, supervised heads): below every model, importing none.
 
 use burn::tensor::{Int, Tensor};
-
-use crate::albert::AlbertModel;
-use crate::bert::BertModel;
-use crate::electra::ElectraModel;
-use crate::t5::T5EncoderModel;
-use crate::transfo_xl::TransfoXlModel;
-use crate::xlnet::XlnetModel;
 
 /// A padded batch of framed token ids.
 #[derive(Debug, Clone)]
@@ -70,32 +63,11 @@ pub trait ProteinEncoder {
 
     /// Runs the encoder.
     fn encode(&self, input: EncoderInput) -> EncoderOutput;
-}
 
-/// The bare encoder of any implemented architecture, for code that takes whatever checkpoint
-/// the user points at (embedding, heads on the fly).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Encoder {
-    /// BERT (ProtBert).
-    Bert(BertModel),
-    /// ALBERT (ProtAlbert).
-    Albert(AlbertModel),
-    /// An ELECTRA tower (ProtElectra's discriminator or generator).
-    Electra(ElectraModel),
-    /// The T5 encoder (ProtT5).
-    T5(T5EncoderModel),
-    /// XLNet (ProtXLNet).
-    Xlnet(XlnetModel),
-    /// Transformer-XL (ProtTXL).
-    TransfoXl(TransfoXlModel),
-}
-
-impl Encoder {
     /// Whether the architecture carries a memory from one segment to the next (XLNet,
     /// Transformer-XL), so a protein longer than one segment can be read in pieces.
-    pub fn has_segment_memory(&self) -> bool {
-        matches!(self, Self::Xlnet(_) | Self::TransfoXl(_))
+    fn has_segment_memory(&self) -> bool {
+        false
     }
 
     /// Reads unpadded sequences in consecutive segments of `segment_len` tokens, each after
@@ -103,39 +75,12 @@ impl Encoder {
     ///
     /// # Shapes
     /// - input_ids: `[batch, seq]` -> `[batch, seq, d]`
-    pub fn encode_in_segments(
+    fn encode_in_segments(
         &self,
         input_ids: Tensor<2, Int>,
         segment_len: usize,
     ) -> Option<Tensor<3>> {
-        match self {
-            Self::Xlnet(model) => Some(model.forward_in_segments(input_ids, segment_len)),
-            Self::TransfoXl(model) => Some(model.forward_in_segments(input_ids, segment_len)),
-            _ => None,
-        }
-    }
-}
-
-impl ProteinEncoder for Encoder {
-    fn hidden_size(&self) -> usize {
-        match self {
-            Self::Bert(model) => model.hidden_size(),
-            Self::Albert(model) => model.hidden_size(),
-            Self::Electra(model) => model.hidden_size(),
-            Self::T5(model) => model.hidden_size(),
-            Self::Xlnet(model) => model.hidden_size(),
-            Self::TransfoXl(model) => model.hidden_size(),
-        }
-    }
-
-    fn encode(&self, input: EncoderInput) -> EncoderOutput {
-        match self {
-            Self::Bert(model) => model.encode(input),
-            Self::Albert(model) => model.encode(input),
-            Self::Electra(model) => model.encode(input),
-            Self::T5(model) => model.encode(input),
-            Self::Xlnet(model) => ProteinEncoder::encode(model, input),
-            Self::TransfoXl(model) => ProteinEncoder::encode(model, input),
-        }
+        let _ = (input_ids, segment_len);
+        None
     }
 }

@@ -30,9 +30,12 @@ pub enum ModelConfigError {
     /// The architecture is known but not implemented in this version.
     #[error("architecture `{0}` is not implemented yet in this version of prottrans")]
     NotImplemented(String),
-    /// The architecture is not one of ProtTrans'.
-    #[error(
-        "unknown architecture `{0}` (expected one of: bert, albert, electra, t5, xlnet, transfo_xl)"
-    )]
-    Unknown(String),
+    /// The architecture is not one prottrans implements.
+    #[error("unknown architecture `{name}` (expected one of: {known})")]
+    Unknown {
+        /// The name found.
+        name: String,
+        /// The names prottrans knows.
+        known: String,
+    },
 }

@@ -16,13 +16,15 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::bert::logits_at_every_position;
+use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::blocks::logits_at_every_position;
 use crate::blocks::{
     Activation, FeedForward, FeedForwardConfig, RelativeBiases, SegmentMemory, causal_mask,
     normal_init, read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
+use crate::key_map::{KeyMap, RuleTable};
 
 /// Transformer-XL hyper-parameters with the field names of a `transformers` `config.json`.
 /// Defaults are a ProtTXL-like shape over the ProtBert vocabulary (ProtTXL was not released).
@@ -548,6 +550,18 @@ impl ProteinEncoder for TransfoXlModel {
             hidden_states: output.hidden_states,
         }
     }
+
+    fn has_segment_memory(&self) -> bool {
+        true
+    }
+
+    fn encode_in_segments(
+        &self,
+        input_ids: Tensor<2, Int>,
+        segment_len: usize,
+    ) -> Option<Tensor<3>> {
+        Some(self.forward_in_segments(input_ids, segment_len))
+    }
 }
 
 impl TransfoXlModel {
@@ -600,6 +614,86 @@ impl TransfoXlLmHeadModel {
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
         hidden.matmul(self.transformer.word_emb.weight.val().transpose())
             + self.crit_bias.val().unsqueeze_dim(0)
+    }
+}
+
+/// Transformer-XL's embedding and feed-forward names, relative to the model.
+const TRANSFO_XL_LAYERS: RuleTable = &[
+    ("word_emb.emb_layers.0", "word_emb"),
+    (
+        "layers.{i}.pos_ff.CoreNet.0",
+        "layers.{i}.pos_ff.feed_forward.intermediate",
+    ),
+    (
+        "layers.{i}.pos_ff.CoreNet.3",
+        "layers.{i}.pos_ff.feed_forward.output",
+    ),
+];
+
+/// `TransfoXLLMHeadModel` checkpoints into
+/// [`TransfoXlLmHeadModel`](crate::TransfoXlLmHeadModel).
+pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("transformer.", "transformer.", TRANSFO_XL_LAYERS),
+        ("", "", &[("crit.out_layers.0.bias", "crit_bias")]),
+    ],
+    ignored: &[
+        r"^transformer\.pos_emb\.inv_freq$", // recomputed
+        r"^crit\.out_layers\.0\.weight$",    // tied to the word embeddings
+        // With `untie_r = false` every layer also stores the model's shared biases.
+        r"^transformer\.layers\.\d+\.dec_attn\.r_[rw]_bias$",
+    ],
+};
+
+/// Any Transformer-XL checkpoint into the bare [`TransfoXlModel`](crate::TransfoXlModel).
+pub const TRANSFO_XL_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^transformer\.", "")],
+    rules: &[("", "", TRANSFO_XL_LAYERS)],
+    ignored: &[
+        r"^pos_emb\.inv_freq$",
+        r"^crit\.",
+        r"^layers\.\d+\.dec_attn\.r_[rw]_bias$",
+    ],
+};
+
+impl ArchitectureConfig for TransfoXlConfig {
+    type Encoder = TransfoXlModel;
+    const MODEL_TYPE: &'static str = "transfo-xl";
+    const NAME: &'static str = "transfo_xl";
+    const SAVED_CLASS: &'static str = "TransfoXLLMHeadModel";
+    const SIGNATURE: &'static str = r"(^|\.)layers\.\d+\.dec_attn\.|^transformer\.word_emb\.";
+    // ProtTXL's vocabulary was not released; prottrans trains Transformer-XL with ProtBert's.
+    const VOCABULARY: VocabularySource = VocabularySource::ProtBert;
+
+    fn validate(&self) -> Result<(), ModelConfigError> {
+        TransfoXlConfig::validate(self)
+    }
+    fn hidden_size(&self) -> usize {
+        self.d_model
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn max_tokens(&self) -> Option<usize> {
+        None
+    }
+    fn init_model(&self, device: &Device) -> TransfoXlModel {
+        TransfoXlConfig::init_model(self, device)
+    }
+    fn encoder_key_map(&self, _: &[String]) -> Result<KeyMap, ModelConfigError> {
+        Ok(TRANSFO_XL_ENCODER)
+    }
+}
+
+impl PretrainedModel for TransfoXlLmHeadModel {
+    type Config = TransfoXlConfig;
+    const CLASS: &'static str = "TransfoXLLMHeadModel";
+    fn init(config: &TransfoXlConfig, device: &Device) -> Self {
+        config.init(device)
+    }
+    fn key_map(_: &TransfoXlConfig) -> Result<KeyMap, ModelConfigError> {
+        Ok(TRANSFO_XL_LM_HEAD)
     }
 }
 

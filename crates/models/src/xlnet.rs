@@ -17,13 +17,15 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, La
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::bert::logits_at_every_position;
+use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::blocks::logits_at_every_position;
 use crate::blocks::{
     Activation, RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, normal_init,
     read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
+use crate::key_map::{KeyMap, RuleTable};
 use crate::transfo_xl::TransfoXlFeedForward;
 
 /// Attention direction (`attn_type`).
@@ -635,6 +637,18 @@ impl ProteinEncoder for XlnetModel {
             hidden_states: output.hidden_states,
         }
     }
+
+    fn has_segment_memory(&self) -> bool {
+        true
+    }
+
+    fn encode_in_segments(
+        &self,
+        input_ids: Tensor<2, Int>,
+        segment_len: usize,
+    ) -> Option<Tensor<3>> {
+        Some(self.forward_in_segments(input_ids, segment_len))
+    }
 }
 
 /// A free-standing output bias (checkpoint `lm_loss.bias`; the weight is the tied embedding).
@@ -681,6 +695,69 @@ impl XlnetLmHeadModel {
     pub fn logits(&self, hidden: Tensor<2>) -> Tensor<2> {
         hidden.matmul(self.transformer.word_embedding.weight.val().transpose())
             + self.lm_loss.bias.val().unsqueeze_dim(0)
+    }
+}
+
+/// XLNet's layers, relative to the model: the feed-forward block is Transformer-XL's.
+const XLNET_LAYERS: RuleTable = &[
+    (
+        "layer.{i}.ff.layer_1",
+        "layer.{i}.ff.feed_forward.intermediate",
+    ),
+    ("layer.{i}.ff.layer_2", "layer.{i}.ff.feed_forward.output"),
+];
+
+/// `XLNetLMHeadModel` checkpoints (ProtXLNet) into
+/// [`XlnetLmHeadModel`](crate::XlnetLmHeadModel).
+pub const XLNET_LM_HEAD: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[("transformer.", "transformer.", XLNET_LAYERS)],
+    ignored: &[r"^lm_loss\.weight$"], // tied to the word embeddings
+};
+
+/// Any XLNet checkpoint into the bare [`XlnetModel`](crate::XlnetModel).
+pub const XLNET_ENCODER: KeyMap = KeyMap {
+    aliases: &[(r"^transformer\.", "")],
+    rules: &[("", "", XLNET_LAYERS)],
+    ignored: &[r"^lm_loss\.", r"^sequence_summary\.", r"^logits_proj\."],
+};
+
+impl ArchitectureConfig for XlnetConfig {
+    type Encoder = XlnetModel;
+    const MODEL_TYPE: &'static str = "xlnet";
+    const NAME: &'static str = "xlnet";
+    const SAVED_CLASS: &'static str = "XLNetLMHeadModel";
+    const SIGNATURE: &'static str = r"(^|\.)layer\.\d+\.rel_attn\.|^transformer\.mask_emb$";
+    const VOCABULARY: VocabularySource = VocabularySource::Checkpoint;
+
+    fn validate(&self) -> Result<(), ModelConfigError> {
+        XlnetConfig::validate(self)
+    }
+    fn hidden_size(&self) -> usize {
+        self.d_model
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn max_tokens(&self) -> Option<usize> {
+        None
+    }
+    fn init_model(&self, device: &Device) -> XlnetModel {
+        XlnetConfig::init_model(self, device)
+    }
+    fn encoder_key_map(&self, _: &[String]) -> Result<KeyMap, ModelConfigError> {
+        Ok(XLNET_ENCODER)
+    }
+}
+
+impl PretrainedModel for XlnetLmHeadModel {
+    type Config = XlnetConfig;
+    const CLASS: &'static str = "XLNetLMHeadModel";
+    fn init(config: &XlnetConfig, device: &Device) -> Self {
+        config.init(device)
+    }
+    fn key_map(_: &XlnetConfig) -> Result<KeyMap, ModelConfigError> {
+        Ok(XLNET_LM_HEAD)
     }
 }
 

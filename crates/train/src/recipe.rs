@@ -25,7 +25,8 @@ use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::optim::{AdamWConfig, LambConfig, ModuleOptimizer};
 use prottrans_data::BatchPlanner;
 use prottrans_models::{
-    AlbertConfig, BertConfig, ElectraConfig, ModelConfig, T5Config, TransfoXlConfig, XlnetConfig,
+    AlbertConfig, BertConfig, ElectraConfig, EsmConfig, ModelConfig, T5Config, TransfoXlConfig,
+    XlnetConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -362,6 +363,8 @@ impl PretrainConfig {
     pub fn special_tokens(&self) -> usize {
         match self.model {
             ModelConfig::Bert(_) | ModelConfig::Albert(_) | ModelConfig::Electra(_) => 2,
+            // `<cls> … <eos>`.
+            ModelConfig::Esm(_) => 2,
             // `<sep> <cls>` after the residues; Transformer-XL: `[CLS] … [SEP]` as BERT.
             ModelConfig::Xlnet(_) | ModelConfig::TransfoXl(_) => 2,
             ModelConfig::T5(_) => 1,
@@ -450,6 +453,7 @@ fn model_keys(architecture: Option<&str>) -> BTreeSet<String> {
         }),
         Some("xlnet") => serde_json::to_value(XlnetConfig::default()),
         Some("transfo_xl") => serde_json::to_value(TransfoXlConfig::default()),
+        Some("esm") => serde_json::to_value(EsmConfig::default()),
         _ => return keys,
     };
     if let Ok(serde_json::Value::Object(map)) = fields {

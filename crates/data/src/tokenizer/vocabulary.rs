@@ -159,6 +159,45 @@ impl Vocabulary {
         .expect("the ProtBert vocabulary is well formed")
     }
 
+    /// ESM-2's alphabet (`facebook/esm2_*` `vocab.txt`): `<cls>` 0, `<pad>` 1, `<eos>` 2,
+    /// `<unk>` 3, the residues (U, Z, O and B among them), `.`, `-`, `<null_1>`, `<mask>` 32.
+    /// Input is `<cls> residues <eos>`: `<eos>` closes the sequence where BERT's `[SEP]` does.
+    pub fn esm2() -> Self {
+        let tokens = [
+            "<cls>", "<pad>", "<eos>", "<unk>", "L", "A", "G", "V", "S", "E", "R", "T", "I", "D",
+            "P", "K", "Q", "N", "F", "Y", "M", "H", "W", "C", "X", "B", "U", "Z", "O", ".", "-",
+            "<null_1>", "<mask>",
+        ];
+        Self::esm("esm2", tokens.iter().map(|t| t.to_string()).collect())
+            .expect("the ESM-2 vocabulary is well formed")
+    }
+
+    /// An ESM alphabet: `<cls> residues <eos>`, right padding.
+    fn esm(name: &str, tokens: Vec<String>) -> Result<Self, TokenizeError> {
+        let find = |t: &str| tokens.iter().position(|x| x == t).map(|i| i as u32);
+        let missing = |t: &str| TokenizeError::InvalidVocabulary {
+            vocabulary: name.to_string(),
+            message: format!("no {t} token"),
+        };
+        let pad = find("<pad>").ok_or_else(|| missing("<pad>"))?;
+        let eos = find("<eos>").ok_or_else(|| missing("<eos>"))?;
+        let specials = SpecialTokens {
+            pad,
+            unk: find("<unk>"),
+            cls: find("<cls>"),
+            sep: Some(eos),
+            mask: find("<mask>"),
+            eos: Some(eos),
+        };
+        Self::new(
+            name,
+            tokens,
+            specials,
+            SequenceLayout::ClsResiduesSep,
+            PaddingSide::Right,
+        )
+    }
+
     /// ProtT5 (`Rostlab/prot_t5_*`, sentencepiece with one piece per residue): `<pad>` 0,
     /// `</s>` 1, `<unk>` 2, residues 3..=27, then the span-corruption sentinels `<extra_id_99>`
     /// ..`<extra_id_0>` at 28..=127. Input is `residues </s>`, no start token.
@@ -223,11 +262,15 @@ impl Vocabulary {
     }
 
     /// Reads a `vocab.txt` (one token per line, id = line number) with BERT's special-token
-    /// names, as shipped with ProtBert-style checkpoints, or XLNet's (`<pad> <cls> <sep>`, as
+    /// names, as shipped with ProtBert-style checkpoints, ESM's (`<cls> <pad> <eos>`, as ESM-2
+    /// ships it: `<cls> residues <eos>`), or XLNet's (`<pad> <cls> <sep>`, as
     /// prottrans writes beside an XLNet it trained: `residues <sep> <cls>`, left padding).
     pub fn from_bert_vocab_txt(name: &str, text: &str) -> Result<Self, TokenizeError> {
         let tokens: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
         let find = |t: &str| tokens.iter().position(|x| x == t).map(|i| i as u32);
+        if find("<eos>").is_some() && find("<cls>").is_some() && find("<sep>").is_none() {
+            return Self::esm(name, tokens);
+        }
         if find("[PAD]").is_none()
             && let (Some(pad), Some(cls), Some(sep)) = (find("<pad>"), find("<cls>"), find("<sep>"))
         {

@@ -2,7 +2,8 @@
 //!
 //! BERT, ALBERT and ELECTRA use it as is; T5 passes its relative position bias per distance
 //! and turns off biases and score scaling; XLNet and Transformer-XL compute their relative
-//! scores themselves but reuse the head split/merge and [`linear_rows`].
+//! scores themselves but reuse the head split/merge and [`linear_rows`]; ESM-2 rotates queries
+//! and keys by position ([`MultiHeadAttention::forward_rotary`]).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -13,7 +14,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
 use prottrans_kernels::{Epilogue, fused_self_attention};
 use std::cell::OnceCell;
 
-use super::normal_init;
+use super::{RotaryEmbedding, normal_init};
 
 /// Configuration of [`MultiHeadAttention`].
 #[derive(Config, Debug)]
@@ -203,6 +204,84 @@ impl MultiHeadAttention {
             }
         };
         linear_rows(&self.output, context, Epilogue::None)
+    }
+
+    /// As [`forward`](Self::forward), with queries and keys rotated by position first
+    /// (ESM-2's rotary embeddings).
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`, padding: `[batch, seq]` -> `[batch, seq, d_model]`
+    pub fn forward_rotary(
+        &self,
+        x: Tensor<3>,
+        padding: Option<Tensor<2, Bool>>,
+        rotary: &RotaryEmbedding,
+    ) -> Tensor<3> {
+        let [batch, seq, _] = x.dims();
+        let [q, k, v] = self.project_qkv(x);
+        let (q, k) = (self.rotate(q, rotary), self.rotate(k, rotary));
+        let fused = fused_self_attention(
+            &q,
+            &k,
+            &v,
+            self.num_heads,
+            self.scale as f32,
+            padding.as_ref(),
+            None,
+        );
+        let context = match fused {
+            Some(context) => context,
+            None => {
+                let mask = padding.map(|p| p.reshape([batch, 1, 1, seq]));
+                self.attend_heads(q, k, v, mask, None)
+            }
+        };
+        linear_rows(&self.output, context, Epilogue::None)
+    }
+
+    /// [`forward_rotary`](Self::forward_rotary) that also returns the attention
+    /// probabilities (for ESM-2's contact head), computed explicitly.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, d_model]`, padding: `[batch, seq]`
+    /// - output: `[batch, seq, d_model]` and probabilities `[batch, heads, seq, seq]`
+    pub fn forward_rotary_with_probs(
+        &self,
+        x: Tensor<3>,
+        padding: Option<Tensor<2, Bool>>,
+        rotary: &RotaryEmbedding,
+    ) -> (Tensor<3>, Tensor<4>) {
+        let [batch, seq, _] = x.dims();
+        let [q, k, v] = self.project_qkv(x);
+        let (q, k) = (self.rotate(q, rotary), self.rotate(k, rotary));
+        let (q, k, v) = (
+            self.split_heads(q),
+            self.split_heads(k),
+            self.split_heads(v),
+        );
+        let scores = q.matmul(k.swap_dims(2, 3)) * self.scale;
+        let scores = match padding {
+            Some(p) => scores.mask_fill(
+                p.reshape([batch, 1, 1, seq])
+                    .expand([batch, self.num_heads, seq, seq]),
+                f32::NEG_INFINITY,
+            ),
+            None => scores,
+        };
+        let probs = activation::softmax(scores, 3);
+        let context = self.merge_heads(self.dropout.forward(probs.clone()).matmul(v));
+        (linear_rows(&self.output, context, Epilogue::None), probs)
+    }
+
+    /// Rotates projected queries or keys by position.
+    ///
+    /// # Shapes
+    /// - x: `[batch, seq, heads * head_dim]` -> same
+    fn rotate(&self, x: Tensor<3>, rotary: &RotaryEmbedding) -> Tensor<3> {
+        let [batch, seq, inner] = x.dims();
+        rotary
+            .apply(x.reshape([batch, seq, self.num_heads, self.head_dim]))
+            .reshape([batch, seq, inner])
     }
 
     /// The query, key and value projections of `x`. (One product against the three weights

@@ -199,7 +199,7 @@ impl T5Config {
     }
 
     /// Initialises the encoder alone (`T5EncoderModel`) on `device`.
-    pub fn init_encoder(&self, device: &Device) -> T5EncoderModel {
+    pub fn init_model(&self, device: &Device) -> T5EncoderModel {
         T5EncoderModel {
             shared: self.init_shared(device),
             encoder: self.init_stack(false, device),

@@ -20,8 +20,11 @@ use burn::module::Module;
 use burn::nn::{Dropout, Embedding, Linear};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData, TensorReadError};
 
+use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
 use crate::blocks::{FeedForward, MultiHeadAttention, RelativePositionBias, RmsNorm, padding_mask};
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
+use crate::error::ModelConfigError;
+use crate::key_map::{KeyMap, RuleTable};
 
 pub use config::T5Config;
 
@@ -457,6 +460,248 @@ impl ProteinEncoder for T5ForConditionalGeneration {
     }
 }
 
+/// T5 self-attention, relative to a stack (`encoder.` or `decoder.`). The relative position
+/// bias is stored under the first block but belongs to the stack, which computes it once.
+const T5_SELF_ATTENTION: RuleTable = &[
+    (
+        "block.0.layer.0.SelfAttention.relative_attention_bias",
+        "relative_attention_bias",
+    ),
+    (
+        "block.{i}.layer.0.SelfAttention.q",
+        "block.{i}.self_attention.query",
+    ),
+    (
+        "block.{i}.layer.0.SelfAttention.k",
+        "block.{i}.self_attention.key",
+    ),
+    (
+        "block.{i}.layer.0.SelfAttention.v",
+        "block.{i}.self_attention.value",
+    ),
+    (
+        "block.{i}.layer.0.SelfAttention.o",
+        "block.{i}.self_attention.output",
+    ),
+    (
+        "block.{i}.layer.0.layer_norm",
+        "block.{i}.self_attention_norm",
+    ),
+];
+
+/// The decoder's cross-attention (`layer.1`).
+const T5_CROSS_ATTENTION: RuleTable = &[
+    (
+        "block.{i}.layer.1.EncDecAttention.q",
+        "block.{i}.cross_attention.query",
+    ),
+    (
+        "block.{i}.layer.1.EncDecAttention.k",
+        "block.{i}.cross_attention.key",
+    ),
+    (
+        "block.{i}.layer.1.EncDecAttention.v",
+        "block.{i}.cross_attention.value",
+    ),
+    (
+        "block.{i}.layer.1.EncDecAttention.o",
+        "block.{i}.cross_attention.output",
+    ),
+    (
+        "block.{i}.layer.1.layer_norm",
+        "block.{i}.cross_attention_norm",
+    ),
+];
+
+/// Feed-forward tables: `layer.1` in the encoder, `layer.2` in the decoder; ReLU (`wi`) or
+/// gated (`wi_0` activated, `wi_1` linear). A checkpoint of the other kind is reported as
+/// missing and unexpected weights rather than loaded half-way.
+const T5_ENCODER_RELU_FF: RuleTable = &[
+    (
+        "block.{i}.layer.1.DenseReluDense.wi",
+        "block.{i}.feed_forward.intermediate",
+    ),
+    (
+        "block.{i}.layer.1.DenseReluDense.wo",
+        "block.{i}.feed_forward.output",
+    ),
+    (
+        "block.{i}.layer.1.layer_norm",
+        "block.{i}.feed_forward_norm",
+    ),
+];
+const T5_ENCODER_GATED_FF: RuleTable = &[
+    (
+        "block.{i}.layer.1.DenseReluDense.wi_0",
+        "block.{i}.feed_forward.intermediate",
+    ),
+    (
+        "block.{i}.layer.1.DenseReluDense.wi_1",
+        "block.{i}.feed_forward.gate",
+    ),
+    (
+        "block.{i}.layer.1.DenseReluDense.wo",
+        "block.{i}.feed_forward.output",
+    ),
+    (
+        "block.{i}.layer.1.layer_norm",
+        "block.{i}.feed_forward_norm",
+    ),
+];
+const T5_DECODER_RELU_FF: RuleTable = &[
+    (
+        "block.{i}.layer.2.DenseReluDense.wi",
+        "block.{i}.feed_forward.intermediate",
+    ),
+    (
+        "block.{i}.layer.2.DenseReluDense.wo",
+        "block.{i}.feed_forward.output",
+    ),
+    (
+        "block.{i}.layer.2.layer_norm",
+        "block.{i}.feed_forward_norm",
+    ),
+];
+const T5_DECODER_GATED_FF: RuleTable = &[
+    (
+        "block.{i}.layer.2.DenseReluDense.wi_0",
+        "block.{i}.feed_forward.intermediate",
+    ),
+    (
+        "block.{i}.layer.2.DenseReluDense.wi_1",
+        "block.{i}.feed_forward.gate",
+    ),
+    (
+        "block.{i}.layer.2.DenseReluDense.wo",
+        "block.{i}.feed_forward.output",
+    ),
+    (
+        "block.{i}.layer.2.layer_norm",
+        "block.{i}.feed_forward_norm",
+    ),
+];
+
+/// Keys of a `T5ForConditionalGeneration` that are aliases of `shared.weight` or that
+/// transformers itself drops.
+const T5_IGNORED: &[&str] = &[
+    r"^(encoder|decoder)\.embed_tokens\.weight$",
+    r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.",
+    // Tied head: the shared embedding decodes (T5 v1.0); a stored copy is not used.
+    r"^lm_head\.weight$",
+];
+
+/// `T5ForConditionalGeneration` with ReLU feed-forward (T5 v1.0, ProtT5).
+pub const T5_RELU: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("encoder.", "encoder.", T5_SELF_ATTENTION),
+        ("encoder.", "encoder.", T5_ENCODER_RELU_FF),
+        ("decoder.", "decoder.", T5_SELF_ATTENTION),
+        ("decoder.", "decoder.", T5_CROSS_ATTENTION),
+        ("decoder.", "decoder.", T5_DECODER_RELU_FF),
+    ],
+    ignored: T5_IGNORED,
+};
+
+/// `T5ForConditionalGeneration` with gated feed-forward (T5 v1.1).
+pub const T5_GATED: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("encoder.", "encoder.", T5_SELF_ATTENTION),
+        ("encoder.", "encoder.", T5_ENCODER_GATED_FF),
+        ("decoder.", "decoder.", T5_SELF_ATTENTION),
+        ("decoder.", "decoder.", T5_CROSS_ATTENTION),
+        ("decoder.", "decoder.", T5_DECODER_GATED_FF),
+    ],
+    ignored: T5_IGNORED,
+};
+
+/// Any T5 checkpoint (`T5EncoderModel`, `T5ForConditionalGeneration`) into the encoder alone:
+/// decoder and head are skipped.
+pub const T5_ENCODER_RELU: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("encoder.", "encoder.", T5_SELF_ATTENTION),
+        ("encoder.", "encoder.", T5_ENCODER_RELU_FF),
+    ],
+    ignored: &[
+        r"^decoder\.",
+        r"^lm_head\.",
+        r"^encoder\.embed_tokens\.weight$",
+    ],
+};
+
+/// [`T5_ENCODER_RELU`] for gated feed-forward.
+pub const T5_ENCODER_GATED: KeyMap = KeyMap {
+    aliases: &[],
+    rules: &[
+        ("encoder.", "encoder.", T5_SELF_ATTENTION),
+        ("encoder.", "encoder.", T5_ENCODER_GATED_FF),
+    ],
+    ignored: &[
+        r"^decoder\.",
+        r"^lm_head\.",
+        r"^encoder\.embed_tokens\.weight$",
+    ],
+};
+
+/// Aliases for a T5 checkpoint that stores the embedding only as `encoder.embed_tokens`.
+pub const T5_EMBED_TOKENS_ALIAS: &[(&str, &str)] = &[(r"^encoder\.embed_tokens\.", "shared.")];
+
+impl ArchitectureConfig for T5Config {
+    type Encoder = T5EncoderModel;
+    const MODEL_TYPE: &'static str = "t5";
+    const NAME: &'static str = "t5";
+    const SAVED_CLASS: &'static str = "T5ForConditionalGeneration";
+    const SIGNATURE: &'static str = r"(^|\.)block\.\d+\.layer\.\d+\.|^shared\.weight$";
+    // One sentencepiece piece per residue with fixed ids: `spiece.model` adds nothing.
+    const VOCABULARY: VocabularySource = VocabularySource::ProtT5;
+
+    fn validate(&self) -> Result<(), ModelConfigError> {
+        T5Config::validate(self)
+    }
+    fn hidden_size(&self) -> usize {
+        self.d_model
+    }
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+    fn max_tokens(&self) -> Option<usize> {
+        None
+    }
+    fn init_model(&self, device: &Device) -> T5EncoderModel {
+        T5Config::init_model(self, device)
+    }
+    fn encoder_key_map(&self, checkpoint_keys: &[String]) -> Result<KeyMap, ModelConfigError> {
+        let mut key_map = if self.feed_forward()?.1 {
+            T5_ENCODER_GATED
+        } else {
+            T5_ENCODER_RELU
+        };
+        let has = |key: &str| checkpoint_keys.iter().any(|n| n == key);
+        // The half-precision encoder may store the embedding under its encoder name only.
+        if !has("shared.weight") && has("encoder.embed_tokens.weight") {
+            key_map.aliases = T5_EMBED_TOKENS_ALIAS;
+        }
+        Ok(key_map)
+    }
+}
+
+impl PretrainedModel for T5ForConditionalGeneration {
+    type Config = T5Config;
+    const CLASS: &'static str = "T5ForConditionalGeneration";
+    fn init(config: &T5Config, device: &Device) -> Self {
+        config.init(device)
+    }
+    fn key_map(config: &T5Config) -> Result<KeyMap, ModelConfigError> {
+        Ok(if config.feed_forward()?.1 {
+            T5_GATED
+        } else {
+            T5_RELU
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,7 +771,7 @@ mod tests {
                 "{proj}"
             );
             assert_eq!(
-                config.init_encoder(&device).num_params(),
+                config.init_model(&device).num_params(),
                 config.num_encoder_parameters()
             );
         }

@@ -9,7 +9,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use burn::train::ClassificationOutput;
 use prottrans_data::{ResidueBatch, Tokenizer};
-use prottrans_models::{AlbertForMaskedLm, BertForMaskedLm, EncoderInput};
+use prottrans_models::{AlbertForMaskedLm, BertForMaskedLm, EncoderInput, EsmForMaskedLm};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -202,6 +202,8 @@ pub enum MlmModel {
     Bert(BertForMaskedLm),
     /// ProtAlbert.
     Albert(AlbertForMaskedLm),
+    /// ESM-2.
+    Esm(EsmForMaskedLm),
 }
 
 impl MlmModel {
@@ -213,6 +215,7 @@ impl MlmModel {
         match self {
             Self::Bert(model) => model.forward_at(input, positions),
             Self::Albert(model) => model.forward_at(input, positions),
+            Self::Esm(model) => model.forward_at(input, positions),
         }
     }
 }
@@ -220,6 +223,12 @@ impl MlmModel {
 impl From<BertForMaskedLm> for MlmModel {
     fn from(model: BertForMaskedLm) -> Self {
         Self::Bert(model)
+    }
+}
+
+impl From<EsmForMaskedLm> for MlmModel {
+    fn from(model: EsmForMaskedLm) -> Self {
+        Self::Esm(model)
     }
 }
 

@@ -19,7 +19,9 @@ use burn::tensor::Device;
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::{ExecutionStrategy, Learner, LearnerModel, MultiDeviceOptim, SupervisedTraining};
 use prottrans_data::{BatchedSequences, CropMode, ResidueBatch, SequenceStore, Tokenizer};
-use prottrans_import::{save_albert_for_masked_lm, save_bert_for_masked_lm, save_t5};
+use prottrans_import::{
+    save_albert_for_masked_lm, save_bert_for_masked_lm, save_pretrained, save_t5,
+};
 use prottrans_models::{ModelConfig, T5Config};
 use serde::{Deserialize, Serialize};
 
@@ -252,6 +254,9 @@ fn tokenizer_for(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
     let tokenizer = match config {
         ModelConfig::T5(_) => Tokenizer::prot_t5(),
         ModelConfig::Xlnet(_) => Tokenizer::new(prottrans_data::Vocabulary::prottrans_xlnet()),
+        // ESM's alphabet, with U, Z, O and B as tokens of their own as its authors had them.
+        ModelConfig::Esm(_) => Tokenizer::new(prottrans_data::Vocabulary::esm2())
+            .with_rare_residues(prottrans_data::RareResidues::Keep),
         _ => Tokenizer::prot_bert(),
     };
     let vocabulary = tokenizer.vocabulary();
@@ -613,7 +618,7 @@ pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     let started = Instant::now();
     let prepared = prepare(&run)?;
     let report = match &run.config.model {
-        ModelConfig::Bert(_) | ModelConfig::Albert(_) => {
+        ModelConfig::Bert(_) | ModelConfig::Albert(_) | ModelConfig::Esm(_) => {
             pretrain_masked_lm(&run, prepared, started)?
         }
         ModelConfig::Electra(electra) => {
@@ -665,6 +670,13 @@ fn pretrain_masked_lm(
                 bert.num_hidden_layers, bert.hidden_size
             ),
         ),
+        ModelConfig::Esm(esm) => (
+            esm.init(device).into(),
+            format!(
+                "ESM-2, {} layers, width {}",
+                esm.num_hidden_layers, esm.hidden_size
+            ),
+        ),
         other => {
             return Err(TrainError::Invalid(format!(
                 "{} is not trained by masked LM",
@@ -692,6 +704,7 @@ fn pretrain_masked_lm(
         (MlmModel::Albert(model), ModelConfig::Albert(albert)) => {
             save_albert_for_masked_lm(model, albert, &model_dir)?
         }
+        (MlmModel::Esm(model), ModelConfig::Esm(esm)) => save_pretrained(model, esm, &model_dir)?,
         _ => {
             return Err(TrainError::Invalid(
                 "the trained model does not match its configuration".into(),

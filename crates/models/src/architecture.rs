@@ -1,0 +1,90 @@
+//! What every architecture tells the rest of prottrans about itself, implemented once in its own
+//! file by its configuration type: names, checkpoint signature, vocabulary, the bare encoder and
+//! its key map. [`crate::registry`] lists the implementations; import, embedding, heads and the
+//! CLI dispatch through it rather than matching on architectures.
+
+use std::fmt::Debug;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::encoder::ProteinEncoder;
+use crate::error::ModelConfigError;
+use crate::key_map::KeyMap;
+
+/// Where an architecture's tokenizer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VocabularySource {
+    /// The checkpoint's `vocab.txt` (BERT names), ProtBert's released vocabulary without one.
+    ProtBert,
+    /// ProtT5's fixed sentencepiece ids.
+    ProtT5,
+    /// The checkpoint's own `spiece.model`, `tokenizer.json` or `vocab.txt`, which must exist
+    /// (the released sentencepiece tables are not published in full).
+    Checkpoint,
+    /// The checkpoint's ESM `vocab.txt` (`<cls> <pad> <eos> <unk>` ... `<mask>`), the ESM-2
+    /// alphabet without one.
+    Esm,
+}
+
+/// One architecture, as its configuration type describes it.
+pub trait ArchitectureConfig:
+    Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// The bare encoder (no heads) embedding and supervised heads use.
+    type Encoder: ProteinEncoder + Module;
+
+    /// The Hugging Face `model_type`.
+    const MODEL_TYPE: &'static str;
+    /// The name in prottrans TOML and on the command line.
+    const NAME: &'static str;
+    /// The Hugging Face class prottrans saves this architecture as (`architectures` in
+    /// `config.json`).
+    const SAVED_CLASS: &'static str;
+    /// A regex on checkpoint keys that only this architecture's checkpoints match (checked in
+    /// registry order, so a more specific signature comes first).
+    const SIGNATURE: &'static str;
+    /// Where its tokenizer comes from.
+    const VOCABULARY: VocabularySource;
+    /// Whether its authors kept U, Z, O and B as tokens of their own (ESM) rather than mapping
+    /// them to X before training (ProtTrans).
+    const KEEPS_RARE_RESIDUES: bool = false;
+
+    /// Checks the values.
+    fn validate(&self) -> Result<(), ModelConfigError>;
+
+    /// Width of the hidden states the encoder returns.
+    fn hidden_size(&self) -> usize;
+
+    /// Size of the token vocabulary the embedding matrix has rows for.
+    fn vocab_size(&self) -> usize;
+
+    /// The longest framed sequence (special tokens included) the model can take, or `None`
+    /// when positions are relative and any length works.
+    fn max_tokens(&self) -> Option<usize>;
+
+    /// Initialises the bare encoder on `device`.
+    fn init_model(&self, device: &Device) -> Self::Encoder;
+
+    /// The key map that loads the bare encoder from any checkpoint of this architecture, given
+    /// the checkpoint's tensor names (some variants store a tensor under another name).
+    fn encoder_key_map(&self, checkpoint_keys: &[String]) -> Result<KeyMap, ModelConfigError>;
+}
+
+/// A model with heads that has a Hugging Face class of its own (`BertForMaskedLM`,
+/// `EsmForMaskedLM`, ...), loaded and saved whole.
+pub trait PretrainedModel: Module + Sized {
+    /// Its architecture's configuration.
+    type Config: ArchitectureConfig;
+
+    /// The Hugging Face class.
+    const CLASS: &'static str;
+
+    /// Initialises the model on `device`.
+    fn init(config: &Self::Config, device: &Device) -> Self;
+
+    /// The checkpoint <-> module key map.
+    fn key_map(config: &Self::Config) -> Result<KeyMap, ModelConfigError>;
+}

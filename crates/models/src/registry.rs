@@ -1,0 +1,424 @@
+//! The registry: every implemented architecture, one line each. Adding an architecture is its
+//! file (modules, config, key maps and its [`ArchitectureConfig`]) plus one line here.
+//!
+//! From the list, [`registry!`] makes [`Architecture`] (names), [`ModelConfig`] (a
+//! configuration of any architecture, read from prottrans TOML or a Hugging Face
+//! `config.json`) and [`Encoder`] (the bare encoder of any architecture); code that must act on
+//! whatever checkpoint the user points at calls [`ModelConfig::visit`] with a
+//! [`ConfigVisitor`], generic over [`ArchitectureConfig`], instead of matching on variants.
+
+use std::path::Path;
+
+use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::albert::{AlbertConfig, AlbertModel};
+use crate::architecture::{ArchitectureConfig, VocabularySource};
+use crate::bert::{BertConfig, BertModel};
+use crate::electra::{ElectraConfig, ElectraModel};
+use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
+use crate::error::ModelConfigError;
+use crate::esm::{EsmConfig, EsmModel};
+use crate::t5::{T5Config, T5EncoderModel};
+use crate::transfo_xl::{TransfoXlConfig, TransfoXlModel};
+use crate::xlnet::{XlnetConfig, XlnetModel};
+
+/// Code run on a configuration of whatever architecture, generic over it.
+pub trait ConfigVisitor {
+    /// What the visit returns.
+    type Output;
+
+    /// Visits the configuration of architecture `C`.
+    fn visit<C: ArchitectureConfig>(self, config: &C) -> Self::Output
+    where
+        Encoder: From<C::Encoder>,
+        ModelConfig: From<C>;
+}
+
+/// A configuration type that is one of [`ModelConfig`]'s variants.
+pub trait RegisteredConfig: ArchitectureConfig + Into<ModelConfig> {
+    /// The configuration, when `config` is of this architecture.
+    fn from_model_config(config: &ModelConfig) -> Option<&Self>;
+}
+
+macro_rules! registry {
+    ($($(#[$doc:meta])* $variant:ident($config:ty, $encoder:ty),)+) => {
+        /// The implemented architectures, in the order their checkpoint signatures are tried.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Architecture {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Architecture {
+            /// Every architecture.
+            pub const ALL: &'static [Architecture] = &[$(Self::$variant,)+];
+
+            /// The Hugging Face `model_type`.
+            pub fn model_type(self) -> &'static str {
+                match self {
+                    $(Self::$variant => <$config>::MODEL_TYPE,)+
+                }
+            }
+
+            /// The name used in prottrans TOML and on the command line.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => <$config>::NAME,)+
+                }
+            }
+
+            /// The key pattern only this architecture's checkpoints have.
+            pub fn signature(self) -> &'static str {
+                match self {
+                    $(Self::$variant => <$config>::SIGNATURE,)+
+                }
+            }
+        }
+
+        /// A model configuration of any implemented architecture.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "architecture", rename_all = "snake_case")]
+        pub enum ModelConfig {
+            $($(#[$doc])* $variant($config),)+
+        }
+
+        impl ModelConfig {
+            /// The architecture.
+            pub fn architecture(&self) -> Architecture {
+                match self {
+                    $(Self::$variant(_) => Architecture::$variant,)+
+                }
+            }
+
+            /// Runs `visitor` on the configuration, whatever its architecture.
+            pub fn visit<V: ConfigVisitor>(&self, visitor: V) -> V::Output {
+                match self {
+                    $(Self::$variant(config) => visitor.visit(config),)+
+                }
+            }
+
+            /// Parses a Hugging Face `config.json` value of architecture `architecture`.
+            fn from_json_value(
+                architecture: Architecture,
+                value: serde_json::Value,
+            ) -> Result<Self, serde_json::Error> {
+                Ok(match architecture {
+                    $(Architecture::$variant => Self::$variant(serde_json::from_value(value)?),)+
+                })
+            }
+        }
+
+        $(
+            impl From<$config> for ModelConfig {
+                fn from(config: $config) -> Self {
+                    Self::$variant(config)
+                }
+            }
+
+            impl RegisteredConfig for $config {
+                fn from_model_config(config: &ModelConfig) -> Option<&Self> {
+                    match config {
+                        ModelConfig::$variant(c) => Some(c),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+
+            impl From<$encoder> for Encoder {
+                fn from(model: $encoder) -> Self {
+                    Self::$variant(model)
+                }
+            }
+        )+
+
+        /// The bare encoder of any implemented architecture, for code that takes whatever
+        /// checkpoint the user points at (embedding, heads on the fly).
+        #[derive(Debug)]
+        #[non_exhaustive]
+        pub enum Encoder {
+            $($(#[$doc])* $variant($encoder),)+
+        }
+
+        impl ProteinEncoder for Encoder {
+            fn hidden_size(&self) -> usize {
+                match self {
+                    $(Self::$variant(model) => model.hidden_size(),)+
+                }
+            }
+
+            fn encode(&self, input: EncoderInput) -> EncoderOutput {
+                match self {
+                    $(Self::$variant(model) => ProteinEncoder::encode(model, input),)+
+                }
+            }
+
+            fn has_segment_memory(&self) -> bool {
+                match self {
+                    $(Self::$variant(model) => model.has_segment_memory(),)+
+                }
+            }
+
+            fn encode_in_segments(
+                &self,
+                input_ids: Tensor<2, Int>,
+                segment_len: usize,
+            ) -> Option<Tensor<3>> {
+                match self {
+                    $(Self::$variant(model) => model.encode_in_segments(input_ids, segment_len),)+
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    /// ELECTRA (ProtElectra): the discriminator's shape, the generator's in `generator`.
+    Electra(ElectraConfig, ElectraModel),
+    /// ALBERT (ProtAlbert).
+    Albert(AlbertConfig, AlbertModel),
+    /// T5 (ProtT5).
+    T5(T5Config, T5EncoderModel),
+    /// XLNet (ProtXLNet).
+    Xlnet(XlnetConfig, XlnetModel),
+    /// Transformer-XL (ProtTXL).
+    TransfoXl(TransfoXlConfig, TransfoXlModel),
+    /// ESM-2 (before BERT: its keys also look like BERT's).
+    Esm(EsmConfig, EsmModel),
+    /// BERT (ProtBert).
+    Bert(BertConfig, BertModel),
+}
+
+impl Architecture {
+    /// Parses a Hugging Face `model_type` or a prottrans name.
+    pub fn from_model_type(model_type: &str) -> Result<Self, ModelConfigError> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|a| a.model_type() == model_type || model_type == a.name())
+            .ok_or_else(|| ModelConfigError::Unknown {
+                name: model_type.to_string(),
+                known: Self::ALL
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The cheap facts [`ModelConfig`]'s accessors read from an [`ArchitectureConfig`].
+struct Describe;
+
+struct Description {
+    hidden_size: usize,
+    vocab_size: usize,
+    max_tokens: Option<usize>,
+    vocabulary: VocabularySource,
+    keeps_rare_residues: bool,
+    saved_class: &'static str,
+}
+
+impl ConfigVisitor for Describe {
+    type Output = Description;
+
+    fn visit<C: ArchitectureConfig>(self, config: &C) -> Description {
+        Description {
+            hidden_size: config.hidden_size(),
+            vocab_size: config.vocab_size(),
+            max_tokens: config.max_tokens(),
+            vocabulary: C::VOCABULARY,
+            keeps_rare_residues: C::KEEPS_RARE_RESIDUES,
+            saved_class: C::SAVED_CLASS,
+        }
+    }
+}
+
+struct Validate;
+
+impl ConfigVisitor for Validate {
+    type Output = Result<(), ModelConfigError>;
+
+    fn visit<C: ArchitectureConfig>(self, config: &C) -> Self::Output {
+        config.validate()
+    }
+}
+
+struct ToJson;
+
+impl ConfigVisitor for ToJson {
+    type Output = serde_json::Value;
+
+    fn visit<C: ArchitectureConfig>(self, config: &C) -> Self::Output {
+        serde_json::to_value(config).expect("configs serialise")
+    }
+}
+
+impl ModelConfig {
+    fn describe(&self) -> Description {
+        self.visit(Describe)
+    }
+
+    /// Width of the hidden states the encoder returns.
+    pub fn hidden_size(&self) -> usize {
+        self.describe().hidden_size
+    }
+
+    /// The longest framed sequence (special tokens included) the model can take, or `None`
+    /// when positions are relative and any length works.
+    pub fn max_tokens(&self) -> Option<usize> {
+        self.describe().max_tokens
+    }
+
+    /// Size of the token vocabulary the embedding matrix has rows for.
+    pub fn vocab_size(&self) -> usize {
+        self.describe().vocab_size
+    }
+
+    /// Where the architecture's tokenizer comes from.
+    pub fn vocabulary(&self) -> VocabularySource {
+        self.describe().vocabulary
+    }
+
+    /// Whether the architecture's authors kept U, Z, O and B as tokens of their own.
+    pub fn keeps_rare_residues(&self) -> bool {
+        self.describe().keeps_rare_residues
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), ModelConfigError> {
+        self.visit(Validate)
+    }
+
+    /// Reads a Hugging Face `config.json`, choosing the architecture from `model_type`.
+    pub fn from_hf_json(path: impl AsRef<Path>) -> Result<Self, ModelConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ModelConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_hf_json_str(&text).map_err(|e| match e {
+            ModelConfigError::Parse { message, .. } => ModelConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses the text of a Hugging Face `config.json`.
+    pub fn from_hf_json_str(text: &str) -> Result<Self, ModelConfigError> {
+        let parse = |e: serde_json::Error| ModelConfigError::Parse {
+            path: "config.json".into(),
+            message: e.to_string(),
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(parse)?;
+        let model_type = value
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ModelConfigError::Parse {
+                path: "config.json".into(),
+                message: "no `model_type` field".into(),
+            })?;
+        let architecture = Architecture::from_model_type(model_type)?;
+        let config = Self::from_json_value(architecture, value).map_err(parse)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The Hugging Face `config.json` text of this configuration, for the class prottrans
+    /// saves the architecture as.
+    pub fn to_hf_json(&self) -> String {
+        self.to_hf_json_for(self.describe().saved_class)
+    }
+
+    /// The Hugging Face `config.json` text of this configuration for the model class
+    /// `architectures` (an ELECTRA generator is `ElectraForMaskedLM`).
+    pub fn to_hf_json_for(&self, architectures: &str) -> String {
+        let mut value = self.visit(ToJson);
+        if let Some(map) = value.as_object_mut() {
+            map.insert("model_type".into(), self.architecture().model_type().into());
+            map.insert("architectures".into(), serde_json::json!([architectures]));
+            map.entry("tie_word_embeddings").or_insert(true.into());
+        }
+        serde_json::to_string_pretty(&value).expect("json values serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_json_round_trips() {
+        let config = ModelConfig::Bert(BertConfig {
+            hidden_size: 64,
+            num_attention_heads: 4,
+            ..BertConfig::default()
+        });
+        let again = ModelConfig::from_hf_json_str(&config.to_hf_json()).unwrap();
+        assert_eq!(again, config);
+        let esm = ModelConfig::Esm(EsmConfig::default());
+        let json = esm.to_hf_json();
+        assert!(json.contains("EsmForMaskedLM"), "{json}");
+        assert_eq!(ModelConfig::from_hf_json_str(&json).unwrap(), esm);
+    }
+
+    #[test]
+    fn t5_round_trips_and_keeps_its_head_tying() {
+        let config = ModelConfig::T5(T5Config {
+            d_model: 32,
+            tie_word_embeddings: false,
+            feed_forward_proj: "gated-gelu".into(),
+            ..T5Config::default()
+        });
+        let json = config.to_hf_json();
+        assert!(json.contains("\"tie_word_embeddings\": false"), "{json}");
+        assert_eq!(ModelConfig::from_hf_json_str(&json).unwrap(), config);
+    }
+
+    #[test]
+    fn unimplemented_and_unknown_architectures_are_named() {
+        let albert = ModelConfig::from_hf_json_str(r#"{"model_type": "albert", "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128}"#).unwrap();
+        assert_eq!(albert.architecture(), Architecture::Albert);
+        let xlnet = ModelConfig::from_hf_json_str(
+            r#"{"model_type": "xlnet", "d_model": 64, "n_head": 4, "d_head": 16, "mem_len": null}"#,
+        )
+        .unwrap();
+        assert_eq!(xlnet.architecture(), Architecture::Xlnet);
+        let err =
+            ModelConfig::from_hf_json_str(r#"{"model_type": "transfo-xl", "cutoffs": [10, 20]}"#)
+                .unwrap_err();
+        assert!(err.to_string().contains("adaptive softmax"), "{err}");
+        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "gpt2"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown architecture `gpt2`"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("esm"), "{err}");
+        let err = ModelConfig::from_hf_json_str(r#"{"model_type": "bert", "hidden_size": 30}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("multiple"), "{err}");
+    }
+
+    /// Every name and signature is distinct, and each architecture's own saved class is read
+    /// back as that architecture.
+    #[test]
+    fn the_registry_is_consistent() {
+        for (i, a) in Architecture::ALL.iter().enumerate() {
+            for b in &Architecture::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+                assert_ne!(a.model_type(), b.model_type());
+            }
+            assert_eq!(Architecture::from_model_type(a.name()).unwrap(), *a);
+            assert_eq!(Architecture::from_model_type(a.model_type()).unwrap(), *a);
+        }
+    }
+}
