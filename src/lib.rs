@@ -54,18 +54,17 @@ pub mod prelude {
     pub use prottrans_embed::{EmbedJob, EmbedOptions, Embedder, Precision, mean_over_residues};
     pub use prottrans_import::{
         Checkpoint, load_albert_for_masked_lm, load_bert_for_masked_lm, load_electra,
-        load_esm_for_masked_lm, load_pretrained, load_t5, save_albert_for_masked_lm,
-        save_bert_for_masked_lm, save_electra, save_esm_for_masked_lm, save_pretrained, save_t5,
-        save_transfo_xl_lm_head, save_xlnet_lm_head,
+        load_pretrained, load_t5, save_albert_for_masked_lm, save_bert_for_masked_lm, save_electra,
+        save_pretrained, save_t5, save_transfo_xl_lm_head, save_xlnet_lm_head,
     };
     pub use prottrans_models::{
-        AlbertConfig, AlbertForMaskedLm, BertConfig, BertForMaskedLm, Electra, ElectraConfig,
-        ElectraForMaskedLm, ElectraForPreTraining, EncoderInput, EsmConfig, EsmForMaskedLm,
-        EsmModel, ModelConfig, ProteinEncoder, SegmentMemory, T5Config, T5EncoderModel,
-        T5ForConditionalGeneration, TransfoXlConfig, TransfoXlLmHeadModel, TransfoXlModel,
-        XlnetConfig, XlnetInput, XlnetLmHeadModel, XlnetModel,
+        AlbertConfig, AlbertForMaskedLm, Architecture, BertConfig, BertForMaskedLm, Electra,
+        ElectraConfig, ElectraForMaskedLm, ElectraForPreTraining, EncoderInput, EsmConfig,
+        EsmForMaskedLm, EsmModel, ModelConfig, ProteinEncoder, SegmentMemory, T5Config,
+        T5EncoderModel, T5ForConditionalGeneration, TransfoXlConfig, TransfoXlLmHeadModel,
+        TransfoXlModel, XlnetConfig, XlnetInput, XlnetLmHeadModel, XlnetModel,
     };
-    pub use prottrans_train::{PretrainConfig, PretrainReport, PretrainRun, pretrain};
+    pub use prottrans_train::{PretrainConfig, PretrainReport, PretrainRun, init_model, pretrain};
     pub use prottrans_transfer::{
         Evaluation, FeatureSpec, HeadOptions, HeadTraining, LabelledSet, Pooling, Task, evaluate,
         train_head,

@@ -150,7 +150,8 @@ fn esm_forward_matches_transformers_on_every_device() {
     let (_, mask) = expected.ints("attention_mask");
     let keep: Vec<bool> = mask.iter().map(|&m| m == 1).collect();
     let run = |device: &Device| {
-        let (config, model) = load_esm_for_masked_lm(fixture("esm_tiny"), device).unwrap();
+        let (config, model) =
+            load_pretrained::<EsmForMaskedLm>(fixture("esm_tiny"), device).unwrap();
         let input = EncoderInput::new(
             expected.int_tensor("input_ids", device),
             expected.int_tensor("attention_mask", device),

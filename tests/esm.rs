@@ -45,7 +45,7 @@ fn contact_diff(got: &[f32], want: &[f32], n: usize, lengths: &[usize]) -> f32 {
 #[test]
 fn esm2_matches_transformers_on_a_padded_batch() {
     let device = device();
-    let (config, model) = load_esm_for_masked_lm(fixture(FIXTURE), &device).unwrap();
+    let (config, model) = load_pretrained::<EsmForMaskedLm>(fixture(FIXTURE), &device).unwrap();
     let expected = Expected::load(FIXTURE);
     let (shape, mask) = expected.ints("attention_mask");
     let input = EncoderInput::new(
@@ -98,7 +98,7 @@ fn esm2_matches_transformers_on_a_padded_batch() {
 #[test]
 fn each_protein_alone_matches_transformers() {
     let device = device();
-    let (config, model) = load_esm_for_masked_lm(fixture(FIXTURE), &device).unwrap();
+    let (config, model) = load_pretrained::<EsmForMaskedLm>(fixture(FIXTURE), &device).unwrap();
     let expected = Expected::load(FIXTURE);
     for i in 0..sequences().len() {
         let ids = expected.int_tensor(&format!("single_{i}_input_ids"), &device);
@@ -190,10 +190,10 @@ fn the_registry_loads_and_embeds_esm() {
 #[test]
 fn saved_checkpoints_round_trip() {
     let device = device();
-    let (config, model) = load_esm_for_masked_lm(fixture(FIXTURE), &device).unwrap();
+    let (config, model) = load_pretrained::<EsmForMaskedLm>(fixture(FIXTURE), &device).unwrap();
     let out = tempfile::tempdir().unwrap();
-    save_esm_for_masked_lm(&model, &config, out.path()).unwrap();
-    let (again_config, again) = load_esm_for_masked_lm(out.path(), &device).unwrap();
+    save_pretrained(&model, &config, out.path()).unwrap();
+    let (again_config, again) = load_pretrained::<EsmForMaskedLm>(out.path(), &device).unwrap();
     assert_eq!(again_config, config);
 
     let original = std::fs::read(fixture(FIXTURE).join("model.safetensors")).unwrap();

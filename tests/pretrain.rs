@@ -437,3 +437,64 @@ fn xlnet_permutation_lm_learns_the_residue_distribution() {
     let long = embedder.embed(&long_protein(100)).unwrap();
     assert_eq!(long.dim(), (100, 32));
 }
+
+/// `init_model` writes every tiny recipe's architecture as `pretrain` saves it: the checkpoint
+/// loads back as the same configuration, its vocabulary beside it (ProtT5's is built in), and
+/// its encoder runs on a protein.
+#[test]
+fn init_model_writes_every_architecture_loadably() {
+    let device = DeviceSpec::Cpu.device().unwrap();
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut seen = Vec::new();
+    for name in [
+        "tiny",
+        "albert_tiny",
+        "electra_tiny",
+        "prot_t5_tiny",
+        "xlnet_tiny",
+        "transfo_xl_tiny",
+        "esm2_tiny",
+    ] {
+        let recipe = PretrainConfig::from_toml_file(configs.join(format!("{name}.toml"))).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let shape = init_model(&recipe, &device, dir.path()).unwrap();
+        assert_eq!(shape, recipe.model.shape());
+        let checkpoint = prottrans::import::Checkpoint::open(dir.path()).unwrap();
+        assert_eq!(checkpoint.config(), &recipe.model, "{name}");
+        let tokenizer =
+            prottrans::import::checkpoint_tokenizer(dir.path(), checkpoint.config()).unwrap();
+        assert_eq!(
+            tokenizer.vocabulary().len(),
+            prottrans::train::pretraining_tokenizer(&recipe.model)
+                .unwrap()
+                .vocabulary()
+                .len(),
+            "{name}"
+        );
+        let encoder = checkpoint
+            .load_encoder(&device, prottrans::burn::tensor::FloatDType::F32)
+            .unwrap();
+        let ids = tokenizer.encode("P1", b"MKTAYIAKQR").unwrap();
+        let input = prottrans::burn::tensor::Tensor::<2, prottrans::burn::tensor::Int>::from_data(
+            prottrans::burn::tensor::TensorData::new(
+                ids.iter().map(|&id| i64::from(id)).collect::<Vec<_>>(),
+                [1, ids.len()],
+            ),
+            &device,
+        );
+        let hidden = encoder
+            .encode(EncoderInput::unpadded(input))
+            .last_hidden_state;
+        assert_eq!(
+            hidden.dims(),
+            [1, ids.len(), recipe.model.hidden_size()],
+            "{name}"
+        );
+        seen.push(recipe.model.architecture());
+    }
+    assert_eq!(
+        seen.len(),
+        Architecture::ALL.len(),
+        "one recipe per architecture"
+    );
+}

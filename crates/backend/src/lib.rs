@@ -156,186 +156,268 @@ pub struct BackendInfo {
     pub description: &'static str,
 }
 
-/// Every backend prottrans knows, in the order `cpu` prefers the CPU ones.
-pub const BACKENDS: [BackendInfo; 9] = [
-    BackendInfo {
-        name: "flex",
+/// The index after `name:` of a device kind that takes one.
+trait DeviceIndex: Copy {
+    /// From the parsed index (`None` when the text has none).
+    fn from_parsed(index: Option<usize>) -> Self;
+    /// The index to write back, if any.
+    fn shown(self) -> Option<usize>;
+}
+
+/// Optional: without one, the backend's default device.
+impl DeviceIndex for Option<usize> {
+    fn from_parsed(index: Option<usize>) -> Self {
+        index
+    }
+    fn shown(self) -> Option<usize> {
+        self
+    }
+}
+
+/// Defaults to device 0.
+impl DeviceIndex for usize {
+    fn from_parsed(index: Option<usize>) -> Self {
+        index.unwrap_or(0)
+    }
+    fn shown(self) -> Option<usize> {
+        Some(self)
+    }
+}
+
+/// From the table of devices, [`DeviceSpec`] (with parsing, display, its cargo feature and
+/// opening), [`BACKENDS`] (the rows that describe a backend), the devices each backend lists,
+/// and the order `cpu` prefers the CPU backends in (table order).
+macro_rules! devices {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $(($index:ident: $kind:ty))? {
+            names: [$name:literal $(, $alias:literal)*],
+            feature: $feature:literal,
+            cpu: $cpu:literal,
+            open: $open:expr,
+            $(backend: $description:literal, devices: $devices:expr,)?
+        }
+    )+) => {
+        /// A device request, as written after `--device`.
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub enum DeviceSpec {
+            /// The best CPU backend compiled in (flex, then ndarray, then the CubeCL CPU JIT,
+            /// then libtorch).
+            #[default]
+            Cpu,
+            $($(#[$doc])* $variant $(($kind))?,)+
+        }
+
+        /// Every backend prottrans knows, in the order `cpu` prefers the CPU ones.
+        pub const BACKENDS: &[BackendInfo] = &[$($(BackendInfo {
+            name: $name,
+            feature: $feature,
+            compiled: cfg!(feature = $feature),
+            description: $description,
+        },)?)+];
+
+        impl FromStr for DeviceSpec {
+            type Err = BackendError;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                let unknown = || BackendError::Unknown(text.to_string());
+                let lower = text.trim().to_ascii_lowercase();
+                let (name, index) = match lower.split_once(':') {
+                    Some((name, index)) => {
+                        (name, Some(index.parse::<usize>().map_err(|_| unknown())?))
+                    }
+                    None => (lower.as_str(), None),
+                };
+                if name == "cpu" {
+                    return index.map_or(Ok(Self::Cpu), |_| Err(unknown()));
+                }
+                $(
+                    if [$name $(, $alias)*].contains(&name) {
+                        let takes_index = false $(|| { let _ = stringify!($kind); true })?;
+                        if index.is_some() && !takes_index {
+                            return Err(unknown());
+                        }
+                        return Ok(Self::$variant $((<$kind as DeviceIndex>::from_parsed(index)))?);
+                    }
+                )+
+                Err(unknown())
+            }
+        }
+
+        impl fmt::Display for DeviceSpec {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    Self::Cpu => f.write_str("cpu"),
+                    $(Self::$variant $(($index))? => {
+                        let shown: Option<usize> = None $(.or(DeviceIndex::shown(*$index)))?;
+                        match shown {
+                            None => f.write_str($name),
+                            Some(i) => write!(f, "{}:{i}", $name),
+                        }
+                    })+
+                }
+            }
+        }
+
+        impl DeviceSpec {
+            /// The cargo feature this device needs.
+            pub fn feature(&self) -> &'static str {
+                match self {
+                    Self::Cpu => self.resolve().feature(),
+                    $(Self::$variant $(($index))? => {
+                        $(let _ = $index;)?
+                        $feature
+                    })+
+                }
+            }
+
+            /// Resolves `cpu` to the CPU backend this build prefers; other specs are returned
+            /// unchanged.
+            pub fn resolve(&self) -> Self {
+                if *self != Self::Cpu {
+                    return self.clone();
+                }
+                $(
+                    if $cpu && cfg!(feature = $feature) {
+                        return Self::$variant $((<$kind as DeviceIndex>::from_parsed(None)))?;
+                    }
+                )+
+                Self::Flex // reported as not compiled
+            }
+        }
+
+        #[allow(unused_variables, unreachable_code)]
+        fn open(spec: &DeviceSpec) -> Option<Device> {
+            match spec {
+                DeviceSpec::Cpu => None,
+                $(DeviceSpec::$variant $(($index))? => {
+                    $(let $index = *$index;)?
+                    #[cfg(feature = $feature)]
+                    return Some($open);
+                    None
+                })+
+            }
+        }
+
+        /// The devices burn lists for the backend named `backend`.
+        #[allow(unused_variables)]
+        fn enumerate(backend: &str) -> Vec<Device> {
+            #[allow(unused_imports)]
+            use burn::tensor::DeviceType;
+            $($(
+                #[cfg(feature = $feature)]
+                {
+                    let _ = $description;
+                    if backend == $name {
+                        return $devices;
+                    }
+                }
+            )?)+
+            Vec::new()
+        }
+    };
+}
+
+devices! {
+    /// burn's flex CPU backend.
+    Flex {
+        names: ["flex"],
         feature: "flex",
-        compiled: cfg!(feature = "flex"),
-        description: "pure-Rust CPU backend (SIMD, rayon); the default",
-    },
-    BackendInfo {
-        name: "ndarray",
+        cpu: true,
+        open: Device::flex(),
+        backend: "pure-Rust CPU backend (SIMD, rayon); the default",
+        devices: Device::enumerate(DeviceType::Flex).to_vec(),
+    }
+    /// burn's ndarray CPU backend.
+    NdArray {
+        names: ["ndarray"],
         feature: "ndarray",
-        compiled: cfg!(feature = "ndarray"),
-        description: "pure-Rust CPU backend on ndarray (deprecated by burn, f32 only)",
-    },
-    BackendInfo {
-        name: "cubecl-cpu",
+        cpu: true,
+        open: Device::ndarray(),
+        backend: "pure-Rust CPU backend on ndarray (deprecated by burn, f32 only)",
+        devices: Device::enumerate(DeviceType::NdArray).to_vec(),
+    }
+    /// CubeCL's LLVM CPU JIT (burn's `cpu` backend).
+    CubeclCpu {
+        names: ["cubecl-cpu"],
         feature: "cpu",
-        compiled: cfg!(feature = "cpu"),
-        description: "CubeCL CPU JIT through LLVM (needs the LLVM bundle at build time)",
-    },
-    BackendInfo {
-        name: "wgpu",
+        cpu: true,
+        open: Device::cpu(),
+        backend: "CubeCL CPU JIT through LLVM (needs the LLVM bundle at build time)",
+        devices: Device::enumerate(DeviceType::Cpu).to_vec(),
+    }
+    /// wgpu on the default adapter (`None`) or the n-th discrete GPU.
+    Wgpu(index: Option<usize>) {
+        names: ["wgpu"],
         feature: "wgpu",
-        compiled: cfg!(feature = "wgpu"),
-        description: "WebGPU API over Vulkan, Metal or DirectX (AMD, Intel, Apple, NVIDIA)",
-    },
-    BackendInfo {
-        name: "vulkan",
+        cpu: false,
+        open: Device::wgpu(device_kind(index)),
+        backend: "WebGPU API over Vulkan, Metal or DirectX (AMD, Intel, Apple, NVIDIA)",
+        devices: Device::enumerate(DeviceType::Wgpu).to_vec(),
+    }
+    /// wgpu pinned to Vulkan.
+    Vulkan(index: Option<usize>) {
+        names: ["vulkan"],
         feature: "vulkan",
-        compiled: cfg!(feature = "vulkan"),
-        description: "wgpu pinned to Vulkan with SPIR-V kernels",
-    },
-    BackendInfo {
-        name: "metal",
+        cpu: false,
+        open: Device::vulkan(device_kind(index)),
+        backend: "wgpu pinned to Vulkan with SPIR-V kernels",
+        devices: Device::enumerate(DeviceType::Vulkan).to_vec(),
+    }
+    /// wgpu pinned to Metal.
+    Metal {
+        names: ["metal"],
         feature: "metal",
-        compiled: cfg!(feature = "metal"),
-        description: "wgpu pinned to Metal with native MSL kernels (Apple)",
-    },
-    BackendInfo {
-        name: "cuda",
+        cpu: false,
+        open: Device::metal(burn::tensor::DeviceKind::DefaultDevice),
+        backend: "wgpu pinned to Metal with native MSL kernels (Apple)",
+        devices: Device::enumerate(DeviceType::Metal).to_vec(),
+    }
+    /// CUDA device index.
+    Cuda(index: usize) {
+        names: ["cuda"],
         feature: "cuda",
-        compiled: cfg!(feature = "cuda"),
-        description: "NVIDIA GPUs through CUDA",
-    },
-    BackendInfo {
-        name: "rocm",
+        cpu: false,
+        open: Device::cuda(index),
+        backend: "NVIDIA GPUs through CUDA",
+        devices: Device::enumerate(DeviceType::Cuda).to_vec(),
+    }
+    /// ROCm device index.
+    Rocm(index: usize) {
+        names: ["rocm", "hip"],
         feature: "rocm",
-        compiled: cfg!(feature = "rocm"),
-        description: "AMD GPUs through ROCm/HIP",
-    },
-    BackendInfo {
-        name: "tch",
+        cpu: false,
+        open: Device::rocm(index),
+        backend: "AMD GPUs through ROCm/HIP",
+        devices: Device::enumerate(DeviceType::Rocm).to_vec(),
+    }
+    /// libtorch on the CPU.
+    TchCpu {
+        names: ["tch", "libtorch"],
         feature: "tch",
-        compiled: cfg!(feature = "tch"),
-        description: "libtorch (CPU or CUDA), deprecated by burn",
-    },
-];
+        cpu: true,
+        open: Device::libtorch(),
+        backend: "libtorch (CPU or CUDA), deprecated by burn",
+        // burn lists libtorch's CUDA devices only; its CPU device is always there.
+        devices: std::iter::once(Device::libtorch())
+            .chain(Device::enumerate(DeviceType::LibTorch).iter().cloned())
+            .collect(),
+    }
+    /// libtorch on a CUDA device.
+    TchCuda(index: usize) {
+        names: ["tch-cuda", "libtorch-cuda"],
+        feature: "tch",
+        cpu: false,
+        open: Device::libtorch_cuda(index),
+    }
+}
 
 /// The backends compiled into this build.
 pub fn compiled_backends() -> impl Iterator<Item = &'static BackendInfo> {
     BACKENDS.iter().filter(|b| b.compiled)
 }
 
-/// A device request, as written after `--device`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum DeviceSpec {
-    /// The best CPU backend compiled in (flex, then ndarray, then the CubeCL CPU JIT, then libtorch).
-    #[default]
-    Cpu,
-    /// burn's flex CPU backend.
-    Flex,
-    /// burn's ndarray CPU backend.
-    NdArray,
-    /// CubeCL's LLVM CPU JIT (burn's `cpu` backend).
-    CubeclCpu,
-    /// wgpu on the default adapter (`None`) or the n-th discrete GPU.
-    Wgpu(Option<usize>),
-    /// wgpu pinned to Vulkan.
-    Vulkan(Option<usize>),
-    /// wgpu pinned to Metal.
-    Metal,
-    /// CUDA device index.
-    Cuda(usize),
-    /// ROCm device index.
-    Rocm(usize),
-    /// libtorch on the CPU.
-    TchCpu,
-    /// libtorch on a CUDA device.
-    TchCuda(usize),
-}
-
-impl FromStr for DeviceSpec {
-    type Err = BackendError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let lower = text.trim().to_ascii_lowercase();
-        let (name, index) = match lower.split_once(':') {
-            Some((name, index)) => {
-                let index = index
-                    .parse::<usize>()
-                    .map_err(|_| BackendError::Unknown(text.to_string()))?;
-                (name, Some(index))
-            }
-            None => (lower.as_str(), None),
-        };
-        let no_index = |spec: DeviceSpec| match index {
-            None => Ok(spec),
-            Some(_) => Err(BackendError::Unknown(text.to_string())),
-        };
-        match name {
-            "cpu" => no_index(Self::Cpu),
-            "flex" => no_index(Self::Flex),
-            "ndarray" => no_index(Self::NdArray),
-            "cubecl-cpu" => no_index(Self::CubeclCpu),
-            "wgpu" => Ok(Self::Wgpu(index)),
-            "vulkan" => Ok(Self::Vulkan(index)),
-            "metal" => no_index(Self::Metal),
-            "cuda" => Ok(Self::Cuda(index.unwrap_or(0))),
-            "rocm" | "hip" => Ok(Self::Rocm(index.unwrap_or(0))),
-            "tch" | "libtorch" => no_index(Self::TchCpu),
-            "tch-cuda" | "libtorch-cuda" => Ok(Self::TchCuda(index.unwrap_or(0))),
-            _ => Err(BackendError::Unknown(text.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Cpu => write!(f, "cpu"),
-            Self::Flex => write!(f, "flex"),
-            Self::NdArray => write!(f, "ndarray"),
-            Self::CubeclCpu => write!(f, "cubecl-cpu"),
-            Self::Wgpu(None) => write!(f, "wgpu"),
-            Self::Wgpu(Some(i)) => write!(f, "wgpu:{i}"),
-            Self::Vulkan(None) => write!(f, "vulkan"),
-            Self::Vulkan(Some(i)) => write!(f, "vulkan:{i}"),
-            Self::Metal => write!(f, "metal"),
-            Self::Cuda(i) => write!(f, "cuda:{i}"),
-            Self::Rocm(i) => write!(f, "rocm:{i}"),
-            Self::TchCpu => write!(f, "tch"),
-            Self::TchCuda(i) => write!(f, "tch-cuda:{i}"),
-        }
-    }
-}
-
 impl DeviceSpec {
-    /// The cargo feature this device needs.
-    pub fn feature(&self) -> &'static str {
-        match self {
-            Self::Cpu | Self::Flex => "flex",
-            Self::NdArray => "ndarray",
-            Self::CubeclCpu => "cpu",
-            Self::Wgpu(_) => "wgpu",
-            Self::Vulkan(_) => "vulkan",
-            Self::Metal => "metal",
-            Self::Cuda(_) => "cuda",
-            Self::Rocm(_) => "rocm",
-            Self::TchCpu | Self::TchCuda(_) => "tch",
-        }
-    }
-
-    /// Resolves `cpu` to the CPU backend this build prefers; other specs are returned unchanged.
-    pub fn resolve(&self) -> Self {
-        if *self != Self::Cpu {
-            return self.clone();
-        }
-        if cfg!(feature = "flex") {
-            Self::Flex
-        } else if cfg!(feature = "ndarray") {
-            Self::NdArray
-        } else if cfg!(feature = "cpu") {
-            Self::CubeclCpu
-        } else if cfg!(feature = "tch") {
-            Self::TchCpu
-        } else {
-            Self::Flex // reported as not compiled below
-        }
-    }
-
     /// Opens the device (without autodiff; call `.autodiff()` for training).
     pub fn device(&self) -> Result<Device, BackendError> {
         let resolved = self.resolve();
@@ -415,37 +497,6 @@ pub fn survey() -> Vec<BackendDevices> {
         .collect()
 }
 
-#[allow(unused_variables)]
-fn enumerate(backend: &str) -> Vec<Device> {
-    #[allow(unused_imports)]
-    use burn::tensor::DeviceType;
-    let devices: Vec<Device> = match backend {
-        #[cfg(feature = "flex")]
-        "flex" => Device::enumerate(DeviceType::Flex).to_vec(),
-        #[cfg(feature = "ndarray")]
-        "ndarray" => Device::enumerate(DeviceType::NdArray).to_vec(),
-        #[cfg(feature = "cpu")]
-        "cubecl-cpu" => Device::enumerate(DeviceType::Cpu).to_vec(),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Device::enumerate(DeviceType::Wgpu).to_vec(),
-        #[cfg(feature = "vulkan")]
-        "vulkan" => Device::enumerate(DeviceType::Vulkan).to_vec(),
-        #[cfg(feature = "metal")]
-        "metal" => Device::enumerate(DeviceType::Metal).to_vec(),
-        #[cfg(feature = "cuda")]
-        "cuda" => Device::enumerate(DeviceType::Cuda).to_vec(),
-        #[cfg(feature = "rocm")]
-        "rocm" => Device::enumerate(DeviceType::Rocm).to_vec(),
-        // burn lists libtorch's CUDA devices only; its CPU device is always there.
-        #[cfg(feature = "tch")]
-        "tch" => std::iter::once(Device::libtorch())
-            .chain(Device::enumerate(DeviceType::LibTorch).iter().cloned())
-            .collect(),
-        _ => Vec::new(),
-    };
-    devices
-}
-
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     let text = panic
         .downcast_ref::<String>()
@@ -458,63 +509,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
     // Backends' messages can run over many lines (a driver's error chain); the first says what.
     text.lines().next().unwrap_or(text).to_string()
-}
-
-#[allow(unused_variables, unreachable_code)]
-fn open(spec: &DeviceSpec) -> Option<Device> {
-    match spec {
-        DeviceSpec::Cpu => None,
-        DeviceSpec::Flex => {
-            #[cfg(feature = "flex")]
-            return Some(Device::flex());
-            None
-        }
-        DeviceSpec::NdArray => {
-            #[cfg(feature = "ndarray")]
-            return Some(Device::ndarray());
-            None
-        }
-        DeviceSpec::CubeclCpu => {
-            #[cfg(feature = "cpu")]
-            return Some(Device::cpu());
-            None
-        }
-        DeviceSpec::Wgpu(index) => {
-            #[cfg(feature = "wgpu")]
-            return Some(Device::wgpu(device_kind(*index)));
-            None
-        }
-        DeviceSpec::Vulkan(index) => {
-            #[cfg(feature = "vulkan")]
-            return Some(Device::vulkan(device_kind(*index)));
-            None
-        }
-        DeviceSpec::Metal => {
-            #[cfg(feature = "metal")]
-            return Some(Device::metal(burn::tensor::DeviceKind::DefaultDevice));
-            None
-        }
-        DeviceSpec::Cuda(index) => {
-            #[cfg(feature = "cuda")]
-            return Some(Device::cuda(*index));
-            None
-        }
-        DeviceSpec::Rocm(index) => {
-            #[cfg(feature = "rocm")]
-            return Some(Device::rocm(*index));
-            None
-        }
-        DeviceSpec::TchCpu => {
-            #[cfg(feature = "tch")]
-            return Some(Device::libtorch());
-            None
-        }
-        DeviceSpec::TchCuda(index) => {
-            #[cfg(feature = "tch")]
-            return Some(Device::libtorch_cuda(*index));
-            None
-        }
-    }
 }
 
 #[cfg(any(feature = "wgpu", feature = "vulkan"))]

@@ -59,20 +59,9 @@ impl Embedder {
         let config = checkpoint.config().clone();
         let tokenizer = checkpoint_tokenizer(dir, &config)?;
         let mut encoder = checkpoint.load_encoder(&device, precision.dtype())?;
-        // XLNet: the authors load ProtXLNet with `mem_len=512` and embed each protein in one
-        // pass (memory only matters to segments read after it), so that is the default; with
-        // a segment length (`with_segment_length`) a longer protein goes through in segments
-        // after a 512-token memory. Transformer-XL is read in segments of its `mem_len`, the
-        // way it was trained.
-        let segment_length = match (&config, &mut encoder) {
-            (ModelConfig::Xlnet(config), Encoder::Xlnet(model)) => {
-                model.set_mem_len(Some(config.mem_len.filter(|&m| m > 0).unwrap_or(512)));
-                model.set_reuse_len(None);
-                None
-            }
-            (ModelConfig::TransfoXl(config), _) => Some(config.mem_len).filter(|&m| m > 0),
-            _ => None,
-        };
+        // XLNet and Transformer-XL set their memory up as their authors embed (see
+        // `ProteinEncoder::prepare_for_embedding`).
+        let segment_length = encoder.prepare_for_embedding();
         Ok(Self {
             segment_length,
             encoder,

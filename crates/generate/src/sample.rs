@@ -16,9 +16,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prottrans_data::Tokenizer;
-use prottrans_import::Checkpoint;
+use prottrans_import::{Checkpoint, ImportError};
 use prottrans_models::{
-    ModelConfig, SegmentMemory, TransfoXlLmHeadModel, XlnetInput, XlnetLmHeadModel,
+    ElectraConfig, MaskedLanguageModel, ModelConfig, PretrainingVisitor, RegisteredConfig,
+    SegmentMemory, T5Config, TransfoXlConfig, TransfoXlLmHeadModel, XlnetConfig, XlnetInput,
+    XlnetLmHeadModel,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -52,6 +54,44 @@ enum Model {
     Xlnet(XlnetLmHeadModel),
 }
 
+/// Loads the model with its LM head for the autoregressive objectives; `None` for the others.
+struct LoadModel<'a> {
+    checkpoint: &'a Checkpoint,
+    device: &'a Device,
+}
+
+impl PretrainingVisitor for LoadModel<'_> {
+    type Output = Option<Result<Model, ImportError>>;
+
+    fn masked_lm<M>(self, _: &M::Config) -> Self::Output
+    where
+        M: MaskedLanguageModel,
+        M::Config: RegisteredConfig,
+    {
+        None
+    }
+    fn replaced_token_detection(self, _: &ElectraConfig) -> Self::Output {
+        None
+    }
+    fn span_corruption(self, _: &T5Config) -> Self::Output {
+        None
+    }
+    fn permutation_lm(self, _: &XlnetConfig) -> Self::Output {
+        Some(
+            self.checkpoint
+                .load::<XlnetLmHeadModel>(self.device)
+                .map(|(_, model)| Model::Xlnet(model)),
+        )
+    }
+    fn causal_lm(self, _: &TransfoXlConfig) -> Self::Output {
+        Some(
+            self.checkpoint
+                .load::<TransfoXlLmHeadModel>(self.device)
+                .map(|(_, model)| Model::TransfoXl(model)),
+        )
+    }
+}
+
 /// An XLNet or Transformer-XL checkpoint loaded for sampling.
 #[derive(Debug)]
 pub struct Sampler {
@@ -75,7 +115,7 @@ pub struct Sampled {
 impl Sampler {
     /// Whether a checkpoint's architecture can be sampled from (XLNet, Transformer-XL).
     pub fn supports(config: &ModelConfig) -> bool {
-        matches!(config, ModelConfig::Xlnet(_) | ModelConfig::TransfoXl(_))
+        config.objective().is_autoregressive()
     }
 
     /// Loads an `XLNetLMHeadModel` or `TransfoXLLMHeadModel` checkpoint directory with the
@@ -84,19 +124,18 @@ impl Sampler {
         let dir = dir.as_ref();
         let checkpoint = Checkpoint::open(dir)?;
         let tokenizer = prottrans_import::checkpoint_tokenizer(dir, checkpoint.config())?;
-        let model = match checkpoint.config() {
-            ModelConfig::TransfoXl(_) => {
-                Model::TransfoXl(checkpoint.load_transfo_xl_lm_head(device)?.1)
-            }
-            ModelConfig::Xlnet(_) => Model::Xlnet(checkpoint.load_xlnet_lm_head(device)?.1),
-            other => {
-                return Err(GenerateError::Unsupported(format!(
-                    "{}: sampling needs an XLNet or Transformer-XL checkpoint, this is {} (ProtT5 fills in residues instead: `_` in --sequence)",
-                    dir.display(),
-                    other.architecture()
-                )));
-            }
+        let config = checkpoint.config();
+        let Some(model) = config.pretraining(LoadModel {
+            checkpoint: &checkpoint,
+            device,
+        }) else {
+            return Err(GenerateError::Unsupported(format!(
+                "{}: sampling needs an XLNet or Transformer-XL checkpoint, this is {} (ProtT5 fills in residues instead: `_` in --sequence)",
+                dir.display(),
+                config.architecture()
+            )));
         };
+        let model = model?;
         let vocab_size = checkpoint.config().vocab_size();
         let residues = tokenizer.vocabulary().standard_residue_ids();
         if residues.is_empty() || residues.iter().any(|&id| id as usize >= vocab_size) {

@@ -12,9 +12,8 @@ use prottrans_models::cast_floats;
 use prottrans_models::{
     AlbertConfig, AlbertForMaskedLm, ArchitectureConfig, BertConfig, BertForMaskedLm,
     ConfigVisitor, Electra, ElectraConfig, ElectraForMaskedLm, ElectraForPreTraining, Encoder,
-    EsmConfig, EsmForMaskedLm, ModelConfig, PretrainedModel, RegisteredConfig, T5Config,
-    T5ForConditionalGeneration, TransfoXlConfig, TransfoXlLmHeadModel, XlnetConfig,
-    XlnetLmHeadModel,
+    ModelConfig, PretrainedModel, RegisteredConfig, T5Config, T5ForConditionalGeneration,
+    TransfoXlConfig, TransfoXlLmHeadModel, XlnetConfig, XlnetLmHeadModel,
 };
 
 use crate::error::{ImportError, WeightProblems};
@@ -179,7 +178,7 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(T5Config, T5ForConditionalGeneration), ImportError> {
-        if !matches!(self.config, ModelConfig::T5(_)) {
+        if T5Config::from_model_config(&self.config).is_none() {
             return Err(self.wrong_architecture("t5"));
         }
         if !self
@@ -251,7 +250,7 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(ElectraConfig, ElectraForPreTraining), ImportError> {
-        if !matches!(self.config, ModelConfig::Electra(_)) {
+        if ElectraConfig::from_model_config(&self.config).is_none() {
             return Err(self.wrong_architecture("electra"));
         }
         if self.holds_electra_generator()? {
@@ -269,7 +268,7 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<(ElectraConfig, ElectraForMaskedLm), ImportError> {
-        if !matches!(self.config, ModelConfig::Electra(_)) {
+        if ElectraConfig::from_model_config(&self.config).is_none() {
             return Err(self.wrong_architecture("electra"));
         }
         if !self.holds_electra_generator()? {
@@ -573,24 +572,6 @@ pub fn load_t5(
 pub fn save_t5(
     model: &T5ForConditionalGeneration,
     config: &T5Config,
-    dir: impl AsRef<Path>,
-) -> Result<(), ImportError> {
-    save_pretrained(model, config, dir)
-}
-
-/// Loads an `EsmForMaskedLM` checkpoint directory (ESM-2, or a model prottrans saved).
-pub fn load_esm_for_masked_lm(
-    dir: impl AsRef<Path>,
-    device: &Device,
-) -> Result<(EsmConfig, EsmForMaskedLm), ImportError> {
-    load_pretrained(dir, device)
-}
-
-/// Writes `dir/config.json` and `dir/model.safetensors` of an `EsmForMaskedLM` in the
-/// `transformers` layout (the tied decoder is not stored).
-pub fn save_esm_for_masked_lm(
-    model: &EsmForMaskedLm,
-    config: &EsmConfig,
     dir: impl AsRef<Path>,
 ) -> Result<(), ImportError> {
     save_pretrained(model, config, dir)

@@ -13,7 +13,6 @@ pub use prottrans_models::key_map::{KeyMap, RuleTable};
 pub use prottrans_models::albert::{ALBERT_ENCODER, ALBERT_FOR_MASKED_LM};
 pub use prottrans_models::bert::{BERT_ENCODER, BERT_FOR_MASKED_LM};
 pub use prottrans_models::electra::{ELECTRA_DISCRIMINATOR, ELECTRA_ENCODER, ELECTRA_GENERATOR};
-pub use prottrans_models::esm::{ESM_ENCODER, ESM_FOR_MASKED_LM};
 pub use prottrans_models::t5::{
     T5_EMBED_TOKENS_ALIAS, T5_ENCODER_GATED, T5_ENCODER_RELU, T5_GATED, T5_RELU,
 };

@@ -15,8 +15,8 @@ mod tokenizer;
 pub use error::{ImportError, WeightProblems};
 pub use hf::{
     CONFIG_FILE, Checkpoint, ELECTRA_GENERATOR_DIR, PYTORCH_FILE, SAFETENSORS_FILE, WeightsFormat,
-    load_albert_for_masked_lm, load_bert_for_masked_lm, load_electra, load_esm_for_masked_lm,
-    load_pretrained, load_t5, save_albert_for_masked_lm, save_bert_for_masked_lm, save_electra,
-    save_esm_for_masked_lm, save_pretrained, save_t5, save_transfo_xl_lm_head, save_xlnet_lm_head,
+    load_albert_for_masked_lm, load_bert_for_masked_lm, load_electra, load_pretrained, load_t5,
+    save_albert_for_masked_lm, save_bert_for_masked_lm, save_electra, save_pretrained, save_t5,
+    save_transfo_xl_lm_head, save_xlnet_lm_head,
 };
 pub use tokenizer::checkpoint_tokenizer;

@@ -22,11 +22,10 @@ pub fn checkpoint_tokenizer(dir: &Path, config: &ModelConfig) -> Result<Tokenize
         )?)
     };
     let vocabulary = match config.vocabulary() {
-        VocabularySource::ProtBert if vocab_txt.is_file() => read_vocab_txt()?,
-        VocabularySource::ProtBert => Vocabulary::prot_bert(),
-        VocabularySource::Esm if vocab_txt.is_file() => read_vocab_txt()?,
-        VocabularySource::Esm => Vocabulary::esm2(),
-        VocabularySource::ProtT5 => Vocabulary::prot_t5(),
+        VocabularySource::VocabTxtOrDefault if vocab_txt.is_file() => read_vocab_txt()?,
+        VocabularySource::VocabTxtOrDefault | VocabularySource::Default => {
+            config.default_vocabulary()
+        }
         // ProtAlbert's 34-piece and ProtXLNet's 37-piece sentencepiece tables are not published
         // in full, so they are read from the checkpoint (the released ones ship `spiece.model`),
         // never guessed.

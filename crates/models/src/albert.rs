@@ -14,7 +14,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::architecture::{
+    ArchitectureConfig, MaskedLanguageModel, PretrainedModel, VocabularySource,
+};
 use crate::bert::{BertConfig, BertEmbeddings, BertLayer};
 use crate::blocks::{
     Activation, MaskedLmHead, logits_at_every_position, normal_init, padding_mask, select_positions,
@@ -371,6 +373,16 @@ impl ArchitectureConfig for AlbertConfig {
     const SIGNATURE: &'static str = r"(^|\.)albert_layer_groups\.|^albert\.";
     const VOCABULARY: VocabularySource = VocabularySource::Checkpoint;
 
+    fn describe(&self) -> String {
+        format!(
+            "ALBERT, {} passes through {} group(s) of {} layer(s), width {} (embeddings {})",
+            self.num_hidden_layers,
+            self.num_hidden_groups,
+            self.inner_group_num,
+            self.hidden_size,
+            self.embedding_size
+        )
+    }
     fn validate(&self) -> Result<(), ModelConfigError> {
         AlbertConfig::validate(self)
     }
@@ -399,6 +411,12 @@ impl PretrainedModel for AlbertForMaskedLm {
     }
     fn key_map(_: &AlbertConfig) -> Result<KeyMap, ModelConfigError> {
         Ok(ALBERT_FOR_MASKED_LM)
+    }
+}
+
+impl MaskedLanguageModel for AlbertForMaskedLm {
+    fn logits_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
+        self.forward_at(input, positions)
     }
 }
 

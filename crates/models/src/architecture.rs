@@ -5,33 +5,32 @@
 
 use std::fmt::Debug;
 
-use burn::module::Module;
-use burn::tensor::Device;
+use burn::module::{Module, ModuleDisplay};
+use burn::tensor::{Device, Int, Tensor};
+use prottrans_data::Vocabulary;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::encoder::ProteinEncoder;
+use crate::encoder::{EncoderInput, ProteinEncoder};
 use crate::error::ModelConfigError;
 use crate::key_map::KeyMap;
 
-/// Where an architecture's tokenizer comes from.
+/// Where a checkpoint's tokenizer comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VocabularySource {
-    /// The checkpoint's `vocab.txt` (BERT names), ProtBert's released vocabulary without one.
-    ProtBert,
-    /// ProtT5's fixed sentencepiece ids.
-    ProtT5,
+    /// The checkpoint's `vocab.txt` (BERT's or ESM's token names) when it has one, the
+    /// architecture's [`ArchitectureConfig::default_vocabulary`] otherwise.
+    VocabTxtOrDefault,
+    /// Always the default vocabulary (ProtT5's fixed sentencepiece ids).
+    Default,
     /// The checkpoint's own `spiece.model`, `tokenizer.json` or `vocab.txt`, which must exist
     /// (the released sentencepiece tables are not published in full).
     Checkpoint,
-    /// The checkpoint's ESM `vocab.txt` (`<cls> <pad> <eos> <unk>` ... `<mask>`), the ESM-2
-    /// alphabet without one.
-    Esm,
 }
 
 /// One architecture, as its configuration type describes it.
 pub trait ArchitectureConfig:
-    Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
+    Clone + Debug + Default + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
 {
     /// The bare encoder (no heads) embedding and supervised heads use.
     type Encoder: ProteinEncoder + Module;
@@ -46,11 +45,25 @@ pub trait ArchitectureConfig:
     /// A regex on checkpoint keys that only this architecture's checkpoints match (checked in
     /// registry order, so a more specific signature comes first).
     const SIGNATURE: &'static str;
-    /// Where its tokenizer comes from.
-    const VOCABULARY: VocabularySource;
+    /// Where a checkpoint's tokenizer comes from.
+    const VOCABULARY: VocabularySource = VocabularySource::VocabTxtOrDefault;
     /// Whether its authors kept U, Z, O and B as tokens of their own (ESM) rather than mapping
     /// them to X before training (ProtTrans).
     const KEEPS_RARE_RESIDUES: bool = false;
+
+    /// The vocabulary prottrans pretrains it with, and loads a checkpoint with when
+    /// [`Self::VOCABULARY`] says so: ProtBert's 30 tokens unless the architecture has its own.
+    fn default_vocabulary() -> Vocabulary {
+        Vocabulary::prot_bert()
+    }
+
+    /// The shape in one line, for logs (`BERT, 6 layers, width 1024`).
+    fn describe(&self) -> String;
+
+    /// Every key a recipe's `[model]` may give, optional ones included.
+    fn config_keys() -> Vec<String> {
+        keys_of(&Self::default())
+    }
 
     /// Checks the values.
     fn validate(&self) -> Result<(), ModelConfigError>;
@@ -87,4 +100,22 @@ pub trait PretrainedModel: Module + Sized {
 
     /// The checkpoint <-> module key map.
     fn key_map(config: &Self::Config) -> Result<KeyMap, ModelConfigError>;
+}
+
+/// A model trained by masked language modelling (BERT, ALBERT, ESM-2): logits at chosen
+/// positions.
+pub trait MaskedLanguageModel: PretrainedModel + ModuleDisplay + 'static {
+    /// Logits at flat positions (`row * seq + column`).
+    ///
+    /// # Shapes
+    /// - input ids and mask `[batch, seq]`, positions `[n]` -> logits `[n, vocab]`
+    fn logits_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2>;
+}
+
+/// The top-level keys `config` serialises to.
+pub fn keys_of(config: &impl Serialize) -> Vec<String> {
+    match serde_json::to_value(config) {
+        Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
 }

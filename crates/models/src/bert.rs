@@ -9,7 +9,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, La
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::architecture::{ArchitectureConfig, MaskedLanguageModel, PretrainedModel};
 use crate::blocks::{
     Activation, FeedForward, FeedForwardConfig, MaskedLmHead, MaskedLmHeadConfig,
     MultiHeadAttention, MultiHeadAttentionConfig, logits_at_every_position, normal_init,
@@ -463,8 +463,13 @@ impl ArchitectureConfig for BertConfig {
     const NAME: &'static str = "bert";
     const SAVED_CLASS: &'static str = "BertForMaskedLM";
     const SIGNATURE: &'static str = r"(^|\.)encoder\.layer\.\d+\.attention\.self\.query\.";
-    const VOCABULARY: VocabularySource = VocabularySource::ProtBert;
 
+    fn describe(&self) -> String {
+        format!(
+            "BERT, {} layers, width {}",
+            self.num_hidden_layers, self.hidden_size
+        )
+    }
     fn validate(&self) -> Result<(), ModelConfigError> {
         BertConfig::validate(self)
     }
@@ -493,6 +498,12 @@ impl PretrainedModel for BertForMaskedLm {
     }
     fn key_map(_: &BertConfig) -> Result<KeyMap, ModelConfigError> {
         Ok(BERT_FOR_MASKED_LM)
+    }
+}
+
+impl MaskedLanguageModel for BertForMaskedLm {
+    fn logits_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
+        self.forward_at(input, positions)
     }
 }
 

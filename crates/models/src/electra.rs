@@ -15,7 +15,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::architecture::{ArchitectureConfig, PretrainedModel, keys_of};
 use crate::bert::{BERT_LAYERS, BertConfig, BertEmbeddings, BertEncoder};
 use crate::blocks::{
     Activation, MaskedLmHead, logits_at_every_position, normal_init, padding_mask, select_positions,
@@ -626,8 +626,25 @@ impl ArchitectureConfig for ElectraConfig {
     const SIGNATURE: &'static str =
         r"^(electra\.|discriminator_predictions\.|generator_predictions\.|generator_lm_head\.)";
     // ProtElectra was trained with ProtBert's vocabulary.
-    const VOCABULARY: VocabularySource = VocabularySource::ProtBert;
 
+    fn describe(&self) -> String {
+        let generator = self.generator_config();
+        format!(
+            "ELECTRA, discriminator {} layers width {}, generator {} layers width {}, embeddings {} (shared)",
+            self.num_hidden_layers,
+            self.hidden_size,
+            generator.num_hidden_layers,
+            generator.hidden_size,
+            self.embedding_size
+        )
+    }
+    /// The generator's keys are listed too (`generator` is optional).
+    fn config_keys() -> Vec<String> {
+        keys_of(&ElectraConfig {
+            generator: Some((&ElectraConfig::default()).into()),
+            ..ElectraConfig::default()
+        })
+    }
     fn validate(&self) -> Result<(), ModelConfigError> {
         ElectraConfig::validate(self)
     }

@@ -70,6 +70,12 @@ pub trait ProteinEncoder {
         false
     }
 
+    /// Sets the encoder up the way its authors embed proteins and returns the segment length
+    /// a protein read alone is split into (`None`: one pass).
+    fn prepare_for_embedding(&mut self) -> Option<usize> {
+        None
+    }
+
     /// Reads unpadded sequences in consecutive segments of `segment_len` tokens, each after
     /// the memory of the previous ones; `None` for architectures without memory.
     ///

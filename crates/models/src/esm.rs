@@ -17,9 +17,10 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor, activation};
+use prottrans_data::Vocabulary;
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::architecture::{ArchitectureConfig, MaskedLanguageModel, PretrainedModel};
 use crate::blocks::{
     Activation, FeedForward, FeedForwardConfig, MaskedLmHead, MaskedLmHeadConfig,
     MultiHeadAttention, MultiHeadAttentionConfig, RotaryEmbedding, logits_at_every_position,
@@ -615,9 +616,18 @@ impl ArchitectureConfig for EsmConfig {
     const NAME: &'static str = "esm";
     const SAVED_CLASS: &'static str = "EsmForMaskedLM";
     const SIGNATURE: &'static str = r"(^|\.)encoder\.emb_layer_norm_after\.|^esm\.";
-    const VOCABULARY: VocabularySource = VocabularySource::Esm;
     const KEEPS_RARE_RESIDUES: bool = true;
 
+    /// The ESM-2 alphabet, with U, Z, O and B as tokens of their own.
+    fn default_vocabulary() -> Vocabulary {
+        Vocabulary::esm2()
+    }
+    fn describe(&self) -> String {
+        format!(
+            "ESM-2, {} layers, width {}",
+            self.num_hidden_layers, self.hidden_size
+        )
+    }
     fn validate(&self) -> Result<(), ModelConfigError> {
         EsmConfig::validate(self)
     }
@@ -647,6 +657,12 @@ impl PretrainedModel for EsmForMaskedLm {
     }
     fn key_map(_: &EsmConfig) -> Result<KeyMap, ModelConfigError> {
         Ok(ESM_FOR_MASKED_LM)
+    }
+}
+
+impl MaskedLanguageModel for EsmForMaskedLm {
+    fn logits_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
+        self.forward_at(input, positions)
     }
 }
 

@@ -32,7 +32,9 @@ pub mod transfo_xl;
 pub mod xlnet;
 
 pub use albert::{AlbertConfig, AlbertForMaskedLm, AlbertModel};
-pub use architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+pub use architecture::{
+    ArchitectureConfig, MaskedLanguageModel, PretrainedModel, VocabularySource,
+};
 pub use bert::{BertConfig, BertForMaskedLm, BertModel};
 pub use blocks::SegmentMemory;
 pub use cast::cast_floats;
@@ -43,7 +45,10 @@ pub use electra::{
 pub use encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 pub use error::ModelConfigError;
 pub use esm::{EsmConfig, EsmForMaskedLm, EsmModel};
-pub use registry::{Architecture, ConfigVisitor, Encoder, ModelConfig, RegisteredConfig};
+pub use registry::{
+    Architecture, ConfigVisitor, Encoder, ModelConfig, Objective, PretrainingVisitor,
+    RegisteredConfig,
+};
 pub use t5::{T5Config, T5EncoderModel, T5ForConditionalGeneration};
 pub use transfo_xl::{TransfoXlConfig, TransfoXlLmHeadModel, TransfoXlModel, TransfoXlOutput};
 pub use xlnet::{XlnetConfig, XlnetInput, XlnetLmHeadModel, XlnetModel, XlnetOutput};

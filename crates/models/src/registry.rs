@@ -10,15 +10,16 @@
 use std::path::Path;
 
 use burn::tensor::{Int, Tensor};
+use prottrans_data::Vocabulary;
 use serde::{Deserialize, Serialize};
 
-use crate::albert::{AlbertConfig, AlbertModel};
-use crate::architecture::{ArchitectureConfig, VocabularySource};
-use crate::bert::{BertConfig, BertModel};
+use crate::albert::{AlbertConfig, AlbertForMaskedLm, AlbertModel};
+use crate::architecture::{ArchitectureConfig, MaskedLanguageModel, VocabularySource};
+use crate::bert::{BertConfig, BertForMaskedLm, BertModel};
 use crate::electra::{ElectraConfig, ElectraModel};
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
-use crate::esm::{EsmConfig, EsmModel};
+use crate::esm::{EsmConfig, EsmForMaskedLm, EsmModel};
 use crate::t5::{T5Config, T5EncoderModel};
 use crate::transfo_xl::{TransfoXlConfig, TransfoXlModel};
 use crate::xlnet::{XlnetConfig, XlnetModel};
@@ -35,6 +36,79 @@ pub trait ConfigVisitor {
         ModelConfig: From<C>;
 }
 
+/// How prottrans pretrains an architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Masked language modelling (BERT, ALBERT, ESM-2).
+    MaskedLm,
+    /// ELECTRA's generator and discriminator.
+    ReplacedTokenDetection,
+    /// T5's single-residue span corruption.
+    SpanCorruption,
+    /// XLNet's permutation LM.
+    PermutationLm,
+    /// Left-to-right LM read in segments with memory (Transformer-XL).
+    CausalLm,
+}
+
+impl Objective {
+    /// Every objective.
+    pub const ALL: &'static [Objective] = &[
+        Self::MaskedLm,
+        Self::ReplacedTokenDetection,
+        Self::SpanCorruption,
+        Self::PermutationLm,
+        Self::CausalLm,
+    ];
+
+    /// The objective named `name` (as in `report.json`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|o| o.name() == name)
+    }
+
+    /// The name in `report.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MaskedLm => "masked-lm",
+            Self::ReplacedTokenDetection => "replaced-token-detection",
+            Self::SpanCorruption => "span-corruption",
+            Self::PermutationLm => "permutation-lm",
+            Self::CausalLm => "causal-lm",
+        }
+    }
+
+    /// Whether it reads sequences left to right (so new proteins can be sampled).
+    pub fn is_autoregressive(self) -> bool {
+        matches!(self, Self::PermutationLm | Self::CausalLm)
+    }
+}
+
+/// Code run on the model an architecture is pretrained as, one method per objective: masked LM
+/// is generic over the model; the others train one architecture each.
+pub trait PretrainingVisitor {
+    /// What the visit returns.
+    type Output;
+
+    /// Masked LM, of the masked language model `M`.
+    fn masked_lm<M>(self, config: &M::Config) -> Self::Output
+    where
+        M: MaskedLanguageModel,
+        M::Config: RegisteredConfig;
+
+    /// ELECTRA's replaced-token detection.
+    fn replaced_token_detection(self, config: &ElectraConfig) -> Self::Output;
+
+    /// T5's span corruption.
+    fn span_corruption(self, config: &T5Config) -> Self::Output;
+
+    /// XLNet's permutation LM.
+    fn permutation_lm(self, config: &XlnetConfig) -> Self::Output;
+
+    /// Transformer-XL's causal LM.
+    fn causal_lm(self, config: &TransfoXlConfig) -> Self::Output;
+}
+
 /// A configuration type that is one of [`ModelConfig`]'s variants.
 pub trait RegisteredConfig: ArchitectureConfig + Into<ModelConfig> {
     /// The configuration, when `config` is of this architecture.
@@ -42,7 +116,10 @@ pub trait RegisteredConfig: ArchitectureConfig + Into<ModelConfig> {
 }
 
 macro_rules! registry {
-    ($($(#[$doc:meta])* $variant:ident($config:ty, $encoder:ty),)+) => {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident($config:ty, $encoder:ty) => $objective:ident $(::<$trained:ty>)?,
+    )+) => {
         /// The implemented architectures, in the order their checkpoint signatures are tried.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
@@ -74,6 +151,13 @@ macro_rules! registry {
                     $(Self::$variant => <$config>::SIGNATURE,)+
                 }
             }
+
+            /// Every key a recipe's `[model]` may give for this architecture.
+            pub fn config_keys(self) -> Vec<String> {
+                match self {
+                    $(Self::$variant => <$config>::config_keys(),)+
+                }
+            }
         }
 
         /// A model configuration of any implemented architecture.
@@ -95,6 +179,13 @@ macro_rules! registry {
             pub fn visit<V: ConfigVisitor>(&self, visitor: V) -> V::Output {
                 match self {
                     $(Self::$variant(config) => visitor.visit(config),)+
+                }
+            }
+
+            /// Runs `visitor`'s method for the objective the architecture is pretrained with.
+            pub fn pretraining<V: PretrainingVisitor>(&self, visitor: V) -> V::Output {
+                match self {
+                    $(Self::$variant(config) => visitor.$objective $(::<$trained>)? (config),)+
                 }
             }
 
@@ -160,6 +251,12 @@ macro_rules! registry {
                 }
             }
 
+            fn prepare_for_embedding(&mut self) -> Option<usize> {
+                match self {
+                    $(Self::$variant(model) => model.prepare_for_embedding(),)+
+                }
+            }
+
             fn encode_in_segments(
                 &self,
                 input_ids: Tensor<2, Int>,
@@ -175,19 +272,19 @@ macro_rules! registry {
 
 registry! {
     /// ELECTRA (ProtElectra): the discriminator's shape, the generator's in `generator`.
-    Electra(ElectraConfig, ElectraModel),
+    Electra(ElectraConfig, ElectraModel) => replaced_token_detection,
     /// ALBERT (ProtAlbert).
-    Albert(AlbertConfig, AlbertModel),
+    Albert(AlbertConfig, AlbertModel) => masked_lm::<AlbertForMaskedLm>,
     /// T5 (ProtT5).
-    T5(T5Config, T5EncoderModel),
+    T5(T5Config, T5EncoderModel) => span_corruption,
     /// XLNet (ProtXLNet).
-    Xlnet(XlnetConfig, XlnetModel),
+    Xlnet(XlnetConfig, XlnetModel) => permutation_lm,
     /// Transformer-XL (ProtTXL).
-    TransfoXl(TransfoXlConfig, TransfoXlModel),
+    TransfoXl(TransfoXlConfig, TransfoXlModel) => causal_lm,
     /// ESM-2 (before BERT: its keys also look like BERT's).
-    Esm(EsmConfig, EsmModel),
+    Esm(EsmConfig, EsmModel) => masked_lm::<EsmForMaskedLm>,
     /// BERT (ProtBert).
-    Bert(BertConfig, BertModel),
+    Bert(BertConfig, BertModel) => masked_lm::<BertForMaskedLm>,
 }
 
 impl Architecture {
@@ -218,6 +315,8 @@ impl std::fmt::Display for Architecture {
 struct Describe;
 
 struct Description {
+    shape: String,
+    default_vocabulary: fn() -> Vocabulary,
     hidden_size: usize,
     vocab_size: usize,
     max_tokens: Option<usize>,
@@ -231,6 +330,8 @@ impl ConfigVisitor for Describe {
 
     fn visit<C: ArchitectureConfig>(self, config: &C) -> Description {
         Description {
+            shape: config.describe(),
+            default_vocabulary: C::default_vocabulary,
             hidden_size: config.hidden_size(),
             vocab_size: config.vocab_size(),
             max_tokens: config.max_tokens(),
@@ -261,9 +362,52 @@ impl ConfigVisitor for ToJson {
     }
 }
 
+/// The objective of each [`PretrainingVisitor`] method.
+struct ObjectiveOf;
+
+impl PretrainingVisitor for ObjectiveOf {
+    type Output = Objective;
+
+    fn masked_lm<M>(self, _: &M::Config) -> Objective
+    where
+        M: MaskedLanguageModel,
+        M::Config: RegisteredConfig,
+    {
+        Objective::MaskedLm
+    }
+    fn replaced_token_detection(self, _: &ElectraConfig) -> Objective {
+        Objective::ReplacedTokenDetection
+    }
+    fn span_corruption(self, _: &T5Config) -> Objective {
+        Objective::SpanCorruption
+    }
+    fn permutation_lm(self, _: &XlnetConfig) -> Objective {
+        Objective::PermutationLm
+    }
+    fn causal_lm(self, _: &TransfoXlConfig) -> Objective {
+        Objective::CausalLm
+    }
+}
+
 impl ModelConfig {
     fn describe(&self) -> Description {
         self.visit(Describe)
+    }
+
+    /// The shape in one line, for logs (`BERT, 6 layers, width 1024`).
+    pub fn shape(&self) -> String {
+        self.describe().shape
+    }
+
+    /// The objective prottrans pretrains the architecture with.
+    pub fn objective(&self) -> Objective {
+        self.pretraining(ObjectiveOf)
+    }
+
+    /// The vocabulary prottrans pretrains the architecture with (and loads its checkpoints
+    /// with, where [`Self::vocabulary`] says so).
+    pub fn default_vocabulary(&self) -> Vocabulary {
+        (self.describe().default_vocabulary)()
     }
 
     /// Width of the hidden states the encoder returns.

@@ -16,7 +16,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::architecture::{ArchitectureConfig, PretrainedModel};
 use crate::blocks::logits_at_every_position;
 use crate::blocks::{
     Activation, FeedForward, FeedForwardConfig, RelativeBiases, SegmentMemory, causal_mask,
@@ -555,6 +555,11 @@ impl ProteinEncoder for TransfoXlModel {
         true
     }
 
+    /// Read in segments of its memory length, the way it was trained.
+    fn prepare_for_embedding(&mut self) -> Option<usize> {
+        Some(self.mem_len).filter(|&m| m > 0)
+    }
+
     fn encode_in_segments(
         &self,
         input_ids: Tensor<2, Int>,
@@ -664,8 +669,13 @@ impl ArchitectureConfig for TransfoXlConfig {
     const SAVED_CLASS: &'static str = "TransfoXLLMHeadModel";
     const SIGNATURE: &'static str = r"(^|\.)layers\.\d+\.dec_attn\.|^transformer\.word_emb\.";
     // ProtTXL's vocabulary was not released; prottrans trains Transformer-XL with ProtBert's.
-    const VOCABULARY: VocabularySource = VocabularySource::ProtBert;
 
+    fn describe(&self) -> String {
+        format!(
+            "Transformer-XL, {} layers, width {}, memory of {} tokens",
+            self.n_layer, self.d_model, self.mem_len
+        )
+    }
     fn validate(&self) -> Result<(), ModelConfigError> {
         TransfoXlConfig::validate(self)
     }

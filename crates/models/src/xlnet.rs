@@ -15,6 +15,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor};
+use prottrans_data::Vocabulary;
 use serde::{Deserialize, Serialize};
 
 use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
@@ -642,6 +643,15 @@ impl ProteinEncoder for XlnetModel {
         true
     }
 
+    /// The authors load ProtXLNet with `mem_len=512` and embed each protein in one pass
+    /// (memory only matters to segments read after it), so 512 is the default memory and there
+    /// is no segment length; a caller that sets one reads a longer protein in segments.
+    fn prepare_for_embedding(&mut self) -> Option<usize> {
+        self.set_mem_len(Some(self.mem_len.unwrap_or(512)));
+        self.set_reuse_len(None);
+        None
+    }
+
     fn encode_in_segments(
         &self,
         input_ids: Tensor<2, Int>,
@@ -730,6 +740,14 @@ impl ArchitectureConfig for XlnetConfig {
     const SIGNATURE: &'static str = r"(^|\.)layer\.\d+\.rel_attn\.|^transformer\.mask_emb$";
     const VOCABULARY: VocabularySource = VocabularySource::Checkpoint;
 
+    /// prottrans' XLNet layout (`residues <sep> <cls>`, left padding), not the released ProtXLNet
+    /// ids (whose table is read from the checkpoint).
+    fn default_vocabulary() -> Vocabulary {
+        Vocabulary::prottrans_xlnet()
+    }
+    fn describe(&self) -> String {
+        format!("XLNet, {} layers, width {}", self.n_layer, self.d_model)
+    }
     fn validate(&self) -> Result<(), ModelConfigError> {
         XlnetConfig::validate(self)
     }

@@ -23,16 +23,14 @@ use burn::lr_scheduler::linear::LinearLrSchedulerConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
 use burn::optim::{AdamWConfig, LambConfig, ModuleOptimizer};
-use prottrans_data::BatchPlanner;
-use prottrans_models::{
-    AlbertConfig, BertConfig, ElectraConfig, EsmConfig, ModelConfig, T5Config, TransfoXlConfig,
-    XlnetConfig,
-};
+use prottrans_data::{BatchPlanner, Tokenizer};
+use prottrans_models::{Architecture, ModelConfig, Objective};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::objectives::mlm::MaskingConfig;
 use crate::objectives::permutation_lm::DEFAULT_PARTIAL_PREDICTION;
+use crate::objectives::pretraining::ObjectiveSettings;
 use crate::objectives::replaced_token::DEFAULT_DISCRIMINATOR_WEIGHT;
 use crate::objectives::span_corruption::CorruptionConfig;
 use crate::precision::MixedPrecision;
@@ -246,42 +244,42 @@ impl PretrainConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
         self.model.validate()?;
         let invalid = |m: String| Err(TrainError::Invalid(m));
-        match (&self.model, &self.masking, &self.corruption) {
-            (ModelConfig::T5(_), Some(_), _) => {
-                return invalid("[masking] is for masked LM (bert); T5 is trained with span corruption, set [corruption]".into());
-            }
-            (model, _, Some(_)) if !matches!(model, ModelConfig::T5(_)) => {
-                return invalid(format!(
-                    "[corruption] is for T5's span corruption; {} is trained with masked residues, set [masking]",
-                    model.architecture()
-                ));
-            }
-            _ => {}
+        let objective = self.model.objective();
+        let architecture = self.model.architecture();
+        let spans = objective == Objective::SpanCorruption;
+        let autoregressive = objective.is_autoregressive();
+        if self.masking.is_some() && spans {
+            return invalid(format!(
+                "[masking] is for masked LM; {architecture} is trained with span corruption, set [corruption]"
+            ));
         }
-        let autoregressive = matches!(
-            self.model,
-            ModelConfig::Xlnet(_) | ModelConfig::TransfoXl(_)
-        );
+        if self.corruption.is_some() && !spans {
+            let (how, section) = if autoregressive {
+                ("autoregressively", "[autoregressive]")
+            } else {
+                ("with masked residues", "[masking]")
+            };
+            return invalid(format!(
+                "[corruption] is for T5's span corruption; {architecture} is trained {how}, set {section}"
+            ));
+        }
         if self.masking.is_some() && autoregressive {
             return invalid(format!(
-                "[masking] is for masked LM; {} is trained autoregressively, set [autoregressive]",
-                self.model.architecture()
+                "[masking] is for masked LM; {architecture} is trained autoregressively, set [autoregressive]"
             ));
         }
         if self.autoregressive.is_some() && !autoregressive {
             return invalid(format!(
-                "[autoregressive] is for xlnet and transfo_xl; the model is {}",
-                self.model.architecture()
+                "[autoregressive] is for xlnet and transfo_xl; the model is {architecture}"
             ));
         }
         let a = self.autoregressive();
         if a.partial_prediction == 0 || a.segment_length == 0 {
             return invalid("autoregressive.partial_prediction and autoregressive.segment_length must be at least 1".into());
         }
-        if self.electra.is_some() && !matches!(self.model, ModelConfig::Electra(_)) {
+        if self.electra.is_some() && objective != Objective::ReplacedTokenDetection {
             return invalid(format!(
-                "[electra] is for ELECTRA; the model is {}",
-                self.model.architecture()
+                "[electra] is for ELECTRA; the model is {architecture}"
             ));
         }
         let weight = self.electra.unwrap_or_default().discriminator_weight;
@@ -334,8 +332,8 @@ impl PretrainConfig {
     /// The masking rates when the recipe has no `[masking]`: BERT's 80/10/10, or ELECTRA's
     /// (85% `[MASK]`, 15% unchanged, no random residue: the generator supplies replacements).
     pub fn masking(&self) -> MaskingConfig {
-        self.masking.unwrap_or(match self.model {
-            ModelConfig::Electra(_) => MaskingConfig {
+        self.masking.unwrap_or(match self.model.objective() {
+            Objective::ReplacedTokenDetection => MaskingConfig {
                 probability: 0.15,
                 mask_fraction: 0.85,
                 random_fraction: 0.0,
@@ -354,21 +352,28 @@ impl PretrainConfig {
         self.autoregressive.unwrap_or_default()
     }
 
+    /// What the objectives read from the recipe.
+    pub fn objective_settings(&self) -> ObjectiveSettings {
+        let autoregressive = self.autoregressive();
+        ObjectiveSettings {
+            masking: self.masking(),
+            corruption: self.corruption(),
+            discriminator_weight: self.electra().discriminator_weight,
+            partial_prediction: autoregressive.partial_prediction,
+            segment_length: autoregressive.segment_length,
+            seed: self.data.seed,
+        }
+    }
+
     /// The corruption rates (the authors' when the recipe has no `[corruption]`).
     pub fn corruption(&self) -> CorruptionConfig {
         self.corruption.unwrap_or_default()
     }
 
-    /// Special tokens around each sequence: `[CLS] … [SEP]` for BERT, `… </s>` for T5.
+    /// Special tokens around each sequence in the vocabulary the model is pretrained with:
+    /// `[CLS] … [SEP]` for BERT, `… </s>` for T5.
     pub fn special_tokens(&self) -> usize {
-        match self.model {
-            ModelConfig::Bert(_) | ModelConfig::Albert(_) | ModelConfig::Electra(_) => 2,
-            // `<cls> … <eos>`.
-            ModelConfig::Esm(_) => 2,
-            // `<sep> <cls>` after the residues; Transformer-XL: `[CLS] … [SEP]` as BERT.
-            ModelConfig::Xlnet(_) | ModelConfig::TransfoXl(_) => 2,
-            ModelConfig::T5(_) => 1,
-        }
+        Tokenizer::new(self.model.default_vocabulary()).num_special_tokens()
     }
 
     /// The batch planner for this recipe.
@@ -440,24 +445,8 @@ impl PretrainConfig {
 /// Keys allowed in `[model]` for an architecture.
 fn model_keys(architecture: Option<&str>) -> BTreeSet<String> {
     let mut keys = BTreeSet::from(["architecture".to_string()]);
-    let fields = match architecture {
-        Some("bert") => serde_json::to_value(BertConfig::default()),
-        Some("albert") => serde_json::to_value(AlbertConfig::default()),
-        Some("electra") => serde_json::to_value(ElectraConfig {
-            generator: Some((&ElectraConfig::default()).into()), // listed only when set
-            ..ElectraConfig::default()
-        }),
-        Some("t5") => serde_json::to_value(T5Config {
-            num_decoder_layers: Some(1), // listed only when set
-            ..T5Config::default()
-        }),
-        Some("xlnet") => serde_json::to_value(XlnetConfig::default()),
-        Some("transfo_xl") => serde_json::to_value(TransfoXlConfig::default()),
-        Some("esm") => serde_json::to_value(EsmConfig::default()),
-        _ => return keys,
-    };
-    if let Ok(serde_json::Value::Object(map)) = fields {
-        keys.extend(map.keys().cloned());
+    if let Some(architecture) = architecture.and_then(|a| Architecture::from_model_type(a).ok()) {
+        keys.extend(architecture.config_keys());
     }
     keys
 }

@@ -19,8 +19,9 @@ mod config;
 use burn::module::Module;
 use burn::nn::{Dropout, Embedding, Linear};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData, TensorReadError};
+use prottrans_data::Vocabulary;
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource, keys_of};
 use crate::blocks::{FeedForward, MultiHeadAttention, RelativePositionBias, RmsNorm, padding_mask};
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
@@ -655,8 +656,27 @@ impl ArchitectureConfig for T5Config {
     const SAVED_CLASS: &'static str = "T5ForConditionalGeneration";
     const SIGNATURE: &'static str = r"(^|\.)block\.\d+\.layer\.\d+\.|^shared\.weight$";
     // One sentencepiece piece per residue with fixed ids: `spiece.model` adds nothing.
-    const VOCABULARY: VocabularySource = VocabularySource::ProtT5;
+    const VOCABULARY: VocabularySource = VocabularySource::Default;
 
+    /// ProtT5's sentencepiece ids.
+    fn default_vocabulary() -> Vocabulary {
+        Vocabulary::prot_t5()
+    }
+    fn describe(&self) -> String {
+        format!(
+            "T5, {}+{} layers, width {}",
+            self.num_layers,
+            self.decoder_layers(),
+            self.d_model
+        )
+    }
+    /// `num_decoder_layers` is listed too (it is optional).
+    fn config_keys() -> Vec<String> {
+        keys_of(&T5Config {
+            num_decoder_layers: Some(1),
+            ..T5Config::default()
+        })
+    }
     fn validate(&self) -> Result<(), ModelConfigError> {
         T5Config::validate(self)
     }

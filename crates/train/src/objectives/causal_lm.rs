@@ -10,12 +10,19 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burn::train::ClassificationOutput;
-use prottrans_data::{ResidueBatch, Tokenizer};
-use prottrans_models::TransfoXlLmHeadModel;
+use std::path::Path;
 
-use crate::objectives::StepSettings;
+use burn::train::{ClassificationOutput, SupervisedTraining};
+use prottrans_data::{BatchedSequences, ResidueBatch, Tokenizer};
+use prottrans_models::{Objective, TransfoXlConfig, TransfoXlLmHeadModel};
+
+use crate::baseline::UnigramBaseline;
+use crate::error::TrainError;
 use crate::objectives::mlm::MlmScores;
+use crate::objectives::pretraining::{
+    ObjectiveSettings, PretrainingObjective, ValidationScores, save_with_vocabulary, score_residues,
+};
+use crate::objectives::{StepSettings, next_token_metrics};
 
 /// A framed batch on the host: which positions predict which token.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,7 +206,64 @@ impl CausalLm {
     }
 }
 
-crate::objectives::classification_steps!(CausalLm, NextTokenBatch);
+crate::objectives::classification_steps!([] CausalLm, NextTokenBatch);
+
+impl PretrainingObjective for CausalLm {
+    type Config = TransfoXlConfig;
+    type Batcher = CausalLmBatcher;
+    const OBJECTIVE: Objective = Objective::CausalLm;
+
+    fn batcher(
+        _: &TransfoXlConfig,
+        _: &ObjectiveSettings,
+        tokenizer: &Tokenizer,
+    ) -> Result<CausalLmBatcher, TrainError> {
+        Ok(CausalLmBatcher::new(tokenizer.clone()))
+    }
+
+    fn init(
+        config: &TransfoXlConfig,
+        settings: &ObjectiveSettings,
+        steps: StepSettings,
+        device: &Device,
+    ) -> Self {
+        Self::new(config.init(device), settings.segment_length).with_steps(steps)
+    }
+
+    fn describe(settings: &ObjectiveSettings) -> String {
+        format!(", read in segments of {} tokens", settings.segment_length)
+    }
+
+    fn metrics(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+        next_token_metrics(training)
+    }
+
+    fn save(
+        &self,
+        config: &TransfoXlConfig,
+        dir: &Path,
+        tokenizer: &Tokenizer,
+    ) -> Result<(), TrainError> {
+        save_with_vocabulary(&self.model, config, dir, tokenizer)
+    }
+
+    /// The next residue at every residue position (not `[SEP]`), so the perplexity is per
+    /// residue as every other objective's.
+    fn evaluate(
+        &self,
+        batcher: &CausalLmBatcher,
+        baseline: &UnigramBaseline,
+        data: &BatchedSequences,
+        device: &Device,
+        _: &ObjectiveSettings,
+    ) -> Result<ValidationScores, TrainError> {
+        score_residues(data, baseline, |batch| {
+            let targets = batcher.frame(batch).residues_only();
+            let labels = targets.labels.clone();
+            Ok((self.score(targets.to_tensors(device)), labels))
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

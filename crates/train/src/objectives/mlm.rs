@@ -3,19 +3,25 @@
 //! the original residue at every chosen position. Special tokens and padding are never chosen.
 //! ProtBert and ProtAlbert train this way; ProtElectra's generator uses the same masking.
 
+use std::path::Path;
+
 use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
-use burn::train::ClassificationOutput;
-use prottrans_data::{ResidueBatch, Tokenizer};
-use prottrans_models::{AlbertForMaskedLm, BertForMaskedLm, EncoderInput, EsmForMaskedLm};
+use burn::train::{ClassificationOutput, SupervisedTraining};
+use prottrans_data::{BatchedSequences, ResidueBatch, Tokenizer};
+use prottrans_models::{EncoderInput, MaskedLanguageModel, Objective, RegisteredConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
-use crate::objectives::StepSettings;
+use crate::objectives::pretraining::{
+    ObjectiveSettings, PretrainingObjective, ValidationScores, save_with_vocabulary, score_residues,
+};
+use crate::objectives::{StepSettings, next_token_metrics};
 
 /// Masking rates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -194,65 +200,21 @@ impl Batcher<ResidueBatch, MlmBatch> for MlmBatcher {
     }
 }
 
-/// A model trained by masked language modelling.
-#[derive(Module, Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum MlmModel {
-    /// ProtBert.
-    Bert(BertForMaskedLm),
-    /// ProtAlbert.
-    Albert(AlbertForMaskedLm),
-    /// ESM-2.
-    Esm(EsmForMaskedLm),
-}
-
-impl MlmModel {
-    /// Logits at selected flat positions.
-    ///
-    /// # Shapes
-    /// - input ids and mask `[batch, seq]`, positions `[n]` -> logits `[n, vocab]`
-    pub fn forward_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
-        match self {
-            Self::Bert(model) => model.forward_at(input, positions),
-            Self::Albert(model) => model.forward_at(input, positions),
-            Self::Esm(model) => model.forward_at(input, positions),
-        }
-    }
-}
-
-impl From<BertForMaskedLm> for MlmModel {
-    fn from(model: BertForMaskedLm) -> Self {
-        Self::Bert(model)
-    }
-}
-
-impl From<EsmForMaskedLm> for MlmModel {
-    fn from(model: EsmForMaskedLm) -> Self {
-        Self::Esm(model)
-    }
-}
-
-impl From<AlbertForMaskedLm> for MlmModel {
-    fn from(model: AlbertForMaskedLm) -> Self {
-        Self::Albert(model)
-    }
-}
-
 /// A masked language model under training: the model plus how its loss is scaled.
 #[derive(Module, Debug)]
-pub struct MaskedLm {
+pub struct MaskedLm<M: MaskedLanguageModel> {
     /// The model.
-    pub model: MlmModel,
+    pub model: M,
     /// Loss scaling and precision.
     #[module(skip)]
     pub steps: StepSettings,
 }
 
-impl MaskedLm {
+impl<M: MaskedLanguageModel> MaskedLm<M> {
     /// Wraps `model`; gradients of `accumulation` steps are averaged.
-    pub fn new(model: impl Into<MlmModel>, accumulation: usize) -> Self {
+    pub fn new(model: M, accumulation: usize) -> Self {
         Self {
-            model: model.into(),
+            model,
             steps: StepSettings::default().averaging_over(accumulation, 1),
         }
     }
@@ -273,7 +235,7 @@ impl MaskedLm {
         let logits = self
             .steps
             .precision
-            .to_f32(model.forward_at(input, batch.positions));
+            .to_f32(model.logits_at(input, batch.positions));
         let loss = CrossEntropyLossConfig::new()
             .init(&logits.device())
             .forward(logits.clone(), batch.labels.clone());
@@ -286,12 +248,67 @@ impl MaskedLm {
             attention_mask: batch.attention_mask,
             ..EncoderInput::unpadded(batch.input_ids)
         };
-        let logits = self.model.forward_at(input, batch.positions);
+        let logits = self.model.logits_at(input, batch.positions);
         MlmScores::of(logits, batch.labels)
     }
 }
 
-crate::objectives::classification_steps!(MaskedLm, MlmBatch);
+crate::objectives::classification_steps!([M: MaskedLanguageModel] MaskedLm<M>, MlmBatch);
+
+impl<M> PretrainingObjective for MaskedLm<M>
+where
+    M: MaskedLanguageModel,
+    M::Config: RegisteredConfig,
+{
+    type Config = M::Config;
+    type Batcher = MlmBatcher;
+    const OBJECTIVE: Objective = Objective::MaskedLm;
+
+    fn batcher(
+        _: &M::Config,
+        settings: &ObjectiveSettings,
+        tokenizer: &Tokenizer,
+    ) -> Result<MlmBatcher, TrainError> {
+        MlmBatcher::new(tokenizer.clone(), settings.masking)
+    }
+
+    fn init(
+        config: &M::Config,
+        _: &ObjectiveSettings,
+        steps: StepSettings,
+        device: &Device,
+    ) -> Self {
+        Self::new(M::init(config, device), 1).with_steps(steps)
+    }
+
+    fn metrics(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+        next_token_metrics(training)
+    }
+
+    fn save(
+        &self,
+        config: &M::Config,
+        dir: &Path,
+        tokenizer: &Tokenizer,
+    ) -> Result<(), TrainError> {
+        save_with_vocabulary(&self.model, config, dir, tokenizer)
+    }
+
+    fn evaluate(
+        &self,
+        batcher: &MlmBatcher,
+        baseline: &UnigramBaseline,
+        data: &BatchedSequences,
+        device: &Device,
+        _: &ObjectiveSettings,
+    ) -> Result<ValidationScores, TrainError> {
+        score_residues(data, baseline, |batch| {
+            let masked = batcher.mask(batch);
+            let labels = masked.labels.clone();
+            Ok((self.score(masked.to_tensors(device)), labels))
+        })
+    }
+}
 
 /// Sums over predicted tokens (masked residues; for T5 also corrupted residues or whole
 /// targets), for exact token-weighted averages.

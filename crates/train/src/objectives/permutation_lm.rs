@@ -15,16 +15,22 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use burn::train::ClassificationOutput;
-use prottrans_data::{ResidueBatch, Tokenizer};
-use prottrans_models::{XlnetInput, XlnetLmHeadModel};
+use std::path::Path;
+
+use burn::train::{ClassificationOutput, SupervisedTraining};
+use prottrans_data::{BatchedSequences, ResidueBatch, Tokenizer};
+use prottrans_models::{Objective, XlnetConfig, XlnetInput, XlnetLmHeadModel};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
-use crate::objectives::StepSettings;
 use crate::objectives::mlm::MlmScores;
+use crate::objectives::pretraining::{
+    ObjectiveSettings, PretrainingObjective, ValidationScores, save_with_vocabulary, score_residues,
+};
+use crate::objectives::{StepSettings, next_token_metrics};
 
 /// XLNet's partial-prediction constant: a sixth of the residues is predicted.
 pub const DEFAULT_PARTIAL_PREDICTION: usize = 6;
@@ -240,7 +246,66 @@ impl PermutationLm {
     }
 }
 
-crate::objectives::classification_steps!(PermutationLm, PermutedBatch);
+crate::objectives::classification_steps!([] PermutationLm, PermutedBatch);
+
+impl PretrainingObjective for PermutationLm {
+    type Config = XlnetConfig;
+    type Batcher = PermutationBatcher;
+    const OBJECTIVE: Objective = Objective::PermutationLm;
+
+    fn batcher(
+        _: &XlnetConfig,
+        settings: &ObjectiveSettings,
+        tokenizer: &Tokenizer,
+    ) -> Result<PermutationBatcher, TrainError> {
+        PermutationBatcher::new(tokenizer.clone(), settings.partial_prediction)
+    }
+
+    fn init(
+        config: &XlnetConfig,
+        _: &ObjectiveSettings,
+        steps: StepSettings,
+        device: &Device,
+    ) -> Self {
+        Self::new(config.init(device)).with_steps(steps)
+    }
+
+    fn describe(settings: &ObjectiveSettings) -> String {
+        format!(
+            ", predicting 1/{} of the residues",
+            settings.partial_prediction
+        )
+    }
+
+    fn metrics(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+        next_token_metrics(training)
+    }
+
+    fn save(
+        &self,
+        config: &XlnetConfig,
+        dir: &Path,
+        tokenizer: &Tokenizer,
+    ) -> Result<(), TrainError> {
+        save_with_vocabulary(&self.model, config, dir, tokenizer)
+    }
+
+    /// The target residues of each permutation.
+    fn evaluate(
+        &self,
+        batcher: &PermutationBatcher,
+        baseline: &UnigramBaseline,
+        data: &BatchedSequences,
+        device: &Device,
+        _: &ObjectiveSettings,
+    ) -> Result<ValidationScores, TrainError> {
+        score_residues(data, baseline, |batch| {
+            let permuted = batcher.permute(batch);
+            let labels = permuted.labels.clone();
+            Ok((self.score(permuted.to_tensors(device)), labels))
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -18,12 +18,23 @@ use burn::train::metric::{
     Adaptor, LossInput, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric,
     NumericAttributes, NumericEntry, SerializedEntry,
 };
-use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
-use prottrans_models::{Electra, EncoderInput};
+use std::path::Path;
+
+use burn::tensor::Device;
+use burn::train::metric::{LearningRateMetric, LossMetric};
+use burn::train::{InferenceStep, ItemLazy, SupervisedTraining, TrainOutput, TrainStep};
+use prottrans_data::{BatchedSequences, Tokenizer};
+use prottrans_import::{ELECTRA_GENERATOR_DIR, save_electra};
+use prottrans_models::{Electra, ElectraConfig, EncoderInput, Objective};
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::UnigramBaseline;
+use crate::error::TrainError;
 use crate::objectives::StepSettings;
-use crate::objectives::mlm::{MlmBatch, MlmScores};
+use crate::objectives::mlm::{MlmBatch, MlmBatcher, MlmScores};
+use crate::objectives::pretraining::{
+    ObjectiveSettings, PretrainingObjective, ValidationScores, save_vocabulary, score_residues,
+};
 
 /// ELECTRA's weight of the discriminator loss.
 pub const DEFAULT_DISCRIMINATOR_WEIGHT: f64 = 50.0;
@@ -187,6 +198,142 @@ impl InferenceStep for ReplacedTokenDetection {
 
     fn step(&self, batch: MlmBatch) -> ReplacedTokenOutput {
         self.forward_output(batch)
+    }
+}
+
+impl PretrainingObjective for ReplacedTokenDetection {
+    type Config = ElectraConfig;
+    type Batcher = MlmBatcher;
+    const OBJECTIVE: Objective = Objective::ReplacedTokenDetection;
+
+    fn batcher(
+        _: &ElectraConfig,
+        settings: &ObjectiveSettings,
+        tokenizer: &Tokenizer,
+    ) -> Result<MlmBatcher, TrainError> {
+        MlmBatcher::new(tokenizer.clone(), settings.masking)
+    }
+
+    fn init(
+        config: &ElectraConfig,
+        settings: &ObjectiveSettings,
+        steps: StepSettings,
+        device: &Device,
+    ) -> Self {
+        Self::new(config.init(device), settings.discriminator_weight).with_steps(steps)
+    }
+
+    fn describe(settings: &ObjectiveSettings) -> String {
+        format!(", discriminator weight {}", settings.discriminator_weight)
+    }
+
+    fn metrics(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+        let metric = ElectraMetric::new;
+        training
+            .metric_train_numeric(LossMetric::new())
+            .metric_train_numeric(metric(ElectraQuantity::GeneratorLoss))
+            .metric_train_numeric(metric(ElectraQuantity::GeneratorAccuracy))
+            .metric_train_numeric(metric(ElectraQuantity::DiscriminatorLoss))
+            .metric_train_numeric(metric(ElectraQuantity::DiscriminatorAccuracy))
+            .metric_train_numeric(metric(ElectraQuantity::DiscriminatorAuc))
+            .metric_train_numeric(LearningRateMetric::new())
+            .metric_valid_numeric(LossMetric::new())
+            .metric_valid_numeric(metric(ElectraQuantity::GeneratorLoss))
+            .metric_valid_numeric(metric(ElectraQuantity::GeneratorAccuracy))
+            .metric_valid_numeric(metric(ElectraQuantity::DiscriminatorLoss))
+            .metric_valid_numeric(metric(ElectraQuantity::DiscriminatorAccuracy))
+            .metric_valid_numeric(metric(ElectraQuantity::ReplacedRecall))
+            .metric_valid_numeric(metric(ElectraQuantity::DiscriminatorAuc))
+    }
+
+    /// The two `transformers` checkpoints, each with the vocabulary.
+    fn save(
+        &self,
+        config: &ElectraConfig,
+        dir: &Path,
+        tokenizer: &Tokenizer,
+    ) -> Result<(), TrainError> {
+        save_electra(&self.model, config, dir)?;
+        save_vocabulary(tokenizer, dir)?;
+        save_vocabulary(tokenizer, &dir.join(ELECTRA_GENERATOR_DIR))
+    }
+
+    /// The generator on masked residues against the unigram baseline; the discriminator's
+    /// accuracy, recall of replaced tokens and ROC AUC against calling everything original.
+    fn evaluate(
+        &self,
+        batcher: &MlmBatcher,
+        baseline: &UnigramBaseline,
+        data: &BatchedSequences,
+        device: &Device,
+        settings: &ObjectiveSettings,
+    ) -> Result<ValidationScores, TrainError> {
+        // The generator's samples come from the device's random generator.
+        device.seed(settings.seed ^ 0xe1ec);
+        let mut totals = ReplacedTokenScores::default();
+        let mut scores = score_residues(data, baseline, |batch| {
+            let masked = batcher.mask(batch);
+            let labels = masked.labels.clone();
+            let batch_scores = self
+                .score(masked.to_tensors(device))
+                .map_err(|e| TrainError::Training(format!("reading scores: {e:?}")))?;
+            let generator = batch_scores.generator;
+            totals.merge(batch_scores);
+            Ok((generator, labels))
+        })?;
+        scores.discriminator = Some(DiscriminatorReport::of(&totals));
+        Ok(scores)
+    }
+}
+
+/// The discriminator on the validation tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DiscriminatorReport {
+    /// Real tokens judged (special tokens included, padding excluded).
+    pub tokens: u64,
+    /// Of those, tokens the generator's sample changed.
+    pub replaced: u64,
+    /// Mean binary cross-entropy (nats).
+    pub loss: f64,
+    /// Fraction judged correctly.
+    pub accuracy: f64,
+    /// Fraction of replaced tokens caught.
+    pub replaced_recall: f64,
+    /// ROC AUC of the logits for "replaced" (0.5 is chance).
+    pub auc: Option<f64>,
+    /// Accuracy of calling every token original.
+    pub all_original_accuracy: f64,
+}
+
+impl DiscriminatorReport {
+    /// The report of summed scores.
+    pub fn of(scores: &ReplacedTokenScores) -> Self {
+        Self {
+            tokens: scores.tokens,
+            replaced: scores.replaced,
+            loss: scores.discriminator_loss(),
+            accuracy: scores.discriminator_accuracy(),
+            replaced_recall: scores.replaced_recall(),
+            auc: scores.auc(),
+            all_original_accuracy: scores.all_original_accuracy(),
+        }
+    }
+}
+
+impl std::fmt::Display for DiscriminatorReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "  discriminator: {} tokens, {} replaced: loss {:.4}  accuracy {:.2}%  replaced caught {:.2}%  AUC {}  (calling all original: {:.2}%)",
+            self.tokens,
+            self.replaced,
+            self.loss,
+            100.0 * self.accuracy,
+            100.0 * self.replaced_recall,
+            self.auc
+                .map_or("n/a".to_string(), |auc| format!("{auc:.4}")),
+            100.0 * self.all_original_accuracy
+        )
     }
 }
 

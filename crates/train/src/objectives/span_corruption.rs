@@ -16,16 +16,23 @@ use burn::train::metric::{
     Adaptor, LossInput, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric,
     NumericAttributes, NumericEntry, SerializedEntry,
 };
-use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
-use prottrans_data::{ResidueBatch, Tokenizer};
-use prottrans_models::{EncoderInput, T5ForConditionalGeneration};
+use std::path::Path;
+
+use burn::data::dataset::Dataset;
+use burn::train::metric::{LearningRateMetric, LossMetric};
+use burn::train::{InferenceStep, ItemLazy, SupervisedTraining, TrainOutput, TrainStep};
+use prottrans_data::{BatchedSequences, ResidueBatch, Tokenizer};
+use prottrans_import::save_pretrained;
+use prottrans_models::{EncoderInput, Objective, T5Config, T5ForConditionalGeneration};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
 use crate::objectives::StepSettings;
 use crate::objectives::mlm::MlmScores;
+use crate::objectives::pretraining::{ObjectiveSettings, PretrainingObjective, ValidationScores};
 
 /// Sentinel tokens in the ProtT5 vocabulary.
 pub const SENTINELS: usize = 100;
@@ -384,6 +391,116 @@ impl InferenceStep for SpanCorruption {
     fn step(&self, batch: T5Batch) -> ReconstructionOutput {
         self.forward_output(batch)
     }
+}
+
+impl PretrainingObjective for SpanCorruption {
+    type Config = T5Config;
+    type Batcher = SpanCorruptionBatcher;
+    const OBJECTIVE: Objective = Objective::SpanCorruption;
+
+    fn batcher(
+        config: &T5Config,
+        settings: &ObjectiveSettings,
+        tokenizer: &Tokenizer,
+    ) -> Result<SpanCorruptionBatcher, TrainError> {
+        let start = u32::try_from(config.decoder_start_token_id)
+            .map_err(|_| TrainError::Invalid("decoder_start_token_id is out of range".into()))?;
+        SpanCorruptionBatcher::new(tokenizer, settings.corruption, start)
+    }
+
+    fn init(
+        config: &T5Config,
+        _: &ObjectiveSettings,
+        steps: StepSettings,
+        device: &Device,
+    ) -> Self {
+        Self::new(config.init(device), 1).with_steps(steps)
+    }
+
+    fn metrics(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
+        training
+            .metric_train_numeric(LossMetric::new())
+            .metric_train_numeric(ReconstructionAccuracy::corrupted())
+            .metric_train_numeric(ReconstructionAccuracy::all())
+            .metric_train_numeric(LearningRateMetric::new())
+            .metric_valid_numeric(LossMetric::new())
+            .metric_valid_numeric(ReconstructionAccuracy::corrupted())
+            .metric_valid_numeric(ReconstructionAccuracy::all())
+    }
+
+    /// The checkpoint alone: ProtT5's sentencepiece ids are fixed, so no vocabulary is written.
+    fn save(&self, config: &T5Config, dir: &Path, _: &Tokenizer) -> Result<(), TrainError> {
+        Ok(save_pretrained(&self.model, config, dir)?)
+    }
+
+    /// The corrupted residues against the unigram baseline, and whole sequences against
+    /// copying the corrupted input (the majority residue at sentinels).
+    fn evaluate(
+        &self,
+        batcher: &SpanCorruptionBatcher,
+        baseline: &UnigramBaseline,
+        data: &BatchedSequences,
+        device: &Device,
+        _: &ObjectiveSettings,
+    ) -> Result<ValidationScores, TrainError> {
+        let mut scores = ReconstructionScores::default();
+        let mut corrupted_labels = Vec::new();
+        let (mut copied, mut targets) = (0u64, 0u64);
+        for index in 0..data.len() {
+            let batch = data
+                .get(index)
+                .map_err(|e| TrainError::Training(e.to_string()))?;
+            let corrupted = batcher.corrupt(&batch);
+            for (k, (&target, &hit)) in corrupted
+                .targets
+                .iter()
+                .zip(&corrupted.corrupted)
+                .enumerate()
+            {
+                if hit == 1 {
+                    corrupted_labels.push(target as u32);
+                }
+                let input = corrupted.input_ids[corrupted.target_positions[k] as usize];
+                let guess = if batcher.is_sentinel(input) {
+                    i64::from(baseline.majority)
+                } else {
+                    input
+                };
+                copied += u64::from(guess == target);
+                targets += 1;
+            }
+            let batch_scores = self
+                .score(corrupted.to_tensors(device))
+                .map_err(|e| TrainError::Training(format!("reading scores: {e:?}")))?;
+            scores.merge(batch_scores);
+        }
+        let (unigram_loss, unigram_accuracy) = baseline.score(corrupted_labels);
+        Ok(ValidationScores {
+            model: scores.corrupted,
+            unigram_loss,
+            unigram_accuracy,
+            reconstruction: Some(ReconstructionReport {
+                tokens: scores.all.predicted,
+                loss: scores.all.loss(),
+                accuracy: scores.all.accuracy(),
+                copy_baseline_accuracy: copied as f64 / targets.max(1) as f64,
+            }),
+            discriminator: None,
+        })
+    }
+}
+
+/// How well a T5 reconstructs whole validation sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReconstructionReport {
+    /// Target tokens scored (residues and `</s>`).
+    pub tokens: u64,
+    /// Mean cross-entropy over them (nats).
+    pub loss: f64,
+    /// Fraction reproduced.
+    pub accuracy: f64,
+    /// Accuracy of copying the corrupted input, with the majority residue at sentinels.
+    pub copy_baseline_accuracy: f64,
 }
 
 impl ItemLazy for ReconstructionOutput {

@@ -1,11 +1,13 @@
 //! A whole pretraining run: sequences in, checkpoints, a final model in the Hugging Face layout
-//! and a report against the unigram baseline out.
+//! and a report against the unigram baseline out. One runner serves every objective through
+//! [`PretrainingObjective`]; the architecture's [`Objective`] picks which.
 //!
 //! The output directory holds `config.toml` (the recipe used), `checkpoint/` (burn-train's
 //! model, optimiser and scheduler state after every `checkpoint_every` steps), `metrics.jsonl`,
 //! `model/` (`config.json` + `model.safetensors`, loadable by prottrans and `transformers`) and
 //! `report.json`.
 
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,46 +16,26 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
-use burn::module::Module;
 use burn::tensor::Device;
-use burn::train::metric::{LearningRateMetric, LossMetric};
-use burn::train::{ExecutionStrategy, Learner, LearnerModel, MultiDeviceOptim, SupervisedTraining};
-use prottrans_data::{BatchedSequences, CropMode, ResidueBatch, SequenceStore, Tokenizer};
-use prottrans_import::{
-    save_albert_for_masked_lm, save_bert_for_masked_lm, save_pretrained, save_t5,
+use burn::train::{
+    ExecutionStrategy, Learner, LearnerModel, MultiDeviceOptim, SupervisedTraining, TrainStep,
 };
-use prottrans_models::{ModelConfig, T5Config};
+use prottrans_data::{
+    BatchedSequences, CropMode, RareResidues, ResidueBatch, SequenceStore, Tokenizer,
+};
+use prottrans_models::{ArchitectureConfig, ModelConfig, Objective};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
-use crate::objectives::StepSettings;
-use crate::objectives::mlm::{MaskedLm, MaskedSequences, MlmBatcher, MlmModel, MlmScores};
-use crate::objectives::span_corruption::{
-    ReconstructionAccuracy, ReconstructionScores, SpanCorruption, SpanCorruptionBatcher,
-};
+use crate::objectives::replaced_token::DiscriminatorReport;
+use crate::objectives::span_corruption::ReconstructionReport;
+use crate::objectives::{ByObjective, StepSettings};
 use crate::recipe::PretrainConfig;
 use crate::renderer::ProgressRenderer;
 use prottrans_backend::Precision;
 
-/// The metrics of objectives that predict tokens (`ClassificationOutput`): loss and accuracy,
-/// the learning rate in training, perplexity in validation.
-macro_rules! next_token_metrics {
-    ($training:expr) => {
-        $training
-            .metric_train_numeric(burn::train::metric::LossMetric::new())
-            .metric_train_numeric(burn::train::metric::AccuracyMetric::new())
-            .metric_train_numeric(burn::train::metric::LearningRateMetric::new())
-            .metric_valid_numeric(burn::train::metric::LossMetric::new())
-            .metric_valid_numeric(burn::train::metric::AccuracyMetric::new())
-            .metric_valid_numeric(burn::train::metric::PerplexityMetric::new())
-    };
-}
-
-mod autoregressive;
-mod electra;
-
-pub use electra::{DiscriminatorReport, ReplacedTokenEvaluation, evaluate_replaced_token};
+pub use crate::objectives::pretraining::{ObjectiveVisitor, PretrainingObjective};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -152,27 +134,10 @@ pub struct PretrainReport {
     pub model_dir: PathBuf,
 }
 
-/// How well a T5 reconstructs whole validation sequences.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct ReconstructionReport {
-    /// Target tokens scored (residues and `</s>`).
-    pub tokens: u64,
-    /// Mean cross-entropy over them (nats).
-    pub loss: f64,
-    /// Fraction reproduced.
-    pub accuracy: f64,
-    /// Accuracy of copying the corrupted input, with the majority residue at sentinels.
-    pub copy_baseline_accuracy: f64,
-}
-
 impl std::fmt::Display for PretrainReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = match self.objective.as_str() {
-            SPAN_CORRUPTION => "corrupted",
-            autoregressive::CAUSAL_LM => "next",
-            autoregressive::PERMUTATION_LM => "target",
-            _ => "masked",
-        };
+        let hidden = Objective::from_name(&self.objective)
+            .map_or("masked", crate::objectives::scored_residues);
         writeln!(
             f,
             "validation: {} {hidden} residues in {} sequences",
@@ -242,24 +207,10 @@ fn entries_named(names: &[String], prefix: &str) -> Vec<usize> {
         .collect()
 }
 
-const MASKED_LM: &str = "masked-lm";
-const REPLACED_TOKEN_DETECTION: &str = "replaced-token-detection";
-const SPAN_CORRUPTION: &str = "span-corruption";
-
-/// The vocabulary a model is pretrained with. ALBERT, ELECTRA and Transformer-XL use ProtBert's:
-/// ProtElectra was released with it, and ProtAlbert's own 34-piece table is not published in
-/// full (nor was ProtTXL). XLNet needs its own layout (`residues <sep> <cls>`, left padding),
-/// so it gets prottrans' XLNet vocabulary (not the released ProtXLNet ids).
-fn tokenizer_for(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
-    let tokenizer = match config {
-        ModelConfig::T5(_) => Tokenizer::prot_t5(),
-        ModelConfig::Xlnet(_) => Tokenizer::new(prottrans_data::Vocabulary::prottrans_xlnet()),
-        // ESM's alphabet, with U, Z, O and B as tokens of their own as its authors had them.
-        ModelConfig::Esm(_) => Tokenizer::new(prottrans_data::Vocabulary::esm2())
-            .with_rare_residues(prottrans_data::RareResidues::Keep),
-        _ => Tokenizer::prot_bert(),
-    };
-    let vocabulary = tokenizer.vocabulary();
+/// The tokenizer `config`'s architecture is pretrained with (its default vocabulary, rare
+/// residues as its authors had them), checked against the model's vocabulary size.
+pub fn pretraining_tokenizer(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
+    let vocabulary = config.default_vocabulary();
     let vocab_size = config.vocab_size();
     if vocab_size != vocabulary.len() {
         return Err(TrainError::Invalid(format!(
@@ -270,15 +221,12 @@ fn tokenizer_for(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
             vocabulary.len()
         )));
     }
-    Ok(tokenizer)
-}
-
-/// Writes `vocab.txt` beside a saved BERT-family model, so it is embedded with the vocabulary
-/// it was trained with.
-fn save_vocabulary(tokenizer: &Tokenizer, model_dir: &Path) -> Result<(), TrainError> {
-    let path = model_dir.join("vocab.txt");
-    std::fs::write(&path, tokenizer.vocabulary().to_vocab_txt())
-        .map_err(|source| TrainError::Io { path, source })
+    let rare = if config.keeps_rare_residues() {
+        RareResidues::Keep
+    } else {
+        RareResidues::MapToX
+    };
+    Ok(Tokenizer::new(vocabulary).with_rare_residues(rare))
 }
 
 fn load_store(
@@ -296,138 +244,6 @@ fn load_store(
         start.elapsed().as_secs_f64()
     );
     Ok(Arc::new(store))
-}
-
-/// The model and the unigram baseline scored on the same masked residues.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Evaluation {
-    /// The model's sums over masked residues.
-    pub model: MlmScores,
-    /// Mean cross-entropy of the baseline (nats).
-    pub unigram_loss: f64,
-    /// Accuracy of the baseline's majority residue.
-    pub unigram_accuracy: f64,
-}
-
-/// Masks every batch of `data` deterministically (so every call sees the same residues), hands
-/// it to `score` and returns the original residues at the masked positions, for the baseline.
-fn for_each_masked_batch(
-    data: &BatchedSequences,
-    batcher: &MlmBatcher,
-    mut score: impl FnMut(MaskedSequences) -> Result<(), TrainError>,
-) -> Result<Vec<u32>, TrainError> {
-    let mut labels = Vec::new();
-    for index in 0..data.len() {
-        let batch = data
-            .get(index)
-            .map_err(|e| TrainError::Training(e.to_string()))?;
-        let masked = batcher.mask(&batch);
-        labels.extend(masked.labels.iter().map(|&l| l as u32));
-        score(masked)?;
-    }
-    Ok(labels)
-}
-
-/// Scores every validation batch with `score`, which returns the model's sums and the residues
-/// it predicted; the baseline is scored on the same residues.
-pub(super) fn evaluate_residues(
-    data: &BatchedSequences,
-    baseline: &UnigramBaseline,
-    mut score: impl FnMut(&ResidueBatch) -> (MlmScores, Vec<i64>),
-) -> Result<Evaluation, TrainError> {
-    let mut scores = MlmScores::default();
-    let mut labels = Vec::new();
-    for index in 0..data.len() {
-        let batch = data
-            .get(index)
-            .map_err(|e| TrainError::Training(e.to_string()))?;
-        let (batch_scores, batch_labels) = score(&batch);
-        scores.add(batch_scores);
-        labels.extend(batch_labels.into_iter().map(|l| l as u32));
-    }
-    let (unigram_loss, unigram_accuracy) = baseline.score(labels);
-    Ok(Evaluation {
-        model: scores,
-        unigram_loss,
-        unigram_accuracy,
-    })
-}
-
-/// Scores `model` and `baseline` on every batch of `data` (cropped from the start, masked
-/// deterministically, so every call sees the same residues).
-pub fn evaluate(
-    model: &MaskedLm,
-    baseline: &UnigramBaseline,
-    data: &BatchedSequences,
-    batcher: &MlmBatcher,
-    device: &Device,
-) -> Result<Evaluation, TrainError> {
-    evaluate_residues(data, baseline, |batch| {
-        let masked = batcher.mask(batch);
-        let labels = masked.labels.clone();
-        (model.score(masked.to_tensors(device)), labels)
-    })
-}
-
-/// A T5 and its baselines scored on the same corrupted validation sequences.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReconstructionEvaluation {
-    /// The model's sums over every target and over the corrupted residues.
-    pub model: ReconstructionScores,
-    /// Mean cross-entropy of the unigram baseline on the corrupted residues (nats).
-    pub unigram_loss: f64,
-    /// Accuracy of the majority residue on the corrupted residues.
-    pub unigram_accuracy: f64,
-    /// Accuracy over every target of copying the input (majority residue at sentinels).
-    pub copy_accuracy: f64,
-}
-
-/// Scores a T5 under span corruption on every batch of `data`, corrupted deterministically.
-pub fn evaluate_reconstruction(
-    model: &SpanCorruption,
-    baseline: &UnigramBaseline,
-    data: &BatchedSequences,
-    batcher: &SpanCorruptionBatcher,
-    device: &Device,
-) -> Result<ReconstructionEvaluation, TrainError> {
-    let mut scores = ReconstructionScores::default();
-    let mut corrupted_labels = Vec::new();
-    let (mut copied, mut targets) = (0u64, 0u64);
-    for index in 0..data.len() {
-        let batch = data
-            .get(index)
-            .map_err(|e| TrainError::Training(e.to_string()))?;
-        let corrupted = batcher.corrupt(&batch);
-        for (k, (&target, &hit)) in corrupted
-            .targets
-            .iter()
-            .zip(&corrupted.corrupted)
-            .enumerate()
-        {
-            if hit == 1 {
-                corrupted_labels.push(target as u32);
-            }
-            let input = corrupted.input_ids[corrupted.target_positions[k] as usize];
-            let guess = if batcher.is_sentinel(input) {
-                i64::from(baseline.majority)
-            } else {
-                input
-            };
-            copied += u64::from(guess == target);
-            targets += 1;
-        }
-        let batch_scores = model
-            .score(corrupted.to_tensors(device))
-            .map_err(|e| TrainError::Training(format!("reading scores: {e:?}")))?;
-        scores.merge(batch_scores);
-    }
-    let (unigram_loss, unigram_accuracy) = baseline.score(corrupted_labels);
-    Ok(ReconstructionEvaluation {
-        model: scores,
-        unigram_loss,
-        unigram_accuracy,
-        copy_accuracy: copied as f64 / targets.max(1) as f64,
-    })
 }
 
 /// What every objective shares: the checked run directory, the data and the training device.
@@ -486,7 +302,7 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     let recipe = toml::to_string_pretty(config).map_err(|e| TrainError::Invalid(e.to_string()))?;
     std::fs::write(&recipe_path, recipe).map_err(io(&recipe_path))?;
 
-    let tokenizer = tokenizer_for(&config.model)?;
+    let tokenizer = pretraining_tokenizer(&config.model)?;
     let train_store = load_store(&run.train, &tokenizer, "train")?;
     let valid_store = load_store(&run.valid, &tokenizer, "valid")?;
     let planner = config.planner();
@@ -617,215 +433,139 @@ fn write_report(run: &PretrainRun, report: &PretrainReport) -> Result<(), TrainE
 pub fn pretrain(run: PretrainRun) -> Result<PretrainReport, TrainError> {
     let started = Instant::now();
     let prepared = prepare(&run)?;
-    let report = match &run.config.model {
-        ModelConfig::Bert(_) | ModelConfig::Albert(_) | ModelConfig::Esm(_) => {
-            pretrain_masked_lm(&run, prepared, started)?
-        }
-        ModelConfig::Electra(electra) => {
-            electra::pretrain_replaced_token(&run, prepared, electra, started)?
-        }
-        ModelConfig::T5(t5) => pretrain_span_corruption(&run, prepared, t5, started)?,
-        ModelConfig::Xlnet(xlnet) => {
-            autoregressive::pretrain_permutation_lm(&run, prepared, xlnet, started)?
-        }
-        ModelConfig::TransfoXl(txl) => {
-            autoregressive::pretrain_causal_lm(&run, prepared, txl, started)?
-        }
-    };
+    let report = run.config.model.pretraining(ByObjective(Runner {
+        run: &run,
+        prepared,
+        started,
+    }))?;
     write_report(&run, &report)?;
     Ok(report)
 }
 
-fn pretrain_masked_lm(
-    run: &PretrainRun,
+/// The run of one objective.
+struct Runner<'a> {
+    run: &'a PretrainRun,
     prepared: Prepared,
     started: Instant,
-) -> Result<PretrainReport, TrainError> {
-    let config = &run.config;
-    let batcher = MlmBatcher::new(prepared.tokenizer.clone(), config.masking())?;
-    let (train_loader, valid_loader) = loaders(
-        &batcher,
-        prepared.train_sampled,
-        prepared.valid_data.clone(),
-        config.data.num_workers,
-    );
-
-    let device = &prepared.train_device;
-    let (model, shape): (MlmModel, _) = match &config.model {
-        ModelConfig::Albert(albert) => (
-            albert.init(device).into(),
-            format!(
-                "ALBERT, {} passes through {} group(s) of {} layer(s), width {} (embeddings {})",
-                albert.num_hidden_layers,
-                albert.num_hidden_groups,
-                albert.inner_group_num,
-                albert.hidden_size,
-                albert.embedding_size
-            ),
-        ),
-        ModelConfig::Bert(bert) => (
-            bert.init(device).into(),
-            format!(
-                "BERT, {} layers, width {}",
-                bert.num_hidden_layers, bert.hidden_size
-            ),
-        ),
-        ModelConfig::Esm(esm) => (
-            esm.init(device).into(),
-            format!(
-                "ESM-2, {} layers, width {}",
-                esm.num_hidden_layers, esm.hidden_size
-            ),
-        ),
-        other => {
-            return Err(TrainError::Invalid(format!(
-                "{} is not trained by masked LM",
-                other.architecture()
-            )));
-        }
-    };
-    let model = MaskedLm::new(model, 1).with_steps(run.step_settings());
-    eprintln!(
-        "model: {shape}, {} parameters, on {}",
-        model.num_params(),
-        run.placement()
-    );
-    let training = next_token_metrics!(SupervisedTraining::new(
-        &run.out,
-        train_loader,
-        valid_loader
-    ));
-    let trained = train(training, run, prepared.checkpoint, model)?;
-    let model_dir = run.out.join("model");
-    match (&trained.model, &config.model) {
-        (MlmModel::Bert(model), ModelConfig::Bert(bert)) => {
-            save_bert_for_masked_lm(model, bert, &model_dir)?
-        }
-        (MlmModel::Albert(model), ModelConfig::Albert(albert)) => {
-            save_albert_for_masked_lm(model, albert, &model_dir)?
-        }
-        (MlmModel::Esm(model), ModelConfig::Esm(esm)) => save_pretrained(model, esm, &model_dir)?,
-        _ => {
-            return Err(TrainError::Invalid(
-                "the trained model does not match its configuration".into(),
-            ));
-        }
-    }
-    save_vocabulary(&prepared.tokenizer, &model_dir)?;
-
-    let eval_device = trained
-        .devices()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| run.device.clone());
-    let baseline =
-        UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
-    let Evaluation {
-        model: scores,
-        unigram_loss,
-        unigram_accuracy,
-    } = evaluate(
-        &trained,
-        &baseline,
-        &prepared.valid_data,
-        &batcher,
-        &eval_device,
-    )?;
-
-    Ok(PretrainReport {
-        objective: MASKED_LM.into(),
-        steps: config.schedule.steps,
-        train_sequences: prepared.train_store.len(),
-        valid_sequences: prepared.valid_store.len(),
-        valid_masked_residues: scores.predicted,
-        valid_loss: scores.loss(),
-        valid_accuracy: scores.accuracy(),
-        reconstruction: None,
-        discriminator: None,
-        valid_perplexity: scores.perplexity(),
-        unigram_loss,
-        unigram_accuracy,
-        unigram_entropy: baseline.entropy,
-        seconds: started.elapsed().as_secs_f64(),
-        model_dir,
-    })
 }
 
-fn pretrain_span_corruption(
-    run: &PretrainRun,
-    prepared: Prepared,
-    t5: &T5Config,
-    started: Instant,
-) -> Result<PretrainReport, TrainError> {
-    let config = &run.config;
-    let start = u32::try_from(t5.decoder_start_token_id)
-        .map_err(|_| TrainError::Invalid("decoder_start_token_id is out of range".into()))?;
-    let batcher = SpanCorruptionBatcher::new(&prepared.tokenizer, config.corruption(), start)?;
-    let (train_loader, valid_loader) = loaders(
-        &batcher,
-        prepared.train_sampled,
-        prepared.valid_data.clone(),
-        config.data.num_workers,
-    );
+impl ObjectiveVisitor for Runner<'_> {
+    type Output = Result<PretrainReport, TrainError>;
 
-    let model =
-        SpanCorruption::new(t5.init(&prepared.train_device), 1).with_steps(run.step_settings());
-    eprintln!(
-        "model: T5, {}+{} layers, width {}, {} parameters, on {}",
-        t5.num_layers,
-        t5.decoder_layers(),
-        t5.d_model,
-        model.num_params(),
-        run.placement()
-    );
-    let training = SupervisedTraining::new(&run.out, train_loader, valid_loader)
-        .metric_train_numeric(LossMetric::new())
-        .metric_train_numeric(ReconstructionAccuracy::corrupted())
-        .metric_train_numeric(ReconstructionAccuracy::all())
-        .metric_train_numeric(LearningRateMetric::new())
-        .metric_valid_numeric(LossMetric::new())
-        .metric_valid_numeric(ReconstructionAccuracy::corrupted())
-        .metric_valid_numeric(ReconstructionAccuracy::all());
-    let trained = train(training, run, prepared.checkpoint, model)?;
-    let model_dir = run.out.join("model");
-    save_t5(&trained.model, t5, &model_dir)?;
+    fn visit<O>(self, config: &O::Config) -> Self::Output
+    where
+        O: PretrainingObjective,
+        <O as TrainStep>::Input: Send + Clone + Debug + 'static,
+    {
+        let Runner {
+            run,
+            prepared,
+            started,
+        } = self;
+        let recipe = &run.config;
+        let settings = recipe.objective_settings();
+        let batcher = O::batcher(config, &settings, &prepared.tokenizer)?;
+        let (train_loader, valid_loader) = loaders(
+            &batcher,
+            prepared.train_sampled,
+            prepared.valid_data.clone(),
+            recipe.data.num_workers,
+        );
+        let model = O::init(
+            config,
+            &settings,
+            run.step_settings(),
+            &prepared.train_device,
+        );
+        eprintln!(
+            "model: {}, {} parameters{}, on {}",
+            config.describe(),
+            model.num_params(),
+            O::describe(&settings),
+            run.placement()
+        );
+        let training = O::metrics(SupervisedTraining::new(
+            &run.out,
+            train_loader,
+            valid_loader,
+        ));
+        let trained = train(training, run, prepared.checkpoint, model)?;
+        let model_dir = run.out.join("model");
+        trained.save(config, &model_dir, &prepared.tokenizer)?;
 
-    let eval_device = trained
-        .devices()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| run.device.clone());
-    let baseline =
-        UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
-    let evaluation = evaluate_reconstruction(
-        &trained,
-        &baseline,
-        &prepared.valid_data,
-        &batcher,
-        &eval_device,
-    )?;
-    let corrupted = evaluation.model.corrupted;
-    let all = evaluation.model.all;
-    Ok(PretrainReport {
-        objective: SPAN_CORRUPTION.into(),
-        steps: config.schedule.steps,
-        train_sequences: prepared.train_store.len(),
-        valid_sequences: prepared.valid_store.len(),
-        valid_masked_residues: corrupted.predicted,
-        valid_loss: corrupted.loss(),
-        valid_accuracy: corrupted.accuracy(),
-        reconstruction: Some(ReconstructionReport {
-            tokens: all.predicted,
-            loss: all.loss(),
-            accuracy: all.accuracy(),
-            copy_baseline_accuracy: evaluation.copy_accuracy,
-        }),
-        discriminator: None,
-        valid_perplexity: corrupted.loss().exp(),
-        unigram_loss: evaluation.unigram_loss,
-        unigram_accuracy: evaluation.unigram_accuracy,
-        unigram_entropy: baseline.entropy,
-        seconds: started.elapsed().as_secs_f64(),
-        model_dir,
-    })
+        let device = trained
+            .devices()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| run.device.clone());
+        let baseline =
+            UnigramBaseline::from_store(&prepared.train_store, prepared.tokenizer.vocabulary());
+        let scores = trained.evaluate(
+            &batcher,
+            &baseline,
+            &prepared.valid_data,
+            &device,
+            &settings,
+        )?;
+        Ok(PretrainReport {
+            objective: O::OBJECTIVE.name().into(),
+            steps: recipe.schedule.steps,
+            train_sequences: prepared.train_store.len(),
+            valid_sequences: prepared.valid_store.len(),
+            valid_masked_residues: scores.model.predicted,
+            valid_loss: scores.model.loss(),
+            valid_accuracy: scores.model.accuracy(),
+            reconstruction: scores.reconstruction,
+            discriminator: scores.discriminator,
+            valid_perplexity: scores.model.perplexity(),
+            unigram_loss: scores.unigram_loss,
+            unigram_accuracy: scores.unigram_accuracy,
+            unigram_entropy: baseline.entropy,
+            seconds: started.elapsed().as_secs_f64(),
+            model_dir,
+        })
+    }
+}
+
+/// Writes a randomly initialised model of `recipe`'s shape to `out`, as `pretrain` would save
+/// it before its first step (vocabulary included), and returns its shape in words.
+pub fn init_model(
+    recipe: &PretrainConfig,
+    device: &Device,
+    out: &Path,
+) -> Result<String, TrainError> {
+    recipe.validate()?;
+    let tokenizer = pretraining_tokenizer(&recipe.model)?;
+    recipe.model.pretraining(ByObjective(InitModel {
+        recipe,
+        device,
+        out,
+        tokenizer: &tokenizer,
+    }))?;
+    Ok(recipe.model.shape())
+}
+
+struct InitModel<'a> {
+    recipe: &'a PretrainConfig,
+    device: &'a Device,
+    out: &'a Path,
+    tokenizer: &'a Tokenizer,
+}
+
+impl ObjectiveVisitor for InitModel<'_> {
+    type Output = Result<(), TrainError>;
+
+    fn visit<O>(self, config: &O::Config) -> Self::Output
+    where
+        O: PretrainingObjective,
+        <O as TrainStep>::Input: Send + Clone + Debug + 'static,
+    {
+        O::init(
+            config,
+            &self.recipe.objective_settings(),
+            StepSettings::default(),
+            self.device,
+        )
+        .save(config, self.out, self.tokenizer)
+    }
 }
