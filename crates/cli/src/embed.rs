@@ -66,6 +66,15 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     let embedder = Embedder::load_with_precision(&args.model, &device, args.precision)
         .with_context(|| format!("loading {}", args.model.display()))?;
+    let skipped = embedder.skipped_tensors();
+    if !skipped.is_empty() {
+        eprintln!(
+            "{}: skipped {} tensor(s) the encoder does not use: {}",
+            args.model.display(),
+            skipped.len(),
+            skipped.join(", ")
+        );
+    }
     let embedder = match args.segment_length {
         Some(length) => embedder.with_segment_length(Some(length)),
         None => embedder,

@@ -1,6 +1,7 @@
 //! Protein sequence input for prottrans.
 //!
-//! - [`tokenizer`]: the Rostlab vocabularies and a tokenizer that takes raw sequences.
+//! - [`tokenizer`]: the vocabularies and a tokenizer that takes raw sequences (the
+//!   `prottrans-tokenizer` crate, re-exported).
 //! - [`fasta`]: streaming FASTA (plain or gzip) with errors that name the file and line.
 //! - [`store`]: a compact in-memory store of tokenised sequences (one byte per residue).
 //! - [`batching`]: batches bounded by a padded-token budget, grouped by length.
@@ -15,7 +16,7 @@ pub mod dataset;
 mod error;
 pub mod fasta;
 pub mod store;
-pub mod tokenizer;
+pub use prottrans_tokenizer as tokenizer;
 
 pub use batching::BatchPlanner;
 pub use dataset::{BatchedSequences, CropMode, ResidueBatch};

@@ -22,6 +22,7 @@ pub struct Embedder {
     precision: Precision,
     source: PathBuf,
     segment_length: Option<usize>,
+    skipped_tensors: Vec<String>,
 }
 
 impl Embedder {
@@ -59,11 +60,13 @@ impl Embedder {
         let config = checkpoint.config().clone();
         let tokenizer = checkpoint_tokenizer(dir, &config)?;
         let mut encoder = checkpoint.load_encoder(&device, precision.dtype())?;
+        let skipped_tensors = checkpoint.skipped_by_encoder()?;
         // XLNet and Transformer-XL set their memory up as their authors embed (see
         // `ProteinEncoder::prepare_for_embedding`).
         let segment_length = encoder.prepare_for_embedding();
         Ok(Self {
             segment_length,
+            skipped_tensors,
             encoder,
             config,
             tokenizer,
@@ -71,6 +74,12 @@ impl Embedder {
             precision,
             source: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
         })
+    }
+
+    /// The checkpoint's tensors the encoder does not use and were skipped (poolers, heads,
+    /// buffers), by their checkpoint names.
+    pub fn skipped_tensors(&self) -> &[String] {
+        &self.skipped_tensors
     }
 
     /// Length of the segments a protein read alone is split into, for architectures with a

@@ -159,6 +159,21 @@ impl Checkpoint {
         })
     }
 
+    /// The checkpoint's tensors that [`Self::load_encoder`] skips because the bare encoder does
+    /// not use them (poolers, heads, `position_ids` buffers), by their checkpoint names.
+    pub fn skipped_by_encoder(&self) -> Result<Vec<String>, ImportError> {
+        let names = self.tensor_names()?;
+        let key_map = self.config.visit(EncoderKeyMap(&names))?;
+        Ok(names
+            .iter()
+            // As `load_into` judges unused tensors: through the module path, so aliases apply.
+            .filter(|name| {
+                key_map.is_ignored(&key_map.map_to_checkpoint(&key_map.map_to_module(name)))
+            })
+            .cloned()
+            .collect())
+    }
+
     /// Loads a model with heads of the class `M` (`BertForMaskedLM`, `EsmForMaskedLM`, ...)
     /// in f32, with its configuration; fails with a named error when the checkpoint holds
     /// another architecture.
@@ -358,6 +373,17 @@ impl Checkpoint {
                 problems,
             })
         }
+    }
+}
+
+/// The key map that loads the bare encoder of whatever architecture a checkpoint holds.
+struct EncoderKeyMap<'a>(&'a [String]);
+
+impl ConfigVisitor for EncoderKeyMap<'_> {
+    type Output = Result<KeyMap, ImportError>;
+
+    fn visit<C: ArchitectureConfig>(self, config: &C) -> Self::Output {
+        Ok(config.encoder_key_map(self.0)?)
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt::Debug;
 
 use burn::module::{Module, ModuleDisplay};
 use burn::tensor::{Device, Int, Tensor};
-use prottrans_data::Vocabulary;
+use prottrans_tokenizer::Vocabulary;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

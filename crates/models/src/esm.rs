@@ -17,7 +17,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor, activation};
-use prottrans_data::Vocabulary;
+use prottrans_tokenizer::Vocabulary;
 use serde::{Deserialize, Serialize};
 
 use crate::architecture::{ArchitectureConfig, MaskedLanguageModel, PretrainedModel};

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use burn::tensor::{Int, Tensor};
-use prottrans_data::Vocabulary;
+use prottrans_tokenizer::Vocabulary;
 use serde::{Deserialize, Serialize};
 
 use crate::albert::{AlbertConfig, AlbertForMaskedLm, AlbertModel};

@@ -15,7 +15,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor};
-use prottrans_data::Vocabulary;
+use prottrans_tokenizer::Vocabulary;
 use serde::{Deserialize, Serialize};
 
 use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};

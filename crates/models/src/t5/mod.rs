@@ -19,7 +19,7 @@ mod config;
 use burn::module::Module;
 use burn::nn::{Dropout, Embedding, Linear};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData, TensorReadError};
-use prottrans_data::Vocabulary;
+use prottrans_tokenizer::Vocabulary;
 
 use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource, keys_of};
 use crate::blocks::{FeedForward, MultiHeadAttention, RelativePositionBias, RmsNorm, padding_mask};

@@ -1,4 +1,6 @@
-//! Tokenizers with exactly the ids of the released Rostlab models.
+//! Tokenizers with exactly the ids of the released checkpoints (Rostlab's, ESM-2's, or a
+//! checkpoint's own `vocab.txt`, `spiece.model` or `tokenizer.json`). Its own crate, below the
+//! models (an architecture names its default vocabulary) and the data pipeline.
 //!
 //! Unlike the Python tokenizers, sequences are given raw: any case, no spaces between residues.
 //! ASCII whitespace inside a sequence is skipped, one trailing `*` (a stop codon) is tolerated,
@@ -6,7 +8,7 @@
 //! character is an error that names the record and the 1-based position.
 //!
 //! ```
-//! use prottrans_data::Tokenizer;
+//! use prottrans_tokenizer::Tokenizer;
 //!
 //! let tokenizer = Tokenizer::prot_bert();
 //! let ids = tokenizer.encode("P12345", b"mkTu*").unwrap();
