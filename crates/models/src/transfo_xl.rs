@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::architecture::{ArchitectureConfig, PretrainedModel};
 use crate::blocks::logits_at_every_position;
 use crate::blocks::{
-    Activation, FeedForward, FeedForwardConfig, RelativeBiases, SegmentMemory, causal_mask,
-    normal_init, read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
+    Activation, RelativeBiases, ResidualFeedForward, SegmentMemory, causal_mask, normal_init,
+    read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
@@ -245,7 +245,7 @@ impl TransfoXlConfig {
                 d_head: self.d_head,
                 pre_lnorm: self.pre_lnorm,
             },
-            pos_ff: TransfoXlFeedForward::new(
+            pos_ff: ResidualFeedForward::new(
                 self.d_model,
                 self.d_inner,
                 Activation::Relu,
@@ -353,65 +353,13 @@ impl TransfoXlAttention {
     }
 }
 
-/// ReLU feed-forward with its residual and LayerNorm (checkpoint `pos_ff`, `CoreNet.0`/`.3`).
-#[derive(Module, Debug)]
-pub struct TransfoXlFeedForward {
-    /// The two projections.
-    pub feed_forward: FeedForward,
-    /// Post- (or pre-) LayerNorm.
-    pub layer_norm: LayerNorm,
-    dropout: Dropout,
-    #[module(skip)]
-    pre_lnorm: bool,
-}
-
-impl TransfoXlFeedForward {
-    /// XLNet reuses the block (post-LayerNorm, its own activation).
-    pub(crate) fn new(
-        d_model: usize,
-        d_inner: usize,
-        activation: Activation,
-        dropout: f64,
-        (init_std, layer_norm_eps): (f64, f64),
-        pre_lnorm: bool,
-        device: &Device,
-    ) -> Self {
-        Self {
-            feed_forward: FeedForwardConfig::new(d_model, d_inner)
-                .with_activation(activation)
-                .with_inner_dropout(dropout)
-                .with_initializer_range(init_std)
-                .init(device),
-            layer_norm: LayerNormConfig::new(d_model)
-                .with_epsilon(layer_norm_eps)
-                .init(device),
-            dropout: DropoutConfig::new(dropout).init(),
-            pre_lnorm,
-        }
-    }
-
-    /// # Shapes
-    /// - x: `[batch, seq, d]` -> `[batch, seq, d]`
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        if self.pre_lnorm {
-            let out = self
-                .feed_forward
-                .forward(self.layer_norm.forward(x.clone()));
-            self.dropout.forward(out) + x
-        } else {
-            let out = self.feed_forward.forward(x.clone());
-            self.layer_norm.forward(self.dropout.forward(out) + x)
-        }
-    }
-}
-
 /// One decoder layer (checkpoint `layers.<i>`).
 #[derive(Module, Debug)]
 pub struct TransfoXlLayer {
     /// Attention.
     pub dec_attn: TransfoXlAttention,
     /// Feed-forward.
-    pub pos_ff: TransfoXlFeedForward,
+    pub pos_ff: ResidualFeedForward,
 }
 
 /// What one segment gives back.

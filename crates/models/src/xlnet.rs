@@ -21,13 +21,12 @@ use serde::{Deserialize, Serialize};
 use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
 use crate::blocks::logits_at_every_position;
 use crate::blocks::{
-    Activation, RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, normal_init,
-    read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
+    Activation, RelativeBiases, ResidualFeedForward, SegmentMemory, SegmentTerm, causal_mask,
+    normal_init, read_in_segments, relative_attention, relative_distances, sinusoid_encoding,
 };
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
 use crate::key_map::{KeyMap, RuleTable};
-use crate::transfo_xl::TransfoXlFeedForward;
 
 /// Attention direction (`attn_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -203,7 +202,7 @@ impl XlnetConfig {
                             .init(device),
                         dropout: DropoutConfig::new(self.dropout).init(),
                     },
-                    ff: TransfoXlFeedForward::new(
+                    ff: ResidualFeedForward::new(
                         self.d_model,
                         self.d_inner,
                         self.ff_activation,
@@ -367,7 +366,7 @@ pub struct XlnetLayer {
     /// Attention.
     pub rel_attn: XlnetRelativeAttention,
     /// Feed-forward (checkpoint `ff.layer_1`, `ff.layer_2`, `ff.layer_norm`).
-    pub ff: TransfoXlFeedForward,
+    pub ff: ResidualFeedForward,
 }
 
 /// The inputs of one XLNet pass.

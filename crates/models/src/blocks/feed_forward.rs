@@ -2,8 +2,8 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::Tensor;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
 
 use prottrans_kernels::Epilogue;
 
@@ -85,5 +85,59 @@ impl FeedForward {
             None => h,
         };
         linear_rows(&self.output, self.dropout.forward(h), Epilogue::None)
+    }
+}
+
+/// The feed-forward with its residual and LayerNorm, before (`pre_lnorm`) or after, as
+/// Transformer-XL (checkpoint `pos_ff`, ReLU) and XLNet (checkpoint `ff`, its own activation)
+/// have it.
+#[derive(Module, Debug)]
+pub struct ResidualFeedForward {
+    /// The two projections.
+    pub feed_forward: FeedForward,
+    /// Post- (or pre-) LayerNorm.
+    pub layer_norm: LayerNorm,
+    dropout: Dropout,
+    #[module(skip)]
+    pre_lnorm: bool,
+}
+
+impl ResidualFeedForward {
+    /// A block of `d_model` with an inner width of `d_inner`.
+    pub(crate) fn new(
+        d_model: usize,
+        d_inner: usize,
+        activation: Activation,
+        dropout: f64,
+        (init_std, layer_norm_eps): (f64, f64),
+        pre_lnorm: bool,
+        device: &Device,
+    ) -> Self {
+        Self {
+            feed_forward: FeedForwardConfig::new(d_model, d_inner)
+                .with_activation(activation)
+                .with_inner_dropout(dropout)
+                .with_initializer_range(init_std)
+                .init(device),
+            layer_norm: LayerNormConfig::new(d_model)
+                .with_epsilon(layer_norm_eps)
+                .init(device),
+            dropout: DropoutConfig::new(dropout).init(),
+            pre_lnorm,
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[batch, seq, d]` -> `[batch, seq, d]`
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.pre_lnorm {
+            let out = self
+                .feed_forward
+                .forward(self.layer_norm.forward(x.clone()));
+            self.dropout.forward(out) + x
+        } else {
+            let out = self.feed_forward.forward(x.clone());
+            self.layer_norm.forward(self.dropout.forward(out) + x)
+        }
     }
 }

@@ -12,7 +12,7 @@ pub use activation::Activation;
 pub use attention::{
     MultiHeadAttention, MultiHeadAttentionConfig, RelativePositionBias, linear_rows, padding_mask,
 };
-pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use feed_forward::{FeedForward, FeedForwardConfig, ResidualFeedForward};
 pub use mlm_head::{MaskedLmHead, MaskedLmHeadConfig, logits_at_every_position, select_positions};
 pub use relative_attention::{
     RelativeBiases, SegmentMemory, SegmentTerm, causal_mask, read_in_segments, relative_attention,
