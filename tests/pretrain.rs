@@ -457,8 +457,7 @@ fn init_model_writes_every_architecture_loadably() {
     ] {
         let recipe = PretrainConfig::from_toml_file(configs.join(format!("{name}.toml"))).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let shape = init_model(&recipe, &device, dir.path()).unwrap();
-        assert_eq!(shape, recipe.model.shape());
+        init_model(&recipe, &device, dir.path()).unwrap();
         let checkpoint = prottrans::import::Checkpoint::open(dir.path()).unwrap();
         assert_eq!(checkpoint.config(), &recipe.model, "{name}");
         let tokenizer =
