@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{device, fixture};
-use prottrans::embed::Embedder;
+use prottrans::embed::{Embedder, Precision};
 use prottrans::import::Checkpoint;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -147,4 +147,34 @@ fn a_directory_without_weights_is_named() {
         err.contains("model.safetensors or pytorch_model.bin"),
         "{err}"
     );
+}
+
+#[test]
+fn unused_tensors_are_skipped_and_named_unless_loading_is_strict() {
+    let dir = edited_fixture(|t| {
+        let (dtype, _, data) = t["cls.predictions.bias"].clone();
+        t.insert("cls.species.weight".into(), (dtype, vec![30], data.clone()));
+        t.insert("bert.encoder.extra.weight".into(), (dtype, vec![30], data));
+    });
+    let embedder = Embedder::load(dir.path(), &device()).unwrap();
+    let skipped = embedder.skipped_tensors();
+    for name in ["cls.species.weight", "bert.encoder.extra.weight"] {
+        assert!(
+            skipped.iter().any(|s| s == name),
+            "{name} not in {skipped:?}"
+        );
+    }
+    let strict = Checkpoint::open(dir.path()).unwrap().strict(true);
+    let err = Embedder::load_checkpoint(&strict, &device(), Precision::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("refused by strict loading"), "{err}");
+    for name in ["cls.species.weight", "bert.encoder.extra.weight"] {
+        assert!(err.contains(name), "{name} not named: {err}");
+    }
+    // The fixture itself has nothing unused for BertForMaskedLM: strict loading takes it.
+    let fixture = Checkpoint::open(fixture("bert_tiny")).unwrap().strict(true);
+    fixture
+        .load::<prottrans::models::BertForMaskedLm>(&device())
+        .unwrap();
 }

@@ -48,6 +48,14 @@ pub struct EmbedArgs {
     /// for XLNet, as the ProtTrans authors embed; the model's `mem_len` for Transformer-XL.
     #[arg(long)]
     segment_length: Option<usize>,
+    /// Refuse any tensor of the checkpoint the encoder does not use (poolers, heads,
+    /// buffers) instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// Refuse residues the checkpoint's vocabulary lacks (e.g. X for AntiBERTy) instead of
+    /// reading them as its unknown token, as its own tokenizer does.
+    #[arg(long)]
+    refuse_unknown: bool,
     /// Continue an interrupted run, or add the proteins an existing output lacks.
     #[arg(long)]
     resume: bool,
@@ -61,20 +69,18 @@ pub struct EmbedArgs {
 
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     use indicatif::{ProgressBar, ProgressStyle};
-    use prottrans::embed::{EmbedJob, EmbedOptions, Embedder, LongPolicy, Progress};
+    use prottrans::embed::{EmbedError, EmbedJob, EmbedOptions, Embedder, LongPolicy, Progress};
+    use prottrans::import::Checkpoint;
 
     let device = args.device.device()?;
-    let embedder = Embedder::load_with_precision(&args.model, &device, args.precision)
+    let embedder = Checkpoint::open(&args.model)
+        .map_err(EmbedError::from)
+        .and_then(|checkpoint| {
+            Embedder::load_checkpoint(&checkpoint.strict(args.strict), &device, args.precision)
+        })
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let skipped = embedder.skipped_tensors();
-    if !skipped.is_empty() {
-        eprintln!(
-            "{}: skipped {} tensor(s) the encoder does not use: {}",
-            args.model.display(),
-            skipped.len(),
-            skipped.join(", ")
-        );
-    }
+    crate::report_skipped(&args.model, "the encoder", embedder.skipped_tensors());
+    let embedder = embedder.with_unknown_residues(crate::unknown_policy(args.refuse_unknown));
     let embedder = match args.segment_length {
         Some(length) => embedder.with_segment_length(Some(length)),
         None => embedder,
@@ -173,6 +179,20 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         summary.proteins_per_s,
         summary.residues_per_s
     );
+    if summary.unknown_residues > 0 {
+        let shown = summary.proteins_with_unknown.len().min(10);
+        println!(
+            "{} residue(s) in {} protein(s) are not in the model's vocabulary and were read as its unknown token ({}{}); --refuse-unknown stops instead",
+            summary.unknown_residues,
+            summary.proteins_with_unknown.len(),
+            summary.proteins_with_unknown[..shown].join(", "),
+            if summary.proteins_with_unknown.len() > shown {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
     if summary.already_done > 0 {
         println!("{} proteins were already done", summary.already_done);
     }

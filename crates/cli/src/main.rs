@@ -9,6 +9,8 @@ mod devices;
 mod embed;
 mod generate;
 mod init_model;
+mod inspect;
+mod masked_lm;
 mod pretrain;
 mod transfer;
 
@@ -57,6 +59,21 @@ enum Command {
     /// the model's sequence and the residues it put at the hidden positions
     /// (`position:residue`), tab-separated.
     Generate(generate::GenerateArgs),
+    /// What a checkpoint directory is: architecture and class, shape, weights (types,
+    /// parameters), vocabulary and where it comes from, the tensors the encoder skips, and
+    /// what prottrans can do with it. The first command to run on a download.
+    Inspect(inspect::InspectArgs),
+    /// Fill in hidden residues (`_`) with a masked LM: the top-k residues and their
+    /// probabilities at each, all hidden positions masked at once.
+    FillMask(masked_lm::FillMaskArgs),
+    /// Score proteins with a masked LM: the pseudo-log-likelihood of each protein in a FASTA
+    /// file (each residue masked in turn, batched); with --mutations or --mutations-file, the
+    /// masked-marginal log-likelihood ratio of each variant of the wild type (the zero-shot
+    /// variant-effect score).
+    Score(masked_lm::ScoreArgs),
+    /// Masked-residue recovery of a masked LM over a FASTA file at a masking rate, against the
+    /// unigram baseline; --positions writes every masked position to compare implementations.
+    Recover(masked_lm::RecoverArgs),
     /// Train a supervised head (secondary structure or localisation) on frozen features.
     ///
     /// Features come from a checkpoint (--model), from `prottrans embed` files (--embeddings),
@@ -107,11 +124,53 @@ fn describe(error: &anyhow::Error) -> String {
     message
 }
 
+/// Names, in one line, the checkpoint tensors a model skipped (as `transformers` warns).
+fn report_skipped(dir: &std::path::Path, model: &str, skipped: &[String]) {
+    if !skipped.is_empty() {
+        eprintln!(
+            "{}: skipped {} tensor(s) {model} does not use: {} (--strict refuses them)",
+            dir.display(),
+            skipped.len(),
+            skipped.join(", ")
+        );
+    }
+}
+
+/// A progress bar on standard error, hidden when it is not a terminal.
+fn progress_bar(length: u64, unit: &str) -> indicatif::ProgressBar {
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        indicatif::ProgressBar::new(length)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{elapsed_precise}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} (eta {{eta}})"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The tokenizer's policy for residues a vocabulary lacks, from `--refuse-unknown`.
+fn unknown_policy(refuse: bool) -> prottrans::data::UnknownResidues {
+    if refuse {
+        prottrans::data::UnknownResidues::Reject
+    } else {
+        prottrans::data::UnknownResidues::MapToUnknown
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(args) => pretrain::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::FillMask(args) => masked_lm::fill_mask(args),
+        Command::Score(args) => masked_lm::score(args),
+        Command::Recover(args) => masked_lm::recover(args),
         Command::TrainHead(args) => transfer::train_head(args),
         Command::Evaluate(args) => transfer::evaluate(args),
         Command::Predict(args) => transfer::predict(args),

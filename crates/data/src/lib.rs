@@ -23,4 +23,6 @@ pub use dataset::{BatchedSequences, CropMode, ResidueBatch};
 pub use error::DataError;
 pub use fasta::{FastaReader, FastaRecord};
 pub use store::SequenceStore;
-pub use tokenizer::{RareResidues, SequenceLayout, TokenizeError, Tokenizer, Vocabulary};
+pub use tokenizer::{
+    RareResidues, SequenceLayout, TokenizeError, Tokenizer, UnknownResidues, Vocabulary,
+};

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
-use prottrans_data::Tokenizer;
 use prottrans_data::tokenizer::PaddingSide;
+use prottrans_data::{Tokenizer, UnknownResidues};
 use prottrans_import::{Checkpoint, checkpoint_tokenizer};
 use prottrans_models::{Encoder, EncoderInput, ModelConfig, ProteinEncoder};
 
@@ -40,7 +40,17 @@ impl Embedder {
         device: &Device,
         precision: Precision,
     ) -> Result<Self, EmbedError> {
-        let dir = dir.as_ref();
+        Self::load_checkpoint(&Checkpoint::open(dir)?, device, precision)
+    }
+
+    /// Loads an opened checkpoint at `precision` (open it [strict](Checkpoint::strict) to
+    /// refuse tensors the encoder does not use).
+    pub fn load_checkpoint(
+        checkpoint: &Checkpoint,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Self, EmbedError> {
+        let dir = checkpoint.dir();
         let mut device = device.clone();
         precision
             .check(&device)
@@ -56,11 +66,10 @@ impl Embedder {
                     message: e.to_string(),
                 })?;
         }
-        let checkpoint = Checkpoint::open(dir)?;
         let config = checkpoint.config().clone();
         let tokenizer = checkpoint_tokenizer(dir, &config)?;
-        let mut encoder = checkpoint.load_encoder(&device, precision.dtype())?;
-        let skipped_tensors = checkpoint.skipped_by_encoder()?;
+        let (mut encoder, skipped_tensors) =
+            checkpoint.load_encoder_with_skipped(&device, precision.dtype())?;
         // XLNet and Transformer-XL set their memory up as their authors embed (see
         // `ProteinEncoder::prepare_for_embedding`).
         let segment_length = encoder.prepare_for_embedding();
@@ -80,6 +89,13 @@ impl Embedder {
     /// buffers), by their checkpoint names.
     pub fn skipped_tensors(&self) -> &[String] {
         &self.skipped_tensors
+    }
+
+    /// Sets what happens to residue letters the checkpoint's vocabulary lacks (by default they
+    /// become its unknown token, as its own tokenizer does).
+    pub fn with_unknown_residues(mut self, unknown: UnknownResidues) -> Self {
+        self.tokenizer = self.tokenizer.with_unknown_residues(unknown);
+        self
     }
 
     /// Length of the segments a protein read alone is split into, for architectures with a

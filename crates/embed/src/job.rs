@@ -114,6 +114,13 @@ pub struct EmbedSummary {
     pub residues_per_s: f64,
     /// Peak resident memory of the process, where the OS tells it (Linux).
     pub peak_rss_bytes: Option<u64>,
+    /// Residues of the proteins embedded by this run that the model's vocabulary lacks, read
+    /// as its unknown token (as the checkpoint's own tokenizer does).
+    #[serde(default)]
+    pub unknown_residues: usize,
+    /// The output keys of the proteins that had them.
+    #[serde(default)]
+    pub proteins_with_unknown: Vec<String>,
 }
 
 /// The output key of a protein: the first word of its header with `/` and `.` replaced by `_`
@@ -201,6 +208,18 @@ impl EmbedJob<'_> {
             proteins.iter().filter(|p| !done.contains(&p.key)).collect()
         };
         let already_done = proteins.len() - todo.len();
+        let tokenizer = self.embedder.tokenizer();
+        let with_unknown: Vec<(&str, usize)> = todo
+            .iter()
+            .map(|p| (p.key.as_str(), tokenizer.count_unknown(&p.residues)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        let note_unknown = |mut summary: EmbedSummary| {
+            summary.unknown_residues = with_unknown.iter().map(|&(_, n)| n).sum();
+            summary.proteins_with_unknown =
+                with_unknown.iter().map(|&(k, _)| k.to_string()).collect();
+            summary
+        };
         let residues: usize = todo.iter().map(|p| p.residues.len()).sum();
         progress(&Progress::Started {
             proteins: todo.len(),
@@ -223,7 +242,7 @@ impl EmbedJob<'_> {
                 0.0,
                 started,
             );
-            return Ok(summary);
+            return Ok(note_unknown(summary));
         }
 
         let mut parts = Parts::open(&self.output, &run)?;
@@ -268,7 +287,7 @@ impl EmbedJob<'_> {
         let entries =
             self.write_output(format, existing, Some((&mut parts, progress)), &expected)?;
         parts.remove()?;
-        Ok(self.summary(
+        Ok(note_unknown(self.summary(
             todo.len(),
             residues,
             batches.len(),
@@ -277,7 +296,7 @@ impl EmbedJob<'_> {
             entries,
             seconds,
             started,
-        ))
+        )))
     }
 
     /// Reads the whole input, checking ids and lengths.
@@ -527,6 +546,8 @@ impl EmbedJob<'_> {
             proteins_per_s: rate(proteins),
             residues_per_s: rate(residues),
             peak_rss_bytes: peak_rss_bytes(),
+            unknown_residues: 0,
+            proteins_with_unknown: Vec::new(),
         }
     }
 }

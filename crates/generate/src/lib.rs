@@ -4,6 +4,9 @@
 //!   temperature among the most likely residues ([`SamplingOptions`]).
 //! - [`Generator`]: a ProtT5 that fills in hidden residues (`_`) by greedy decoding, as it was
 //!   pretrained to.
+//! - [`MaskedLm`]: a BERT, ALBERT, ESM-2 or ELECTRA generator that fills in hidden residues,
+//!   scores proteins (pseudo-log-likelihood) and variants (masked marginals), and measures
+//!   masked-residue recovery.
 //!
 //! ```no_run
 //! use burn::tensor::Device;
@@ -21,8 +24,13 @@
 
 mod error;
 mod fill;
+mod masked_lm;
 mod sample;
 
 pub use error::GenerateError;
 pub use fill::{Filled, Generator, HIDDEN};
+pub use masked_lm::{
+    MaskPrediction, MaskedLm, Mutation, PseudoLikelihood, RecoveredPosition, Recovery, Variant,
+    VariantScore, has_masked_lm,
+};
 pub use sample::{Sampled, Sampler, SamplingOptions, seeded};

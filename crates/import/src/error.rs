@@ -7,10 +7,13 @@ use prottrans_models::ModelConfigError;
 pub struct WeightProblems {
     /// Tensors the model needs and the checkpoint lacks (as checkpoint keys).
     pub missing: Vec<String>,
-    /// Checkpoint tensors no module parameter takes (checkpoint keys after mapping).
+    /// Checkpoint tensors the model does not use (checkpoint keys): all of them under strict
+    /// loading, otherwise those that are not known heads when something else is wrong.
     pub unexpected: Vec<String>,
     /// Tensors whose shape or dtype differs from the module's, with both.
     pub mismatched: Vec<String>,
+    /// Whether loading was strict (unused tensors are then the problem).
+    pub strict: bool,
 }
 
 impl WeightProblems {
@@ -22,9 +25,14 @@ impl WeightProblems {
 
 impl std::fmt::Display for WeightProblems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unused = if self.strict {
+            "unused (refused by strict loading)"
+        } else {
+            "unused"
+        };
         for (title, items) in [
             ("missing", &self.missing),
-            ("unexpected", &self.unexpected),
+            (unused, &self.unexpected),
             ("mismatched", &self.mismatched),
         ] {
             if !items.is_empty() {

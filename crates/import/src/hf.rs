@@ -52,6 +52,7 @@ pub struct Checkpoint {
     config: ModelConfig,
     weights: PathBuf,
     format: WeightsFormat,
+    strict: bool,
 }
 
 impl Checkpoint {
@@ -106,6 +107,7 @@ impl Checkpoint {
             config,
             weights,
             format,
+            strict: false,
         };
         if let Some(found) = key_map::detect_architecture(&keys)
             && found != checkpoint.config.architecture()
@@ -118,6 +120,19 @@ impl Checkpoint {
             });
         }
         Ok(checkpoint)
+    }
+
+    /// Strict loading: refuse any tensor the model being loaded does not use (poolers, other
+    /// heads, buffers), instead of skipping it as `transformers` does. Copies of tensors the
+    /// model loads (tied decoders) are never refused.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Whether loading is strict (see [`Self::strict`]).
+    pub fn is_strict(&self) -> bool {
+        self.strict
     }
 
     /// The directory.
@@ -152,6 +167,16 @@ impl Checkpoint {
     /// (see [`Device::configure`]) when `dtype` is not f32, since the forward pass creates
     /// tensors in the default type.
     pub fn load_encoder(&self, device: &Device, dtype: FloatDType) -> Result<Encoder, ImportError> {
+        Ok(self.load_encoder_with_skipped(device, dtype)?.0)
+    }
+
+    /// [`Self::load_encoder`], with the checkpoint's tensors the encoder did not use (by their
+    /// checkpoint names; see [`Self::strict`]).
+    pub fn load_encoder_with_skipped(
+        &self,
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Result<(Encoder, Vec<String>), ImportError> {
         self.config.visit(LoadEncoder {
             checkpoint: self,
             device,
@@ -166,9 +191,12 @@ impl Checkpoint {
         let key_map = self.config.visit(EncoderKeyMap(&names))?;
         Ok(names
             .iter()
-            // As `load_into` judges unused tensors: through the module path, so aliases apply.
             .filter(|name| {
-                key_map.is_ignored(&key_map.map_to_checkpoint(&key_map.map_to_module(name)))
+                // As `load_into` judges unused tensors: through the module path, so aliases
+                // apply. (A tensor no module has a place for, and that the key map does not
+                // know, shows only when loading.)
+                let key = key_map.map_to_checkpoint(&key_map.map_to_module(name));
+                key_map.is_ignored(&key) && !key_map.is_tied(&key)
             })
             .cloned()
             .collect())
@@ -181,11 +209,24 @@ impl Checkpoint {
     where
         M::Config: RegisteredConfig,
     {
+        let (config, model, _) = self.load_with_skipped::<M>(device)?;
+        Ok((config, model))
+    }
+
+    /// [`Self::load`], with the checkpoint's tensors the model did not use (by their checkpoint
+    /// names; see [`Self::strict`]).
+    pub fn load_with_skipped<M: PretrainedModel>(
+        &self,
+        device: &Device,
+    ) -> Result<(M::Config, M, Vec<String>), ImportError>
+    where
+        M::Config: RegisteredConfig,
+    {
         let config = M::Config::from_model_config(&self.config)
             .ok_or_else(|| self.wrong_architecture(M::Config::NAME))?;
         let mut model = M::init(config, device);
-        self.load_into(&mut model, &M::key_map(config)?, FloatDType::F32)?;
-        Ok((config.clone(), cast_floats(model, FloatDType::F32)))
+        let skipped = self.load_into(&mut model, &M::key_map(config)?, FloatDType::F32)?;
+        Ok((config.clone(), cast_floats(model, FloatDType::F32), skipped))
     }
 
     /// Loads a `T5ForConditionalGeneration` (ProtT5, or a model prottrans saved) in f32.
@@ -307,13 +348,14 @@ impl Checkpoint {
         }
     }
 
-    /// Loads the weights into `module`, reporting every problem at once.
+    /// Loads the weights into `module`, reporting every problem at once; returns the tensors
+    /// it did not use, tied copies left out (under [`Self::strict`], those are an error).
     fn load_into<M: ModuleSnapshot>(
         &self,
         module: &mut M,
         key_map: &KeyMap,
         dtype: FloatDType,
-    ) -> Result<(), ImportError> {
+    ) -> Result<Vec<String>, ImportError> {
         let result: ApplyResult = match self.format {
             WeightsFormat::Safetensors => {
                 let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::from(dtype)));
@@ -337,18 +379,48 @@ impl Checkpoint {
                     .map_err(|e| self.store_error(&e))?
             }
         };
+        // As `transformers` loads: tensors the model has no place for are skipped (and named
+        // by the caller), unless loading is strict.
+        // Named as the file names them (aliases may have renamed them on the way in).
+        let stored: std::collections::HashMap<String, String> = self
+            .tensor_names()?
+            .into_iter()
+            .map(|name| (key_map.map_to_module(&name), name))
+            .collect();
+        let mut skipped: Vec<String> = result
+            .unused
+            .iter()
+            .filter(|key| !key_map.is_tied(&key_map.map_to_checkpoint(key)))
+            .map(|key| {
+                stored
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| key_map.map_to_checkpoint(key))
+            })
+            .collect();
+        skipped.sort();
+        let missing: Vec<String> = result
+            .missing
+            .iter()
+            .map(|(path, _)| key_map.map_to_checkpoint(path))
+            .collect();
         let problems = WeightProblems {
-            missing: result
-                .missing
-                .iter()
-                .map(|(path, _)| key_map.map_to_checkpoint(path))
-                .collect(),
-            unexpected: result
-                .unused
-                .iter()
-                .filter(|key| !key_map.is_ignored(&key_map.map_to_checkpoint(key)))
-                .map(|key| key_map.map_to_checkpoint(key))
-                .collect(),
+            // Strict loading refuses them all; otherwise they are named beside missing or
+            // misshaped tensors (a renamed key shows up on both lists), heads left out.
+            unexpected: if self.strict {
+                skipped.clone()
+            } else if !missing.is_empty() || !result.errors.is_empty() {
+                result
+                    .unused
+                    .iter()
+                    .map(|key| key_map.map_to_checkpoint(key))
+                    .filter(|key| !key_map.is_ignored(key))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            missing,
+            strict: self.strict,
             mismatched: result
                 .errors
                 .iter()
@@ -366,7 +438,7 @@ impl Checkpoint {
                 .collect(),
         };
         if problems.is_empty() {
-            Ok(())
+            Ok(skipped)
         } else {
             Err(ImportError::Weights {
                 path: self.weights.clone(),
@@ -395,7 +467,7 @@ struct LoadEncoder<'a> {
 }
 
 impl ConfigVisitor for LoadEncoder<'_> {
-    type Output = Result<Encoder, ImportError>;
+    type Output = Result<(Encoder, Vec<String>), ImportError>;
 
     fn visit<C: ArchitectureConfig>(self, config: &C) -> Self::Output
     where
@@ -403,9 +475,10 @@ impl ConfigVisitor for LoadEncoder<'_> {
     {
         let mut model = config.init_model(self.device);
         let key_map = config.encoder_key_map(&self.checkpoint.tensor_names()?)?;
-        self.checkpoint
+        let skipped = self
+            .checkpoint
             .load_into(&mut model, &key_map, self.dtype)?;
-        Ok(Encoder::from(cast_floats(model, self.dtype)))
+        Ok((Encoder::from(cast_floats(model, self.dtype)), skipped))
     }
 }
 
@@ -434,7 +507,7 @@ where
     save_hf(model, &json, &M::key_map(config)?, dir.as_ref())
 }
 
-fn pytorch_store(weights: &Path) -> PytorchStore {
+pub(crate) fn pytorch_store(weights: &Path) -> PytorchStore {
     // Layer indices of these checkpoints are contiguous; renumbering would only hide gaps.
     PytorchStore::from_file(weights).map_indices_contiguous(false)
 }

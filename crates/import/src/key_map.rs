@@ -49,8 +49,11 @@ pub trait ApplyKeyMap {
     fn to_module(&self) -> KeyRemapper;
     /// Module paths -> checkpoint keys.
     fn to_checkpoint(&self) -> KeyRemapper;
-    /// Whether an unused checkpoint key is one this architecture deliberately skips.
+    /// Whether an unused checkpoint key is one this class deliberately skips (a head, pooler or
+    /// buffer it lacks) or a copy of a tensor it loads.
     fn is_ignored(&self, key: &str) -> bool;
+    /// Whether a checkpoint key is a copy of a tensor the class loads (a tied decoder).
+    fn is_tied(&self, key: &str) -> bool;
     /// Maps one checkpoint key to its module path (for messages and tests).
     fn map_to_module(&self, key: &str) -> String {
         apply(&self.to_module(), key)
@@ -102,10 +105,18 @@ impl ApplyKeyMap for KeyMap {
     }
 
     fn is_ignored(&self, key: &str) -> bool {
-        self.ignored
-            .iter()
-            .any(|p| Regex::new(p).is_ok_and(|regex| regex.is_match(key)))
+        matches_any(self.ignored, key) || self.is_tied(key)
     }
+
+    fn is_tied(&self, key: &str) -> bool {
+        matches_any(self.tied, key)
+    }
+}
+
+fn matches_any(patterns: &[&str], key: &str) -> bool {
+    patterns
+        .iter()
+        .any(|p| Regex::new(p).is_ok_and(|regex| regex.is_match(key)))
 }
 
 fn apply(remapper: &KeyRemapper, key: &str) -> String {

@@ -9,6 +9,7 @@
 
 mod error;
 mod hf;
+mod inspect;
 pub mod key_map;
 mod tokenizer;
 
@@ -19,4 +20,5 @@ pub use hf::{
     save_albert_for_masked_lm, save_bert_for_masked_lm, save_electra, save_pretrained, save_t5,
     save_transfo_xl_lm_head, save_xlnet_lm_head,
 };
-pub use tokenizer::checkpoint_tokenizer;
+pub use inspect::{CheckpointSummary, TensorInfo, VocabularySummary};
+pub use tokenizer::{VocabularyOrigin, checkpoint_tokenizer, vocabulary_origin};

@@ -348,9 +348,9 @@ pub const ALBERT_FOR_MASKED_LM: KeyMap = KeyMap {
     ignored: &[
         r"^albert\.pooler\.",
         r"^albert\.embeddings\.position_ids$",
-        r"^predictions\.decoder\.", // tied to the word embeddings and `predictions.bias`
         r"^sop_classifier\.",
     ],
+    tied: &[r"^predictions\.decoder\."], // copies of the word embeddings
 };
 
 /// Any ALBERT checkpoint into the bare encoder [`AlbertModel`](crate::AlbertModel).
@@ -363,6 +363,7 @@ pub const ALBERT_ENCODER: KeyMap = KeyMap {
         r"^predictions\.",
         r"^sop_classifier\.",
     ],
+    tied: &[],
 };
 
 impl ArchitectureConfig for AlbertConfig {

@@ -444,9 +444,9 @@ pub const BERT_FOR_MASKED_LM: KeyMap = KeyMap {
     ignored: &[
         r"^bert\.pooler\.",
         r"^bert\.embeddings\.position_ids$",
-        r"^cls\.predictions\.decoder\.", // tied to the word embeddings
         r"^cls\.seq_relationship\.",
     ],
+    tied: &[r"^cls\.predictions\.decoder\."], // copies of the word embeddings
 };
 
 /// Any BERT checkpoint (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`) into the bare
@@ -455,6 +455,7 @@ pub const BERT_ENCODER: KeyMap = KeyMap {
     aliases: &[(r"^bert\.", "")],
     rules: &[("", "", BERT_EMBEDDINGS), ("", "", BERT_LAYERS)],
     ignored: &[r"^pooler\.", r"^embeddings\.position_ids$", r"^cls\."],
+    tied: &[],
 };
 
 impl ArchitectureConfig for BertConfig {

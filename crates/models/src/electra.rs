@@ -15,7 +15,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, keys_of};
+use crate::architecture::{ArchitectureConfig, MaskedLanguageModel, PretrainedModel, keys_of};
 use crate::bert::{BERT_LAYERS, BertConfig, BertEmbeddings, BertEncoder};
 use crate::blocks::{
     Activation, MaskedLmHead, logits_at_every_position, normal_init, padding_mask, select_positions,
@@ -479,6 +479,23 @@ impl ElectraForMaskedLm {
     }
 }
 
+/// The generator's vocabulary logits at flat positions (`row * seq + column`), for the
+/// pretraining pair and the saved generator alike.
+fn generator_logits_at(
+    embeddings: &BertEmbeddings,
+    generator: &ElectraGenerator,
+    input: EncoderInput,
+    positions: Tensor<1, Int>,
+) -> Tensor<2> {
+    let padding = input.attention_mask.map(padding_mask);
+    let embedded = embeddings.forward(input.input_ids, input.token_type_ids);
+    let hidden = generator.encode(embedded, padding, false).last_hidden_state;
+    generator.mlm_logits(
+        select_positions(hidden, positions),
+        embeddings.word_embeddings.weight.val(),
+    )
+}
+
 /// ELECTRA for pretraining: shared embeddings, a generator and a discriminator.
 #[derive(Module, Debug)]
 pub struct Electra {
@@ -496,18 +513,7 @@ impl Electra {
     /// # Shapes
     /// - input ids and mask `[batch, seq]`, positions `[n]` -> `[n, vocab]`
     pub fn generator_logits_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
-        let padding = input.attention_mask.map(padding_mask);
-        let embedded = self
-            .embeddings
-            .forward(input.input_ids, input.token_type_ids);
-        let hidden = self
-            .generator
-            .encode(embedded, padding, false)
-            .last_hidden_state;
-        self.generator.mlm_logits(
-            select_positions(hidden, positions),
-            self.embeddings.word_embeddings.weight.val(),
-        )
+        generator_logits_at(&self.embeddings, &self.generator, input, positions)
     }
 
     /// Replaced-token logits at every position.
@@ -576,6 +582,7 @@ pub const ELECTRA_DISCRIMINATOR: KeyMap = KeyMap {
         ),
     ],
     ignored: ELECTRA_IGNORED,
+    tied: &[],
 };
 
 /// `ElectraForMaskedLM` checkpoints (the ProtElectra generator) into
@@ -596,10 +603,8 @@ pub const ELECTRA_GENERATOR: KeyMap = KeyMap {
             ],
         ),
     ],
-    ignored: &[
-        r"^electra\.embeddings\.position_ids$",
-        r"^generator_lm_head\.weight$", // tied to the word embeddings
-    ],
+    ignored: &[r"^electra\.embeddings\.position_ids$"],
+    tied: &[r"^generator_lm_head\.weight$"], // copies of the word embeddings
 };
 
 /// Either ELECTRA checkpoint into the bare encoder [`ElectraModel`](crate::ElectraModel).
@@ -616,6 +621,7 @@ pub const ELECTRA_ENCODER: KeyMap = KeyMap {
         r"^generator_predictions\.",
         r"^generator_lm_head\.",
     ],
+    tied: &[],
 };
 
 impl ArchitectureConfig for ElectraConfig {
@@ -685,6 +691,12 @@ impl PretrainedModel for ElectraForMaskedLm {
     }
     fn key_map(_: &ElectraConfig) -> Result<KeyMap, ModelConfigError> {
         Ok(ELECTRA_GENERATOR)
+    }
+}
+
+impl MaskedLanguageModel for ElectraForMaskedLm {
+    fn logits_at(&self, input: EncoderInput, positions: Tensor<1, Int>) -> Tensor<2> {
+        generator_logits_at(&self.embeddings, &self.generator, input, positions)
     }
 }
 

@@ -588,8 +588,8 @@ pub const ESM_FOR_MASKED_LM: KeyMap = KeyMap {
     ignored: &[
         r"(^|\.)rotary_embeddings\.inv_freq$",
         r"(^|\.)embeddings\.position_ids$",
-        r"^lm_head\.decoder\.", // tied to the word embeddings
     ],
+    tied: &[r"^lm_head\.decoder\."], // copies of the word embeddings
 };
 
 /// Any ESM checkpoint (`EsmModel`, `EsmForMaskedLM`) into the bare [`EsmModel`]; the heads
@@ -608,6 +608,7 @@ pub const ESM_ENCODER: KeyMap = KeyMap {
         r"^pooler\.",
         r"^classifier\.",
     ],
+    tied: &[],
 };
 
 impl ArchitectureConfig for EsmConfig {

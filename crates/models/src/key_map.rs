@@ -15,8 +15,13 @@ pub struct KeyMap {
     /// `(regex, replacement)` applied to checkpoint keys before `rules` when loading: alternative
     /// spellings such as a missing or extra architecture prefix.
     pub aliases: &'static [(&'static str, &'static str)],
-    /// Checkpoint keys (regexes) that are known and deliberately not loaded.
+    /// Checkpoint keys (regexes) that are known and deliberately not loaded: heads and poolers
+    /// the class lacks, buffers the model derives from its config.
     pub ignored: &'static [&'static str],
+    /// Checkpoint keys (regexes) that are copies of tensors the class loads (decoders tied to
+    /// the word embeddings): not loaded, never reported as skipped, never refused by strict
+    /// loading.
+    pub tied: &'static [&'static str],
 }
 
 /// `(checkpoint prefix, module prefix)` pairs; `{i}` and `{j}` stand for layer indices.

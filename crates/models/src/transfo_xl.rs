@@ -593,7 +593,9 @@ pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
     ],
     ignored: &[
         r"^transformer\.pos_emb\.inv_freq$", // recomputed
-        r"^crit\.out_layers\.0\.weight$",    // tied to the word embeddings
+    ],
+    tied: &[
+        r"^crit\.out_layers\.0\.weight$", // the word embeddings
         // With `untie_r = false` every layer also stores the model's shared biases.
         r"^transformer\.layers\.\d+\.dec_attn\.r_[rw]_bias$",
     ],
@@ -603,11 +605,8 @@ pub const TRANSFO_XL_LM_HEAD: KeyMap = KeyMap {
 pub const TRANSFO_XL_ENCODER: KeyMap = KeyMap {
     aliases: &[(r"^transformer\.", "")],
     rules: &[("", "", TRANSFO_XL_LAYERS)],
-    ignored: &[
-        r"^pos_emb\.inv_freq$",
-        r"^crit\.",
-        r"^layers\.\d+\.dec_attn\.r_[rw]_bias$",
-    ],
+    ignored: &[r"^pos_emb\.inv_freq$", r"^crit\."],
+    tied: &[r"^layers\.\d+\.dec_attn\.r_[rw]_bias$"], // the shared biases
 };
 
 impl ArchitectureConfig for TransfoXlConfig {

@@ -721,7 +721,8 @@ const XLNET_LAYERS: RuleTable = &[
 pub const XLNET_LM_HEAD: KeyMap = KeyMap {
     aliases: &[],
     rules: &[("transformer.", "transformer.", XLNET_LAYERS)],
-    ignored: &[r"^lm_loss\.weight$"], // tied to the word embeddings
+    ignored: &[],
+    tied: &[r"^lm_loss\.weight$"], // copies of the word embeddings
 };
 
 /// Any XLNet checkpoint into the bare [`XlnetModel`](crate::XlnetModel).
@@ -729,6 +730,7 @@ pub const XLNET_ENCODER: KeyMap = KeyMap {
     aliases: &[(r"^transformer\.", "")],
     rules: &[("", "", XLNET_LAYERS)],
     ignored: &[r"^lm_loss\.", r"^sequence_summary\.", r"^logits_proj\."],
+    tied: &[],
 };
 
 impl ArchitectureConfig for XlnetConfig {

@@ -37,6 +37,19 @@ pub enum RareResidues {
     Reject,
 }
 
+/// What to do with a residue letter the vocabulary lacks (AntiBERTy's has no X, so U, Z, O
+/// and B, mapped to X, are absent too; no vocabulary has J).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownResidues {
+    /// Map it to the vocabulary's unknown token, as the checkpoint's own tokenizer does
+    /// ([`Tokenizer::count_unknown`] counts them). A vocabulary without one rejects them.
+    #[default]
+    MapToUnknown,
+    /// Reject it with an error naming the record and the position.
+    Reject,
+}
+
 /// Residues that [`RareResidues`] applies to.
 pub const RARE_RESIDUES: &[u8; 4] = b"UZOB";
 
@@ -65,6 +78,21 @@ pub enum TokenizeError {
         /// The residue.
         residue: char,
     },
+    /// A residue letter the vocabulary lacks, under [`UnknownResidues::Reject`] or with a
+    /// vocabulary that has no unknown token.
+    #[error(
+        "record '{record}': residue '{residue}' at position {position} is not in the model's vocabulary ({reason})"
+    )]
+    UnknownResidue {
+        /// Record id.
+        record: String,
+        /// 1-based position.
+        position: usize,
+        /// The residue as given.
+        residue: char,
+        /// Why it was not mapped to the unknown token.
+        reason: &'static str,
+    },
     /// No residues at all.
     #[error("record '{record}': the sequence is empty")]
     Empty {
@@ -85,9 +113,9 @@ impl TokenizeError {
     /// The 1-based position in the sequence the error is about, if any.
     pub fn position(&self) -> Option<usize> {
         match self {
-            Self::InvalidCharacter { position, .. } | Self::RareResidue { position, .. } => {
-                Some(*position)
-            }
+            Self::InvalidCharacter { position, .. }
+            | Self::RareResidue { position, .. }
+            | Self::UnknownResidue { position, .. } => Some(*position),
             _ => None,
         }
     }
@@ -98,6 +126,7 @@ impl TokenizeError {
 pub struct Tokenizer {
     vocabulary: Arc<Vocabulary>,
     rare: RareResidues,
+    unknown: UnknownResidues,
 }
 
 impl Tokenizer {
@@ -106,6 +135,7 @@ impl Tokenizer {
         Self {
             vocabulary: Arc::new(vocabulary),
             rare: RareResidues::default(),
+            unknown: UnknownResidues::default(),
         }
     }
 
@@ -123,6 +153,26 @@ impl Tokenizer {
     pub fn with_rare_residues(mut self, rare: RareResidues) -> Self {
         self.rare = rare;
         self
+    }
+
+    /// Sets what happens to residue letters the vocabulary lacks.
+    pub fn with_unknown_residues(mut self, unknown: UnknownResidues) -> Self {
+        self.unknown = unknown;
+        self
+    }
+
+    /// The unknown-residue policy.
+    pub fn unknown_residues(&self) -> UnknownResidues {
+        self.unknown
+    }
+
+    /// How many of `ids` are the vocabulary's unknown token: the residues
+    /// [`UnknownResidues::MapToUnknown`] mapped there (no residue has that id otherwise).
+    pub fn count_unknown(&self, ids: &[u32]) -> usize {
+        match self.vocabulary.specials().unk {
+            Some(unk) => ids.iter().filter(|&&id| id == unk).count(),
+            None => 0,
+        }
     }
 
     /// The vocabulary.
@@ -159,13 +209,31 @@ impl Tokenizer {
         } else {
             residue
         };
-        self.vocabulary
-            .residue_id(residue)
-            .ok_or_else(|| TokenizeError::InvalidCharacter {
+        if let Some(id) = self.vocabulary.residue_id(residue) {
+            return Ok(id);
+        }
+        if !residue.is_ascii_uppercase() {
+            return Err(TokenizeError::InvalidCharacter {
                 record: record.to_string(),
                 position,
                 character: char::from(byte),
-            })
+            });
+        }
+        let unknown = |reason| TokenizeError::UnknownResidue {
+            record: record.to_string(),
+            position,
+            residue: char::from(byte),
+            reason,
+        };
+        match (self.unknown, self.vocabulary.specials().unk) {
+            (UnknownResidues::MapToUnknown, Some(unk)) => Ok(unk),
+            (UnknownResidues::MapToUnknown, None) => {
+                Err(unknown("the vocabulary has no unknown token to map it to"))
+            }
+            (UnknownResidues::Reject, _) => {
+                Err(unknown("the tokenizer is set to refuse unknown residues"))
+            }
+        }
     }
 
     /// Residue ids of a raw sequence, without special tokens.
@@ -340,12 +408,7 @@ mod tests {
     #[test]
     fn invalid_characters_name_record_and_position() {
         let t = Tokenizer::prot_bert();
-        for (seq, pos, ch) in [
-            (&b"MK-L"[..], 3, '-'),
-            (b"MK1", 3, '1'),
-            (b".MK", 1, '.'),
-            (b"MJK", 2, 'J'),
-        ] {
+        for (seq, pos, ch) in [(&b"MK-L"[..], 3, '-'), (b"MK1", 3, '1'), (b".MK", 1, '.')] {
             let err = t.encode_residues("sp|Q9|X", seq).unwrap_err();
             assert_eq!(
                 err,
@@ -357,6 +420,34 @@ mod tests {
             );
             assert!(err.to_string().contains("sp|Q9|X"));
         }
+    }
+
+    #[test]
+    fn letters_outside_the_vocabulary_become_unknown_or_are_refused() {
+        // AntiBERTy's vocabulary: no X, so U, Z, O and B (mapped to X) are unknown too.
+        let antiberty = Vocabulary::from_bert_vocab_txt(
+            "vocab.txt",
+            "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nA\nC\nD\nE\nF\nG\nH\nI\nK\nL\nM\nN\nP\nQ\nR\nS\nT\nV\nW\nY\n",
+        )
+        .unwrap();
+        let t = Tokenizer::new(antiberty);
+        let ids = t.encode_residues("ab", b"EVxLuJ").unwrap();
+        assert_eq!(ids, vec![8, 22, 1, 14, 1, 1]);
+        assert_eq!(t.count_unknown(&ids), 3);
+        let refuse = t.clone().with_unknown_residues(UnknownResidues::Reject);
+        let err = refuse.encode_residues("ab", b"EVX").unwrap_err();
+        assert_eq!(err.position(), Some(3));
+        assert!(err.to_string().contains("'X' at position 3"), "{err}");
+        // Non-letters stay errors whatever the policy.
+        assert!(matches!(
+            t.encode_residues("ab", b"EV-L"),
+            Err(TokenizeError::InvalidCharacter { position: 3, .. })
+        ));
+        // ProtBert has X but no J: J becomes [UNK] (id 1), as its own tokenizer does.
+        assert_eq!(
+            Tokenizer::prot_bert().encode_residues("r", b"MJ").unwrap(),
+            vec![21, 1]
+        );
     }
 
     #[test]

@@ -584,10 +584,12 @@ const T5_DECODER_GATED_FF: RuleTable = &[
 
 /// Keys of a `T5ForConditionalGeneration` that are aliases of `shared.weight` or that
 /// transformers itself drops.
-const T5_IGNORED: &[&str] = &[
+const T5_IGNORED: &[&str] =
+    &[r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\."];
+
+/// Copies of `shared` stored beside it; with T5 v1.0's tied head, `lm_head` is one too.
+const T5_TIED: &[&str] = &[
     r"^(encoder|decoder)\.embed_tokens\.weight$",
-    r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.",
-    // Tied head: the shared embedding decodes (T5 v1.0); a stored copy is not used.
     r"^lm_head\.weight$",
 ];
 
@@ -602,6 +604,7 @@ pub const T5_RELU: KeyMap = KeyMap {
         ("decoder.", "decoder.", T5_DECODER_RELU_FF),
     ],
     ignored: T5_IGNORED,
+    tied: T5_TIED,
 };
 
 /// `T5ForConditionalGeneration` with gated feed-forward (T5 v1.1).
@@ -615,6 +618,7 @@ pub const T5_GATED: KeyMap = KeyMap {
         ("decoder.", "decoder.", T5_DECODER_GATED_FF),
     ],
     ignored: T5_IGNORED,
+    tied: T5_TIED,
 };
 
 /// Any T5 checkpoint (`T5EncoderModel`, `T5ForConditionalGeneration`) into the encoder alone:
@@ -625,11 +629,8 @@ pub const T5_ENCODER_RELU: KeyMap = KeyMap {
         ("encoder.", "encoder.", T5_SELF_ATTENTION),
         ("encoder.", "encoder.", T5_ENCODER_RELU_FF),
     ],
-    ignored: &[
-        r"^decoder\.",
-        r"^lm_head\.",
-        r"^encoder\.embed_tokens\.weight$",
-    ],
+    ignored: &[r"^decoder\.", r"^lm_head\."],
+    tied: &[r"^encoder\.embed_tokens\.weight$"],
 };
 
 /// [`T5_ENCODER_RELU`] for gated feed-forward.
@@ -639,11 +640,8 @@ pub const T5_ENCODER_GATED: KeyMap = KeyMap {
         ("encoder.", "encoder.", T5_SELF_ATTENTION),
         ("encoder.", "encoder.", T5_ENCODER_GATED_FF),
     ],
-    ignored: &[
-        r"^decoder\.",
-        r"^lm_head\.",
-        r"^encoder\.embed_tokens\.weight$",
-    ],
+    ignored: &[r"^decoder\.", r"^lm_head\."],
+    tied: &[r"^encoder\.embed_tokens\.weight$"],
 };
 
 /// Aliases for a T5 checkpoint that stores the embedding only as `encoder.embed_tokens`.

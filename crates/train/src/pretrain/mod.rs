@@ -22,6 +22,7 @@ use burn::train::{
 };
 use prottrans_data::{
     BatchedSequences, CropMode, RareResidues, ResidueBatch, SequenceStore, Tokenizer,
+    UnknownResidues,
 };
 use prottrans_models::{ArchitectureConfig, ModelConfig, Objective};
 use serde::{Deserialize, Serialize};
@@ -226,7 +227,10 @@ pub fn pretraining_tokenizer(config: &ModelConfig) -> Result<Tokenizer, TrainErr
     } else {
         RareResidues::MapToX
     };
-    Ok(Tokenizer::new(vocabulary).with_rare_residues(rare))
+    // Training data is checked, not silently mapped: a letter the vocabulary lacks is an error.
+    Ok(Tokenizer::new(vocabulary)
+        .with_rare_residues(rare)
+        .with_unknown_residues(UnknownResidues::Reject))
 }
 
 fn load_store(
