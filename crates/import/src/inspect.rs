@@ -58,7 +58,7 @@ pub struct CheckpointSummary {
     pub description: String,
     /// Number of tensors in the file.
     pub tensors: usize,
-    /// Sum of their element counts.
+    /// Sum of the element counts of the floating-point tensors.
     pub parameters: u64,
     /// Element counts by element type.
     pub dtypes: BTreeMap<String, u64>,
@@ -109,7 +109,10 @@ impl Checkpoint {
         let mut parameters = 0u64;
         for tensor in &tensor_list {
             let n = tensor.shape.iter().product::<usize>() as u64;
-            parameters += n;
+            // Integer tensors are buffers (position ids), not parameters.
+            if tensor.dtype.starts_with('f') || tensor.dtype.starts_with("bf") {
+                parameters += n;
+            }
             *dtypes.entry(tensor.dtype.clone()).or_default() += n;
         }
         let classes = std::fs::read_to_string(self.dir().join(crate::CONFIG_FILE))
