@@ -386,3 +386,109 @@ fn every_config_parses_and_released_t5_shapes_have_their_sizes() {
         assert!((total.0..total.1).contains(&t), "{name}: total {t}B");
     }
 }
+
+/// Embeddings of a released-like T5 with its own tokenizer files against `transformers`: the
+/// ids the authors' tokenizer call gives, and the encoder states at the residues (`skip`
+/// tokens before them: ProstT5's `<AA2fold>`), batched and alone.
+fn check_released_like_embeddings(name: &str, skip: usize) -> f32 {
+    let expected = Expected::load(name);
+    let (shape, want) = expected.tensor("encoder_last_hidden_state");
+    let (width, d) = (shape[1], shape[2]);
+    let all = ArrayView2::from_shape((shape[0] * width, d), &want).unwrap();
+    let (_, ids) = expected.ints("input_ids");
+    let embedder = Embedder::load(fixture(name), &device()).unwrap();
+    let mut worst = 0.0f32;
+    let batched = embedder.embed_many(&SEQUENCES).unwrap();
+    for (i, sequence) in SEQUENCES.iter().enumerate() {
+        let framed = embedder
+            .tokenizer()
+            .encode("p", sequence.as_bytes())
+            .unwrap();
+        let want_ids: Vec<u32> = ids[i * width..i * width + framed.len()]
+            .iter()
+            .map(|&id| id as u32)
+            .collect();
+        assert_eq!(framed, want_ids, "{name}: ids of sequence {i}");
+        let start = i * width + skip;
+        let want: Array2<f32> = all.slice(s![start..start + sequence.len(), ..]).to_owned();
+        let (alone_shape, alone) =
+            expected.tensor(&format!("single_{i}_encoder_last_hidden_state"));
+        let alone = ArrayView2::from_shape((alone_shape[1], d), &alone).unwrap();
+        let alone = alone.slice(s![skip..skip + sequence.len(), ..]);
+        for got in [&batched[i], &embedder.embed(sequence).unwrap()] {
+            assert_eq!(got.shape(), [sequence.len(), d]);
+            for reference in [want.view(), alone.view()] {
+                let diff = got
+                    .iter()
+                    .zip(reference.iter())
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                worst = worst.max(diff);
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn prostt5_embeds_after_its_prefix_and_translates_to_3di_as_transformers_does() {
+    let worst = check_released_like_embeddings("prostt5_tiny", 1);
+    println!("ProstT5-like per-residue embeddings: max abs diff {worst:.2e}");
+    assert!(worst <= TOLERANCE, "{worst}");
+
+    let generator =
+        prottrans::generate::Generator::load(fixture("prostt5_tiny"), &device()).unwrap();
+    assert!(generator.translates_to_3di());
+    let expected = Expected::load("prostt5_tiny");
+    for (i, sequence) in SEQUENCES.iter().enumerate() {
+        let translated = generator.translate_to_3di("p", sequence).unwrap();
+        let (_, generated) = expected.ints(&format!("single_{i}_generated"));
+        // After the start token, one 3Di token per residue: ids 128.. are the letters of
+        // ProtT5's first 20 residues in lower case.
+        let want: String = generated[1..]
+            .iter()
+            .map(|&id| {
+                let letter = "algvsredtipkfqnymhwc".as_bytes()[id as usize - 128];
+                char::from(letter)
+            })
+            .collect();
+        assert_eq!(translated.output, want, "sequence {i}");
+        assert_eq!(translated.output.len(), sequence.len());
+    }
+    // ProtT5 itself has no 3Di letters.
+    let prott5 = prottrans::generate::Generator::load(fixture("t5_relu_tiny"), &device()).unwrap();
+    assert!(!prott5.translates_to_3di());
+}
+
+#[test]
+fn ankh_embeds_with_its_own_tokenizer_as_transformers_does() {
+    let worst = check_released_like_embeddings("ankh_tiny", 0);
+    println!("Ankh-like per-residue embeddings: max abs diff {worst:.2e}");
+    assert!(worst <= TOLERANCE, "{worst}");
+}
+
+/// ProtT5's `spiece.model` with T5's 100 extra ids gives exactly the built-in ids, so the
+/// released checkpoint reads the same whether its file is there or not.
+#[test]
+fn a_prott5_spiece_model_gives_the_built_in_ids() {
+    let from_file =
+        Vocabulary::from_t5_files(&fixture("prostt5_tiny").join("spiece.model"), 100, None)
+            .unwrap();
+    let built_in = Vocabulary::prot_t5();
+    assert_eq!(from_file.len(), built_in.len());
+    assert_eq!(from_file.specials(), built_in.specials());
+    for residue in b"ACDEFGHIKLMNPQRSTVWYXBOUZ" {
+        assert_eq!(
+            from_file.residue_id(*residue),
+            built_in.residue_id(*residue)
+        );
+    }
+    for i in 0..100 {
+        let sentinel = format!("<extra_id_{i}>");
+        assert_eq!(
+            from_file.id(&sentinel),
+            built_in.id(&sentinel),
+            "{sentinel}"
+        );
+    }
+}

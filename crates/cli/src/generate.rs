@@ -10,8 +10,9 @@ pub struct GenerateArgs {
     /// Checkpoint directory (config.json + weights).
     #[arg(long)]
     model: PathBuf,
-    /// XLNet/Transformer-XL: a prompt (residues to continue); T5: a sequence with `_` at the
-    /// residues to predict, e.g. MKT_AYIAK_QR. Repeatable.
+    /// XLNet/Transformer-XL: a prompt (residues to continue); ProtT5: a sequence with `_` at
+    /// the residues to predict, e.g. MKT_AYIAK_QR; ProstT5: an amino-acid sequence to
+    /// translate into 3Di. Repeatable.
     #[arg(long = "sequence")]
     sequences: Vec<String>,
     /// Most tokens to generate (T5 default: the input length plus one; sampling: 100).
@@ -59,10 +60,19 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         !sequences.is_empty(),
-        "ProtT5 fills in residues: give at least one --sequence with `_` at the residues to predict"
+        "a T5 fills in residues (ProtT5) or translates them to 3Di (ProstT5): give at least one --sequence"
     );
     let generator = prottrans::generate::Generator::load(&model, &device)
         .with_context(|| format!("loading {}", model.display()))?;
+    if generator.translates_to_3di() {
+        println!("id\tinput\t3di");
+        for (i, sequence) in sequences.iter().enumerate() {
+            let id = format!("sequence{}", i + 1);
+            let translated = generator.translate_to_3di(&id, sequence)?;
+            println!("{id}\t{}\t{}", translated.input, translated.output);
+        }
+        return Ok(());
+    }
     println!("id\tinput\toutput\tfilled");
     for (i, sequence) in sequences.iter().enumerate() {
         let id = format!("sequence{}", i + 1);

@@ -137,7 +137,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         println!(
             "encoder       skips {} tensor(s): {}",
             summary.skipped_by_encoder.len(),
-            summary.skipped_by_encoder.join(", ")
+            prottrans::import::compact_names(&summary.skipped_by_encoder).join(", ")
         );
     }
     println!("can");

@@ -45,8 +45,8 @@ enum Command {
     /// OUTPUT.partial/ and the output is written at the end through a rename, so an interrupted
     /// run loses nothing finished and never leaves a broken file: rerun with --resume.
     Embed(embed::EmbedArgs),
-    /// Generate proteins: sample new ones from an XLNet or Transformer-XL, or fill in hidden
-    /// residues with a ProtT5.
+    /// Generate proteins: sample new ones from an XLNet or Transformer-XL, fill in hidden
+    /// residues with a ProtT5, or translate them into 3Di with a ProstT5.
     ///
     /// XLNet / Transformer-XL (`XLNetLMHeadModel`, `TransfoXLLMHeadModel`): samples
     /// --num-samples proteins per --sequence prompt (residues it starts with; none: from
@@ -58,6 +58,9 @@ enum Command {
     /// as in pretraining, and greedy decoding rewrites the whole sequence. Prints id, input,
     /// the model's sequence and the residues it put at the hidden positions
     /// (`position:residue`), tab-separated.
+    ///
+    /// ProstT5 (a T5 whose vocabulary has `<AA2fold>` and the 3Di letters): translates each
+    /// amino-acid sequence into Foldseek's 3Di alphabet, one letter per residue, greedily.
     Generate(generate::GenerateArgs),
     /// What a checkpoint directory is: architecture and class, shape, weights (types,
     /// parameters), vocabulary and where it comes from, the tensors the encoder skips, and
@@ -124,14 +127,15 @@ fn describe(error: &anyhow::Error) -> String {
     message
 }
 
-/// Names, in one line, the checkpoint tensors a model skipped (as `transformers` warns).
+/// Names, in one line, the checkpoint tensors a model skipped (as `transformers` warns), with
+/// repeats over layers folded.
 fn report_skipped(dir: &std::path::Path, model: &str, skipped: &[String]) {
     if !skipped.is_empty() {
         eprintln!(
             "{}: skipped {} tensor(s) {model} does not use: {} (--strict refuses them)",
             dir.display(),
             skipped.len(),
-            skipped.join(", ")
+            prottrans::import::compact_names(skipped).join(", ")
         );
     }
 }

@@ -1,12 +1,13 @@
-//! Filling in corrupted residues with a T5 (greedy decoding), as ProtT5 was trained to: the
-//! input marks hidden residues, each becomes its own sentinel, and the decoder rewrites the
-//! whole sequence.
+//! Generating with a T5 (greedy decoding): filling in corrupted residues, as ProtT5 was trained
+//! to (the input marks hidden residues, each becomes its own sentinel, and the decoder rewrites
+//! the whole sequence), and translating amino acids into Foldseek's 3Di structure alphabet, as
+//! ProstT5 was trained to.
 
 use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prottrans_data::{TokenizeError, Tokenizer};
-use prottrans_import::Checkpoint;
+use prottrans_import::{Checkpoint, checkpoint_tokenizer};
 use prottrans_models::{EncoderInput, T5ForConditionalGeneration};
 use serde::Serialize;
 
@@ -35,15 +36,83 @@ pub struct Filled {
     pub filled: Vec<(usize, Option<char>)>,
 }
 
+/// The result of [`Generator::translate_to_3di`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Translated {
+    /// The residues as read (rare residues as the tokenizer maps them).
+    pub input: String,
+    /// One 3Di letter per residue.
+    pub output: String,
+}
+
 impl Generator {
     /// Loads a `T5ForConditionalGeneration` checkpoint directory (the encoder-only release
     /// cannot generate).
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self, GenerateError> {
-        let (_, model) = Checkpoint::open(dir)?.load_t5(device)?;
+        let checkpoint = Checkpoint::open(dir)?;
+        let (_, model) = checkpoint.load_t5(device)?;
         Ok(Self {
             model,
-            tokenizer: Tokenizer::prot_t5(),
+            tokenizer: checkpoint_tokenizer(checkpoint.dir(), checkpoint.config())?,
             device: device.clone(),
+        })
+    }
+
+    /// The ids of the 3Di letters (ProstT5's lower-case tokens), empty for other models.
+    fn three_di_tokens(&self) -> Vec<(u32, char)> {
+        let vocabulary = self.tokenizer.vocabulary();
+        (b'a'..=b'z')
+            .filter_map(|letter| {
+                let letter = char::from(letter);
+                vocabulary.id(&letter.to_string()).map(|id| (id, letter))
+            })
+            .collect()
+    }
+
+    /// Whether the model translates amino acids into 3Di (ProstT5: a vocabulary with
+    /// `<AA2fold>` and the 3Di letters).
+    pub fn translates_to_3di(&self) -> bool {
+        self.tokenizer.prefix().is_some() && !self.three_di_tokens().is_empty()
+    }
+
+    /// Translates an amino-acid sequence into 3Di as ProstT5's authors do, greedily: the input
+    /// is `<AA2fold> residues </s>`, and the decoder writes one 3Di letter per residue, among
+    /// the 3Di letters only (their `bad_words_ids` block the amino acids; their min and max
+    /// length make it exactly one per residue).
+    pub fn translate_to_3di(
+        &self,
+        record: &str,
+        sequence: &str,
+    ) -> Result<Translated, GenerateError> {
+        let alphabet = self.three_di_tokens();
+        if !self.translates_to_3di() {
+            return Err(GenerateError::Unsupported(
+                "this T5 does not translate to 3Di (ProstT5's vocabulary has <AA2fold> and the 3Di letters)".into(),
+            ));
+        }
+        let ids = self.tokenizer.encode(record, sequence.as_bytes())?;
+        let residues = ids.len() - self.tokenizer.num_special_tokens();
+        let n = ids.len();
+        let input = Tensor::<2, Int>::from_data(
+            TensorData::new(
+                ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(),
+                [1, n],
+            ),
+            &self.device,
+        );
+        let allowed: Vec<u32> = alphabet.iter().map(|&(id, _)| id).collect();
+        let generated = self
+            .model
+            .generate_greedy_among(EncoderInput::unpadded(input), residues, &allowed)
+            .map_err(|e| GenerateError::Output(format!("{e:?}")))?
+            .remove(0);
+        let letter = |id: u32| alphabet.iter().find(|&&(i, _)| i == id).map(|&(_, c)| c);
+        Ok(Translated {
+            input: ids[self.tokenizer.residue_span(residues)]
+                .iter()
+                .filter_map(|&id| self.tokenizer.vocabulary().residue_letter(id))
+                .collect(),
+            output: generated.iter().filter_map(|&id| letter(id)).collect(),
         })
     }
 

@@ -28,7 +28,7 @@ mod masked_lm;
 mod sample;
 
 pub use error::GenerateError;
-pub use fill::{Filled, Generator, HIDDEN};
+pub use fill::{Filled, Generator, HIDDEN, Translated};
 pub use masked_lm::{
     MaskPrediction, MaskedLm, Mutation, PseudoLikelihood, RecoveredPosition, Recovery, Variant,
     VariantScore, has_masked_lm,

@@ -11,6 +11,7 @@ mod error;
 mod hf;
 mod inspect;
 pub mod key_map;
+mod names;
 mod tokenizer;
 
 pub use error::{ImportError, WeightProblems};
@@ -21,4 +22,7 @@ pub use hf::{
     save_transfo_xl_lm_head, save_xlnet_lm_head,
 };
 pub use inspect::{CheckpointSummary, TensorInfo, VocabularySummary};
-pub use tokenizer::{VocabularyOrigin, checkpoint_tokenizer, vocabulary_origin};
+pub use names::compact_names;
+pub use tokenizer::{
+    PROSTT5_AMINO_ACID_PREFIX, VocabularyOrigin, checkpoint_tokenizer, vocabulary_origin,
+};

@@ -21,8 +21,10 @@ pub enum VocabularySource {
     /// The checkpoint's `vocab.txt` (BERT's or ESM's token names) when it has one, the
     /// architecture's [`ArchitectureConfig::default_vocabulary`] otherwise.
     VocabTxtOrDefault,
-    /// Always the default vocabulary (ProtT5's fixed sentencepiece ids).
-    Default,
+    /// T5's files, read as `transformers`' T5 tokenizers do: `spiece.model` with T5's extra
+    /// ids and `added_tokens.json` (ProtT5, ProstT5), or `tokenizer.json` (Ankh); the default
+    /// vocabulary (ProtT5's ids) when the checkpoint has neither.
+    T5FilesOrDefault,
     /// The checkpoint's own `spiece.model`, `tokenizer.json` or `vocab.txt`, which must exist
     /// (the released sentencepiece tables are not published in full).
     Checkpoint,

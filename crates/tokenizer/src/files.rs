@@ -39,18 +39,62 @@ impl Vocabulary {
 
     /// Parses the bytes of a sentencepiece model.
     pub fn from_sentencepiece(name: &str, bytes: &[u8]) -> Result<Self, TokenizeError> {
-        let model = ModelProto::decode(bytes)
-            .map_err(|e| invalid(name, format!("not a sentencepiece model: {e}")))?;
-        let pieces = model
-            .pieces
-            .into_iter()
-            .enumerate()
-            .map(|(id, p)| {
-                p.piece
-                    .ok_or_else(|| invalid(name, format!("piece {id} has no text")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::from_pieces(name, pieces)
+        Self::from_pieces(name, sentencepiece_pieces(name, bytes)?)
+    }
+
+    /// A T5 checkpoint's vocabulary as `transformers`' `T5Tokenizer` builds it from the files:
+    /// the sentencepiece pieces, then `extra_ids` sentinels (`<extra_id_0>` last) unless the
+    /// model has its own, then the tokens of `added_tokens.json` at their ids (ProstT5's 3Di
+    /// letters and `<AA2fold>`/`<fold2AA>`).
+    pub fn from_t5_files(
+        spiece: &Path,
+        extra_ids: usize,
+        added_tokens: Option<&Path>,
+    ) -> Result<Self, TokenizeError> {
+        let name = spiece.display().to_string();
+        let bytes =
+            std::fs::read(spiece).map_err(|e| invalid(&name, format!("cannot read: {e}")))?;
+        let mut pieces = sentencepiece_pieces(&name, &bytes)?;
+        if !pieces.iter().any(|p| p.starts_with("<extra_id_")) {
+            pieces.extend((0..extra_ids).rev().map(|i| format!("<extra_id_{i}>")));
+        }
+        if let Some(path) = added_tokens {
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid(&name, format!("cannot read: {e}")))?;
+            let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+                .map_err(|e| invalid(&name, format!("not a JSON object of token ids: {e}")))?;
+            let mut added = json
+                .into_iter()
+                .map(|(token, id)| match id.as_u64() {
+                    Some(id) => Ok((id as usize, token)),
+                    None => Err(invalid(&name, format!("{token:?} has no integer id"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            added.sort();
+            for (id, token) in added {
+                match pieces.get(id) {
+                    Some(existing) if *existing == token => {}
+                    Some(existing) => {
+                        return Err(invalid(
+                            &name,
+                            format!("{token:?} at id {id}, which is already {existing:?}"),
+                        ));
+                    }
+                    None if id == pieces.len() => pieces.push(token),
+                    None => {
+                        return Err(invalid(
+                            &name,
+                            format!(
+                                "{token:?} at id {id}, but the vocabulary before it ends at {}",
+                                pieces.len()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Self::from_pieces(&name, pieces)
     }
 
     /// Reads a Hugging Face `tokenizer.json` (Unigram, BPE, WordPiece or WordLevel model, plus
@@ -159,6 +203,21 @@ impl Vocabulary {
         };
         Self::new(name, pieces, specials, layout, padding)
     }
+}
+
+/// The pieces of a sentencepiece model, by id.
+fn sentencepiece_pieces(name: &str, bytes: &[u8]) -> Result<Vec<String>, TokenizeError> {
+    let model = ModelProto::decode(bytes)
+        .map_err(|e| invalid(name, format!("not a sentencepiece model: {e}")))?;
+    model
+        .pieces
+        .into_iter()
+        .enumerate()
+        .map(|(id, p)| {
+            p.piece
+                .ok_or_else(|| invalid(name, format!("piece {id} has no text")))
+        })
+        .collect()
 }
 
 fn invalid(name: &str, message: String) -> TokenizeError {

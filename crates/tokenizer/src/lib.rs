@@ -127,6 +127,7 @@ pub struct Tokenizer {
     vocabulary: Arc<Vocabulary>,
     rare: RareResidues,
     unknown: UnknownResidues,
+    prefix: Option<u32>,
 }
 
 impl Tokenizer {
@@ -136,6 +137,7 @@ impl Tokenizer {
             vocabulary: Arc::new(vocabulary),
             rare: RareResidues::default(),
             unknown: UnknownResidues::default(),
+            prefix: None,
         }
     }
 
@@ -159,6 +161,18 @@ impl Tokenizer {
     pub fn with_unknown_residues(mut self, unknown: UnknownResidues) -> Self {
         self.unknown = unknown;
         self
+    }
+
+    /// Puts a token before every framed sequence (ProstT5's `<AA2fold>`: the direction of
+    /// translation, which its authors prepend when embedding amino acids too).
+    pub fn with_prefix(mut self, prefix: Option<u32>) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// The token put before every framed sequence, if any.
+    pub fn prefix(&self) -> Option<u32> {
+        self.prefix
     }
 
     /// The unknown-residue policy.
@@ -274,6 +288,7 @@ impl Tokenizer {
     pub fn frame(&self, residues: impl ExactSizeIterator<Item = u32>) -> Vec<u32> {
         let specials = self.vocabulary.specials();
         let mut ids = Vec::with_capacity(residues.len() + self.num_special_tokens());
+        ids.extend(self.prefix);
         // `Vocabulary::new` guarantees the ids each layout needs.
         match self.vocabulary.layout() {
             SequenceLayout::ClsResiduesSep => {
@@ -296,27 +311,32 @@ impl Tokenizer {
 
     /// How many special tokens [`frame`](Self::frame) adds.
     pub fn num_special_tokens(&self) -> usize {
-        match self.vocabulary.layout() {
+        let frame = match self.vocabulary.layout() {
             SequenceLayout::ClsResiduesSep | SequenceLayout::ResiduesSepCls => 2,
             SequenceLayout::ResiduesEos => 1,
-        }
+        };
+        frame + usize::from(self.prefix.is_some())
     }
 
     /// Positions of the residues in a framed, unpadded sequence of `residues` residues.
     pub fn residue_span(&self, residues: usize) -> Range<usize> {
-        match self.vocabulary.layout() {
-            SequenceLayout::ClsResiduesSep => 1..residues + 1,
-            SequenceLayout::ResiduesEos | SequenceLayout::ResiduesSepCls => 0..residues,
-        }
+        let start = usize::from(self.prefix.is_some())
+            + usize::from(self.vocabulary.layout() == SequenceLayout::ClsResiduesSep);
+        start..start + residues
     }
 
     /// Turns ids back into text: residues as letters, special tokens by name.
     pub fn decode(&self, ids: &[u32]) -> String {
         ids.iter()
-            .map(|&id| match self.vocabulary.token(id) {
-                Some(token) if !self.vocabulary.is_special(id) => token.to_string(),
-                Some(token) => format!(" {token} "),
-                None => format!(" <{id}?> "),
+            .map(|&id| {
+                match (
+                    self.vocabulary.residue_letter(id),
+                    self.vocabulary.token(id),
+                ) {
+                    (Some(letter), _) => letter.to_string(),
+                    (None, Some(token)) => format!(" {token} "),
+                    (None, None) => format!(" <{id}?> "),
+                }
             })
             .collect::<String>()
             .split_whitespace()
@@ -477,6 +497,14 @@ mod tests {
         assert!((0..5).all(|id| v.is_special(id)));
         assert!((5..30).all(|id| !v.is_special(id)));
         assert_eq!(v.standard_residue_ids().len(), 20);
+    }
+
+    #[test]
+    fn a_prefix_comes_first_and_shifts_the_residues() {
+        let t = Tokenizer::prot_t5().with_prefix(Some(127));
+        assert_eq!(t.encode("p", b"mk").unwrap(), vec![127, 19, 14, 1]);
+        assert_eq!(t.num_special_tokens(), 2);
+        assert_eq!(t.residue_span(2), 1..3);
     }
 
     #[test]

@@ -342,6 +342,12 @@ impl Vocabulary {
         self.residue_ids.get(&residue).copied()
     }
 
+    /// The residue letter an id encodes (`None` for special tokens and unused pieces).
+    pub fn residue_letter(&self, id: u32) -> Option<char> {
+        let (letter, _) = self.token(id).and_then(residue_letter)?;
+        (self.residue_id(letter) == Some(id)).then_some(char::from(letter))
+    }
+
     /// Ids of the twenty standard amino acids, in [`STANDARD_RESIDUES`] order.
     pub fn standard_residue_ids(&self) -> Vec<u32> {
         STANDARD_RESIDUES

@@ -402,9 +402,41 @@ impl T5ForConditionalGeneration {
         input: EncoderInput,
         max_new_tokens: usize,
     ) -> Result<Vec<Vec<u32>>, TensorReadError> {
+        self.greedy(input, max_new_tokens, None)
+    }
+
+    /// [`Self::generate_greedy`] choosing among `allowed` tokens only (as `transformers`'
+    /// `bad_words_ids` blocking every other one): ProstT5 writes 3Di letters, never amino
+    /// acids. Without the end token among them, exactly `max_new_tokens` are generated.
+    pub fn generate_greedy_among(
+        &self,
+        input: EncoderInput,
+        max_new_tokens: usize,
+        allowed: &[u32],
+    ) -> Result<Vec<Vec<u32>>, TensorReadError> {
+        self.greedy(input, max_new_tokens, Some(allowed))
+    }
+
+    fn greedy(
+        &self,
+        input: EncoderInput,
+        max_new_tokens: usize,
+        allowed: Option<&[u32]>,
+    ) -> Result<Vec<Vec<u32>>, TensorReadError> {
         let batch = input.input_ids.dims()[0];
         let device = input.input_ids.device();
         let memory = self.encode_memory(input);
+        // 0 where allowed, -inf elsewhere, added to the logits before the argmax.
+        let blocked = allowed.map(|allowed| {
+            let vocab = self.shared.weight.val().dims()[0];
+            let mut bias = vec![f32::NEG_INFINITY; vocab];
+            for &id in allowed {
+                if let Some(b) = bias.get_mut(id as usize) {
+                    *b = 0.0;
+                }
+            }
+            Tensor::<1>::from_data(TensorData::new(bias, [vocab]), &device).reshape([1, vocab])
+        });
         let mut tokens: Vec<Vec<u32>> = vec![vec![self.decoder_start_token_id as u32]; batch];
         let mut finished = vec![false; batch];
         for _ in 0..max_new_tokens {
@@ -416,11 +448,12 @@ impl T5ForConditionalGeneration {
             let last = hidden
                 .slice([0..batch, length - 1..length])
                 .reshape([batch, d]);
-            let next = self
-                .lm_logits(last)
-                .argmax(1)
-                .into_data()
-                .try_into_vec_as::<i64>()?;
+            let logits = self.lm_logits(last);
+            let logits = match &blocked {
+                Some(bias) => logits + bias.clone(),
+                None => logits,
+            };
+            let next = logits.argmax(1).into_data().try_into_vec_as::<i64>()?;
             for (row, &id) in next.iter().enumerate() {
                 // Finished rows are padded, as transformers does, to keep the batch rectangular.
                 let id = if finished[row] {
@@ -653,8 +686,8 @@ impl ArchitectureConfig for T5Config {
     const NAME: &'static str = "t5";
     const SAVED_CLASS: &'static str = "T5ForConditionalGeneration";
     const SIGNATURE: &'static str = r"(^|\.)block\.\d+\.layer\.\d+\.|^shared\.weight$";
-    // One sentencepiece piece per residue with fixed ids: `spiece.model` adds nothing.
-    const VOCABULARY: VocabularySource = VocabularySource::Default;
+    // ProtT5's ids are built in; ProstT5 adds tokens, Ankh has its own table.
+    const VOCABULARY: VocabularySource = VocabularySource::T5FilesOrDefault;
 
     /// ProtT5's sentencepiece ids.
     fn default_vocabulary() -> Vocabulary {
