@@ -56,6 +56,9 @@ pub struct EmbedArgs {
     /// reading them as its unknown token, as its own tokenizer does.
     #[arg(long)]
     refuse_unknown: bool,
+    /// Accept an input without proteins (writes an empty output) instead of failing.
+    #[arg(long)]
+    allow_empty: bool,
     /// Continue an interrupted run, or add the proteins an existing output lacks.
     #[arg(long)]
     resume: bool,
@@ -102,6 +105,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             },
             resume: args.resume,
             batch_delay: args.batch_delay_ms.map(std::time::Duration::from_millis),
+            allow_empty: args.allow_empty,
         },
     };
     let bar = ProgressBar::new(0);

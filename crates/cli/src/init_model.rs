@@ -17,10 +17,31 @@ pub struct InitModelArgs {
     /// Seed of the initialisation (default: the recipe's data seed, as `pretrain` uses).
     #[arg(long)]
     seed: Option<u64>,
+    /// Replace a model already in OUT.
+    #[arg(long)]
+    force: bool,
 }
 
-pub fn run(InitModelArgs { config, out, seed }: InitModelArgs) -> anyhow::Result<()> {
+pub fn run(
+    InitModelArgs {
+        config,
+        out,
+        seed,
+        force,
+    }: InitModelArgs,
+) -> anyhow::Result<()> {
     let recipe = PretrainConfig::from_toml_file(&config)?;
+    let existing = ["config.json", "model.safetensors", "pytorch_model.bin"]
+        .iter()
+        .find(|file| out.join(file).exists());
+    if let Some(file) = existing
+        && !force
+    {
+        anyhow::bail!(
+            "{} already holds a model ({file}); --force replaces it",
+            out.display()
+        );
+    }
     let device = DeviceSpec::Cpu.device()?;
     device.seed(seed.unwrap_or(recipe.data.seed));
     let shape = prottrans::train::init_model(&recipe, &device, &out)

@@ -102,6 +102,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    install_panic_report(&cli);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -109,6 +110,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The last resort: a panic (a bug: every input should be checked before it gets that far)
+/// prints one message that names the command and asks for a report, instead of a Rust
+/// backtrace hint. Finished outputs stay as they are; unfinished ones were never renamed into
+/// place.
+fn install_panic_report(cli: &Cli) {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let name = format!("{:?}", cli.command)
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap_or("")
+        .to_string();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: prottrans {name} stopped on an internal error: {message}{place}\n\
+             This is a bug in prottrans, not in your input: please report it with this command line:\n  {command}"
+        );
+    }));
 }
 
 /// The error and its causes, skipping causes whose text the message already contains (the

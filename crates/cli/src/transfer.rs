@@ -148,6 +148,7 @@ pub struct PredictArgs {
 
 fn read_set(path: &PathBuf, task: Task) -> anyhow::Result<LabelledSet> {
     let set = LabelledSet::read(path, task)?;
+    anyhow::ensure!(!set.records.is_empty(), "{}: no proteins", path.display());
     eprintln!(
         "{}: {} proteins, {} residues",
         path.display(),
@@ -262,6 +263,11 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let proteins = read_fasta(&args.input)?;
+    anyhow::ensure!(
+        !proteins.is_empty(),
+        "{}: no proteins",
+        args.input.display()
+    );
     let (_, predictions) = prottrans::transfer::predict(
         &args.head,
         &proteins,

@@ -44,6 +44,9 @@ pub struct EmbedOptions {
     pub resume: bool,
     /// Pause after each batch (for testing interruption).
     pub batch_delay: Option<Duration>,
+    /// Accept an input without proteins (an empty output is written); otherwise it is an
+    /// error, since an empty FASTA file is usually a mistake upstream.
+    pub allow_empty: bool,
 }
 
 impl Default for EmbedOptions {
@@ -57,6 +60,7 @@ impl Default for EmbedOptions {
             long_policy: LongPolicy::Error,
             resume: false,
             batch_delay: None,
+            allow_empty: false,
         }
     }
 }
@@ -177,6 +181,12 @@ impl EmbedJob<'_> {
         }
 
         let (proteins, skipped_long) = self.read_input()?;
+        if proteins.is_empty() && skipped_long.is_empty() && !options.allow_empty {
+            return Err(EmbedError::Options(format!(
+                "{}: no proteins (an empty input is usually a mistake upstream; allow it with --allow-empty)",
+                self.input.display()
+            )));
+        }
 
         // What is done already: in the output file, or in the parts of an unfinished run.
         let mut existing = if self.output.exists() {

@@ -706,13 +706,25 @@ fn save_hf<M: ModuleSnapshot>(
         })?;
 
     let config_path = dir.join(CONFIG_FILE);
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Like any new file (0666 less the umask), not tempfile's owner-only 0600.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut file = builder.tempfile_in(dir).map_err(io(dir))?;
     file.write_all(config_json.as_bytes())
         .map_err(io(&config_path))?;
     file.persist(&config_path).map_err(|e| ImportError::Io {
         path: config_path.clone(),
         source: e.error,
     })?;
+    // burn's store writes the weights owner-only; give them the config's (umask) mode.
+    let mode = std::fs::metadata(&config_path)
+        .map_err(io(&config_path))?
+        .permissions();
+    std::fs::set_permissions(&weights, mode).map_err(io(&weights))?;
     Ok(())
 }
 

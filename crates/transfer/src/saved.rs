@@ -181,6 +181,11 @@ impl Head {
         let json = serde_json::to_string_pretty(saved)
             .map_err(|e| head_error(&json_path)(e.to_string()))?;
         write_atomically(&json_path, |out| out.write_all(json.as_bytes()))?;
+        // burn's store writes the weights owner-only; give them head.json's (umask) mode.
+        let mode = std::fs::metadata(&json_path)
+            .map_err(TransferError::io(&json_path))?
+            .permissions();
+        std::fs::set_permissions(&weights, mode).map_err(TransferError::io(&weights))?;
         Ok(())
     }
 

@@ -1,0 +1,282 @@
+//! Bad input through the real binary: each case fails with a nonzero exit and a message that
+//! names the file and the place (or succeeds only when asked to), never a panic.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{fixture, repo};
+
+/// Runs `prottrans ARGS`; returns whether it succeeded, and stdout + stderr.
+fn prottrans(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_prottrans"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("panicked"), "a panic: {text}");
+    (out.status.success(), text)
+}
+
+fn fails_naming(args: &[&str], expected: &[&str]) {
+    let (ok, text) = prottrans(args);
+    assert!(!ok, "succeeded: prottrans {}\n{text}", args.join(" "));
+    for part in expected {
+        assert!(text.contains(part), "{part:?} not in:\n{text}");
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A random BERT of the quickstart's shape, with its masked-LM head and vocabulary.
+fn model(dir: &Path) -> PathBuf {
+    let model = dir.join("model");
+    let recipe = repo().join("configs/quickstart.toml");
+    let (ok, text) = prottrans(&[
+        "init-model",
+        "--config",
+        path(&recipe),
+        "--out",
+        path(&model),
+    ]);
+    assert!(ok, "{text}");
+    model
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn bad_input_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let model = model(dir);
+    let m = path(&model);
+    let out = dir.join("out.npz");
+
+    // Empty input: an error unless allowed.
+    let empty = write(dir, "empty.fasta", "");
+    fails_naming(
+        &[
+            "embed",
+            "--model",
+            m,
+            "--input",
+            path(&empty),
+            "--output",
+            path(&out),
+        ],
+        &["empty.fasta", "no proteins", "--allow-empty"],
+    );
+    let (ok, text) = prottrans(&[
+        "embed",
+        "--model",
+        m,
+        "--input",
+        path(&empty),
+        "--output",
+        path(&out),
+        "--allow-empty",
+    ]);
+    assert!(ok, "{text}");
+    std::fs::remove_file(&out).unwrap();
+
+    // A character that is no residue: file, line, record and position.
+    let bad = write(dir, "bad.fasta", ">ok\nMKT\n>p2\nMK\nT1L\n");
+    fails_naming(
+        &[
+            "embed",
+            "--model",
+            m,
+            "--input",
+            path(&bad),
+            "--output",
+            path(&out),
+        ],
+        &["bad.fasta:5", "record 'p2'", "'1' at position"],
+    );
+    assert!(!out.exists());
+
+    // A letter the vocabulary lacks (J): read as [UNK] and counted, or refused on request.
+    let j = write(dir, "j.fasta", ">with_j\nMKJL\n");
+    let (ok, text) = prottrans(&[
+        "embed",
+        "--model",
+        m,
+        "--input",
+        path(&j),
+        "--output",
+        path(&out),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("1 residue(s) in 1 protein(s)"), "{text}");
+    std::fs::remove_file(&out).unwrap();
+    fails_naming(
+        &[
+            "embed",
+            "--model",
+            m,
+            "--input",
+            path(&j),
+            "--output",
+            path(&out),
+            "--refuse-unknown",
+        ],
+        &["j.fasta:2", "residue 'J' at position 3"],
+    );
+
+    // An existing output is not overwritten without --resume.
+    let (ok, text) = prottrans(&[
+        "embed",
+        "--model",
+        m,
+        "--input",
+        path(&j),
+        "--output",
+        path(&out),
+    ]);
+    assert!(ok, "{text}");
+    fails_naming(
+        &[
+            "embed",
+            "--model",
+            m,
+            "--input",
+            path(&j),
+            "--output",
+            path(&out),
+        ],
+        &["out.npz"],
+    );
+
+    // init-model never replaces a model silently.
+    let recipe = repo().join("configs/quickstart.toml");
+    fails_naming(
+        &["init-model", "--config", path(&recipe), "--out", m],
+        &["already holds a model", "--force"],
+    );
+    let (ok, text) = prottrans(&[
+        "init-model",
+        "--config",
+        path(&recipe),
+        "--out",
+        m,
+        "--force",
+    ]);
+    assert!(ok, "{text}");
+
+    // Masked-LM tools.
+    fails_naming(
+        &["fill-mask", "--model", m, "--sequence", "MKTAY"],
+        &["no position is hidden"],
+    );
+    let wild_type = write(dir, "wt.fasta", ">wt\nMKTAYIAKQR\n");
+    fails_naming(
+        &[
+            "score",
+            "--model",
+            m,
+            "--input",
+            path(&wild_type),
+            "--mutations",
+            "K4G",
+        ],
+        &["variant 'K4G'", "has A at position 4"],
+    );
+    fails_naming(
+        &[
+            "score",
+            "--model",
+            m,
+            "--input",
+            path(&wild_type),
+            "--mutations",
+            "A0G",
+        ],
+        &["variant 'A0G'", "1-based"],
+    );
+    fails_naming(
+        &[
+            "score",
+            "--model",
+            m,
+            "--input",
+            path(&wild_type),
+            "--mutations",
+            "A40G",
+        ],
+        &["past the end"],
+    );
+    let two = write(dir, "two.fasta", ">a\nMKT\n>b\nMKV\n");
+    fails_naming(
+        &[
+            "score",
+            "--model",
+            m,
+            "--input",
+            path(&two),
+            "--mutations",
+            "K2R",
+        ],
+        &["two.fasta", "--protein"],
+    );
+    fails_naming(
+        &[
+            "recover",
+            "--model",
+            m,
+            "--input",
+            path(&wild_type),
+            "--rate",
+            "0",
+        ],
+        &["rate"],
+    );
+    let at = write(dir, "at.tsv", "id\tposition\nnobody\t3\n");
+    fails_naming(
+        &[
+            "recover",
+            "--model",
+            m,
+            "--input",
+            path(&wild_type),
+            "--at",
+            path(&at),
+        ],
+        &["at.tsv:2", "'nobody' is not in the FASTA file"],
+    );
+    let t5 = fixture("t5_relu_tiny");
+    fails_naming(
+        &["fill-mask", "--model", path(&t5), "--sequence", "MK_"],
+        &["t5_relu_tiny", "no masked-LM head"],
+    );
+
+    // Not a checkpoint.
+    fails_naming(&["inspect", path(dir)], &["no config.json"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn saved_models_get_the_usual_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // What any new file gets here (0666 less the umask), not tempfile's owner-only 0600.
+    let probe = dir.path().join("probe");
+    std::fs::File::create(&probe).unwrap();
+    for file in ["config.json", "model.safetensors", "vocab.txt"] {
+        assert_eq!(mode(&model.join(file)), mode(&probe), "{file}");
+    }
+}
