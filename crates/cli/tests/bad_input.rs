@@ -262,6 +262,63 @@ fn bad_input_catalogue() {
         &["t5_relu_tiny", "no masked-LM head"],
     );
 
+    // Recipes and head options outside their domains, named before anything reaches burn.
+    let quickstart = std::fs::read_to_string(&recipe).unwrap();
+    for (setting, key) in [
+        ("beta_1 = 1.5", "optimizer.beta_1"),
+        ("epsilon = 0.0", "optimizer.epsilon"),
+        ("weight_decay = -0.1", "optimizer.weight_decay"),
+        ("grad_clip_norm = -1.0", "optimizer.grad_clip_norm"),
+    ] {
+        let name = setting.split(' ').next().unwrap();
+        let kept: Vec<&str> = quickstart
+            .lines()
+            .filter(|line| !line.starts_with(&format!("{name} ")))
+            .collect();
+        let bad = write(
+            dir,
+            "bad.toml",
+            &kept
+                .join("\n")
+                .replace("[optimizer]", &format!("[optimizer]\n{setting}")),
+        );
+        fails_naming(
+            &[
+                "init-model",
+                "--config",
+                path(&bad),
+                "--out",
+                path(&dir.join("x")),
+            ],
+            &["bad.toml", key],
+        );
+    }
+    let samples = repo().join("data/samples");
+    let (train, valid) = (samples.join("ss_train.csv"), samples.join("ss_valid.csv"));
+    for (option, value, expected) in [
+        ("--dropout", "1.5", "dropout"),
+        ("--learning-rate", "NaN", "learning rate"),
+        ("--weight-decay", "-1", "weight decay"),
+    ] {
+        fails_naming(
+            &[
+                "train-head",
+                "--task",
+                "secondary-structure",
+                "--train",
+                path(&train),
+                "--valid",
+                path(&valid),
+                "--features",
+                "one-hot",
+                "--out",
+                path(&dir.join("head")),
+                &format!("{option}={value}"),
+            ],
+            &[expected],
+        );
+    }
+
     // Not a checkpoint.
     fails_naming(&["inspect", path(dir)], &["no config.json"]);
 }

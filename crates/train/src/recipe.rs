@@ -204,10 +204,12 @@ impl PretrainConfig {
             source,
         })?;
         Self::from_toml_str(&text).map_err(|e| match e {
-            TrainError::Recipe { message, .. } => TrainError::Recipe {
-                path: path.to_path_buf(),
-                message,
-            },
+            TrainError::Recipe { message, .. } | TrainError::Invalid(message) => {
+                TrainError::Recipe {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            }
             other => other,
         })
     }
@@ -307,6 +309,30 @@ impl PretrainConfig {
             return invalid(format!(
                 "optimizer.learning_rate must be in (0, 1], got {}",
                 o.learning_rate
+            ));
+        }
+        for (name, beta) in [("beta_1", o.beta_1), ("beta_2", o.beta_2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return invalid(format!("optimizer.{name} must be in [0, 1), got {beta}"));
+            }
+        }
+        if !(o.epsilon.is_finite() && o.epsilon > 0.0) {
+            return invalid(format!(
+                "optimizer.epsilon must be a positive number, got {}",
+                o.epsilon
+            ));
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            return invalid(format!(
+                "optimizer.weight_decay must be zero or positive, got {}",
+                o.weight_decay
+            ));
+        }
+        if let Some(norm) = o.grad_clip_norm
+            && !(norm.is_finite() && norm > 0.0)
+        {
+            return invalid(format!(
+                "optimizer.grad_clip_norm must be a positive number (leave it out for no clipping), got {norm}"
             ));
         }
         if o.loss_scale.is_some_and(|s| !(s.is_finite() && s > 0.0)) {

@@ -156,13 +156,7 @@ pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> 
         run.embeddings.as_deref(),
         &run.device,
     )?;
-    if let Some(bad) = features.iter().find(|f| f.ncols() != saved.input_size) {
-        return Err(TransferError::Invalid(format!(
-            "the test features have width {}, the head was trained on width {}",
-            bad.ncols(),
-            saved.input_size
-        )));
-    }
+    saved.check_features(&run.test, &features)?;
     let probabilities = head.predict(&features, 16, &run.device)?;
     let mut tasks = Vec::new();
     for (index, set) in saved.label_sets().iter().enumerate() {

@@ -73,6 +73,42 @@ impl SavedHead {
         self.task.label_sets(self.disorder)
     }
 
+    /// Checks features against what the head was trained on before they reach it: their
+    /// width, and for per-residue heads one row per residue (per-protein embeddings would give
+    /// one prediction for a whole protein).
+    pub fn check_features(
+        &self,
+        set: &crate::datasets::LabelledSet,
+        features: &[Arc<Array2<f32>>],
+    ) -> Result<(), TransferError> {
+        for (record, f) in set.records.iter().zip(features) {
+            if f.ncols() != self.input_size {
+                return Err(TransferError::Invalid(format!(
+                    "protein '{}': features of width {}, but the head was trained on width {}",
+                    record.id,
+                    f.ncols(),
+                    self.input_size
+                )));
+            }
+            // As the tokenizer counts: whitespace and one final `*` are not residues.
+            let residues = record
+                .sequence
+                .trim_end()
+                .trim_end_matches('*')
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .count();
+            if self.task == Task::SecondaryStructure && f.nrows() != residues {
+                return Err(TransferError::Invalid(format!(
+                    "protein '{}': {} feature rows for {residues} residues; a per-residue head needs per-residue embeddings (not --per-protein ones)",
+                    record.id,
+                    f.nrows()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A freshly initialised head of this shape.
     pub fn init(&self, device: &Device) -> Head {
         match self.task {
@@ -124,6 +160,13 @@ impl SavedHead {
                 path,
                 message: format!("format {} is not supported (expected 1)", saved.format),
             });
+        }
+        // Shapes burn would panic on (an edited file): refused here, naming the file.
+        crate::train::check_dropout(saved.dropout).map_err(head_error(&path))?;
+        if saved.input_size == 0 || saved.hidden_size == 0 || saved.kernel_size == 0 {
+            return Err(head_error(&path)(
+                "input_size, hidden_size and kernel_size must be at least 1".into(),
+            ));
         }
         Ok(saved)
     }

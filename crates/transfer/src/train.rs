@@ -276,6 +276,15 @@ fn examples(set: &LabelledSet, features: &[Arc<Array2<f32>>], tasks: usize) -> V
         .collect()
 }
 
+/// A dropout probability must be in [0, 1) (burn panics otherwise).
+pub(crate) fn check_dropout(dropout: f64) -> Result<(), String> {
+    if (0.0..1.0).contains(&dropout) {
+        Ok(())
+    } else {
+        Err(format!("the dropout must be in [0, 1), got {dropout}"))
+    }
+}
+
 /// Trains a head; see [`HeadTraining`].
 pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
     let started = Instant::now();
@@ -286,10 +295,33 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
             "training and validation sets are of different tasks".into(),
         ));
     }
-    if options.batch_size == 0 || options.epochs == 0 || options.learning_rate <= 0.0 {
+    if options.batch_size == 0 || options.epochs == 0 {
         return Err(TransferError::Invalid(
-            "batch size, epochs and learning rate must be positive".into(),
+            "batch size and epochs must be at least 1".into(),
         ));
+    }
+    if !(options.learning_rate.is_finite() && options.learning_rate > 0.0) {
+        return Err(TransferError::Invalid(format!(
+            "the learning rate must be a positive number, got {}",
+            options.learning_rate
+        )));
+    }
+    check_dropout(options.dropout).map_err(TransferError::Invalid)?;
+    if !(options.weight_decay.is_finite() && options.weight_decay >= 0.0) {
+        return Err(TransferError::Invalid(format!(
+            "the weight decay must be zero or positive, got {}",
+            options.weight_decay
+        )));
+    }
+    if run.train.records.is_empty() || run.valid.records.is_empty() {
+        return Err(TransferError::Invalid(format!(
+            "{} has no proteins",
+            if run.train.records.is_empty() {
+                run.train.path.display()
+            } else {
+                run.valid.path.display()
+            }
+        )));
     }
     let label_sets = task.label_sets(options.disorder);
     let tasks = label_sets.len();
