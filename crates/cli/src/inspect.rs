@@ -101,6 +101,12 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         }
     );
     println!("shape         {}", summary.description);
+    if !checkpoint.unread_config_keys().is_empty() {
+        println!(
+            "              config.json keys it does not read (misspelt?): {}",
+            checkpoint.unread_config_keys().join(", ")
+        );
+    }
     println!(
         "weights       {} ({mib:.1} MiB), {} tensors, {:.2}M parameters ({})",
         summary.weights.display(),

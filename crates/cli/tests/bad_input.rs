@@ -319,6 +319,37 @@ fn bad_input_catalogue() {
         );
     }
 
+    // A misspelt config.json key: the shape errors come with the key that was not read.
+    let typo = dir.join("typo");
+    std::fs::create_dir(&typo).unwrap();
+    std::fs::copy(
+        fixture("bert_tiny").join("model.safetensors"),
+        typo.join("model.safetensors"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(fixture("bert_tiny").join("config.json")).unwrap();
+    std::fs::write(
+        typo.join("config.json"),
+        config.replace("\"num_hidden_layers\"", "\"num_hidden_layer\""),
+    )
+    .unwrap();
+    fails_naming(
+        &[
+            "embed",
+            "--model",
+            path(&typo),
+            "--input",
+            path(&j),
+            "--output",
+            path(&dir.join("t.npz")),
+        ],
+        &[
+            "model.safetensors",
+            "missing",
+            "misspelt?): num_hidden_layer",
+        ],
+    );
+
     // Not a checkpoint.
     fails_naming(&["inspect", path(dir)], &["no config.json"]);
 }
@@ -336,4 +367,43 @@ fn saved_models_get_the_usual_file_mode() {
     for file in ["config.json", "model.safetensors", "vocab.txt"] {
         assert_eq!(mode(&model.join(file)), mode(&probe), "{file}");
     }
+}
+
+#[test]
+fn a_second_job_on_the_same_output_is_refused_while_the_first_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let model = model(dir);
+    let input = write(dir, "three.fasta", ">a\nMKTAY\n>b\nMKTAYI\n>c\nMKTAYIA\n");
+    let out = dir.join("out.npz");
+    let args = [
+        "embed",
+        "--model",
+        path(&model),
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+        "--max-batch",
+        "1",
+    ];
+    let mut first = Command::new(env!("CARGO_BIN_EXE_prottrans"))
+        .args(args)
+        .args(["--batch-delay-ms", "1500"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first job holds its lock (the lock file appears when it does).
+    let lock = dir.join(".out.npz.lock");
+    let started = std::time::Instant::now();
+    while !lock.exists() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    fails_naming(&resume, &["out.npz", "another prottrans embed is writing"]);
+    assert!(first.wait().unwrap().success());
+    assert!(out.is_file());
+    assert!(!lock.exists(), "the lock file is removed when the job ends");
 }

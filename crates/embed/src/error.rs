@@ -77,6 +77,16 @@ pub enum EmbedError {
         /// The existing file or work directory.
         path: PathBuf,
     },
+    /// Another job is writing the same output.
+    #[error(
+        "{output}: another prottrans embed is writing this output (it holds {lock}); wait for it to finish, then --resume adds what it lacks"
+    )]
+    Busy {
+        /// The output.
+        output: PathBuf,
+        /// The lock file the other job holds.
+        lock: PathBuf,
+    },
     /// `--resume` with settings that differ from the run being resumed.
     #[error("{path}: cannot resume: {message}")]
     ResumeMismatch {

@@ -1,7 +1,7 @@
 //! A whole FASTA file embedded into one output file, resumably.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayD;
@@ -127,6 +127,41 @@ pub struct EmbedSummary {
     pub proteins_with_unknown: Vec<String>,
 }
 
+/// An exclusive lock on `.OUTPUT.lock` beside the output, removed when dropped.
+struct OutputLock {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl OutputLock {
+    fn take(output: &Path) -> Result<Self, EmbedError> {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(output.file_name().unwrap_or_default());
+        name.push(".lock");
+        let path = output.with_file_name(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(EmbedError::io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { path, _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(EmbedError::Busy {
+                output: output.to_path_buf(),
+                lock: path,
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(EmbedError::io(&path)(e)),
+        }
+    }
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// The output key of a protein: the first word of its header with `/` and `.` replaced by `_`
 /// (as the authors' embedder names its h5 datasets).
 pub fn protein_key(id: &str) -> String {
@@ -168,6 +203,12 @@ impl EmbedJob<'_> {
             ));
         }
         let format = OutputFormat::from_path(&self.output)?;
+        if let Some(parent) = self.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(EmbedError::io(parent))?;
+        }
+        // One job per output: held until this function returns (the OS releases it if the
+        // process dies, so an interrupted run never blocks its own resumption).
+        let _lock = OutputLock::take(&self.output)?;
         let work_dir = Parts::dir_for(&self.output);
         if !options.resume {
             for path in [&self.output, &work_dir] {
@@ -175,9 +216,6 @@ impl EmbedJob<'_> {
                     return Err(EmbedError::OutputExists { path: path.clone() });
                 }
             }
-        }
-        if let Some(parent) = self.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(EmbedError::io(parent))?;
         }
 
         let (proteins, skipped_long) = self.read_input()?;

@@ -14,6 +14,9 @@ pub struct WeightProblems {
     pub mismatched: Vec<String>,
     /// Whether loading was strict (unused tensors are then the problem).
     pub strict: bool,
+    /// Keys of `config.json` the architecture does not read: a misspelt key leaves its
+    /// setting at the default, which shows up as shape errors.
+    pub unread_config_keys: Vec<String>,
 }
 
 impl WeightProblems {
@@ -38,6 +41,13 @@ impl std::fmt::Display for WeightProblems {
             if !items.is_empty() {
                 write!(f, "\n  {} {title}: {}", items.len(), items.join(", "))?;
             }
+        }
+        if !self.unread_config_keys.is_empty() {
+            write!(
+                f,
+                "\n  config.json has keys this architecture does not read (misspelt?): {}",
+                self.unread_config_keys.join(", ")
+            )?;
         }
         Ok(())
     }
@@ -103,7 +113,7 @@ pub enum ImportError {
         /// The weights file.
         path: PathBuf,
         /// What is wrong.
-        problems: WeightProblems,
+        problems: Box<WeightProblems>,
     },
     /// The checkpoint's vocabulary file is unreadable or invalid.
     #[error(transparent)]

@@ -53,6 +53,7 @@ pub struct Checkpoint {
     weights: PathBuf,
     format: WeightsFormat,
     strict: bool,
+    unread_config_keys: Vec<String>,
 }
 
 impl Checkpoint {
@@ -101,6 +102,7 @@ impl Checkpoint {
             });
         }
         let config = read_config(&config_path, &keys)?;
+        let unread_config_keys = unread_config_keys(&config_path, &config);
         let checkpoint = Self {
             dir,
             config_path,
@@ -108,6 +110,7 @@ impl Checkpoint {
             weights,
             format,
             strict: false,
+            unread_config_keys,
         };
         if let Some(found) = key_map::detect_architecture(&keys)
             && found != checkpoint.config.architecture()
@@ -133,6 +136,12 @@ impl Checkpoint {
     /// Whether loading is strict (see [`Self::strict`]).
     pub fn is_strict(&self) -> bool {
         self.strict
+    }
+
+    /// Keys of `config.json` that neither the architecture nor `transformers`' general
+    /// settings read (a misspelt key leaves its setting at the default).
+    pub fn unread_config_keys(&self) -> &[String] {
+        &self.unread_config_keys
     }
 
     /// The directory.
@@ -421,6 +430,7 @@ impl Checkpoint {
             },
             missing,
             strict: self.strict,
+            unread_config_keys: self.unread_config_keys.clone(),
             mismatched: result
                 .errors
                 .iter()
@@ -442,7 +452,7 @@ impl Checkpoint {
         } else {
             Err(ImportError::Weights {
                 path: self.weights.clone(),
-                problems,
+                problems: Box::new(problems),
             })
         }
     }
@@ -524,6 +534,90 @@ fn tensor_names(weights: &Path, format: WeightsFormat) -> Result<Vec<String>, Im
         path: weights.to_path_buf(),
         message,
     })
+}
+
+/// Keys of `config.json` that neither the architecture's configuration nor `transformers`'
+/// general settings use.
+fn unread_config_keys(path: &Path, config: &ModelConfig) -> Vec<String> {
+    /// `PretrainedConfig` settings that say nothing about the shape.
+    const GENERAL: &[&str] = &[
+        "_name_or_path",
+        "architectures",
+        "model_type",
+        "torch_dtype",
+        "dtype",
+        "transformers_version",
+        "id2label",
+        "label2id",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+        "sep_token_id",
+        "decoder_start_token_id",
+        "tie_word_embeddings",
+        "gradient_checkpointing",
+        "use_cache",
+        "is_decoder",
+        "is_encoder_decoder",
+        "problem_type",
+        "finetuning_task",
+        "task_specific_params",
+        "classifier_dropout",
+        "position_embedding_type",
+        "output_past",
+        "return_dict",
+        "torchscript",
+        "prefix",
+        "tokenizer_class",
+        "output_hidden_states",
+        "output_attentions",
+        "chunk_size_feed_forward",
+        "num_labels",
+        "add_cross_attention",
+        "cross_attention_hidden_size",
+        "pruned_heads",
+        "max_length",
+        "min_length",
+        "bad_words_ids",
+        "num_beams",
+        "early_stopping",
+        // Derived from other keys or about heads and training only: T5's activation flags,
+        // ELECTRA's sequence-summary head, ESM's folding trunk and token list,
+        // Transformer-XL's initialisation and adaptive-softmax settings.
+        "dense_act_fn",
+        "is_gated_act",
+        "scale_decoder_outputs",
+        "summary_activation",
+        "summary_last_dropout",
+        "summary_type",
+        "summary_use_proj",
+        "summary_proj_to_labels",
+        "esmfold_config",
+        "vocab_list",
+        "hidden_act",
+        "init",
+        "init_range",
+        "init_std",
+        "proj_init_std",
+        "sample_softmax",
+        "tie_projs",
+    ];
+    let Some(json) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+    else {
+        return Vec::new();
+    };
+    let known = config.architecture().config_keys();
+    let mut unread: Vec<String> = json
+        .as_object()
+        .into_iter()
+        .flat_map(|map| map.keys())
+        .filter(|key| !known.contains(key) && !GENERAL.contains(&key.as_str()))
+        .cloned()
+        .collect();
+    unread.sort();
+    unread
 }
 
 /// Reads `config.json`. Some released configs predate `model_type` (Rostlab/prot_albert's has
