@@ -101,6 +101,17 @@ fn resuming_continues_the_step_count_and_learning_rate() {
     // Without --resume an existing run is refused, with it the run continues.
     let err = run(recipe(40, 20), interrupted.path(), false).unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
+    // A changed recipe is refused on resume (only the step budget may grow).
+    let mut changed = recipe(40, 20);
+    changed.optimizer.learning_rate *= 2.0;
+    let err = run(changed, interrupted.path(), true).unwrap_err();
+    assert!(
+        err.to_string().contains("optimizer.learning_rate")
+            && err.to_string().contains("config.toml"),
+        "{err}"
+    );
+    let err = run(recipe(30, 20), interrupted.path(), true).unwrap_err();
+    assert!(err.to_string().contains("may only grow"), "{err}");
     run(recipe(40, 20), interrupted.path(), true).unwrap();
 
     let expected: Vec<_> = train_lines(straight.path())

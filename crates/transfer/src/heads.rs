@@ -221,6 +221,15 @@ impl ProteinHead {
     }
 }
 
+/// A dropout probability must be in [0, 1) (burn panics otherwise).
+pub(crate) fn check_dropout(dropout: f64) -> Result<(), String> {
+    if (0.0..1.0).contains(&dropout) {
+        Ok(())
+    } else {
+        Err(format!("the dropout must be in [0, 1), got {dropout}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -162,7 +162,7 @@ impl SavedHead {
             });
         }
         // Shapes burn would panic on (an edited file): refused here, naming the file.
-        crate::train::check_dropout(saved.dropout).map_err(head_error(&path))?;
+        crate::heads::check_dropout(saved.dropout).map_err(head_error(&path))?;
         if saved.input_size == 0 || saved.hidden_size == 0 || saved.kernel_size == 0 {
             return Err(head_error(&path)(
                 "input_size, hidden_size and kernel_size must be at least 1".into(),

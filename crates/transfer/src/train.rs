@@ -276,15 +276,6 @@ fn examples(set: &LabelledSet, features: &[Arc<Array2<f32>>], tasks: usize) -> V
         .collect()
 }
 
-/// A dropout probability must be in [0, 1) (burn panics otherwise).
-pub(crate) fn check_dropout(dropout: f64) -> Result<(), String> {
-    if (0.0..1.0).contains(&dropout) {
-        Ok(())
-    } else {
-        Err(format!("the dropout must be in [0, 1), got {dropout}"))
-    }
-}
-
 /// Trains a head; see [`HeadTraining`].
 pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
     let started = Instant::now();
@@ -306,7 +297,7 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
             options.learning_rate
         )));
     }
-    check_dropout(options.dropout).map_err(TransferError::Invalid)?;
+    crate::heads::check_dropout(options.dropout).map_err(TransferError::Invalid)?;
     if !(options.weight_decay.is_finite() && options.weight_decay >= 0.0) {
         return Err(TransferError::Invalid(format!(
             "the weight decay must be zero or positive, got {}",

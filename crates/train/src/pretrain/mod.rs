@@ -208,6 +208,66 @@ fn entries_named(names: &[String], prefix: &str) -> Vec<usize> {
         .collect()
 }
 
+/// A resumed run must use the recipe it started with; only the step budget may grow.
+fn check_resumed_recipe(
+    saved: &PretrainConfig,
+    config: &PretrainConfig,
+    path: &Path,
+) -> Result<(), TrainError> {
+    let table = |recipe: &PretrainConfig| {
+        toml::Value::try_from(recipe).map_err(|e| TrainError::Invalid(e.to_string()))
+    };
+    let (mut before, mut now) = (table(saved)?, table(config)?);
+    for value in [&mut before, &mut now] {
+        if let Some(schedule) = value.get_mut("schedule").and_then(|s| s.as_table_mut()) {
+            schedule.remove("steps");
+        }
+    }
+    let mut changed = Vec::new();
+    differing_keys("", &before, &now, &mut changed);
+    if !changed.is_empty() {
+        return Err(TrainError::Resume {
+            path: path.to_path_buf(),
+            message: format!(
+                "the recipe differs from the run being resumed in {}; only schedule.steps may change (to continue longer)",
+                changed.join(", ")
+            ),
+        });
+    }
+    if config.schedule.steps < saved.schedule.steps {
+        return Err(TrainError::Resume {
+            path: path.to_path_buf(),
+            message: format!(
+                "schedule.steps may only grow on --resume ({} before, {} now)",
+                saved.schedule.steps, config.schedule.steps
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Dotted keys whose values differ between two TOML values.
+fn differing_keys(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    match (a.as_table(), b.as_table()) {
+        (Some(a), Some(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => differing_keys(&name, x, y, out),
+                    _ => out.push(name),
+                }
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
 /// The tokenizer `config`'s architecture is pretrained with (its default vocabulary, rare
 /// residues as its authors had them), checked against the model's vocabulary size.
 pub fn pretraining_tokenizer(config: &ModelConfig) -> Result<Tokenizer, TrainError> {
@@ -294,13 +354,24 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
         (false, None) => None,
     };
     let recipe_path = run.out.join("config.toml");
-    if checkpoint.is_some() {
+    if let Some(epoch) = checkpoint {
         let saved = PretrainConfig::from_toml_file(&recipe_path)?;
-        if saved.model != config.model {
-            return Err(TrainError::Resume {
-                path: recipe_path,
-                message: "the model configuration differs from the run being resumed".into(),
+        check_resumed_recipe(&saved, config, &recipe_path)?;
+        if saved.schedule.steps != config.schedule.steps {
+            // The record keeps both: config.toml gets the new budget, this line the change.
+            let log = run.out.join("resumes.jsonl");
+            let line = serde_json::json!({
+                "resumed_at_step": epoch * config.schedule.checkpoint_every,
+                "steps_before": saved.schedule.steps,
+                "steps": config.schedule.steps,
             });
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .map_err(io(&log))?;
+            std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes())
+                .map_err(io(&log))?;
         }
     }
     let recipe = toml::to_string_pretty(config).map_err(|e| TrainError::Invalid(e.to_string()))?;
