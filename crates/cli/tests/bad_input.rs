@@ -51,6 +51,26 @@ fn model(dir: &Path) -> PathBuf {
     model
 }
 
+/// `embed --model MODEL --input INPUT --output OUTPUT EXTRA...`
+fn embed_args<'a>(
+    model: &'a str,
+    input: &'a Path,
+    output: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "embed",
+        "--model",
+        model,
+        "--input",
+        path(input),
+        "--output",
+        path(output),
+    ];
+    args.extend(extra);
+    args
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
@@ -68,97 +88,36 @@ fn bad_input_catalogue() {
     // Empty input: an error unless allowed.
     let empty = write(dir, "empty.fasta", "");
     fails_naming(
-        &[
-            "embed",
-            "--model",
-            m,
-            "--input",
-            path(&empty),
-            "--output",
-            path(&out),
-        ],
+        &embed_args(m, &empty, &out, &[]),
         &["empty.fasta", "no proteins", "--allow-empty"],
     );
-    let (ok, text) = prottrans(&[
-        "embed",
-        "--model",
-        m,
-        "--input",
-        path(&empty),
-        "--output",
-        path(&out),
-        "--allow-empty",
-    ]);
+    let (ok, text) = prottrans(&embed_args(m, &empty, &out, &["--allow-empty"]));
     assert!(ok, "{text}");
     std::fs::remove_file(&out).unwrap();
 
     // A character that is no residue: file, line, record and position.
     let bad = write(dir, "bad.fasta", ">ok\nMKT\n>p2\nMK\nT1L\n");
     fails_naming(
-        &[
-            "embed",
-            "--model",
-            m,
-            "--input",
-            path(&bad),
-            "--output",
-            path(&out),
-        ],
+        &embed_args(m, &bad, &out, &[]),
         &["bad.fasta:5", "record 'p2'", "'1' at position"],
     );
     assert!(!out.exists());
 
     // A letter the vocabulary lacks (J): read as [UNK] and counted, or refused on request.
     let j = write(dir, "j.fasta", ">with_j\nMKJL\n");
-    let (ok, text) = prottrans(&[
-        "embed",
-        "--model",
-        m,
-        "--input",
-        path(&j),
-        "--output",
-        path(&out),
-    ]);
+    let (ok, text) = prottrans(&embed_args(m, &j, &out, &[]));
     assert!(ok, "{text}");
     assert!(text.contains("1 residue(s) in 1 protein(s)"), "{text}");
     std::fs::remove_file(&out).unwrap();
     fails_naming(
-        &[
-            "embed",
-            "--model",
-            m,
-            "--input",
-            path(&j),
-            "--output",
-            path(&out),
-            "--refuse-unknown",
-        ],
+        &embed_args(m, &j, &out, &["--refuse-unknown"]),
         &["j.fasta:2", "residue 'J' at position 3"],
     );
 
     // An existing output is not overwritten without --resume.
-    let (ok, text) = prottrans(&[
-        "embed",
-        "--model",
-        m,
-        "--input",
-        path(&j),
-        "--output",
-        path(&out),
-    ]);
+    let (ok, text) = prottrans(&embed_args(m, &j, &out, &[]));
     assert!(ok, "{text}");
-    fails_naming(
-        &[
-            "embed",
-            "--model",
-            m,
-            "--input",
-            path(&j),
-            "--output",
-            path(&out),
-        ],
-        &["out.npz"],
-    );
+    fails_naming(&embed_args(m, &j, &out, &[]), &["out.npz"]);
 
     // init-model never replaces a model silently.
     let recipe = repo().join("configs/quickstart.toml");
@@ -182,42 +141,26 @@ fn bad_input_catalogue() {
         &["no position is hidden"],
     );
     let wild_type = write(dir, "wt.fasta", ">wt\nMKTAYIAKQR\n");
-    fails_naming(
-        &[
-            "score",
-            "--model",
-            m,
-            "--input",
-            path(&wild_type),
-            "--mutations",
-            "K4G",
-        ],
-        &["variant 'K4G'", "has A at position 4"],
-    );
-    fails_naming(
-        &[
-            "score",
-            "--model",
-            m,
-            "--input",
-            path(&wild_type),
-            "--mutations",
-            "A0G",
-        ],
-        &["variant 'A0G'", "1-based"],
-    );
-    fails_naming(
-        &[
-            "score",
-            "--model",
-            m,
-            "--input",
-            path(&wild_type),
-            "--mutations",
-            "A40G",
-        ],
-        &["past the end"],
-    );
+    let variants: [(&str, &[&str]); 3] = [
+        ("K4G", &["variant 'K4G'", "has A at position 4"]),
+        ("A0G", &["variant 'A0G'", "1-based"]),
+        ("A40G", &["past the end"]),
+    ];
+    for (variant, expected) in variants {
+        fails_naming(
+            &[
+                "score",
+                "--model",
+                m,
+                "--input",
+                path(&wild_type),
+                "--mutations",
+                variant,
+            ],
+            expected,
+        );
+    }
+
     let two = write(dir, "two.fasta", ">a\nMKT\n>b\nMKV\n");
     fails_naming(
         &[
