@@ -32,13 +32,7 @@ fn capabilities(checkpoint: &Checkpoint, names: &[String]) -> Capabilities {
     let config = checkpoint.config();
     let architecture = config.architecture().name();
     let has = |prefix: &str| names.iter().any(|n| n.starts_with(prefix));
-    let masked_lm = if !prottrans::generate::has_masked_lm(config) {
-        Err(format!("{architecture} is not a masked LM"))
-    } else if architecture == "electra" && !has("generator_predictions.") {
-        Err("an ELECTRA discriminator; its generator (generator/) has the masked-LM head".into())
-    } else {
-        Ok(())
-    };
+    let masked_lm = prottrans::generate::masked_lm_support(config, names);
     let generate = if prottrans::generate::Sampler::supports(config) {
         Ok(())
     } else if architecture == "t5" {

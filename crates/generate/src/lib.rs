@@ -31,6 +31,6 @@ pub use error::GenerateError;
 pub use fill::{Filled, Generator, HIDDEN, Translated};
 pub use masked_lm::{
     MaskPrediction, MaskedLm, Mutation, PseudoLikelihood, RecoveredPosition, Recovery, Variant,
-    VariantScore, has_masked_lm,
+    VariantScore, masked_lm_support,
 };
 pub use sample::{Sampled, Sampler, SamplingOptions, seeded};

@@ -69,12 +69,7 @@ impl PretrainingVisitor for LoadMaskedLm<'_> {
         Ok((Box::new(model), skipped))
     }
     fn replaced_token_detection(self, _: &ElectraConfig) -> Loaded {
-        let generator = self
-            .checkpoint
-            .tensor_names()?
-            .iter()
-            .any(|n| n.starts_with("generator_predictions."));
-        if !generator {
+        if !holds_electra_generator(&self.checkpoint.tensor_names()?) {
             return self.none(
                 "an ELECTRA discriminator (ElectraForPreTraining) predicts replaced tokens and",
             );
@@ -95,14 +90,25 @@ impl PretrainingVisitor for LoadMaskedLm<'_> {
     }
 }
 
-/// Whether a checkpoint's architecture has a masked-LM head to load (BERT, ALBERT, ESM-2,
-/// ELECTRA; an ELECTRA checkpoint must be the generator).
-pub fn has_masked_lm(config: &ModelConfig) -> bool {
+/// Whether an ELECTRA checkpoint's tensors are the generator's (the one with a masked-LM head).
+fn holds_electra_generator(tensor_names: &[String]) -> bool {
+    tensor_names
+        .iter()
+        .any(|n| n.starts_with("generator_predictions."))
+}
+
+/// Whether [`MaskedLm::load`] can take a checkpoint (BERT, ALBERT, ESM-2, an ELECTRA
+/// generator), or why not; judged from the config and the tensor names, nothing loaded.
+pub fn masked_lm_support(config: &ModelConfig, tensor_names: &[String]) -> Result<(), String> {
     use prottrans_models::Objective;
-    matches!(
-        config.objective(),
-        Objective::MaskedLm | Objective::ReplacedTokenDetection
-    )
+    match config.objective() {
+        Objective::MaskedLm => Ok(()),
+        Objective::ReplacedTokenDetection if holds_electra_generator(tensor_names) => Ok(()),
+        Objective::ReplacedTokenDetection => Err(
+            "an ELECTRA discriminator; its generator (generator/) has the masked-LM head".into(),
+        ),
+        _ => Err(format!("{} is not a masked LM", config.architecture())),
+    }
 }
 
 /// A checkpoint with a masked-LM head, loaded with its tokenizer.
@@ -326,10 +332,10 @@ impl MaskedLm {
     }
 
     fn letter(&self, id: u32) -> char {
-        self.residues
-            .iter()
-            .find(|&&(i, _)| i == id)
-            .map_or('?', |&(_, letter)| letter)
+        self.tokenizer
+            .vocabulary()
+            .residue_letter(id)
+            .unwrap_or('?')
     }
 
     /// Full-vocabulary log-probabilities at the masked residue indices of each row (residue
