@@ -9,7 +9,8 @@ make_bench_model.py and cached in --workdir):
 each implementation runs as its own process on the same proteins (the first --limit records of
 --fasta), with the same length-sorted residue-budget batches (--max-residues, --max-batch),
 the same thread count, warm-up excluded by each side's own timer:
-  - prottrans embed --device flex --precision f32|bf16 (the --prottrans binary)
+  - prottrans embed --device flex --precision f32|bf16 (the --prottrans binary), and on CPUs
+    with AMX-BF16 also f32 with --matmul-precision bf16 (the linear layers' products in bf16)
   - prottrans embed --device tch  --precision f32|bf16 (a binary built with `--features tch`,
     given as --prottrans-tch; libtorch's directory on LD_LIBRARY_PATH, see scripts/libtorch.sh)
   - transformers sdpa|eager in float32|bfloat16 (benches/embed_reference.py)
@@ -30,7 +31,8 @@ Usage:
       [--python PY] [--no-training] [--book book/src/performance.md] [--workdir DIR]
 
 --book replaces the text between `<!-- throughput:begin -->` and `<!-- throughput:end -->`
-in that file with the table, the command line, the CPU and the versions.
+(or, with --section NAME, `<!-- NAME:begin -->` and `<!-- NAME:end -->`) in that file with the
+table, the command line, the CPU and the versions.
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ sys.path.insert(0, str(HERE))
 from embed_vs_transformers import run_child, tail, write_subset  # noqa: E402
 
 SHAPES = {"protbert": ("bert", "ProtBert"), "prott5-xl": ("t5", "ProtT5-XL encoder")}
-BEGIN, END = "<!-- throughput:begin -->", "<!-- throughput:end -->"
 
 
 def cpu_name() -> str:
@@ -66,6 +67,13 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def cpu_has(flag: str) -> bool:
+    try:
+        return any(l.startswith("flags") and flag in l.split() for l in Path("/proc/cpuinfo").read_text().splitlines())
+    except OSError:
+        return False
 
 
 def cpu_simd() -> str:
@@ -114,6 +122,17 @@ def embedding_rows(args, shape: str, model: Path, subset: Path, work: Path, env:
                         "--max-residues", str(args.max_residues), "--max-batch", str(args.max_batch),
                         "--alone-above", str(args.alone_above), "--summary-json", str(summary)]
             impls.append((name, cmd))
+    if cpu_has("amx_bf16"):
+        # f32 model, linear layers' products in bf16 on AMX (--matmul-precision bf16).
+        name = "prottrans flex f32, bf16 products (AMX)"
+
+        def cmd(out: Path, summary: Path):
+            return [str(args.prottrans), "embed", "--model", str(model), "--input", str(subset),
+                    "--output", str(out), "--device", "flex", "--precision", "f32",
+                    "--matmul-precision", "bf16",
+                    "--max-residues", str(args.max_residues), "--max-batch", str(args.max_batch),
+                    "--alone-above", str(args.alone_above), "--summary-json", str(summary)]
+        impls.append((name, cmd))
     for dtype in args.precisions.split(","):
         for attn in ("sdpa", "eager"):
             name = f"transformers {attn} {dtype}"
@@ -237,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave out the embedding rows whose name matches (never the reference)")
     ap.add_argument("--no-training", action="store_true")
     ap.add_argument("--book", type=Path, default=None)
+    ap.add_argument("--section", default="throughput",
+                    help="--book replaces the text between <!-- SECTION:begin --> and <!-- SECTION:end --> (default throughput)")
     ap.add_argument("--json-out", type=Path, default=None)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/prottrans-throughput"))
     args = ap.parse_args(argv)
@@ -274,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json_out.write_text(json.dumps({"header": header, "embed": embed, "train": train}, indent=1))
     if args.book:
         page = args.book.read_text()
+        BEGIN, END = f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->"
         if BEGIN not in page or END not in page:
             raise SystemExit(f"{args.book}: no {BEGIN} ... {END} markers")
         before, rest = page.split(BEGIN, 1)

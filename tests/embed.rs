@@ -107,6 +107,40 @@ fn f16_encoder_checkpoints_match_transformers() {
     }
 }
 
+/// `--matmul-precision bf16`: on a CPU with AMX-BF16 the embeddings move by bf16 rounding only
+/// (per-protein cosine to transformers' f32 >= 0.9999); elsewhere the products stay f32 and
+/// the embeddings are exactly the f32 ones.
+#[test]
+fn bf16_products_stay_close_to_transformers_or_fall_back_to_f32() {
+    use prottrans::embed::MatmulPrecision;
+    let dir = fixture("bert_tiny");
+    let exact = Embedder::load(&dir, &device()).unwrap();
+    let rounded = Embedder::load(&dir, &device())
+        .unwrap()
+        .with_matmul_precision(MatmulPrecision::Bf16);
+    let expected = expected_residues(&Expected::load("bert_tiny"), "last_hidden_state");
+    let (f32_out, bf16_out) = (
+        exact.embed_many(&SEQUENCES).unwrap(),
+        rounded.embed_many(&SEQUENCES).unwrap(),
+    );
+    if rounded.bf16_products_run() {
+        for (i, (got, want)) in bf16_out.iter().zip(&expected).enumerate() {
+            let (a, b) = (mean_over_residues(got), expected_mean(want));
+            let cosine = a.dot(&b) / (a.dot(&a).sqrt() * b.dot(&b).sqrt());
+            println!(
+                "sequence {i}: per-residue max abs diff {:.3e}, per-protein cosine {cosine:.6}",
+                max_abs_diff(got, want)
+            );
+            assert!(cosine >= 0.9999, "sequence {i}: cosine {cosine}");
+            assert!(max_abs_diff(got, want) < 0.1, "sequence {i}");
+        }
+        assert_ne!(f32_out, bf16_out, "the bf16 products should have run");
+    } else {
+        println!("no AMX-BF16 here: bf16 products fall back to f32");
+        assert_eq!(f32_out, bf16_out);
+    }
+}
+
 /// Real proteins of many lengths: alone, all together, and in other groupings.
 #[test]
 fn batch_composition_does_not_change_any_embedding() {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use prottrans::embed::MatmulPrecision;
 use prottrans::prelude::*;
 
 #[derive(clap::Args, Debug)]
@@ -27,6 +28,11 @@ pub struct EmbedArgs {
     /// Precision of weights and computation: f32, f16 or bf16 (output is always f32).
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    /// How an f32 model's linear layers multiply matrices on flex: f32, or bf16 (operands
+    /// rounded to bf16, sums in f32, on the CPU's AMX units where it has them; see the book's
+    /// performance page). Everything else stays f32.
+    #[arg(long, default_value = "f32")]
+    matmul_precision: MatmulPrecision,
     /// Most residues per batch.
     #[arg(long, default_value_t = 4000)]
     max_residues: usize,
@@ -83,7 +89,20 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         })
         .with_context(|| format!("loading {}", args.model.display()))?;
     crate::report_skipped(&args.model, "the encoder", embedder.skipped_tensors());
-    let embedder = embedder.with_unknown_residues(crate::unknown_policy(args.refuse_unknown));
+    let embedder = embedder
+        .with_unknown_residues(crate::unknown_policy(args.refuse_unknown))
+        .with_matmul_precision(args.matmul_precision);
+    if args.matmul_precision == MatmulPrecision::Bf16 {
+        if embedder.bf16_products_run() {
+            eprintln!("matrix products of the linear layers: bf16 operands, f32 sums (AMX)");
+        } else {
+            eprintln!(
+                "warning: --matmul-precision bf16 needs an f32 model on flex and a CPU with \
+                 AMX-BF16 (Intel Xeon 4th generation or later); the products stay {}",
+                args.precision
+            );
+        }
+    }
     let embedder = match args.segment_length {
         Some(length) => embedder.with_segment_length(Some(length)),
         None => embedder,

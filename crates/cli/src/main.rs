@@ -100,6 +100,11 @@ enum Command {
     Devices,
 }
 
+/// See the `jemalloc` feature in Cargo.toml.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     install_panic_report(&cli);

@@ -11,6 +11,7 @@ use prottrans_models::{Encoder, EncoderInput, ModelConfig, ProteinEncoder};
 
 use crate::error::EmbedError;
 pub use prottrans_backend::Precision;
+pub use prottrans_kernels::MatmulPrecision;
 
 /// A checkpoint loaded for inference, with the tokenizer of its architecture.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ pub struct Embedder {
     tokenizer: Tokenizer,
     device: Device,
     precision: Precision,
+    matmul_precision: MatmulPrecision,
     source: PathBuf,
     segment_length: Option<usize>,
     skipped_tensors: Vec<String>,
@@ -81,6 +83,7 @@ impl Embedder {
             tokenizer,
             device,
             precision,
+            matmul_precision: MatmulPrecision::F32,
             source: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
         })
     }
@@ -136,6 +139,26 @@ impl Embedder {
     /// The precision of the weights and the forward pass.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// How the linear layers multiply f32 matrices (see [`Self::with_matmul_precision`]).
+    pub fn matmul_precision(&self) -> MatmulPrecision {
+        self.matmul_precision
+    }
+
+    /// Sets how the linear layers multiply f32 matrices on flex: [`MatmulPrecision::Bf16`]
+    /// rounds their operands to bf16 and sums in f32 on the CPU's AMX units, where it has them
+    /// ([`Self::bf16_products_run`]); weights, activations, attention and outputs stay f32.
+    pub fn with_matmul_precision(mut self, precision: MatmulPrecision) -> Self {
+        self.matmul_precision = precision;
+        self
+    }
+
+    /// Whether the products really run in bf16: asked for, an f32 model on flex, and a CPU with
+    /// AMX-BF16. Otherwise they are the device's own, at the model's precision.
+    pub fn bf16_products_run(&self) -> bool {
+        self.matmul_precision == MatmulPrecision::Bf16
+            && prottrans_kernels::bf16_products_on(&self.device)
     }
 
     /// Width of the embeddings.
@@ -254,16 +277,18 @@ impl Embedder {
                 Tensor::<2, Int>::from_data(TensorData::new(mask, shape), &self.device),
             )
         };
-        let hidden = match (self.segment_length, &input.attention_mask) {
-            (Some(segment), None) if width > segment => self
-                .encoder
-                .encode_in_segments(input.input_ids, segment)
-                .expect("only architectures with memory have a segment length"),
-            _ => self.encoder.encode(input).last_hidden_state,
-        };
+        let data = prottrans_kernels::with_matmul_precision(self.matmul_precision, || {
+            let hidden = match (self.segment_length, &input.attention_mask) {
+                (Some(segment), None) if width > segment => self
+                    .encoder
+                    .encode_in_segments(input.input_ids, segment)
+                    .expect("only architectures with memory have a segment length"),
+                _ => self.encoder.encode(input).last_hidden_state,
+            };
+            hidden.into_data()
+        });
         let d = self.hidden_size();
-        let values = hidden
-            .into_data()
+        let values = data
             .convert::<f32>()
             .try_into_vec::<f32>()
             .map_err(|e| EmbedError::Options(format!("reading the model output: {e:?}")))?;

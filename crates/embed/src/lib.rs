@@ -24,7 +24,7 @@ pub mod output;
 mod parts;
 mod plan;
 
-pub use embedder::{Embedder, Precision, mean_over_residues};
+pub use embedder::{Embedder, MatmulPrecision, Precision, mean_over_residues};
 pub use error::EmbedError;
 pub use job::{EmbedJob, EmbedOptions, EmbedSummary, LongPolicy, Progress, protein_key};
 pub use output::OutputFormat;

@@ -14,12 +14,97 @@
 //!   per-sequence key padding and an optional relative-position bias given per distance.
 //! - [`math`]: the vectorised `exp`/`erf`/softmax they use, dispatched at run time to
 //!   AVX-512, AVX2 + FMA or the baseline.
+//! - [`MatmulPrecision`]: whether [`linear`] may round its operands to bf16 and multiply them
+//!   on the CPU's AMX units (f32 accumulation), set per thread with [`with_matmul_precision`].
 
 #[cfg(feature = "flex")]
 mod flex;
 pub mod math;
 
+use std::cell::Cell;
+
 use burn::tensor::{Bool, Tensor, activation};
+
+/// How [`linear`] multiplies `f32` matrices on flex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MatmulPrecision {
+    /// f32 operands and sums: the reference.
+    #[default]
+    F32,
+    /// Operands rounded to bf16 (8 bits of mantissa), products summed in f32, on Intel AMX
+    /// where the CPU has it (`torch.set_float32_matmul_precision("medium")`); f32 elsewhere
+    /// (see [`bf16_matmul_available`]). Everything outside the products stays f32.
+    Bf16,
+}
+
+impl std::fmt::Display for MatmulPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl std::str::FromStr for MatmulPrecision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" | "highest" => Ok(Self::F32),
+            "bf16" | "bfloat16" | "medium" => Ok(Self::Bf16),
+            _ => Err(format!(
+                "unknown matrix-product precision '{s}' (expected f32 or bf16)"
+            )),
+        }
+    }
+}
+
+thread_local! {
+    static MATMUL_PRECISION: Cell<MatmulPrecision> = const { Cell::new(MatmulPrecision::F32) };
+}
+
+/// Runs `f` with [`linear`] on this thread multiplying at `precision`, then restores the
+/// previous setting (also when `f` panics). Per thread, so concurrent jobs and tests do not
+/// see each other's setting.
+pub fn with_matmul_precision<R>(precision: MatmulPrecision, f: impl FnOnce() -> R) -> R {
+    struct Restore(MatmulPrecision);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            MATMUL_PRECISION.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(MATMUL_PRECISION.with(|p| p.replace(precision)));
+    f()
+}
+
+/// This thread's [`MatmulPrecision`].
+pub fn matmul_precision() -> MatmulPrecision {
+    MATMUL_PRECISION.with(Cell::get)
+}
+
+/// Whether [`MatmulPrecision::Bf16`] has a hardware path in this process: a flex build on an
+/// x86_64 Linux CPU with AMX-BF16 whose kernel grants the tile registers.
+pub fn bf16_matmul_available() -> bool {
+    #[cfg(feature = "flex")]
+    return flex::amx::available();
+    #[cfg(not(feature = "flex"))]
+    false
+}
+
+/// Whether [`linear`]'s products on `device` run in bf16 under [`MatmulPrecision::Bf16`]:
+/// [`bf16_matmul_available`], and `device` is flex computing in f32 (elsewhere they are the
+/// backend's own products in its own precision).
+pub fn bf16_products_on(device: &burn::tensor::Device) -> bool {
+    #[cfg(feature = "flex")]
+    return bf16_matmul_available()
+        && flex::f32_primitive(&Tensor::<1>::zeros([1], device)).is_some();
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        false
+    }
+}
 
 /// What [`linear`] applies to its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +302,93 @@ mod tests {
                     .into_data()
                     .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
             }
+        }
+    }
+
+    /// `x` with every value rounded to bf16 and back (burn rounds to nearest even, as AMX's
+    /// inputs are rounded).
+    fn bf16_rounded(x: Tensor<2>) -> Tensor<2> {
+        x.cast(burn::tensor::DType::BF16)
+            .cast(burn::tensor::DType::F32)
+    }
+
+    #[test]
+    fn bf16_products_are_the_products_of_rounded_operands_or_f32_without_amx() {
+        let device = Device::flex();
+        // Edges in every direction (rows, k and columns not multiples of 32) and, for the
+        // larger one, several tasks of row and column blocks.
+        for (rows, d_in, d_out) in [(70, 45, 50), (300, 1000, 700)] {
+            let x = random([rows, d_in], &device);
+            let weight = random([d_out, d_in], &device).transpose(); // strided, as a torch weight
+            let bias = random([d_out], &device);
+            let run = |x: Tensor<2>, w: Tensor<2>| {
+                linear(x, w, Some(bias.clone()), Epilogue::Gelu).into_data()
+            };
+            let f32_result = run(x.clone(), weight.clone());
+            let bf16_result = with_matmul_precision(MatmulPrecision::Bf16, || {
+                assert_eq!(matmul_precision(), MatmulPrecision::Bf16);
+                run(x.clone(), weight.clone())
+            });
+            assert_eq!(matmul_precision(), MatmulPrecision::F32, "setting restored");
+            if bf16_matmul_available() {
+                // Exactly the rounded operands' product, up to the order of f32 sums ...
+                let rounded = run(bf16_rounded(x), bf16_rounded(weight));
+                bf16_result.assert_approx_eq::<f32>(&rounded, Tolerance::absolute(2e-4));
+                // ... which is not the f32 product.
+                let (a, b) = (
+                    bf16_result.try_to_vec::<f32>().unwrap(),
+                    f32_result.try_to_vec::<f32>().unwrap(),
+                );
+                let largest = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    largest > 1e-3,
+                    "bf16 products should differ from f32 ones: {largest}"
+                );
+            } else {
+                eprintln!("no AMX-BF16 here: checking that bf16 products fall back to f32");
+                assert_eq!(bf16_result, f32_result);
+            }
+        }
+    }
+
+    #[test]
+    fn attention_with_bf16_products_stays_close_to_f32_or_is_f32_without_amx() {
+        let device = Device::flex();
+        // Two query blocks and a partial one, keys past a block edge, a hole, a fully padded
+        // sequence, a relative bias; head width 24 (not a whole tile).
+        let (batch, seq, heads, width) = (3, 70, 2, 48);
+        let q = random([batch, seq, width], &device);
+        let k = random([batch, seq, width], &device);
+        let v = random([batch, seq, width], &device);
+        let mut padded = vec![false; batch * seq];
+        padded[seq - 3..seq].fill(true);
+        padded[seq + 10] = true;
+        padded[2 * seq..].fill(true);
+        let padding = Tensor::<2, Bool>::from_data(TensorData::new(padded, [batch, seq]), &device);
+        let bias = random([heads, 2 * seq - 1], &device);
+        let run = || {
+            fused_self_attention(&q, &k, &v, heads, 0.3, Some(&padding), Some(&bias))
+                .expect("flex f32 takes the fused path")
+                .into_data()
+        };
+        let exact = run();
+        let rounded = with_matmul_precision(MatmulPrecision::Bf16, run);
+        if bf16_matmul_available() {
+            // Operands and probabilities in bf16: about 3 significant digits.
+            rounded.assert_approx_eq::<f32>(&exact, Tolerance::absolute(3e-2));
+            assert_ne!(rounded, exact, "the bf16 path should have run");
+            let zeros = rounded.try_to_vec::<f32>().unwrap()[2 * seq * width..].to_vec();
+            assert!(
+                zeros.iter().all(|&x| x == 0.0),
+                "a padded sequence gets a zero context"
+            );
+        } else {
+            eprintln!("no AMX-BF16 here: checking that bf16 products fall back to f32");
+            assert_eq!(rounded, exact);
         }
     }
 }

@@ -12,10 +12,13 @@
 //! Padding keys after the last real key of a sequence are skipped, not computed and masked.
 
 use burn::tensor::{Bool, Tensor};
+use std::cell::RefCell;
+
 use rayon::prelude::*;
 
+use super::amx::{self, BLOCK, Target};
 use super::{MatrixView, SendPtr, bool_values, f32_primitive, tensor_from_vec};
-use crate::math;
+use crate::{MatmulPrecision, math, matmul_precision};
 
 /// Scores per task, up to [`MAX_QUERY_TILE`] queries: the keys are packed for the matrix
 /// product once per tile and the scores stay in the core's cache. 128 queries measured best on
@@ -110,6 +113,40 @@ pub(crate) fn self_attention(
 
     let mut output = vec![0.0f32; batch * q_len * width];
     let out = SendPtr(output.as_mut_ptr());
+    if matmul_precision() == MatmulPrecision::Bf16 && amx::available() {
+        // Offset of head `h` of sequence `b` in a view.
+        let head = |view: &MatrixView, lead: &[isize], b: usize, h: usize| {
+            batch_offset(lead, b) + h * head_dim * view.col_stride as usize
+        };
+        (0..batch * heads).into_par_iter().for_each(|task| {
+            let (b, h) = (task / heads, task % heads);
+            let rows = Rows {
+                bias: bias
+                    .as_deref()
+                    .map(|bias| (&bias[h * bias_width..(h + 1) * bias_width], q_len)),
+                holes: &holes[b],
+                scale,
+            };
+            let context = Target {
+                // SAFETY: the first element of this sequence's and head's context.
+                data: unsafe { out.get().add(b * q_len * width + h * head_dim) },
+                rows: q_len,
+                columns: head_dim,
+                stride: width,
+            };
+            let (q, k, v) = (
+                q_view.starting_at(head(&q_view, &q_lead, b, h)),
+                k_view.starting_at(head(&k_view, &k_lead, b, h)),
+                v_view.starting_at(head(&v_view, &v_lead, b, h)),
+            );
+            // SAFETY: AMX is available; the views address this head's q_len and key_counts[b]
+            // rows; the context block of this sequence and head is written by no other task.
+            unsafe {
+                head_with_bf16_products(&q, &k, &v, q_len, key_counts[b], head_dim, &rows, &context)
+            };
+        });
+        return Some(tensor_from_vec(output, [batch, q_len, width]));
+    }
     // Enough tasks for every thread, even for one short sequence.
     let threads = rayon::current_num_threads();
     let by_cache = (SCORES_PER_TILE / k_len).clamp(MIN_QUERY_TILE, MAX_QUERY_TILE);
@@ -194,4 +231,133 @@ pub(crate) fn self_attention(
         },
     );
     Some(tensor_from_vec(output, [batch, q_len, width]))
+}
+
+/// What turns a row of raw scores `q . k` into probabilities.
+struct Rows<'a> {
+    /// This head's relative-position bias per distance, and the query count it was made for.
+    bias: Option<(&'a [f32], usize)>,
+    /// Padding keys before the last real one.
+    holes: &'a [usize],
+    scale: f32,
+}
+
+impl Rows<'_> {
+    /// `softmax(scale * scores + bias)` over the real keys, for query `query`.
+    fn probabilities(&self, scores: &mut [f32], query: usize) {
+        for s in scores.iter_mut() {
+            *s *= self.scale;
+        }
+        if let Some((bias, q_len)) = self.bias {
+            let start = q_len - 1 - query;
+            math::add_in_place(scores, &bias[start..start + scores.len()]);
+        }
+        for &j in self.holes {
+            scores[j] = f32::NEG_INFINITY;
+        }
+        math::softmax_in_place(scores);
+    }
+}
+
+/// One sequence and head with bf16 products on AMX: its queries are rounded, its keys packed
+/// (as the right operand of `q . k^T`) and its values packed once, then 32 queries at a time
+/// get their scores, probabilities (rounded to bf16) and context.
+///
+/// # Safety
+/// AMX is available; `q` addresses `q_len x head_dim` values, `k` and `v` `keys x head_dim`;
+/// `context` is this head's output, written by no other thread.
+#[allow(clippy::too_many_arguments)]
+unsafe fn head_with_bf16_products(
+    q: &MatrixView,
+    k: &MatrixView,
+    v: &MatrixView,
+    q_len: usize,
+    keys: usize,
+    head_dim: usize,
+    rows: &Rows,
+    context: &Target,
+) {
+    if keys == 0 {
+        return; // nothing to attend to: a zero context
+    }
+    amx::with_scratch(&HEAD_BUFFERS, |buffers| {
+        let HeadBuffers {
+            queries,
+            keys_t,
+            values,
+            probabilities,
+            scores,
+        } = buffers;
+        let (d_pad, keys_pad) = (amx::padded(head_dim), amx::padded(keys));
+        // SAFETY: forwarded from the caller.
+        let (q_end, k_end, v_end) = unsafe {
+            (
+                amx::round_rows(q, q_len, head_dim, false, queries),
+                amx::pack_columns(&k.transposed(), head_dim, keys, false, keys_t),
+                amx::pack_columns(v, keys, head_dim, false, values),
+            )
+        };
+        let (queries, keys_t, values) = (&queries[..q_end], &keys_t[..k_end], &values[..v_end]);
+        // Rows past a block's last query, and columns past the last key, stay zero.
+        probabilities.clear();
+        probabilities.resize(BLOCK * keys_pad, 0);
+        scores.resize(BLOCK * keys_pad, 0.0);
+        let score_block = Target {
+            data: scores.as_mut_ptr(),
+            rows: BLOCK,
+            columns: keys_pad,
+            stride: keys_pad,
+        };
+        // SAFETY: AMX is available (caller); blocks stay inside the buffers made above and the
+        // caller's context.
+        unsafe {
+            let _tiles = amx::Tiles::configure();
+            for row_block in 0..q_len.div_ceil(BLOCK) {
+                let first = row_block * BLOCK;
+                for column_block in 0..keys_pad / BLOCK {
+                    let at = (0, column_block * BLOCK);
+                    amx::product_block(
+                        queries,
+                        row_block,
+                        d_pad,
+                        keys_t,
+                        column_block,
+                        &score_block,
+                        at,
+                    );
+                }
+                for r in 0..BLOCK.min(q_len - first) {
+                    let row = &mut scores[r * keys_pad..r * keys_pad + keys];
+                    rows.probabilities(row, first + r);
+                    amx::round_into(row, &mut probabilities[r * keys_pad..r * keys_pad + keys]);
+                }
+                for column_block in 0..head_dim.div_ceil(BLOCK) {
+                    let at = (first, column_block * BLOCK);
+                    amx::product_block(
+                        probabilities,
+                        0,
+                        keys_pad,
+                        values,
+                        column_block,
+                        context,
+                        at,
+                    );
+                }
+            }
+        }
+    })
+}
+
+/// One thread's buffers for [`head_with_bf16_products`], kept between calls.
+#[derive(Default)]
+struct HeadBuffers {
+    queries: Vec<u16>,
+    keys_t: Vec<u16>,
+    values: Vec<u16>,
+    probabilities: Vec<u16>,
+    scores: Vec<f32>,
+}
+
+thread_local! {
+    static HEAD_BUFFERS: RefCell<HeadBuffers> = RefCell::new(HeadBuffers::default());
 }

@@ -5,8 +5,8 @@
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::{MatrixView, f32_primitive, tensor_from_vec};
-use crate::{Epilogue, math};
+use super::{MatrixView, amx, f32_primitive, tensor_from_vec};
+use crate::{Epilogue, MatmulPrecision, math, matmul_precision};
 
 /// Elements per task of the activation pass.
 const CHUNK: usize = 1 << 14;
@@ -40,30 +40,36 @@ pub(crate) fn linear(
     };
 
     // Zeroed pages are mapped lazily: the product is their first writer.
-    let mut output = vec![0.0f32; rows * d_out];
-    // SAFETY: the views address elements inside each tensor's shape; `output` is rows x d_out.
-    unsafe {
-        gemm::gemm(
-            rows,
-            d_out,
-            d_in,
-            output.as_mut_ptr(),
-            1,
-            d_out as isize,
-            false,
-            x_view.ptr(0, 0, 0),
-            x_view.col_stride,
-            x_view.row_stride,
-            w_view.ptr(0, 0, 0),
-            w_view.col_stride,
-            w_view.row_stride,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
+    let mut output = Vec::new();
+    if matmul_precision() == MatmulPrecision::Bf16 && amx::available() {
+        // SAFETY: AMX is available; the views address `rows x d_in` and `d_in x d_out`.
+        unsafe { amx::matmul(&x_view, &w_view, rows, d_in, d_out, &mut output) };
+    } else {
+        output = vec![0.0f32; rows * d_out];
+        // SAFETY: the views address elements inside each tensor's shape; `output` is rows x d_out.
+        unsafe {
+            gemm::gemm(
+                rows,
+                d_out,
+                d_in,
+                output.as_mut_ptr(),
+                1,
+                d_out as isize,
+                false,
+                x_view.ptr(0, 0, 0),
+                x_view.col_stride,
+                x_view.row_stride,
+                w_view.ptr(0, 0, 0),
+                w_view.col_stride,
+                w_view.row_stride,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            );
+        }
     }
     if bias.is_some() || epilogue != Epilogue::None {
         let rows_per_chunk = (CHUNK / d_out).max(1);

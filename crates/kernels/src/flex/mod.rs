@@ -1,6 +1,7 @@
 //! The kernels on burn's flex backend: reading its tensors in place and handing results back
 //! without copies.
 
+pub(crate) mod amx;
 mod attention;
 mod linear;
 
@@ -57,6 +58,27 @@ impl<'a> MatrixView<'a> {
             col_stride: strides[rank - 1],
         };
         Some((view, strides[..rank - 2].to_vec()))
+    }
+
+    /// The same matrix starting `extra` elements further (a slice of its leading dimensions or
+    /// columns).
+    pub fn starting_at(&self, extra: usize) -> MatrixView<'a> {
+        MatrixView {
+            data: self.data,
+            offset: self.offset + extra,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        }
+    }
+
+    /// The transposed matrix, on the same storage.
+    pub fn transposed(&self) -> MatrixView<'a> {
+        MatrixView {
+            data: self.data,
+            offset: self.offset,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
     }
 
     /// Pointer to element `(row, col)` of the matrix starting `extra` elements further.
