@@ -113,7 +113,7 @@ pub(crate) fn self_attention(
 
     let mut output = vec![0.0f32; batch * q_len * width];
     let out = SendPtr(output.as_mut_ptr());
-    if matmul_precision() == MatmulPrecision::Bf16 && amx::available() {
+    if head_dim > 0 && matmul_precision() == MatmulPrecision::Bf16 && amx::available() {
         // Offset of head `h` of sequence `b` in a view.
         let head = |view: &MatrixView, lead: &[isize], b: usize, h: usize| {
             batch_offset(lead, b) + h * head_dim * view.col_stride as usize

@@ -41,7 +41,7 @@ pub(crate) fn linear(
 
     // Zeroed pages are mapped lazily: the product is their first writer.
     let mut output = Vec::new();
-    if matmul_precision() == MatmulPrecision::Bf16 && amx::available() {
+    if d_in > 0 && matmul_precision() == MatmulPrecision::Bf16 && amx::available() {
         // SAFETY: AMX is available; the views address `rows x d_in` and `d_in x d_out`.
         unsafe { amx::matmul(&x_view, &w_view, rows, d_in, d_out, &mut output) };
     } else {
