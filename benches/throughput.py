@@ -112,24 +112,18 @@ def embedding_rows(args, shape: str, model: Path, subset: Path, work: Path, env:
     for extra in args.also:
         label, _, path = extra.partition("=")
         binaries.append(("flex", Path(path), f" ({label})"))
-    for backend, binary, label in binaries:
-        for precision in args.precisions.split(",") if not label else args.precisions.split(",")[:1]:
-            name = f"prottrans {backend} {precision}{label}"
-
-            def cmd(out: Path, summary: Path, binary=binary, backend=backend, precision=precision):
-                return [str(binary), "embed", "--model", str(model), "--input", str(subset),
-                        "--output", str(out), "--device", backend, "--precision", precision,
-                        "--max-residues", str(args.max_residues), "--max-batch", str(args.max_batch),
-                        "--alone-above", str(args.alone_above), "--summary-json", str(summary)]
-            impls.append((name, cmd))
+    runs = [(backend, binary, label, precision, [])
+            for backend, binary, label in binaries
+            for precision in (args.precisions.split(",") if not label else args.precisions.split(",")[:1])]
     if cpu_has("amx_bf16"):
-        # f32 model, linear layers' products in bf16 on AMX (--matmul-precision bf16).
-        name = "prottrans flex f32, bf16 products (AMX)"
+        # f32 model, products in bf16 on AMX.
+        runs.append(("flex", args.prottrans, ", bf16 products (AMX)", "f32", ["--matmul-precision", "bf16"]))
+    for backend, binary, label, precision, extra in runs:
+        name = f"prottrans {backend} {precision}{label}"
 
-        def cmd(out: Path, summary: Path):
-            return [str(args.prottrans), "embed", "--model", str(model), "--input", str(subset),
-                    "--output", str(out), "--device", "flex", "--precision", "f32",
-                    "--matmul-precision", "bf16",
+        def cmd(out: Path, summary: Path, binary=binary, backend=backend, precision=precision, extra=extra):
+            return [str(binary), "embed", "--model", str(model), "--input", str(subset),
+                    "--output", str(out), "--device", backend, "--precision", precision, *extra,
                     "--max-residues", str(args.max_residues), "--max-batch", str(args.max_batch),
                     "--alone-above", str(args.alone_above), "--summary-json", str(summary)]
         impls.append((name, cmd))

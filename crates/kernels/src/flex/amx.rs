@@ -142,24 +142,21 @@ unsafe fn multiply(
     let k_pad = padded(k);
     let k_tiles = k_pad / TILE_K;
     let (row_blocks, column_blocks) = (m.div_ceil(BLOCK), n.div_ceil(BLOCK));
-    let (rbt, cbt, ktc) = (
-        ROW_BLOCKS_PER_TASK,
-        COLUMN_BLOCKS_PER_TASK,
-        K_TILES_PER_CHUNK,
-    );
     // Zeroed pages are mapped lazily: the copy below is their first writer.
     *output = vec![0.0; m * n];
     let out = super::SendPtr(output.as_mut_ptr());
-    let row_groups = row_blocks.div_ceil(rbt);
-    let column_groups = column_blocks.div_ceil(cbt);
+    let row_groups = row_blocks.div_ceil(ROW_BLOCKS_PER_TASK);
+    let column_groups = column_blocks.div_ceil(COLUMN_BLOCKS_PER_TASK);
     (0..row_groups * column_groups)
         .into_par_iter()
         .for_each(|task| {
             with_scratch(&SUMS, |sums| {
                 // Column-major over tasks: neighbouring tasks share their slice of the weight.
                 let (column_group, row_group) = (task / row_groups, task % row_groups);
-                let rows = row_group * rbt..((row_group + 1) * rbt).min(row_blocks);
-                let columns = column_group * cbt..((column_group + 1) * cbt).min(column_blocks);
+                let rows = row_group * ROW_BLOCKS_PER_TASK
+                    ..((row_group + 1) * ROW_BLOCKS_PER_TASK).min(row_blocks);
+                let columns = column_group * COLUMN_BLOCKS_PER_TASK
+                    ..((column_group + 1) * COLUMN_BLOCKS_PER_TASK).min(column_blocks);
                 // The task's blocks, each 32 x 32 contiguous: rows of a block in memory far apart
                 // (the output's 16 KiB rows) would share cache sets.
                 sums.clear();
@@ -170,8 +167,8 @@ unsafe fn multiply(
                     let _tiles = Tiles::configure();
                     // `k` in chunks: a row block's chunk of the left operand stays in L1 while the
                     // task's column blocks stream by from L2.
-                    for first in (0..k_tiles).step_by(ktc) {
-                        let steps = ktc.min(k_tiles - first);
+                    for first in (0..k_tiles).step_by(K_TILES_PER_CHUNK) {
+                        let steps = K_TILES_PER_CHUNK.min(k_tiles - first);
                         for (i, row_block) in rows.clone().enumerate() {
                             let left = left
                                 .as_ptr()
@@ -193,24 +190,17 @@ unsafe fn multiply(
                             }
                         }
                     }
-                    let target = out.get();
+                    let target = Target {
+                        data: out.get(),
+                        rows: m,
+                        columns: n,
+                        stride: n,
+                    };
                     for (i, row_block) in rows.clone().enumerate() {
                         for (j, column_block) in columns.clone().enumerate() {
-                            let (row, column) = (row_block * BLOCK, column_block * BLOCK);
                             let sum = &sums[(i * columns.len() + j) * BLOCK * BLOCK..];
-                            let width = BLOCK.min(n - column);
-                            for r in 0..BLOCK.min(m - row) {
-                                let (from, to) = (
-                                    sum.as_ptr().add(r * BLOCK),
-                                    target.add((row + r) * n + column),
-                                );
-                                if width == BLOCK {
-                                    // A constant length: vector moves, not a call to memcpy.
-                                    std::ptr::copy_nonoverlapping(from, to, BLOCK);
-                                } else {
-                                    std::ptr::copy_nonoverlapping(from, to, width);
-                                }
-                            }
+                            let at = (row_block * BLOCK, column_block * BLOCK);
+                            copy_block(sum, &target, at);
                         }
                     }
                 }
@@ -286,13 +276,30 @@ pub(crate) unsafe fn product_block(
                 BLOCK,
                 false,
             );
-            let width = BLOCK.min(target.columns - column);
-            for r in 0..BLOCK.min(target.rows - row) {
-                std::ptr::copy_nonoverlapping(
-                    spill.as_ptr().add(r * BLOCK),
-                    target.data.add((row + r) * target.stride + column),
-                    width,
-                );
+            copy_block(&spill, target, (row, column));
+        }
+    }
+}
+
+/// The part inside `target` of a 32 x 32 block (rows of 32 in `block`) placed at
+/// `(row, column)`.
+///
+/// # Safety
+/// The target's elements lie inside its allocation, and no other thread writes them.
+unsafe fn copy_block(block: &[f32], target: &Target, (row, column): (usize, usize)) {
+    let width = BLOCK.min(target.columns - column);
+    for r in 0..BLOCK.min(target.rows - row) {
+        // SAFETY: row `r` of the block is in `block`; its part inside the target is in bounds.
+        unsafe {
+            let (from, to) = (
+                block.as_ptr().add(r * BLOCK),
+                target.data.add((row + r) * target.stride + column),
+            );
+            if width == BLOCK {
+                // A constant length: vector moves, not a call to memcpy.
+                std::ptr::copy_nonoverlapping(from, to, BLOCK);
+            } else {
+                std::ptr::copy_nonoverlapping(from, to, width);
             }
         }
     }

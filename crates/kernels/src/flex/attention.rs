@@ -113,6 +113,13 @@ pub(crate) fn self_attention(
 
     let mut output = vec![0.0f32; batch * q_len * width];
     let out = SendPtr(output.as_mut_ptr());
+    // What turns the scores of sequence `b`, head `h` into probabilities.
+    let rows_of = |b: usize, h: usize| Rows {
+        bias: bias
+            .as_deref()
+            .map(|bias| (&bias[h * bias_width..(h + 1) * bias_width], q_len)),
+        holes: &holes[b],
+    };
     if head_dim > 0 && matmul_precision() == MatmulPrecision::Bf16 && amx::available() {
         // Offset of head `h` of sequence `b` in a view.
         let head = |view: &MatrixView, lead: &[isize], b: usize, h: usize| {
@@ -120,13 +127,7 @@ pub(crate) fn self_attention(
         };
         (0..batch * heads).into_par_iter().for_each(|task| {
             let (b, h) = (task / heads, task % heads);
-            let rows = Rows {
-                bias: bias
-                    .as_deref()
-                    .map(|bias| (&bias[h * bias_width..(h + 1) * bias_width], q_len)),
-                holes: &holes[b],
-                scale,
-            };
+            let rows = rows_of(b, h);
             let context = Target {
                 // SAFETY: the first element of this sequence's and head's context.
                 data: unsafe { out.get().add(b * q_len * width + h * head_dim) },
@@ -142,7 +143,17 @@ pub(crate) fn self_attention(
             // SAFETY: AMX is available; the views address this head's q_len and key_counts[b]
             // rows; the context block of this sequence and head is written by no other task.
             unsafe {
-                head_with_bf16_products(&q, &k, &v, q_len, key_counts[b], head_dim, &rows, &context)
+                head_with_bf16_products(
+                    &q,
+                    &k,
+                    &v,
+                    q_len,
+                    key_counts[b],
+                    head_dim,
+                    scale,
+                    &rows,
+                    &context,
+                )
             };
         });
         return Some(tensor_from_vec(output, [batch, q_len, width]));
@@ -195,15 +206,9 @@ pub(crate) fn self_attention(
                     gemm::Parallelism::None,
                 );
             }
+            let head_rows = rows_of(b, h);
             for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
-                if let Some(bias) = &bias {
-                    let start = h * bias_width + (q_len - 1 - (first + r));
-                    math::add_in_place(row, &bias[start..start + keys]);
-                }
-                for &j in &holes[b] {
-                    row[j] = f32::NEG_INFINITY;
-                }
-                math::softmax_in_place(row);
+                head_rows.softmax(row, first + r);
             }
             unsafe {
                 gemm::gemm(
@@ -239,15 +244,11 @@ struct Rows<'a> {
     bias: Option<(&'a [f32], usize)>,
     /// Padding keys before the last real one.
     holes: &'a [usize],
-    scale: f32,
 }
 
 impl Rows<'_> {
-    /// `softmax(scale * scores + bias)` over the real keys, for query `query`.
-    fn probabilities(&self, scores: &mut [f32], query: usize) {
-        for s in scores.iter_mut() {
-            *s *= self.scale;
-        }
+    /// `softmax(scores + bias)` over the real keys (scores already scaled), for query `query`.
+    fn softmax(&self, scores: &mut [f32], query: usize) {
         if let Some((bias, q_len)) = self.bias {
             let start = q_len - 1 - query;
             math::add_in_place(scores, &bias[start..start + scores.len()]);
@@ -274,6 +275,7 @@ unsafe fn head_with_bf16_products(
     q_len: usize,
     keys: usize,
     head_dim: usize,
+    scale: f32,
     rows: &Rows,
     context: &Target,
 ) {
@@ -328,7 +330,10 @@ unsafe fn head_with_bf16_products(
                 }
                 for r in 0..BLOCK.min(q_len - first) {
                     let row = &mut scores[r * keys_pad..r * keys_pad + keys];
-                    rows.probabilities(row, first + r);
+                    for score in row.iter_mut() {
+                        *score *= scale;
+                    }
+                    rows.softmax(row, first + r);
                     amx::round_into(row, &mut probabilities[r * keys_pad..r * keys_pad + keys]);
                 }
                 for column_block in 0..head_dim.div_ceil(BLOCK) {
