@@ -46,6 +46,12 @@ pub struct EmbedArgs {
     /// the run with an error naming them, unless --skip-long.
     #[arg(long)]
     max_length: Option<usize>,
+    /// Where attention holds every pair of positions (XLNet, Transformer-XL in one pass, T5
+    /// off flex f32), most GiB one layer's attention may take: longer proteins are refused
+    /// before the run (or left out with --skip-long). Default: the machine's memory; on a GPU,
+    /// give its memory.
+    #[arg(long, value_parser = positive_gib)]
+    max_attention_gib: Option<f64>,
     /// Leave proteins above the length limit out (they are listed) instead of failing.
     #[arg(long)]
     skip_long: bool,
@@ -117,6 +123,9 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             max_batch: args.max_batch,
             alone_above: args.alone_above,
             max_length: args.max_length,
+            max_attention_bytes: args
+                .max_attention_gib
+                .map(|gib| (gib * f64::from(1u32 << 30)) as u64),
             long_policy: if args.skip_long {
                 LongPolicy::Skip
             } else {
@@ -255,4 +264,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A finite, positive number of GiB.
+fn positive_gib(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(gib) if gib.is_finite() && gib > 0.0 => Ok(gib),
+        _ => Err(format!("'{text}' is not a positive number of GiB")),
+    }
 }

@@ -103,6 +103,8 @@ fn bad_input_catalogue() {
     );
     assert!(!out.exists());
 
+    let bad_free = write(dir, "more.fasta", ">with_j\nMKJL\n>more\nMKTAY\n");
+
     // A letter the vocabulary lacks (J): read as [UNK] and counted, or refused on request.
     let j = write(dir, "j.fasta", ">with_j\nMKJL\n");
     let (ok, text) = prottrans(&embed_args(m, &j, &out, &[]));
@@ -118,6 +120,19 @@ fn bad_input_catalogue() {
     let (ok, text) = prottrans(&embed_args(m, &j, &out, &[]));
     assert!(ok, "{text}");
     fails_naming(&embed_args(m, &j, &out, &[]), &["out.npz"]);
+
+    // Nor extended with other embeddings: the settings recorded inside it must match.
+    for (option, setting) in [
+        ("--precision=bf16", "precision"),
+        ("--per-protein", "per_protein"),
+    ] {
+        fails_naming(
+            &embed_args(m, &bad_free, &out, &["--resume", option]),
+            &["out.npz", "other settings", setting],
+        );
+    }
+    let (ok, text) = prottrans(&embed_args(m, &bad_free, &out, &["--resume"]));
+    assert!(ok, "the same settings extend it: {text}");
 
     // init-model never replaces a model silently.
     let recipe = repo().join("configs/quickstart.toml");
@@ -262,6 +277,28 @@ fn bad_input_catalogue() {
         );
     }
 
+    // A learning rate that makes the loss NaN: stopped with the step, no head saved.
+    let huge_step = dir.join("huge-step");
+    fails_naming(
+        &[
+            "train-head",
+            "--task",
+            "localization",
+            "--train",
+            path(&samples.join("localization_train.csv")),
+            "--valid",
+            path(&samples.join("localization_valid.csv")),
+            "--features",
+            "one-hot",
+            "--out",
+            path(&huge_step),
+            "--learning-rate",
+            "1e30",
+        ],
+        &["huge-step", "loss was", "at step", "no head was saved"],
+    );
+    assert!(!huge_step.join("head.json").exists());
+
     // A misspelt config.json key: the shape errors come with the key that was not read.
     let typo = dir.join("typo");
     std::fs::create_dir(&typo).unwrap();
@@ -295,6 +332,103 @@ fn bad_input_catalogue() {
 
     // Not a checkpoint.
     fails_naming(&["inspect", path(dir)], &["no config.json"]);
+
+    // A header that is not UTF-8: refused with its line, not replaced in the output key.
+    let latin1 = dir.join("latin1.fasta");
+    std::fs::write(&latin1, b">ok\nMKT\n>caf\xe9\nMKV\n").unwrap();
+    fails_naming(
+        &embed_args(m, &latin1, &dir.join("l.npz"), &[]),
+        &["latin1.fasta:3", "not UTF-8", "0xe9"],
+    );
+
+    // Where attention holds every pair of positions (T5 off the fused kernel: here bf16), a
+    // protein whose attention would not fit the memory budget is refused before the run,
+    // naming the option; the fused f32 path has no such limit.
+    let long = write(
+        dir,
+        "long.fasta",
+        &format!(">long\n{}\n", "MKTAYIAKQR".repeat(11)),
+    );
+    let budget = ["--max-attention-gib", "0.0004"];
+    let mut bf16 = budget.to_vec();
+    bf16.extend(["--precision", "bf16"]);
+    let t5 = path(&t5);
+    fails_naming(
+        &embed_args(t5, &long, &dir.join("b.npz"), &bf16),
+        &[
+            "long.fasta:1",
+            "record 'long' has 110 residues",
+            "--max-attention-gib",
+        ],
+    );
+    let (ok, text) = prottrans(&embed_args(t5, &long, &dir.join("f.npz"), &budget));
+    assert!(ok, "the fused path needs no attention budget: {text}");
+    fails_naming(
+        &embed_args(t5, &long, &dir.join("g.npz"), &["--max-attention-gib", "0"]),
+        &["not a positive number of GiB"],
+    );
+}
+
+/// `pretrain --resume` reads its checkpoints back before burn-train does: a damaged latest one
+/// is passed over (with a warning), and when none reads back the error names every file.
+#[test]
+fn resume_passes_over_unreadable_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let tiny = std::fs::read_to_string(repo().join("configs/tiny.toml")).unwrap();
+    let recipe = write(
+        dir,
+        "recipe.toml",
+        &tiny
+            .replace("steps = 60", "steps = 8")
+            .replace("warmup_steps = 6", "warmup_steps = 2")
+            .replace("checkpoint_every = 20", "checkpoint_every = 4"),
+    );
+    let samples = repo().join("data/samples");
+    let (train, valid) = (
+        samples.join("uniprot_train.fasta.gz"),
+        samples.join("uniprot_valid.fasta.gz"),
+    );
+    let out = dir.join("run");
+    let args = [
+        "pretrain",
+        "--config",
+        path(&recipe),
+        "--train",
+        path(&train),
+        "--valid",
+        path(&valid),
+        "--out",
+        path(&out),
+    ];
+    let (ok, text) = prottrans(&args);
+    assert!(ok, "{text}");
+    let checkpoint = out.join("checkpoint");
+    let truncate = |name: &str| {
+        let file = checkpoint.join(name);
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    };
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+
+    truncate("model-2.bpk");
+    let (ok, text) = prottrans(&resume);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("checkpoint 2 does not read back") && text.contains("model-2.bpk"),
+        "{text}"
+    );
+    assert!(text.contains("resuming from checkpoint 1"), "{text}");
+
+    // The resumed run wrote checkpoint 2 again; now damage every checkpoint.
+    for name in ["optim-1.bpk", "optim-2.bpk"] {
+        truncate(name);
+    }
+    fails_naming(
+        &resume,
+        &["no checkpoint reads back", "optim-1.bpk", "optim-2.bpk"],
+    );
 }
 
 #[cfg(unix)]
@@ -349,4 +483,66 @@ fn a_second_job_on_the_same_output_is_refused_while_the_first_runs() {
     assert!(first.wait().unwrap().success());
     assert!(out.is_file());
     assert!(!lock.exists(), "the lock file is removed when the job ends");
+}
+
+/// A training loss that turns NaN (f16 at learning rate 1) stops `pretrain` with the step,
+/// saves no model and keeps the checkpoint written before it.
+#[test]
+fn a_non_finite_loss_stops_pretraining() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let tiny = std::fs::read_to_string(repo().join("configs/tiny.toml")).unwrap();
+    let recipe = write(
+        dir,
+        "recipe.toml",
+        &tiny
+            .replace("steps = 60", "steps = 40")
+            .replace("warmup_steps = 6", "warmup_steps = 2")
+            .replace("checkpoint_every = 20", "checkpoint_every = 10")
+            .replace("learning_rate = 0.003", "learning_rate = 1.0"),
+    );
+    let samples = repo().join("data/samples");
+    let out = dir.join("run");
+    let (train, valid) = (
+        samples.join("uniprot_train.fasta.gz"),
+        samples.join("uniprot_valid.fasta.gz"),
+    );
+    let args = [
+        "pretrain",
+        "--config",
+        path(&recipe),
+        "--train",
+        path(&train),
+        "--valid",
+        path(&valid),
+        "--out",
+        path(&out),
+        "--precision",
+        "f16",
+    ];
+    let (ok, text) = prottrans(&args);
+    assert!(!ok, "{text}");
+    let step: usize = text
+        .split("at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no step named: {text}"));
+    assert!(text.contains("no model was saved"), "{text}");
+    assert!(!out.join("model").exists(), "no model after a NaN loss");
+    // The checkpoints written before the bad step are kept, none after it.
+    let checkpoints = step.saturating_sub(1) / 10;
+    for epoch in 1..=4 {
+        assert_eq!(
+            out.join(format!("checkpoint/model-{epoch}.bpk")).exists(),
+            epoch <= checkpoints && epoch + 2 > checkpoints,
+            "checkpoint {epoch} after a NaN loss at step {step}: {text}"
+        );
+    }
+    if checkpoints > 0 {
+        assert!(
+            text.contains(&format!("from step {}", checkpoints * 10)),
+            "{text}"
+        );
+    }
 }

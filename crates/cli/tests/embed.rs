@@ -270,7 +270,8 @@ fn generate_prints_the_filled_residues() {
     assert!(err.contains("position 3"), "{err}");
 }
 
-/// The h5 file opens in h5py with the expected keys, shapes, values and attributes.
+/// The h5 file opens in h5py with the expected keys, shapes, values and attributes, and both
+/// files record the run's settings.
 #[cfg(feature = "hdf5")]
 #[test]
 fn h5_output_opens_in_h5py() {
@@ -296,7 +297,7 @@ fn h5_output_opens_in_h5py() {
         "h5 and npz hold the same arrays"
     );
     let script = r#"
-import sys, gzip, h5py, numpy as np
+import sys, gzip, json, zipfile, h5py, numpy as np
 h5, npz, fasta = sys.argv[1:4]
 headers = {}
 for line in open(fasta):
@@ -310,6 +311,10 @@ for key, ds in f.items():
     assert ds.attrs["header"] == headers[key], (key, ds.attrs["header"])
     assert int(ds.attrs["length"]) == ds.shape[0], key
     assert np.array_equal(ds[()], z[key]), key
+run = json.loads(f.attrs["prottrans_run"])
+assert run["precision"] == "f32" and run["per_protein"] is False and run["hidden_size"] == 32, run
+comment = zipfile.ZipFile(npz).comment.decode()
+assert json.loads(comment.removeprefix("prottrans_run=")) == run, (comment, run)
 print(f"h5py {h5py.__version__}: {len(f)} datasets checked")
 "#;
     let python = std::env::var("PROTTRANS_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -139,9 +139,24 @@ impl Iterator for FastaReader {
                 message: "this is FASTQ; protein input must be FASTA".to_string(),
             }));
         }
-        let header = String::from_utf8_lossy(record.id()).trim().to_string();
-        let id = header.split_whitespace().next().unwrap_or("").to_string();
         let line = record.start_line_number();
+        // Ids become output keys and labels' look-up keys: replacing bytes would silently
+        // change them (and could make two ids one).
+        let header = match std::str::from_utf8(record.id()) {
+            Ok(text) => text.trim().to_string(),
+            Err(e) => {
+                let byte = record.id()[e.valid_up_to()];
+                return Some(Err(DataError::Fasta {
+                    path: self.path.clone(),
+                    line,
+                    message: format!(
+                        "the header is not UTF-8 text (byte 0x{byte:02x} at column {}); re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+                        e.valid_up_to() + 2
+                    ),
+                }));
+            }
+        };
+        let id = header.split_whitespace().next().unwrap_or("").to_string();
         if id.is_empty() {
             return Some(Err(DataError::Fasta {
                 path: self.path.clone(),
@@ -191,6 +206,17 @@ mod tests {
         FastaReader::from_reader("test.fasta", text)
             .unwrap()
             .collect()
+    }
+
+    #[test]
+    fn refuses_a_header_that_is_not_utf8() {
+        let records = read(b">P1\nMKT\n>caf\xe9 protein\nAC\n");
+        assert!(records[0].is_ok());
+        let message = records[1].as_ref().unwrap_err().to_string();
+        assert!(
+            message.contains("test.fasta:3") && message.contains("0xe9 at column 5"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -173,6 +173,26 @@ impl Embedder {
             .map(|tokens| tokens.saturating_sub(self.tokenizer.num_special_tokens()))
     }
 
+    /// Bytes one attention layer holds per (query, key) pair of positions on this device and
+    /// precision (see [`ArchitectureConfig::attention_bytes_per_pair`](prottrans_models::ArchitectureConfig::attention_bytes_per_pair));
+    /// 0 when memory grows linearly with the length.
+    pub fn attention_bytes_per_pair(&self) -> u64 {
+        let fused = self.precision == Precision::F32 && prottrans_kernels::fused_on(&self.device);
+        self.config.attention_bytes_per_pair(fused)
+    }
+
+    /// The longest protein whose attention fits in `budget` bytes where attention memory grows
+    /// with the square of the length; `None` where it does not (or the protein runs in
+    /// segments of bounded length).
+    pub fn attention_length_limit(&self, budget: u64) -> Option<usize> {
+        let per_pair = self.attention_bytes_per_pair();
+        if per_pair == 0 || self.segment_length.is_some() {
+            return None;
+        }
+        let tokens = (budget / per_pair).isqrt() as usize;
+        Some(tokens.saturating_sub(self.tokenizer.num_special_tokens()))
+    }
+
     /// Per-residue embeddings `[L, d]` of one raw sequence (any case; U, Z, O, B as the
     /// tokenizer is set).
     pub fn embed(&self, sequence: &str) -> Result<Array2<f32>, EmbedError> {

@@ -33,7 +33,7 @@ pub enum EmbedError {
     },
     /// A protein longer than the model (or `--max-length`) allows.
     #[error(
-        "{path}:{line}: record '{id}' has {residues} residues, more than the {limit} allowed ({reason}); nothing is truncated: raise --max-length if the model allows it, or pass --skip-long to leave such proteins out (they are then listed)"
+        "{path}:{line}: record '{id}' has {residues} residues, more than the {limit} allowed ({reason}); nothing is truncated: pass --skip-long to leave such proteins out (they are then listed)"
     )]
     TooLong {
         /// The FASTA file.

@@ -38,6 +38,10 @@ pub struct EmbedOptions {
     pub alone_above: usize,
     /// Longest protein accepted; the model's own limit when `None` (and never above it).
     pub max_length: Option<usize>,
+    /// Most bytes one layer's attention may hold where it materialises every score (see
+    /// [`Embedder::materialises_attention`]); longer proteins are refused like those above
+    /// `max_length`. `None`: the machine's physical memory (no limit where it is unknown).
+    pub max_attention_bytes: Option<u64>,
     /// What to do with longer proteins.
     pub long_policy: LongPolicy,
     /// Continue an unfinished run, or add the proteins missing from an existing output.
@@ -57,6 +61,7 @@ impl Default for EmbedOptions {
             max_batch: 100,
             alone_above: 1000,
             max_length: None,
+            max_attention_bytes: None,
             long_policy: LongPolicy::Error,
             resume: false,
             batch_delay: None,
@@ -232,19 +237,24 @@ impl EmbedJob<'_> {
         } else {
             None
         };
-        let mut done: HashSet<String> = HashSet::new();
-        if let Some(file) = existing.as_mut() {
-            done.extend(file.keys()?);
-            self.check_existing_shape(file, done.iter().next())?;
-        }
-        let existing_entries = done.len();
         let run = RunDescription {
             model: self.embedder.source().to_string_lossy().into_owned(),
             weights: self.weights_fingerprint(),
             per_protein: options.per_protein,
             precision: self.embedder.precision(),
             hidden_size: self.embedder.hidden_size(),
+            products: if self.embedder.bf16_products_run() {
+                "bf16".to_string()
+            } else {
+                "f32".to_string()
+            },
         };
+        let mut done: HashSet<String> = HashSet::new();
+        if let Some(file) = existing.as_mut() {
+            done.extend(file.keys()?);
+            self.check_existing_output(file, done.iter().next(), &run)?;
+        }
+        let existing_entries = done.len();
         let work_dir_existed = work_dir.exists();
         let todo: Vec<&Protein> = {
             let parts_index = if work_dir_existed {
@@ -278,7 +288,7 @@ impl EmbedJob<'_> {
         if todo.is_empty() && !work_dir_existed {
             // Nothing new and nothing unfinished: the output (if any) is complete as it is.
             if existing.is_none() {
-                self.write_output(format, None, None, &[])?;
+                self.write_output(format, &run, None, None, &[])?;
             }
             let summary = self.summary(
                 0,
@@ -332,8 +342,13 @@ impl EmbedJob<'_> {
         let seconds = embedding.elapsed().as_secs_f64();
 
         let expected: Vec<&str> = proteins.iter().map(|p| p.key.as_str()).collect();
-        let entries =
-            self.write_output(format, existing, Some((&mut parts, progress)), &expected)?;
+        let entries = self.write_output(
+            format,
+            &run,
+            existing,
+            Some((&mut parts, progress)),
+            &expected,
+        )?;
         parts.remove()?;
         Ok(note_unknown(self.summary(
             todo.len(),
@@ -345,6 +360,27 @@ impl EmbedJob<'_> {
             seconds,
             started,
         )))
+    }
+
+    /// The longest protein whose attention fits the memory budget, and why, where attention
+    /// materialises every score.
+    fn attention_limit(&self) -> Option<(usize, String)> {
+        let (budget, source) = match self.options.max_attention_bytes {
+            Some(bytes) => (bytes, "--max-attention-gib"),
+            None => (
+                physical_memory()?,
+                "the machine's memory; --max-attention-gib sets it",
+            ),
+        };
+        let limit = self.embedder.attention_length_limit(budget)?;
+        let gib = budget as f64 / f64::from(1u32 << 30);
+        Some((
+            limit,
+            format!(
+                "attention here holds every pair of positions, about {} bytes per pair per layer, within {gib:.1} GiB ({source})",
+                self.embedder.attention_bytes_per_pair(),
+            ),
+        ))
     }
 
     /// Reads the whole input, checking ids and lengths.
@@ -362,6 +398,12 @@ impl EmbedJob<'_> {
                 "the model's positions, minus its special tokens".to_string(),
             ),
             (None, None) => (None, String::new()),
+        };
+        let (limit, reason) = match self.attention_limit() {
+            Some((memory_limit, memory_reason)) if limit.is_none_or(|l| memory_limit < l) => {
+                (Some(memory_limit), memory_reason)
+            }
+            _ => (limit, reason),
         };
         let mut proteins = Vec::new();
         let mut skipped = Vec::new();
@@ -416,13 +458,30 @@ impl EmbedJob<'_> {
         Ok((proteins, skipped))
     }
 
-    /// An existing output records no settings, but its arrays must at least have the shape
-    /// this run writes, or resuming would mix kinds of embeddings in one file.
-    fn check_existing_shape(
+    /// An existing output must have been written with this run's settings, or resuming would
+    /// mix kinds of embeddings in one file; one that records none (another tool's, or an
+    /// earlier version's) must at least hold arrays of the shape this run writes.
+    fn check_existing_output(
         &self,
         file: &mut EmbeddingFile,
         key: Option<&String>,
+        run: &RunDescription,
     ) -> Result<(), EmbedError> {
+        if let Some(record) = file.run_record()? {
+            let recorded: RunDescription = serde_json::from_str(&record).map_err(|e| {
+                EmbedError::output(&self.output)(format!("unreadable record of its settings: {e}"))
+            })?;
+            if &recorded != run {
+                return Err(EmbedError::ResumeMismatch {
+                    path: self.output.clone(),
+                    message: format!(
+                        "it was written with other settings ({}); use another output file",
+                        recorded.differences(run).join("; ")
+                    ),
+                });
+            }
+            return Ok(());
+        }
         let Some(key) = key else { return Ok(()) };
         let shape = file.read(key)?.shape().to_vec();
         let d = self.embedder.hidden_size();
@@ -471,6 +530,7 @@ impl EmbedJob<'_> {
     fn write_output(
         &self,
         format: OutputFormat,
+        run: &RunDescription,
         mut existing: Option<EmbeddingFile>,
         parts: Option<PartsAndProgress<'_>>,
         expected: &[&str],
@@ -524,7 +584,9 @@ impl EmbedJob<'_> {
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
         let temp = builder.tempfile_in(&dir).map_err(EmbedError::io(&dir))?;
-        let mut writer = Writer::create(temp.path(), format)?;
+        let record = serde_json::to_string(run)
+            .map_err(|e| EmbedError::output(&self.output)(e.to_string()))?;
+        let mut writer = Writer::create(temp.path(), format, &record)?;
         for (key, source) in &sources {
             let entry = match source {
                 Source::Existing => existing
@@ -598,6 +660,14 @@ impl EmbedJob<'_> {
             proteins_with_unknown: Vec::new(),
         }
     }
+}
+
+/// Total physical memory (Linux `MemTotal`), where it can be read.
+fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).

@@ -3,13 +3,20 @@
 //! Both hold one float32 array per protein, named by its key: `[L, d]` per-residue or `[d]`
 //! per-protein. h5 datasets also carry the FASTA header (`header`, a UTF-8 string) and the
 //! sequence length (`length`) as attributes; h5py reads them as `f[key].attrs["header"]`.
+//!
+//! Both record the settings of the run that wrote them (model, weights, precision, pooling) as
+//! JSON, so that `--resume` refuses to add other embeddings: in the npz's zip comment
+//! (`prottrans_run=` then the JSON; `zipfile.ZipFile(path).comment` in Python, ignored by
+//! `numpy.load`) and in the h5 file's root attribute `prottrans_run`.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn, OwnedRepr};
-use ndarray_npy::{NpzReader, NpzWriter};
+use ndarray_npy::{NpzReader, WriteNpyExt};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
 
 use crate::error::EmbedError;
 
@@ -60,28 +67,36 @@ pub struct Entry {
     pub values: ArrayD<f32>,
 }
 
+/// The npz comment's prefix and the h5 root attribute that record the run's settings.
+const RUN_RECORD: &str = "prottrans_run";
+
 /// Writes a new embedding file entry by entry.
 pub(crate) enum Writer {
-    Npz(Box<NpzWriter<BufWriter<File>>>, PathBuf),
+    /// The arrays as `KEY.npy` entries, stored uncompressed as `numpy.savez` does (what
+    /// ndarray-npy's `NpzWriter` writes, which has no archive comment), and the run record.
+    Npz(Box<ZipWriter<BufWriter<File>>>, PathBuf, String),
     #[cfg(feature = "hdf5")]
     H5(hdf5::File, PathBuf),
 }
 
 impl Writer {
-    /// Creates (truncates) `path` in `format`.
-    pub(crate) fn create(path: &Path, format: OutputFormat) -> Result<Self, EmbedError> {
+    /// Creates (truncates) `path` in `format`, recording `run` (the run's settings as JSON).
+    pub(crate) fn create(path: &Path, format: OutputFormat, run: &str) -> Result<Self, EmbedError> {
         match format {
             OutputFormat::Npz => {
                 let file = File::create(path).map_err(EmbedError::io(path))?;
                 Ok(Self::Npz(
-                    Box::new(NpzWriter::new(BufWriter::new(file))),
+                    Box::new(ZipWriter::new(BufWriter::new(file))),
                     path.to_path_buf(),
+                    format!("{RUN_RECORD}={run}"),
                 ))
             }
             #[cfg(feature = "hdf5")]
             OutputFormat::H5 => {
                 let file = hdf5::File::create(path)
                     .map_err(|e| EmbedError::output(path)(e.to_string()))?;
+                h5::record_run(&file, run)
+                    .map_err(|e| EmbedError::output(path)(format!("{RUN_RECORD}: {e}")))?;
                 Ok(Self::H5(file, path.to_path_buf()))
             }
             #[cfg(not(feature = "hdf5"))]
@@ -94,9 +109,20 @@ impl Writer {
     /// Adds one array (keys must be unique).
     pub(crate) fn add(&mut self, entry: &Entry) -> Result<(), EmbedError> {
         match self {
-            Self::Npz(writer, path) => writer
-                .add_array(entry.key.as_str(), &entry.values)
-                .map_err(|e| EmbedError::output(path.as_path())(format!("{}: {e}", entry.key))),
+            Self::Npz(zip, path, _) => {
+                let options = SimpleFileOptions::default()
+                    .compression_method(CompressionMethod::Stored)
+                    .large_file(entry.values.len() * 4 + 4096 >= u32::MAX as usize);
+                zip.start_file(format!("{}.npy", entry.key), options)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| {
+                        entry
+                            .values
+                            .write_npy(BufWriter::new(zip.as_mut()))
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(|e| EmbedError::output(path.as_path())(format!("{}: {e}", entry.key)))
+            }
             #[cfg(feature = "hdf5")]
             Self::H5(file, path) => h5::add(file, entry)
                 .map_err(|e| EmbedError::output(path.as_path())(format!("{}: {e}", entry.key))),
@@ -106,8 +132,9 @@ impl Writer {
     /// Completes the file.
     pub(crate) fn finish(self) -> Result<(), EmbedError> {
         match self {
-            Self::Npz(writer, path) => {
-                let inner = writer
+            Self::Npz(mut zip, path, comment) => {
+                zip.set_comment(comment);
+                let inner = zip
                     .finish()
                     .map_err(|e| EmbedError::output(path.as_path())(e.to_string()))?;
                 let file = inner
@@ -201,6 +228,24 @@ impl EmbeddingFile {
         }
     }
 
+    /// The settings of the run that wrote the file (JSON), if it recorded them (files of
+    /// other tools and of earlier prottrans versions do not).
+    pub fn run_record(&self) -> Result<Option<String>, EmbedError> {
+        let fail = |e: String| EmbedError::output(&self.path)(format!("{RUN_RECORD}: {e}"));
+        match &self.inner {
+            Reader::Npz(_) => {
+                let file = File::open(&self.path).map_err(EmbedError::io(&self.path))?;
+                let archive = zip::ZipArchive::new(file).map_err(|e| fail(e.to_string()))?;
+                let comment = String::from_utf8_lossy(archive.comment());
+                Ok(comment
+                    .strip_prefix(&format!("{RUN_RECORD}="))
+                    .map(str::to_string))
+            }
+            #[cfg(feature = "hdf5")]
+            Reader::H5(file) => h5::run_record(file).map_err(|e| fail(e.to_string())),
+        }
+    }
+
     /// Reads one protein's entry; the header is empty and the length is taken from the array
     /// where the format has no attributes (npz).
     pub fn read_entry(&mut self, key: &str) -> Result<Entry, EmbedError> {
@@ -246,6 +291,23 @@ mod h5 {
             .create("length")?
             .write_scalar(&(entry.length as u64))?;
         Ok(())
+    }
+
+    /// The run's settings as the file's root attribute.
+    pub(super) fn record_run(file: &hdf5::File, run: &str) -> hdf5::Result<()> {
+        let value: VarLenUnicode = run.parse().map_err(|e| hdf5::Error::from(format!("{e}")))?;
+        file.new_attr::<VarLenUnicode>()
+            .create(super::RUN_RECORD)?
+            .write_scalar(&value)
+    }
+
+    pub(super) fn run_record(file: &hdf5::File) -> hdf5::Result<Option<String>> {
+        match file.attr(super::RUN_RECORD) {
+            Ok(attr) => Ok(Some(
+                attr.read_scalar::<VarLenUnicode>()?.as_str().to_string(),
+            )),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Header and length; files from other tools may lack them (empty header, rows as length).

@@ -34,6 +34,34 @@ pub(crate) struct RunDescription {
     pub precision: Precision,
     /// Width of the embeddings.
     pub hidden_size: usize,
+    /// How matrix products ran (`f32`, or `bf16` on AMX); work directories of earlier
+    /// versions lack it, and ran in f32.
+    #[serde(default = "f32_products")]
+    pub products: String,
+}
+
+fn f32_products() -> String {
+    "f32".to_string()
+}
+
+impl RunDescription {
+    /// The settings that differ from `other`'s, as `name: this vs other` lines.
+    pub(crate) fn differences(&self, other: &RunDescription) -> Vec<String> {
+        let (Ok(serde_json::Value::Object(this)), Ok(serde_json::Value::Object(that))) =
+            (serde_json::to_value(self), serde_json::to_value(other))
+        else {
+            return vec![format!("{self:?} vs {other:?}")];
+        };
+        this.iter()
+            .filter(|(name, value)| that.get(*name) != Some(value))
+            .map(|(name, value)| {
+                let theirs = that
+                    .get(name)
+                    .map_or("none".to_string(), ToString::to_string);
+                format!("{name} {value} there, {theirs} in this run")
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,7 +106,8 @@ impl Parts {
                 return Err(EmbedError::ResumeMismatch {
                     path: run_path,
                     message: format!(
-                        "it was started with {previous:?}, this run has {run:?}; finish it with the same model and options, or remove {}",
+                        "it was started with other settings ({}); finish it with the same model and options, or remove {}",
+                        previous.differences(run).join("; "),
                         dir.display()
                     ),
                 });

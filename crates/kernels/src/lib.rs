@@ -96,9 +96,15 @@ pub fn bf16_matmul_available() -> bool {
 /// [`bf16_matmul_available`], and `device` is flex computing in f32 (elsewhere they are the
 /// backend's own products in its own precision).
 pub fn bf16_products_on(device: &burn::tensor::Device) -> bool {
+    bf16_matmul_available() && fused_on(device)
+}
+
+/// Whether `f32` tensors on `device` take the fused kernels ([`fused_self_attention`],
+/// [`linear`]): flex, outside autodiff, in a build with them. Elsewhere attention
+/// materialises every score.
+pub fn fused_on(device: &burn::tensor::Device) -> bool {
     #[cfg(feature = "flex")]
-    return bf16_matmul_available()
-        && flex::f32_primitive(&Tensor::<1>::zeros([1], device)).is_some();
+    return flex::f32_primitive(&Tensor::<1>::zeros([1], device)).is_some();
     #[cfg(not(feature = "flex"))]
     {
         let _ = device;

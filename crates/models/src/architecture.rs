@@ -80,6 +80,16 @@ pub trait ArchitectureConfig:
     /// when positions are relative and any length works.
     fn max_tokens(&self) -> Option<usize>;
 
+    /// Bytes that one layer's attention holds per (query, key) pair of positions when it
+    /// materialises them: 0 when its memory grows linearly with the length, as the fused kernel
+    /// (`fused`: flex in f32) and burn's attention op on flex keep it for the shared multi-head
+    /// attention (30 MiB for 8,000 residues through a tiny ESM-2 in bf16). An estimate, checked against peak memory, used to refuse a protein whose
+    /// attention cannot fit instead of aborting on a failed allocation.
+    fn attention_bytes_per_pair(&self, fused: bool) -> u64 {
+        let _ = fused;
+        0
+    }
+
     /// Initialises the bare encoder on `device`.
     fn init_model(&self, device: &Device) -> Self::Encoder;
 

@@ -320,6 +320,7 @@ struct Description {
     hidden_size: usize,
     vocab_size: usize,
     max_tokens: Option<usize>,
+    attention_bytes_per_pair: [u64; 2],
     vocabulary: VocabularySource,
     keeps_rare_residues: bool,
     saved_class: &'static str,
@@ -335,6 +336,10 @@ impl ConfigVisitor for Describe {
             hidden_size: config.hidden_size(),
             vocab_size: config.vocab_size(),
             max_tokens: config.max_tokens(),
+            attention_bytes_per_pair: [
+                config.attention_bytes_per_pair(false),
+                config.attention_bytes_per_pair(true),
+            ],
             vocabulary: C::VOCABULARY,
             keeps_rare_residues: C::KEEPS_RARE_RESIDUES,
             saved_class: C::SAVED_CLASS,
@@ -419,6 +424,12 @@ impl ModelConfig {
     /// when positions are relative and any length works.
     pub fn max_tokens(&self) -> Option<usize> {
         self.describe().max_tokens
+    }
+
+    /// Bytes one attention layer holds per (query, key) pair of positions, with and without
+    /// the fused kernel (see [`ArchitectureConfig::attention_bytes_per_pair`]).
+    pub fn attention_bytes_per_pair(&self, fused: bool) -> u64 {
+        self.describe().attention_bytes_per_pair[usize::from(fused)]
     }
 
     /// Size of the token vocabulary the embedding matrix has rows for.

@@ -49,4 +49,20 @@ pub enum TrainError {
     /// burn-train reported a failure.
     #[error("training failed: {0}")]
     Training(String),
+    /// Training stopped on a loss that was NaN or infinite; the model was not saved.
+    #[error(
+        "{path}: the training {metric} was {value} at step {step}, so training stopped and no model was saved; {kept}. A lower learning rate, more warm-up steps or gradient clipping (optimizer.grad_clip_norm) usually avoid it; start a new run with the changed recipe"
+    )]
+    NonFiniteLoss {
+        /// The run directory.
+        path: PathBuf,
+        /// The loss metric.
+        metric: String,
+        /// Its value.
+        value: f64,
+        /// The optimiser step.
+        step: usize,
+        /// Which checkpoint is kept.
+        kept: String,
+    },
 }

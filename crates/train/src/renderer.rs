@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use burn::train::Interrupter;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{MetricDefinition, MetricId};
 use burn::train::renderer::{
@@ -17,6 +19,28 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// How often a log line is printed without a terminal.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The first training loss that was not a finite number, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFiniteLoss {
+    /// The metric (`Loss`, `Generator Loss`, ...).
+    pub metric: String,
+    /// Its value: NaN or infinite.
+    pub value: f64,
+    /// The optimiser step (1-based, over the whole run) whose batch gave it.
+    pub step: usize,
+}
+
+/// Set by a [`ProgressRenderer`] when it stopped training on a [`NonFiniteLoss`].
+#[derive(Debug, Clone, Default)]
+pub struct LossWatch(Arc<Mutex<Option<NonFiniteLoss>>>);
+
+impl LossWatch {
+    /// The loss that stopped training, if one did.
+    pub fn tripped(&self) -> Option<NonFiniteLoss> {
+        self.0.lock().map(|slot| slot.clone()).unwrap_or(None)
+    }
+}
 
 /// A [`MetricsRenderer`] for terminals and logs.
 pub struct ProgressRenderer {
@@ -37,6 +61,8 @@ pub struct ProgressRenderer {
     split_total: usize,
     last_line: Instant,
     started: Instant,
+    /// Stops training at the first non-finite loss, and says so in the watch.
+    stop_on_non_finite: Option<(Interrupter, LossWatch)>,
 }
 
 impl ProgressRenderer {
@@ -64,7 +90,39 @@ impl ProgressRenderer {
             split_total: 0,
             last_line: Instant::now(),
             started: Instant::now(),
+            stop_on_non_finite: None,
         })
+    }
+
+    /// Stops training through `interrupter` at the first training loss that is NaN or
+    /// infinite, before the epoch's checkpoint is written (so the last checkpoint is the last
+    /// good one); the returned watch says which loss and step.
+    pub fn stopping_on_non_finite_loss(mut self, interrupter: Interrupter) -> (Self, LossWatch) {
+        let watch = LossWatch::default();
+        self.stop_on_non_finite = Some((interrupter, watch.clone()));
+        (self, watch)
+    }
+
+    fn check_loss(&mut self, name: &str, value: f64) {
+        if value.is_finite() || !name.ends_with("Loss") {
+            return;
+        }
+        let step = (self.epoch.saturating_sub(1)) * self.steps_per_epoch
+            + (self.items + 1).div_ceil(self.accumulation);
+        let Some((interrupter, watch)) = &self.stop_on_non_finite else {
+            return;
+        };
+        let Ok(mut slot) = watch.0.lock() else {
+            return;
+        };
+        if slot.is_none() {
+            *slot = Some(NonFiniteLoss {
+                metric: name.to_string(),
+                value,
+                step,
+            });
+            interrupter.stop(Some("a non-finite training loss"));
+        }
     }
 
     fn record(&mut self, state: MetricState) -> Option<(String, f64)> {
@@ -123,6 +181,7 @@ impl ProgressRenderer {
 impl MetricsRendererTraining for ProgressRenderer {
     fn update_train(&mut self, state: MetricState) {
         if let Some((name, value)) = self.record(state) {
+            self.check_loss(&name, value);
             self.latest.insert(name, value);
         }
     }

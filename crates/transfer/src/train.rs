@@ -343,7 +343,32 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
     }
 
     std::fs::create_dir_all(&run.out).map_err(TransferError::io(&run.out))?;
-    let latest = prottrans_train::pretrain::latest_checkpoint(&run.out);
+    let latest = if run.resume {
+        match prottrans_train::pretrain::latest_readable_checkpoint(&run.out) {
+            Ok((epoch, passed_over)) => {
+                for problem in &passed_over {
+                    eprintln!(
+                        "warning: the checkpoint of epoch {} does not read back ({problem}); resuming from an earlier one",
+                        problem.epoch
+                    );
+                }
+                epoch
+            }
+            Err(unreadable) => {
+                return Err(TransferError::Invalid(format!(
+                    "--resume: no checkpoint in {} reads back: {}; remove its checkpoint directory to start over",
+                    run.out.display(),
+                    unreadable
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )));
+            }
+        }
+    } else {
+        prottrans_train::pretrain::latest_checkpoint(&run.out)
+    };
     let options_path = run.out.join("training.json");
     match (run.resume, latest) {
         (false, Some(_)) => {
@@ -607,8 +632,9 @@ impl Fit<'_> {
                     n_epochs: options.patience.max(1),
                 },
             ))
-            .num_epochs(options.epochs)
-            .renderer(Box::new(renderer));
+            .num_epochs(options.epochs);
+        let (renderer, loss_watch) = renderer.stopping_on_non_finite_loss(training.interrupter());
+        training = training.renderer(Box::new(renderer));
         if let Some(epoch) = self.resume_from {
             eprintln!("resuming from the checkpoint of epoch {epoch}");
             training = training.checkpoint(epoch);
@@ -621,6 +647,15 @@ impl Fit<'_> {
             ModuleLrScheduler::from(options.learning_rate),
         );
         let result = training.launch(learner);
+        if let Some(loss) = loss_watch.tripped() {
+            return Err(TransferError::Invalid(format!(
+                "{}: the training {} was {} at step {}, so training stopped and no head was saved (the checkpoints of earlier epochs are kept); a lower --learning-rate usually avoids it",
+                run.out.display(),
+                loss.metric.to_lowercase(),
+                loss.value,
+                loss.step
+            )));
+        }
         if let Some(error) = result.error {
             return Err(TransferError::Training(error.to_string()));
         }

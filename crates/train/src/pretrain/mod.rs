@@ -186,6 +186,74 @@ pub fn latest_checkpoint(out: &Path) -> Option<usize> {
         .max()
 }
 
+/// A checkpoint record that does not read back (a run killed while writing it, a truncated or
+/// damaged copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableCheckpoint {
+    /// The checkpoint's epoch.
+    pub epoch: usize,
+    /// The record file.
+    pub file: PathBuf,
+    /// Why it does not read back.
+    pub reason: String,
+}
+
+impl std::fmt::Display for UnreadableCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.reason)
+    }
+}
+
+/// The latest checkpoint epoch in `out/checkpoint` whose model, optimiser and scheduler records
+/// all read back (burn-train panics on one that does not), and the later ones passed over. `Ok`
+/// with `None` when there is no complete checkpoint; `Err` with every failure when there are
+/// checkpoints but none reads back.
+pub fn latest_readable_checkpoint(
+    out: &Path,
+) -> Result<(Option<usize>, Vec<UnreadableCheckpoint>), Vec<UnreadableCheckpoint>> {
+    let names = entries_list(out);
+    let optim = entries_named(&names, "optim-");
+    let scheduler = entries_named(&names, "scheduler-");
+    let mut complete: Vec<usize> = entries_named(&names, "model-")
+        .into_iter()
+        .filter(|e| optim.contains(e) && scheduler.contains(e))
+        .collect();
+    complete.sort_unstable_by(|a, b| b.cmp(a));
+    let mut unreadable = Vec::new();
+    for &epoch in &complete {
+        match check_checkpoint_records(out, epoch) {
+            Ok(()) => return Ok((Some(epoch), unreadable)),
+            Err(problem) => unreadable.push(problem),
+        }
+    }
+    if unreadable.is_empty() {
+        Ok((None, unreadable))
+    } else {
+        Err(unreadable)
+    }
+}
+
+/// Reads back the headers of checkpoint `epoch`'s three records (burnpack files: the tensor data
+/// stays on disk, its size is checked against the header).
+fn check_checkpoint_records(out: &Path, epoch: usize) -> Result<(), UnreadableCheckpoint> {
+    use burn::lr_scheduler::LrSchedulerRecord;
+    use burn::optim::OptimizerRecord;
+    use burn::store::{ModuleRecord, RecordError};
+    let dir = out.join("checkpoint");
+    let unreadable = |name: &str, error: RecordError| UnreadableCheckpoint {
+        epoch,
+        file: dir.join(format!("{name}-{epoch}.bpk")),
+        reason: error.to_string(),
+    };
+    ModuleRecord::load(dir.join(format!("model-{epoch}.bpk")))
+        .map_err(|e| unreadable("model", e))?;
+    OptimizerRecord::load(dir.join(format!("optim-{epoch}.bpk")))
+        .map_err(|e| unreadable("optim", e))?;
+    LrSchedulerRecord::load(dir.join(format!("scheduler-{epoch}.bpk")))
+        .map_err(|e| unreadable("scheduler", e))?;
+    Ok(())
+}
+
 fn entries_list(out: &Path) -> Vec<String> {
     std::fs::read_dir(out.join("checkpoint"))
         .map(|dir| {
@@ -206,6 +274,33 @@ fn entries_named(names: &[String], prefix: &str) -> Vec<usize> {
                 .ok()
         })
         .collect()
+}
+
+/// The checkpoint `--resume` continues from: the latest that reads back, saying which later
+/// ones were passed over and why; an error naming every record when none reads back.
+fn readable_checkpoint_to_resume(out: &Path) -> Result<Option<usize>, TrainError> {
+    match latest_readable_checkpoint(out) {
+        Ok((epoch, passed_over)) => {
+            for problem in &passed_over {
+                eprintln!(
+                    "warning: checkpoint {} does not read back ({problem}); resuming from an earlier one",
+                    problem.epoch
+                );
+            }
+            Ok(epoch)
+        }
+        Err(unreadable) => Err(TrainError::Resume {
+            path: out.to_path_buf(),
+            message: format!(
+                "no checkpoint reads back, so there is nothing to resume from: {}; remove the checkpoint directory to start over",
+                unreadable
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }),
+    }
 }
 
 /// A resumed run must use the recipe it started with; only the step budget may grow.
@@ -330,7 +425,11 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     };
     std::fs::create_dir_all(&run.out).map_err(io(&run.out))?;
 
-    let resume_from = latest_checkpoint(&run.out);
+    let resume_from = if run.resume {
+        readable_checkpoint_to_resume(&run.out)?
+    } else {
+        latest_checkpoint(&run.out)
+    };
     let checkpoint = match (run.resume, resume_from) {
         (true, Some(epoch)) => {
             eprintln!(
@@ -471,6 +570,7 @@ fn train<M: LearnerModel>(
         path: metrics,
         source,
     })?;
+    let (renderer, loss_watch) = renderer.stopping_on_non_finite_loss(training.interrupter());
     let mut training = training;
     if !run.extra_devices.is_empty() {
         let devices = std::iter::once(run.device.clone())
@@ -491,6 +591,23 @@ fn train<M: LearnerModel>(
         training = training.checkpoint(epoch);
     }
     let result = training.launch(Learner::new(model, config.optimizer(), config.scheduler()?));
+    if let Some(loss) = loss_watch.tripped() {
+        let kept = match latest_checkpoint(&run.out) {
+            Some(epoch) => format!(
+                "the last checkpoint before it, from step {}, is kept in {}",
+                epoch * config.schedule.checkpoint_every,
+                run.out.join("checkpoint").display()
+            ),
+            None => "no checkpoint had been written yet".to_string(),
+        };
+        return Err(TrainError::NonFiniteLoss {
+            path: run.out.clone(),
+            metric: loss.metric.to_lowercase(),
+            value: loss.value,
+            step: loss.step,
+            kept,
+        });
+    }
     match result.error {
         Some(error) => Err(TrainError::Training(error.to_string())),
         None => Ok(result.model),
