@@ -379,7 +379,7 @@ fn an_existing_output_is_not_overwritten_without_resume() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("cannot resume") && err.contains("per-protein"),
+        err.contains("cannot resume") && err.contains("per_protein false there, true in this run"),
         "{err}"
     );
 }

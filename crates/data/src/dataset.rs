@@ -98,9 +98,16 @@ impl BatchedSequences {
         &self.store
     }
 
-    fn rng_for(&self, index: usize) -> StdRng {
+    /// Batch `index` with the randomness (random crops, the objective's seed) of draw `draw`:
+    /// the same draw gives the same batch whatever order or thread it is read in, which makes
+    /// a resumed training run read exactly what an uninterrupted one would.
+    pub fn get_drawn(&self, index: usize, draw: u64) -> Result<ResidueBatch, DatasetError> {
+        self.batch(index, self.rng_for(index, draw))
+    }
+
+    fn rng_for(&self, index: usize, read: u64) -> StdRng {
         let read = match self.crop {
-            CropMode::Random => self.reads.fetch_add(1, Ordering::Relaxed),
+            CropMode::Random => read,
             CropMode::Start => 0,
         };
         // SplitMix-style mixing so neighbouring indices get unrelated streams.
@@ -110,17 +117,14 @@ impl BatchedSequences {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         StdRng::seed_from_u64(z ^ (z >> 31))
     }
-}
 
-impl Dataset<ResidueBatch> for BatchedSequences {
-    fn get(&self, index: usize) -> Result<ResidueBatch, DatasetError> {
+    fn batch(&self, index: usize, mut rng: StdRng) -> Result<ResidueBatch, DatasetError> {
         let batch = self.batches.get(index).ok_or_else(|| {
             DatasetError::new(DataError::Batching(format!(
                 "batch {index} out of range ({} batches)",
                 self.batches.len()
             )))
         })?;
-        let mut rng = self.rng_for(index);
         let sequences = batch
             .iter()
             .map(|&i| {
@@ -139,6 +143,14 @@ impl Dataset<ResidueBatch> for BatchedSequences {
             sequences,
             seed: rng.random(),
         })
+    }
+}
+
+impl Dataset<ResidueBatch> for BatchedSequences {
+    /// Each read of a randomly cropped batch is a new draw (see [`Self::get_drawn`]).
+    fn get(&self, index: usize) -> Result<ResidueBatch, DatasetError> {
+        let read = self.reads.fetch_add(1, Ordering::Relaxed);
+        self.get_drawn(index, read)
     }
 
     fn len(&self) -> usize {

@@ -12,6 +12,7 @@
 //!   model and report; and [`pretrain::init_model`], the untrained model of a recipe.
 
 pub mod baseline;
+pub mod epochs;
 mod error;
 pub mod objectives;
 pub mod precision;

@@ -327,3 +327,30 @@ impl MetricsRenderer for ProgressRenderer {
             .insert(definition.metric_id.clone(), definition.name.to_string());
     }
 }
+
+/// Drops the lines of `metrics.jsonl` after `step` (what an interrupted run logged past its
+/// last checkpoint, which the resumed run logs again), so each step is there once.
+pub fn forget_metrics_after(path: &Path, step: usize) -> std::io::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step")?.as_u64())
+                .is_some_and(|s| s <= step as u64)
+        })
+        .collect();
+    if kept.len() == text.lines().count() {
+        return Ok(());
+    }
+    let temp = path.with_extension("jsonl.tmp");
+    let mut body = kept.join("\n");
+    body.push('\n');
+    std::fs::write(&temp, body)?;
+    std::fs::rename(&temp, path)
+}

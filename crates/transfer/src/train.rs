@@ -24,7 +24,8 @@ use burn::train::{
     SupervisedTraining, TrainOutput, TrainStep,
 };
 use ndarray::Array2;
-use prottrans_train::renderer::ProgressRenderer;
+use prottrans_train::epochs::{EpochLoader, EpochShuffled};
+use prottrans_train::renderer::{ProgressRenderer, forget_metrics_after};
 use serde::{Deserialize, Serialize};
 
 use crate::batches::{Example, HeadBatch, HeadBatcher};
@@ -448,11 +449,20 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
     let train_examples = examples(&run.train, &train_features, tasks);
     let valid_examples = examples(&run.valid, &valid_features, tasks);
     let steps_per_epoch = train_examples.len().div_ceil(options.batch_size);
+    if let Some(epoch) = latest {
+        // What the interrupted run logged after its checkpoint is logged again.
+        let metrics = run.out.join("metrics.jsonl");
+        forget_metrics_after(&metrics, epoch * steps_per_epoch)
+            .map_err(TransferError::io(&metrics))?;
+    }
+    // Shuffled per epoch from the seed and the epoch, so a resumed run sees the same order.
+    let train_examples = EpochShuffled::new(train_examples, options.seed);
+    let handle = train_examples.handle();
     let train_loader = DataLoaderBuilder::new(batcher)
         .batch_size(options.batch_size)
-        .shuffle(options.seed)
         .num_workers(1)
-        .build(InMemDataset::new(train_examples));
+        .build(train_examples);
+    let train_loader = Arc::new(EpochLoader::new(train_loader, handle, latest.unwrap_or(0)));
     let valid_loader = DataLoaderBuilder::new(batcher)
         .batch_size(options.batch_size)
         .num_workers(1)
@@ -580,8 +590,10 @@ impl Fit<'_> {
         let run = self.run;
         let options = &run.options;
         let metrics_path = run.out.join("metrics.jsonl");
-        let renderer = ProgressRenderer::new(&metrics_path, self.steps_per_epoch, 1)
-            .map_err(TransferError::io(&metrics_path))?;
+        // Progress counts examples: `batch_size` of them make a step.
+        let renderer =
+            ProgressRenderer::new(&metrics_path, self.steps_per_epoch, options.batch_size)
+                .map_err(TransferError::io(&metrics_path))?;
         let loss = LossMetric::new();
         let mut training = SupervisedTraining::new(&run.out, self.train_loader, self.valid_loader)
             .metric_train_numeric(LossMetric::new())

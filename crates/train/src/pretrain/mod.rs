@@ -15,7 +15,6 @@ use std::time::Instant;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
-use burn::data::dataset::transform::{SamplerDataset, SamplerDatasetOptions};
 use burn::tensor::Device;
 use burn::train::{
     ExecutionStrategy, Learner, LearnerModel, MultiDeviceOptim, SupervisedTraining, TrainStep,
@@ -28,12 +27,13 @@ use prottrans_models::{ArchitectureConfig, ModelConfig, Objective};
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::UnigramBaseline;
+use crate::epochs::{EpochLoader, IntervalDraws};
 use crate::error::TrainError;
 use crate::objectives::replaced_token::DiscriminatorReport;
 use crate::objectives::span_corruption::ReconstructionReport;
 use crate::objectives::{ByObjective, StepSettings};
 use crate::recipe::PretrainConfig;
-use crate::renderer::ProgressRenderer;
+use crate::renderer::{ProgressRenderer, forget_metrics_after};
 use prottrans_backend::Precision;
 
 pub use crate::objectives::pretraining::{ObjectiveVisitor, PretrainingObjective};
@@ -411,7 +411,7 @@ struct Prepared {
     tokenizer: Tokenizer,
     train_store: Arc<SequenceStore>,
     valid_store: Arc<SequenceStore>,
-    train_sampled: SamplerDataset<BatchedSequences, ResidueBatch>,
+    train_sampled: IntervalDraws,
     valid_data: Arc<BatchedSequences>,
     train_device: Device,
 }
@@ -454,6 +454,9 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     };
     let recipe_path = run.out.join("config.toml");
     if let Some(epoch) = checkpoint {
+        let metrics = run.out.join("metrics.jsonl");
+        forget_metrics_after(&metrics, epoch * config.schedule.checkpoint_every)
+            .map_err(io(&metrics))?;
         let saved = PretrainConfig::from_toml_file(&recipe_path)?;
         check_resumed_recipe(&saved, config, &recipe_path)?;
         if saved.schedule.steps != config.schedule.steps {
@@ -501,13 +504,7 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
         config.num_epochs(),
         steps_per_epoch
     );
-    let train_sampled = SamplerDataset::new(
-        train_data,
-        SamplerDatasetOptions::default()
-            .with_fixed_size(items_per_epoch)
-            .with_replacement()
-            .with_seed(seed.wrapping_add(checkpoint.unwrap_or(0) as u64)),
-    );
+    let train_sampled = IntervalDraws::new(train_data, items_per_epoch, seed);
     // Parameters must be created on an autodiff device to be trained.
     let train_device = if run.device.is_autodiff() {
         run.device.clone()
@@ -526,12 +523,13 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
     })
 }
 
-/// The training loader (planned batches sampled with replacement, `workers` threads) and the
-/// validation loader, each item one planned batch.
+/// The training loader (planned batches drawn with replacement, per checkpoint interval from
+/// `first` on, `workers` threads) and the validation loader, each item one planned batch.
 #[allow(clippy::type_complexity)]
 fn loaders<B, O>(
     batcher: &B,
-    train: SamplerDataset<BatchedSequences, ResidueBatch>,
+    train: IntervalDraws,
+    first: usize,
     valid: Arc<BatchedSequences>,
     workers: usize,
 ) -> (Arc<dyn DataLoader<O>>, Arc<dyn DataLoader<O>>)
@@ -539,10 +537,12 @@ where
     B: Batcher<ResidueBatch, O> + Clone + 'static,
     O: Send + Clone + std::fmt::Debug + 'static,
 {
+    let handle = train.handle();
     let train_loader = DataLoaderBuilder::new(batcher.clone())
         .batch_size(1)
         .num_workers(workers.max(1))
         .build(train);
+    let train_loader = Arc::new(EpochLoader::new(train_loader, handle, first));
     let valid_loader = DataLoaderBuilder::new(batcher.clone())
         .batch_size(1)
         .num_workers(1)
@@ -660,6 +660,7 @@ impl ObjectiveVisitor for Runner<'_> {
         let (train_loader, valid_loader) = loaders(
             &batcher,
             prepared.train_sampled,
+            prepared.checkpoint.unwrap_or(0),
             prepared.valid_data.clone(),
             recipe.data.num_workers,
         );
