@@ -1,5 +1,6 @@
-//! Training runs killed (SIGKILL) after a checkpoint and resumed: the same per-step losses,
-//! validation scores and final weights as one uninterrupted run, each step logged once.
+//! Runs interrupted and resumed: training killed (SIGKILL) after a checkpoint, and embedding and
+//! training stopped by a full disk, end with the same losses, weights and embeddings as one
+//! uninterrupted run, each step logged once.
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
@@ -188,5 +189,168 @@ fn a_killed_head_training_resumes_to_the_same_losses_and_weights() {
         weights(&resumed.join("head.safetensors")),
         weights(&whole.join("head.safetensors")),
         "final weights"
+    );
+}
+
+/// `embed` and `pretrain` on a small filesystem (a tmpfs in a private mount namespace, through
+/// `unshare`): each stops with an error naming the file and the full disk, keeps what it
+/// finished (batches; checkpoints), and once the filesystem is enlarged, `--resume` ends with
+/// the same output as an uninterrupted run. Remounted read-only, both refuse with the path.
+#[test]
+fn a_full_disk_stops_embed_and_pretrain_and_they_resume_once_space_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::fs::read_to_string(repo().join("configs/tiny.toml")).unwrap();
+    let recipe = dir.path().join("recipe.toml");
+    std::fs::write(
+        &recipe,
+        tiny.replace("steps = 60", "steps = 40")
+            .replace("checkpoint_every = 20", "checkpoint_every = 10"),
+    )
+    .unwrap();
+    let proteins = dir.path().join("proteins.fasta");
+    let mut fasta = String::new();
+    for record in prottrans::data::FastaReader::open(sample("uniprot_valid.fasta.gz"))
+        .unwrap()
+        .take(32)
+    {
+        let record = record.unwrap();
+        let sequence = String::from_utf8_lossy(&record.sequence).into_owned();
+        fasta.push_str(&format!(">{}\n{sequence}\n", record.id));
+    }
+    std::fs::write(&proteins, fasta).unwrap();
+    let model = common::fixture("esm_tiny");
+    let embed = format!(
+        "embed --model {} --input {} --max-residues 1000",
+        model.display(),
+        proteins.display()
+    );
+    let pretrain = pretrain_args(&recipe, Path::new("$FS/run")).join(" ");
+    let (fs, kept) = (dir.path().join("fs"), dir.path().join("kept"));
+    std::fs::create_dir_all(&fs).unwrap();
+    std::fs::create_dir_all(&kept).unwrap();
+    // Each step's output goes to $KEPT, outside the tmpfs, for the checks below.
+    let script = format!(
+        r#"
+set -u
+FS={fs}; KEPT={kept}; P={binary}
+mount -t tmpfs -o size=1200k tmpfs "$FS" || exit 90
+$P {embed} --output "$FS/out.npz" > "$KEPT/embed-full.log" 2>&1 && exit 91
+ls "$FS/out.npz.partial" > "$KEPT/embed-parts"
+mount -o remount,size=64m "$FS" || exit 92
+$P {embed} --output "$FS/out.npz" --resume > "$KEPT/embed-resumed.log" 2>&1 || exit 93
+cp "$FS/out.npz" "$KEPT/resumed.npz"
+rm -rf "$FS"/*
+mount -o remount,size=400k "$FS" || exit 94
+$P {pretrain} > "$KEPT/pretrain-full.log" 2>&1 && exit 95
+ls "$FS/run/checkpoint" > "$KEPT/pretrain-checkpoints"
+mount -o remount,size=64m "$FS" || exit 96
+$P {pretrain} --resume > "$KEPT/pretrain-resumed.log" 2>&1 || exit 97
+cp "$FS/run/metrics.jsonl" "$KEPT/metrics.jsonl"
+cp "$FS/run/model/model.safetensors" "$KEPT/model.safetensors"
+mount -o remount,ro "$FS" || exit 98
+$P {embed} --output "$FS/ro.npz" > "$KEPT/embed-ro.log" 2>&1 && exit 99
+$P {pretrain_ro} > "$KEPT/pretrain-ro.log" 2>&1 && exit 100
+exit 0
+"#,
+        pretrain_ro = pretrain_args(&recipe, Path::new("$FS/ro-run")).join(" "),
+        fs = fs.display(),
+        kept = kept.display(),
+        binary = env!("CARGO_BIN_EXE_prottrans"),
+    );
+    let run = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) runs the test in a private mount namespace");
+    let log = |name: &str| std::fs::read_to_string(kept.join(name)).unwrap_or_default();
+    assert!(
+        run.status.success(),
+        "step {:?} failed: {}\n{}\n{}\n{}",
+        run.status.code(),
+        String::from_utf8_lossy(&run.stderr),
+        log("embed-full.log"),
+        log("pretrain-full.log"),
+        log("pretrain-resumed.log"),
+    );
+
+    // embed: the error names the part and the full disk; a finished batch was kept and reused.
+    let full = log("embed-full.log");
+    assert!(
+        full.contains("out.npz.partial/part-") && full.contains("No space left on device"),
+        "{full}"
+    );
+    assert!(
+        !full.contains("panicked") && !full.contains("drop failed"),
+        "{full}"
+    );
+    assert!(
+        log("embed-parts").contains("part-000000.npz"),
+        "no batch kept"
+    );
+    assert!(log("embed-resumed.log").contains("were already done"));
+    let whole = dir.path().join("whole.npz");
+    let args: Vec<String> = embed.split(' ').map(String::from).collect();
+    let run = prottrans()
+        .args(&args)
+        .arg("--output")
+        .arg(&whole)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |path: &Path| {
+        let mut file = prottrans::embed::output::EmbeddingFile::open(path).unwrap();
+        let mut keys = file.keys().unwrap();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| {
+                let values = file.read(&k).unwrap();
+                (k, values)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(read(&kept.join("resumed.npz")), read(&whole));
+
+    // A read-only filesystem: a clear error naming the output, for both.
+    for (name, file) in [("embed-ro.log", "ro.npz"), ("pretrain-ro.log", "ro-run")] {
+        let text = log(name);
+        assert!(
+            text.contains(file) && text.contains("Read-only file system"),
+            "{name}: {text}"
+        );
+        assert!(!text.contains("panicked"), "{text}");
+    }
+
+    // pretrain: the error names the checkpoint file; checkpoint 1 was kept; the resumed run
+    // ends as an uninterrupted one.
+    let full = log("pretrain-full.log");
+    assert!(
+        full.contains("checkpoint/") && full.contains("No space left on device"),
+        "{full}"
+    );
+    assert!(log("pretrain-checkpoints").contains("model-1.bpk"));
+    assert!(log("pretrain-resumed.log").contains("resuming from checkpoint 1"));
+    let whole = dir.path().join("whole-run");
+    let run = prottrans()
+        .args(pretrain_args(&recipe, &whole))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let expected = metrics(&whole);
+    let got: Vec<serde_json::Value> = std::fs::read_to_string(kept.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    same_metrics(&got, &expected);
+    assert_eq!(
+        weights(&kept.join("model.safetensors")),
+        weights(&whole.join("model/model.safetensors"))
     );
 }

@@ -6,7 +6,7 @@
 //! settings, so that `--resume` refuses to mix embeddings of different models or kinds.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, ArrayD, IxDyn, OwnedRepr};
@@ -117,7 +117,6 @@ impl Parts {
             let text = serde_json::to_string_pretty(run)
                 .map_err(|e| EmbedError::output(&run_path)(e.to_string()))?;
             write_atomically(&dir, &run_path, |file| {
-                use std::io::Write;
                 file.write_all(text.as_bytes()).map_err(|e| e.to_string())
             })?;
         }
@@ -169,17 +168,21 @@ impl Parts {
             })
             .collect();
         let meta = Array1::from(serde_json::to_vec(&meta).expect("metadata serialises"));
+        // Built in memory (one batch), so a failing disk is one clean error from `write_all`
+        // rather than from inside the zip writer.
+        let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
+        for entry in entries {
+            npz.add_array(entry.key.as_str(), &entry.values)
+                .map_err(|e| EmbedError::output(&path)(e.to_string()))?;
+        }
+        npz.add_array(META, &meta)
+            .map_err(|e| EmbedError::output(&path)(e.to_string()))?;
+        let bytes = npz
+            .finish()
+            .map_err(|e| EmbedError::output(&path)(e.to_string()))?
+            .into_inner();
         write_atomically(&self.dir, &path, |file| {
-            let mut npz =
-                NpzWriter::new(BufWriter::new(file.try_clone().map_err(|e| e.to_string())?));
-            for entry in entries {
-                npz.add_array(entry.key.as_str(), &entry.values)
-                    .map_err(|e| e.to_string())?;
-            }
-            npz.add_array(META, &meta).map_err(|e| e.to_string())?;
-            let writer = npz.finish().map_err(|e| e.to_string())?;
-            writer.into_inner().map_err(|e| e.to_string())?;
-            Ok(())
+            file.write_all(&bytes).map_err(|e| e.to_string())
         })?;
         self.next += 1;
         Ok(())
