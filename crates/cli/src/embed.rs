@@ -110,6 +110,12 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         }
     }
     let embedder = match args.segment_length {
+        Some(_) if embedder.segment_length().is_none() && !embedder.has_segment_memory() => {
+            anyhow::bail!(
+                "--segment-length: {} reads every protein in one pass (only XLNet and Transformer-XL have a memory to read segments with)",
+                embedder.config().shape()
+            )
+        }
         Some(length) => embedder.with_segment_length(Some(length)),
         None => embedder,
     };

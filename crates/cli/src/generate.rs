@@ -19,8 +19,8 @@ pub struct GenerateArgs {
     #[arg(long)]
     max_new_tokens: Option<usize>,
     /// Sampling: proteins per prompt.
-    #[arg(long, default_value_t = 1)]
-    num_samples: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    num_samples: u64,
     /// Sampling: softmax temperature (lower: closer to the most likely residue).
     #[arg(long, default_value_t = 1.0)]
     temperature: f32,
@@ -58,6 +58,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             (num_samples, temperature, top_k, seed),
         );
     }
+    anyhow::ensure!(
+        checkpoint.config().architecture() == prottrans::models::Architecture::T5,
+        "{}: generate samples with an XLNet or Transformer-XL, fills in residues with a ProtT5 and translates to 3Di with a ProstT5; this is a {} (for a masked LM, see fill-mask)",
+        model.display(),
+        checkpoint.config().shape()
+    );
     anyhow::ensure!(
         !sequences.is_empty(),
         "a T5 fills in residues (ProtT5) or translates them to 3Di (ProstT5): give at least one --sequence"
@@ -99,7 +105,7 @@ fn sample(
     device: &prottrans::burn::tensor::Device,
     prompts: Vec<String>,
     max_new_tokens: Option<usize>,
-    (num_samples, temperature, top_k, seed): (usize, f32, usize, u64),
+    (num_samples, temperature, top_k, seed): (u64, f32, usize, u64),
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         temperature > 0.0 && temperature.is_finite(),

@@ -52,8 +52,8 @@ pub struct FillMaskArgs {
     #[arg(long = "sequence", required = true)]
     sequences: Vec<String>,
     /// How many residues to show per position.
-    #[arg(long, default_value_t = 5)]
-    top_k: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    top_k: u64,
 }
 
 pub fn fill_mask(args: FillMaskArgs) -> anyhow::Result<()> {
@@ -61,7 +61,7 @@ pub fn fill_mask(args: FillMaskArgs) -> anyhow::Result<()> {
     println!("id\tposition\tresidue\tprobability");
     for (i, sequence) in args.sequences.iter().enumerate() {
         let id = format!("sequence{}", i + 1);
-        for prediction in model.fill_mask(&id, sequence, args.top_k)? {
+        for prediction in model.fill_mask(&id, sequence, args.top_k as usize)? {
             for (residue, probability) in prediction.candidates {
                 println!("{id}\t{}\t{residue}\t{probability:.4}", prediction.position);
             }

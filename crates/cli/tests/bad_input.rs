@@ -71,6 +71,10 @@ fn embed_args<'a>(
     args
 }
 
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
@@ -545,4 +549,411 @@ fn a_non_finite_loss_stops_pretraining() {
             "{text}"
         );
     }
+}
+
+/// More of the catalogue: damaged checkpoints, malformed FASTA and CSV, recipes and options
+/// outside their domains, each refused with the file and the place (or the option).
+#[test]
+fn bad_input_catalogue_files_recipes_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let model = model(dir);
+    let m = path(&model);
+    let samples = repo().join("data/samples");
+    let sample = |name: &str| samples.join(name).display().to_string();
+    let ok = write(dir, "ok.fasta", ">a\nMKTAY\n");
+    let out = |name: &str| dir.join(name).display().to_string();
+
+    // Damaged checkpoints.
+    let copy_model = |name: &str| {
+        let copy = dir.join(name);
+        std::fs::create_dir_all(&copy).unwrap();
+        for entry in std::fs::read_dir(&model).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+        }
+        copy
+    };
+    let truncated = copy_model("truncated");
+    let weights = std::fs::read(model.join("model.safetensors")).unwrap();
+    std::fs::write(truncated.join("model.safetensors"), &weights[..100]).unwrap();
+    let bad_json = copy_model("bad-json");
+    std::fs::write(bad_json.join("config.json"), "{ not json").unwrap();
+
+    // Malformed inputs.
+    let no_header = write(dir, "no-header.fasta", "MKT\n>a\nMKT\n");
+    let fastq = write(dir, "reads.fasta", "@r\nACGT\n+\nIIII\n");
+    let empty_record = write(dir, "empty-record.fasta", ">a\n>b\nMKT\n");
+    let gz = std::fs::read(samples.join("uniprot_valid.fasta.gz")).unwrap();
+    let cut_gz = dir.join("cut.fasta.gz");
+    std::fs::write(&cut_gz, &gz[..500]).unwrap();
+    let ss_header = "input,dssp3,dssp8,disorder,cb513_mask\n";
+    let loc_header = "id,sequence,location,membrane,split\n";
+    let bad_letter = write(dir, "letter.csv", &format!("{ss_header}MKTAY,CCHZC,,,\n"));
+    let bad_length = write(dir, "length.csv", &format!("{ss_header}MKTAY,CCH,,,\n"));
+    let duplicate = write(
+        dir,
+        "duplicate.csv",
+        &format!("{loc_header}A1,MKTAY,Nucleus,soluble,train\nA1,MKTAY,Nucleus,soluble,train\n"),
+    );
+    let short_row = write(
+        dir,
+        "short.csv",
+        &format!("{loc_header}A1,MKTAY,Nucleus,soluble\n"),
+    );
+
+    // Recipes.
+    let tiny = std::fs::read_to_string(repo().join("configs/tiny.toml")).unwrap();
+    let recipe = |name: &str, from: &str, to: &str| {
+        assert!(tiny.contains(from), "{from}");
+        path(&write(dir, name, &tiny.replace(from, to))).to_string()
+    };
+    let typo = recipe("typo.toml", "hidden_size = 32", "hidden_sise = 32");
+    let zero = recipe("zero.toml", "steps = 60", "steps = 0");
+    let heads = recipe(
+        "heads.toml",
+        "num_attention_heads = 4",
+        "num_attention_heads = 5",
+    );
+    let arch = recipe(
+        "arch.toml",
+        "architecture = \"bert\"",
+        "architecture = \"gpt2\"",
+    );
+    let crop = recipe("crop.toml", "max_residues = 62", "max_residues = 500");
+    let broken = path(&write(dir, "broken.toml", "[model\n")).to_string();
+    let empty = write(dir, "empty.fasta", "");
+    let pretrain = |recipe: &str, train: &str| -> Vec<String> {
+        [
+            "pretrain",
+            "--config",
+            recipe,
+            "--train",
+            train,
+            "--valid",
+            &sample("uniprot_valid.fasta.gz"),
+            "--out",
+            &out("run"),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let train = sample("uniprot_train.fasta.gz");
+
+    // A head, then damaged copies of it.
+    let head = dir.join("head");
+    let (ok_head, text) = prottrans(&[
+        "train-head",
+        "--task",
+        "localization",
+        "--train",
+        &sample("localization_train.csv"),
+        "--valid",
+        &sample("localization_valid.csv"),
+        "--features",
+        "one-hot",
+        "--epochs",
+        "1",
+        "--out",
+        path(&head),
+    ]);
+    assert!(ok_head, "{text}");
+    let bad_head = dir.join("bad-head");
+    std::fs::create_dir_all(&bad_head).unwrap();
+    std::fs::copy(
+        head.join("head.safetensors"),
+        bad_head.join("head.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(bad_head.join("head.json"), "{oops").unwrap();
+    let cut_head = dir.join("cut-head");
+    std::fs::create_dir_all(&cut_head).unwrap();
+    std::fs::copy(head.join("head.json"), cut_head.join("head.json")).unwrap();
+    std::fs::write(cut_head.join("head.safetensors"), b"not safetensors").unwrap();
+    let one = write(dir, "one.fasta", ">A0A088MIT0\nMKTAYIAK\n");
+    let (embedded, text) = prottrans(&embed_args(m, &one, &dir.join("one.npz"), &[]));
+    assert!(embedded, "{text}");
+
+    let transfo_xl = fixture("transfo_xl_tiny");
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            owned(&embed_args("no-such-model", &ok, &dir.join("a.npz"), &[])),
+            vec!["no-such-model", "no checkpoint directory"],
+        ),
+        (
+            owned(&embed_args(path(&truncated), &ok, &dir.join("a.npz"), &[])),
+            vec!["truncated/model.safetensors"],
+        ),
+        (
+            owned(&embed_args(path(&bad_json), &ok, &dir.join("a.npz"), &[])),
+            vec!["bad-json/config.json", "line 1"],
+        ),
+        (
+            owned(&embed_args(m, &no_header, &dir.join("a.npz"), &[])),
+            vec!["no-header.fasta:1"],
+        ),
+        (
+            owned(&embed_args(m, &fastq, &dir.join("a.npz"), &[])),
+            vec!["reads.fasta:1", "FASTQ"],
+        ),
+        (
+            owned(&embed_args(m, &empty_record, &dir.join("a.npz"), &[])),
+            vec!["empty-record.fasta:1", "record 'a'", "empty"],
+        ),
+        (
+            owned(&embed_args(m, &cut_gz, &dir.join("a.npz"), &[])),
+            vec!["cut.fasta.gz"],
+        ),
+        (
+            owned(&embed_args(m, &ok, &dir.join("a.txt"), &[])),
+            vec!["a.txt", "unknown output format"],
+        ),
+        (
+            owned(&embed_args(
+                m,
+                &dir.join("missing.fasta"),
+                &dir.join("a.npz"),
+                &[],
+            )),
+            vec!["missing.fasta", "No such file"],
+        ),
+        (
+            owned(&embed_args(
+                m,
+                &ok,
+                &dir.join("a.npz"),
+                &["--max-batch", "0"],
+            )),
+            vec!["--max-batch"],
+        ),
+        (
+            owned(&embed_args(
+                m,
+                &ok,
+                &dir.join("a.npz"),
+                &["--segment-length", "10"],
+            )),
+            vec!["--segment-length", "one pass"],
+        ),
+        (
+            [
+                "fill-mask",
+                "--model",
+                m,
+                "--sequence",
+                "MK_AY",
+                "--top-k",
+                "0",
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["--top-k"],
+        ),
+        (
+            [
+                "generate",
+                "--model",
+                path(&transfo_xl),
+                "--sequence",
+                "MKT",
+                "--num-samples",
+                "0",
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["--num-samples"],
+        ),
+        (
+            [
+                "generate",
+                "--model",
+                path(&transfo_xl),
+                "--sequence",
+                "MKT",
+                "--temperature",
+                "0",
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["--temperature"],
+        ),
+        (
+            ["generate", "--model", m, "--sequence", "MKT"]
+                .map(String::from)
+                .to_vec(),
+            vec!["BERT", "fill-mask"],
+        ),
+        (
+            [
+                "score",
+                "--model",
+                m,
+                "--input",
+                path(&ok),
+                "--mutations",
+                "",
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["variant ''", "empty"],
+        ),
+        (
+            [
+                "train-head",
+                "--task",
+                "secondary-structure",
+                "--train",
+                path(&bad_letter),
+                "--valid",
+                path(&bad_letter),
+                "--features",
+                "one-hot",
+                "--out",
+                &out("h1"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["letter.csv:2", "'Z' at residue 4"],
+        ),
+        (
+            [
+                "train-head",
+                "--task",
+                "secondary-structure",
+                "--train",
+                path(&bad_length),
+                "--valid",
+                path(&bad_length),
+                "--features",
+                "one-hot",
+                "--out",
+                &out("h2"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["length.csv:2", "3 labels for a sequence of 5"],
+        ),
+        (
+            [
+                "train-head",
+                "--task",
+                "localization",
+                "--train",
+                path(&duplicate),
+                "--valid",
+                path(&duplicate),
+                "--features",
+                "one-hot",
+                "--out",
+                &out("h3"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["duplicate.csv:3", "already used at line 2"],
+        ),
+        (
+            [
+                "train-head",
+                "--task",
+                "localization",
+                "--train",
+                path(&short_row),
+                "--valid",
+                path(&short_row),
+                "--features",
+                "one-hot",
+                "--out",
+                &out("h4"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["short.csv:2"],
+        ),
+        (
+            [
+                "train-head",
+                "--task",
+                "localization",
+                "--train",
+                &sample("localization_train.csv"),
+                "--valid",
+                &sample("localization_valid.csv"),
+                "--embeddings",
+                &out("one.npz"),
+                "--valid-embeddings",
+                &out("one.npz"),
+                "--out",
+                &out("h5"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["one.npz", "have no embedding"],
+        ),
+        (
+            [
+                "predict",
+                "--head",
+                &out("no-head"),
+                "--input",
+                path(&ok),
+                "--output",
+                &out("p.tsv"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["no-head/head.json"],
+        ),
+        (
+            [
+                "predict",
+                "--head",
+                path(&bad_head),
+                "--input",
+                path(&ok),
+                "--output",
+                &out("p.tsv"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["bad-head/head.json", "line 1"],
+        ),
+        (
+            [
+                "predict",
+                "--head",
+                path(&cut_head),
+                "--input",
+                path(&ok),
+                "--output",
+                &out("p.tsv"),
+            ]
+            .map(String::from)
+            .to_vec(),
+            vec!["cut-head/head.safetensors"],
+        ),
+        (pretrain(&typo, &train), vec!["typo.toml", "hidden_sise"]),
+        (pretrain(&zero, &train), vec!["zero.toml", "schedule.steps"]),
+        (
+            pretrain(&heads, &train),
+            vec!["heads.toml", "num_attention_heads (5)"],
+        ),
+        (
+            pretrain(&arch, &train),
+            vec!["arch.toml", "unknown architecture `gpt2`"],
+        ),
+        (
+            pretrain(&crop, &train),
+            vec!["crop.toml", "max_position_embeddings"],
+        ),
+        (pretrain(&broken, &train), vec!["broken.toml", "line 1"]),
+        (
+            pretrain(&recipe("fine.toml", "", ""), path(&empty)),
+            vec!["empty.fasta", "no sequences"],
+        ),
+    ];
+    for (args, expected) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails_naming(&args, expected);
+    }
+    assert!(cases.len() >= 30, "{} cases", cases.len());
 }

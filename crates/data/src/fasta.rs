@@ -190,7 +190,8 @@ fn fasta_error(path: &Path, e: needletail::errors::ParseError) -> DataError {
         },
         _ => DataError::Fasta {
             path: path.to_path_buf(),
-            line: e.position.line,
+            // needletail counts the start of the file as line 0.
+            line: e.position.line.max(1),
             message: e.msg,
         },
     }

@@ -107,6 +107,12 @@ impl Embedder {
         self.segment_length
     }
 
+    /// Whether the architecture has a memory to read a protein in segments with (XLNet,
+    /// Transformer-XL).
+    pub fn has_segment_memory(&self) -> bool {
+        self.encoder.has_segment_memory()
+    }
+
     /// Sets the segment length (see [`Self::segment_length`]); ignored by architectures
     /// without memory.
     pub fn with_segment_length(mut self, segment_length: Option<usize>) -> Self {

@@ -203,14 +203,13 @@ impl PretrainConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml_str(&text).map_err(|e| match e {
-            TrainError::Recipe { message, .. } | TrainError::Invalid(message) => {
-                TrainError::Recipe {
-                    path: path.to_path_buf(),
-                    message,
-                }
-            }
-            other => other,
+        // Every error of the text is named with the file.
+        Self::from_toml_str(&text).map_err(|e| TrainError::Recipe {
+            path: path.to_path_buf(),
+            message: match e {
+                TrainError::Recipe { message, .. } | TrainError::Invalid(message) => message,
+                other => other.to_string(),
+            },
         })
     }
 
@@ -223,7 +222,11 @@ impl PretrainConfig {
         let value: toml::Table = toml::from_str(text).map_err(|e| recipe_error(e.to_string()))?;
         // `[model]` is an internally tagged enum, which serde cannot make strict: check its keys.
         if let Some(model) = value.get("model").and_then(|m| m.as_table()) {
-            let known = model_keys(model.get("architecture").and_then(|a| a.as_str()));
+            let architecture = model.get("architecture").and_then(|a| a.as_str());
+            if let Some(Err(e)) = architecture.map(Architecture::from_model_type) {
+                return Err(recipe_error(format!("model.architecture: {e}")));
+            }
+            let known = model_keys(architecture);
             let unknown: Vec<&str> = model
                 .keys()
                 .map(String::as_str)
