@@ -674,6 +674,19 @@ fn bad_input_catalogue_files_recipes_and_options() {
     let (embedded, text) = prottrans(&embed_args(m, &one, &dir.join("one.npz"), &[]));
     assert!(embedded, "{text}");
 
+    let train_head = |task: &str, train: &str, valid: &str, extra: &[&str]| {
+        let mut args = owned(&[
+            "train-head",
+            "--task",
+            task,
+            "--train",
+            train,
+            "--valid",
+            valid,
+        ]);
+        args.extend(owned(extra));
+        args
+    };
     let transfo_xl = fixture("transfo_xl_tiny");
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
         (
@@ -798,95 +811,55 @@ fn bad_input_catalogue_files_recipes_and_options() {
             vec!["variant ''", "empty"],
         ),
         (
-            [
-                "train-head",
-                "--task",
+            train_head(
                 "secondary-structure",
-                "--train",
                 path(&bad_letter),
-                "--valid",
                 path(&bad_letter),
-                "--features",
-                "one-hot",
-                "--out",
-                &out("h1"),
-            ]
-            .map(String::from)
-            .to_vec(),
+                &["--features", "one-hot", "--out", &out("h1")],
+            ),
             vec!["letter.csv:2", "'Z' at residue 4"],
         ),
         (
-            [
-                "train-head",
-                "--task",
+            train_head(
                 "secondary-structure",
-                "--train",
                 path(&bad_length),
-                "--valid",
                 path(&bad_length),
-                "--features",
-                "one-hot",
-                "--out",
-                &out("h2"),
-            ]
-            .map(String::from)
-            .to_vec(),
+                &["--features", "one-hot", "--out", &out("h2")],
+            ),
             vec!["length.csv:2", "3 labels for a sequence of 5"],
         ),
         (
-            [
-                "train-head",
-                "--task",
+            train_head(
                 "localization",
-                "--train",
                 path(&duplicate),
-                "--valid",
                 path(&duplicate),
-                "--features",
-                "one-hot",
-                "--out",
-                &out("h3"),
-            ]
-            .map(String::from)
-            .to_vec(),
+                &["--features", "one-hot", "--out", &out("h3")],
+            ),
             vec!["duplicate.csv:3", "already used at line 2"],
         ),
         (
-            [
-                "train-head",
-                "--task",
+            train_head(
                 "localization",
-                "--train",
                 path(&short_row),
-                "--valid",
                 path(&short_row),
-                "--features",
-                "one-hot",
-                "--out",
-                &out("h4"),
-            ]
-            .map(String::from)
-            .to_vec(),
+                &["--features", "one-hot", "--out", &out("h4")],
+            ),
             vec!["short.csv:2"],
         ),
         (
-            [
-                "train-head",
-                "--task",
+            train_head(
                 "localization",
-                "--train",
                 &sample("localization_train.csv"),
-                "--valid",
                 &sample("localization_valid.csv"),
-                "--embeddings",
-                &out("one.npz"),
-                "--valid-embeddings",
-                &out("one.npz"),
-                "--out",
-                &out("h5"),
-            ]
-            .map(String::from)
-            .to_vec(),
+                &[
+                    "--embeddings",
+                    &out("one.npz"),
+                    "--valid-embeddings",
+                    &out("one.npz"),
+                    "--out",
+                    &out("h5"),
+                ],
+            ),
             vec!["one.npz", "have no embedding"],
         ),
         (

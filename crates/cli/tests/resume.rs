@@ -99,6 +99,40 @@ fn checkpoint(out: &Path, epoch: usize) -> Vec<PathBuf> {
         .to_vec()
 }
 
+/// Runs `args(DIR)` once to the end and once killed after checkpoint 2 and resumed; both
+/// must log the same metrics and end with the same weights (`weights`, relative to DIR).
+/// Returns the uninterrupted run's metrics.
+fn resumed_equals_uninterrupted(
+    dir: &Path,
+    args: impl Fn(&Path) -> Vec<String>,
+    weights_file: &str,
+) -> Vec<serde_json::Value> {
+    let whole = dir.join("whole");
+    let run = prottrans().args(args(&whole)).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let resumed = dir.join("resumed");
+    kill_when_written(&args(&resumed), &checkpoint(&resumed, 2));
+    assert!(
+        !resumed.join(weights_file).exists(),
+        "killed before the end"
+    );
+    resume(&args(&resumed));
+
+    let expected = metrics(&whole);
+    same_metrics(&metrics(&resumed), &expected);
+    assert_eq!(
+        weights(&resumed.join(weights_file)),
+        weights(&whole.join(weights_file)),
+        "final weights"
+    );
+    expected
+}
+
 #[test]
 fn a_killed_pretraining_resumes_to_the_same_losses_and_weights() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,31 +151,12 @@ fn a_killed_pretraining_resumes_to_the_same_losses_and_weights() {
     )
     .unwrap();
 
-    let whole = dir.path().join("whole");
-    let run = prottrans()
-        .args(pretrain_args(&recipe, &whole))
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let metrics = resumed_equals_uninterrupted(
+        dir.path(),
+        |out| pretrain_args(&recipe, out),
+        "model/model.safetensors",
     );
-
-    let resumed = dir.path().join("resumed");
-    let args = pretrain_args(&recipe, &resumed);
-    kill_when_written(&args, &checkpoint(&resumed, 2));
-    assert!(!resumed.join("model").exists(), "killed before the end");
-    resume(&args);
-
-    let (expected, got) = (metrics(&whole), metrics(&resumed));
-    assert_eq!(expected.len(), 44, "40 steps and 4 validations");
-    same_metrics(&got, &expected);
-    assert_eq!(
-        weights(&resumed.join("model/model.safetensors")),
-        weights(&whole.join("model/model.safetensors")),
-        "final weights"
-    );
+    assert_eq!(metrics.len(), 44, "40 steps and 4 validations");
 }
 
 /// The same for a head (shuffled examples, dropout 0.25): killed after its second epoch.
@@ -168,28 +183,9 @@ fn a_killed_head_training_resumes_to_the_same_losses_and_weights() {
             path(out),
         ]
     };
-    let whole = dir.path().join("whole");
-    let run = prottrans().args(args(&whole)).output().unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-
-    let resumed = dir.path().join("resumed");
-    kill_when_written(&args(&resumed), &checkpoint(&resumed, 2));
-    assert!(!resumed.join("head.json").exists(), "killed before the end");
-    resume(&args(&resumed));
-
-    let (expected, got) = (metrics(&whole), metrics(&resumed));
-    let validations = expected.iter().filter(|m| m["split"] == "valid").count();
+    let metrics = resumed_equals_uninterrupted(dir.path(), args, "head.safetensors");
+    let validations = metrics.iter().filter(|m| m["split"] == "valid").count();
     assert_eq!(validations, 6, "one validation per epoch");
-    same_metrics(&got, &expected);
-    assert_eq!(
-        weights(&resumed.join("head.safetensors")),
-        weights(&whole.join("head.safetensors")),
-        "final weights"
-    );
 }
 
 /// `embed` and `pretrain` on a small filesystem (a tmpfs in a private mount namespace, through
