@@ -31,6 +31,21 @@ fn pretrain_args(recipe: &Path, out: &Path) -> Vec<String> {
     ]
 }
 
+/// configs/tiny.toml's model (with `model_extra` lines in `[model]`), 40 steps, a checkpoint
+/// every 10, written into `dir`.
+fn tiny_recipe(dir: &Path, model_extra: &str) -> PathBuf {
+    let tiny = std::fs::read_to_string(repo().join("configs/tiny.toml")).unwrap();
+    let recipe = dir.join("recipe.toml");
+    std::fs::write(
+        &recipe,
+        tiny.replace("steps = 60", "steps = 40")
+            .replace("checkpoint_every = 20", "checkpoint_every = 10")
+            .replace("[model]", &format!("[model]\n{model_extra}")),
+    )
+    .unwrap();
+    recipe
+}
+
 /// Every line of `metrics.jsonl`: split, step and each metric's value, in order.
 fn metrics(out: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(out.join("metrics.jsonl"))
@@ -136,20 +151,11 @@ fn resumed_equals_uninterrupted(
 #[test]
 fn a_killed_pretraining_resumes_to_the_same_losses_and_weights() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = std::fs::read_to_string(repo().join("configs/tiny.toml")).unwrap();
-    let recipe = dir.path().join("recipe.toml");
-    std::fs::write(
-        &recipe,
-        // configs/tiny.toml's model with dropout (its stream must be restored too), 40 steps,
-        // a checkpoint every 10.
-        tiny.replace("steps = 60", "steps = 40")
-            .replace("checkpoint_every = 20", "checkpoint_every = 10")
-            .replace(
-                "[model]",
-                "[model]\nhidden_dropout_prob = 0.1\nattention_probs_dropout_prob = 0.1",
-            ),
-    )
-    .unwrap();
+    // With dropout: its stream must be restored too.
+    let recipe = tiny_recipe(
+        dir.path(),
+        "hidden_dropout_prob = 0.1\nattention_probs_dropout_prob = 0.1",
+    );
 
     let metrics = resumed_equals_uninterrupted(
         dir.path(),
@@ -195,14 +201,7 @@ fn a_killed_head_training_resumes_to_the_same_losses_and_weights() {
 #[test]
 fn a_full_disk_stops_embed_and_pretrain_and_they_resume_once_space_is_back() {
     let dir = tempfile::tempdir().unwrap();
-    let tiny = std::fs::read_to_string(repo().join("configs/tiny.toml")).unwrap();
-    let recipe = dir.path().join("recipe.toml");
-    std::fs::write(
-        &recipe,
-        tiny.replace("steps = 60", "steps = 40")
-            .replace("checkpoint_every = 20", "checkpoint_every = 10"),
-    )
-    .unwrap();
+    let recipe = tiny_recipe(dir.path(), "");
     let proteins = dir.path().join("proteins.fasta");
     let mut fasta = String::new();
     for record in prottrans::data::FastaReader::open(sample("uniprot_valid.fasta.gz"))
