@@ -189,7 +189,7 @@ fn resume_without_checkpoint_is_an_error() {
 }
 
 /// LAMB with gradient accumulation: one log line and one learning-rate step per optimiser step
-/// (not per batch), and the model learns.
+/// (not per batch), and the model learns past the residue frequencies.
 #[test]
 fn lamb_with_gradient_accumulation() {
     let mut config = recipe(30, 15);
@@ -206,8 +206,22 @@ fn lamb_with_gradient_accumulation() {
         .map(|l| l["learning_rate"].as_f64().unwrap())
         .collect();
     assert!(lr[29] < lr[10] && lr[10] < 0.02 + 1e-12, "{lr:?}");
-    // Uniform guessing over the 25 residue tokens costs ln 25 = 3.22 nats.
-    assert!(report.valid_loss < 25f64.ln(), "{report}");
+    // Biases and layer norms take plain Adam steps (BERT's LAMB leaves them out of the trust
+    // ratio). With the ratio, the zero-initialised output bias ends at RMS 0.004 and validation
+    // at 3.16 nats; without it, 0.24 and 3.05 (the unigram baseline is 2.90).
+    let (_, model) =
+        load_bert_for_masked_lm(&report.model_dir, &DeviceSpec::Cpu.device().unwrap()).unwrap();
+    let bias: Vec<f32> = model
+        .cls
+        .bias
+        .val()
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let rms = (bias.iter().map(|b| b * b).sum::<f32>() / bias.len() as f32).sqrt();
+    println!("MLM output bias RMS {rms}\n{report}");
+    assert!(rms > 0.05, "the MLM output bias barely moved: RMS {rms}");
+    assert!(report.valid_loss < 3.1, "{report}");
 }
 
 /// ProtT5's objective end to end on the sample: span corruption through burn-train, the
@@ -262,8 +276,11 @@ fn t5_span_corruption_trains_reports_and_saves_a_loadable_model() {
 }
 
 /// Data-parallel training through burn-train's multi-device strategy, on two CPU devices (the
-/// same flex device twice: one worker thread each). Each step takes a batch per device; the log
-/// still has one line per optimiser step and the model learns.
+/// same flex device twice: one worker thread each). Each step takes a batch per device and
+/// averages their gradients, so it trains as one device accumulating two batches per step: the
+/// validation losses agree to 2e-3 (measured 6e-4, the summation order differs), while the same
+/// recipe with one batch per step ends 1e-2 away (a second device whose gradients were dropped
+/// would land there).
 #[test]
 fn data_parallel_training_on_two_devices() {
     let dir = tempfile::tempdir().unwrap();
@@ -275,14 +292,37 @@ fn data_parallel_training_on_two_devices() {
         .map(|l| l["step"].as_u64().unwrap())
         .collect();
     assert_eq!(steps, (1..=30).collect::<Vec<u64>>());
-    assert!(report.valid_loss < 25f64.ln(), "{report}");
+
+    let mut accumulating = recipe(30, 15);
+    accumulating.optimizer.grad_accumulation = 2;
+    let accumulated = run(accumulating, tempfile::tempdir().unwrap().path(), false).unwrap();
+    let single = run(recipe(30, 15), tempfile::tempdir().unwrap().path(), false).unwrap();
+    let (dp, acc, one) = (report.valid_loss, accumulated.valid_loss, single.valid_loss);
+    assert!(
+        (dp - acc).abs() < 2e-3,
+        "two devices {dp} vs accumulation {acc}"
+    );
+    assert!(
+        (dp - one).abs() > 5e-3,
+        "two devices {dp} vs one batch per step {one}"
+    );
 }
 
-/// Mixed precision (f32 master weights, f16 or bf16 forward and backward) trains on flex: the
-/// loss falls below uniform guessing, as in f32.
+/// Mixed precision (f32 master weights, f16 or bf16 forward and backward) trains on flex as f32
+/// does: every loss finite and the validation loss within 2e-3 of the f32 run's (measured
+/// 3e-5 to 6e-5), which itself fell well below where training started.
 #[test]
-fn half_precision_training_learns() {
+fn half_precision_training_tracks_f32() {
     use prottrans::prelude::Precision;
+    let f32_dir = tempfile::tempdir().unwrap();
+    let full = run(recipe(30, 15), f32_dir.path(), false).unwrap();
+    let losses: Vec<f64> = train_lines(f32_dir.path())
+        .iter()
+        .map(|l| l["loss"].as_f64().unwrap())
+        .collect();
+    let mean = |ls: &[f64]| ls.iter().sum::<f64>() / ls.len() as f64;
+    let (first, last) = (mean(&losses[..5]), mean(&losses[losses.len() - 5..]));
+    assert!(last < first - 0.2, "f32 train loss {first:.3} -> {last:.3}");
     for precision in [Precision::Bf16, Precision::F16] {
         let mut config = recipe(30, 15);
         config.optimizer.precision = precision;
@@ -297,7 +337,12 @@ fn half_precision_training_learns() {
             losses.iter().all(|l| l.is_finite()),
             "{precision}: {losses:?}"
         );
-        assert!(report.valid_loss < 25f64.ln(), "{precision}: {report}");
+        assert!(
+            (report.valid_loss - full.valid_loss).abs() < 2e-3,
+            "{precision} {} vs f32 {}",
+            report.valid_loss,
+            full.valid_loss
+        );
     }
 }
 

@@ -593,7 +593,8 @@ mod tests {
         Precision::F32.check(&device).unwrap();
         let err = Precision::Bf16.check(&device).unwrap_err();
         assert!(
-            err.to_string().contains("does not support bf16") && err.to_string().contains("flex"),
+            err.to_string().contains("does not compute in bf16")
+                && err.to_string().contains("flex"),
             "{err}"
         );
     }

@@ -36,4 +36,4 @@ pub use precision::MixedPrecision;
 pub use pretrain::{
     PretrainReport, PretrainRun, PretrainingObjective, init_model, pretrain, pretraining_tokenizer,
 };
-pub use recipe::{PretrainConfig, ReplacedTokenConfig};
+pub use recipe::{PretrainConfig, ReplacedTokenConfig, Replacements};

@@ -7,7 +7,7 @@
 //! ...
 //! [masking]          # optional, BERT's masked LM (80% [MASK], 10% random, 10% kept)
 //! [corruption]       # optional, T5's single-residue span corruption (90% sentinel, 10% random)
-//! [electra]          # optional, ELECTRA's discriminator weight
+//! [electra]          # optional, ELECTRA's discriminator weight and replacements
 //! [autoregressive]   # optional, XLNet's partial prediction, Transformer-XL's segment length
 //! [data]             # crop length and batch budget
 //! [optimizer]        # adamw | lamb, learning rate, clipping, accumulation
@@ -22,6 +22,7 @@ use burn::lr_scheduler::LrSchedulerConfig;
 use burn::lr_scheduler::linear::LinearLrSchedulerConfig;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
+use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, LambConfig, ModuleOptimizer};
 use prottrans_data::{BatchPlanner, Tokenizer};
 use prottrans_models::{Architecture, ModelConfig, Objective};
@@ -64,20 +65,41 @@ pub struct PretrainConfig {
     pub schedule: ScheduleConfig,
 }
 
+/// Parameters LAMB leaves out of weight decay and layer-wise adaptation, by a part of their
+/// module path: biases (including XLNet's and Transformer-XL's relative-attention biases) and
+/// layer norms, as BERT's `exclude_from_layer_adaptation`.
+pub const LAMB_UNADAPTED: &[&str] = &["bias", "norm"];
+
 /// ELECTRA's objective.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReplacedTokenConfig {
     /// Weight of the discriminator's loss against the generator's (ELECTRA: 50).
     pub discriminator_weight: f64,
+    /// Where the discriminator's replacements come from (ELECTRA: the generator).
+    pub replacements: Replacements,
 }
 
 impl Default for ReplacedTokenConfig {
     fn default() -> Self {
         Self {
             discriminator_weight: DEFAULT_DISCRIMINATOR_WEIGHT,
+            replacements: Replacements::Generator,
         }
     }
+}
+
+/// Where ELECTRA's discriminator gets its replaced residues from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Replacements {
+    /// Sampled from the generator's distribution (ELECTRA).
+    #[default]
+    Generator,
+    /// The chosen residues of each batch, shuffled among the chosen positions: replacements
+    /// follow the data's residue frequencies exactly, so a residue's letter says nothing about
+    /// whether it was replaced and only its context can (a control for the discriminator).
+    Unigram,
 }
 
 /// XLNet's permutation LM and Transformer-XL's causal LM.
@@ -388,6 +410,7 @@ impl PretrainConfig {
             masking: self.masking(),
             corruption: self.corruption(),
             discriminator_weight: self.electra().discriminator_weight,
+            replacements: self.electra().replacements,
             partial_prediction: autoregressive.partial_prediction,
             segment_length: autoregressive.segment_length,
             seed: self.data.seed,
@@ -432,13 +455,28 @@ impl PretrainConfig {
                 .with_weight_decay(o.weight_decay)
                 .with_grad_clipping(clip)
                 .init(),
-            OptimizerKind::Lamb => LambConfig::new()
-                .with_beta_1(o.beta_1)
-                .with_beta_2(o.beta_2)
-                .with_epsilon(o.epsilon)
-                .with_weight_decay(o.weight_decay)
-                .with_grad_clipping(clip)
-                .init(),
+            OptimizerKind::Lamb => {
+                let lamb = LambConfig::new()
+                    .with_beta_1(o.beta_1)
+                    .with_beta_2(o.beta_2)
+                    .with_epsilon(o.epsilon)
+                    .with_weight_decay(o.weight_decay)
+                    .with_grad_clipping(clip.clone());
+                // As BERT's LAMB (which ProtBert and ProtAlbert were trained with): biases and
+                // layer norms take plain Adam steps, without weight decay or the layer-wise
+                // trust ratio. burn applies the ratio to every tensor, and a bias that starts at
+                // zero then grows by about a factor (1 + lr) per step: it never learns.
+                let plain = lamb
+                    .clone()
+                    .with_use_trust_ratio(false)
+                    .with_weight_decay(0.0)
+                    .build();
+                lamb.init().with_group(
+                    ParamGroup::from_any_predicates(LAMB_UNADAPTED.to_vec()),
+                    plain,
+                    clip.map(|c| c.init()),
+                )
+            }
         }
     }
 

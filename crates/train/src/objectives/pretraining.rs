@@ -18,6 +18,7 @@ use super::replaced_token::DiscriminatorReport;
 use super::span_corruption::{CorruptionConfig, ReconstructionReport};
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
+use crate::recipe::Replacements;
 
 /// A pretraining objective: the model under training (with its burn-train steps) and what it
 /// brings to a run: batcher, initialisation, metrics, saving and validation scores.
@@ -86,6 +87,8 @@ pub struct ObjectiveSettings {
     pub corruption: CorruptionConfig,
     /// ELECTRA: the weight of the discriminator loss.
     pub discriminator_weight: f64,
+    /// ELECTRA: where the discriminator's replacements come from.
+    pub replacements: Replacements,
     /// XLNet: one residue in `partial_prediction` is a target.
     pub partial_prediction: usize,
     /// Transformer-XL: tokens per segment.

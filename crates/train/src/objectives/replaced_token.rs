@@ -8,6 +8,10 @@
 //! `generator cross-entropy + discriminator_weight x discriminator BCE` (ELECTRA's weight: 50),
 //! the BCE averaged over real tokens, special tokens included, as `ElectraForPreTraining`.
 //! No gradient flows through the sampling: the generator learns from its own loss only.
+//!
+//! As a control, `[electra] replacements = "unigram"` shuffles each batch's chosen residues
+//! among the chosen positions instead ([`Replacements::Unigram`]): the discriminator can then
+//! tell a replaced residue only from its context.
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -35,6 +39,7 @@ use crate::objectives::mlm::{MlmBatch, MlmBatcher, MlmScores};
 use crate::objectives::pretraining::{
     ObjectiveSettings, PretrainingObjective, ValidationScores, save_vocabulary, score_residues,
 };
+use crate::recipe::Replacements;
 
 /// ELECTRA's weight of the discriminator loss.
 pub const DEFAULT_DISCRIMINATOR_WEIGHT: f64 = 50.0;
@@ -46,6 +51,9 @@ pub struct ReplacedTokenDetection {
     /// Shared embeddings, generator and discriminator.
     pub model: Electra,
     discriminator_weight: f64,
+    /// Where the replacements come from.
+    #[module(skip)]
+    pub replacements: Replacements,
     /// Loss scaling and precision.
     #[module(skip)]
     pub steps: StepSettings,
@@ -70,6 +78,11 @@ pub struct ReplacedTokenOutput {
     pub replaced: Tensor<1>,
     /// 1 at real tokens, 0 at padding, `[batch * seq]`.
     pub weights: Tensor<1>,
+    /// The discriminator's input at the masked positions (the replacement, or the original
+    /// where it was drawn again), `[n]`.
+    pub sampled: Tensor<1, Int>,
+    /// The discriminator's logits at the masked positions, `[n]`.
+    pub chosen_logits: Tensor<1>,
 }
 
 impl ReplacedTokenDetection {
@@ -78,8 +91,15 @@ impl ReplacedTokenDetection {
         Self {
             model,
             discriminator_weight,
+            replacements: Replacements::Generator,
             steps: StepSettings::default(),
         }
+    }
+
+    /// Draws the discriminator's replacements from `replacements` instead of the generator.
+    pub fn with_replacements(mut self, replacements: Replacements) -> Self {
+        self.replacements = replacements;
+        self
     }
 
     /// Runs steps with `steps`' loss scaling and precision.
@@ -105,13 +125,24 @@ impl ReplacedTokenDetection {
             .init(&device)
             .forward(generator_logits.clone(), batch.labels.clone());
 
-        // Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).
         let [n, vocab] = generator_logits.dims();
-        let uniform = Tensor::<2>::random([n, vocab], Distribution::Uniform(1e-10, 1.0), &device);
-        let gumbel = -(-uniform.log()).log();
-        let sampled = (generator_logits.clone().detach() + gumbel)
-            .argmax(1)
-            .reshape([n]);
+        let sampled = match self.replacements {
+            // Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits).
+            Replacements::Generator => {
+                let uniform =
+                    Tensor::<2>::random([n, vocab], Distribution::Uniform(1e-10, 1.0), &device);
+                let gumbel = -(-uniform.log()).log();
+                (generator_logits.clone().detach() + gumbel)
+                    .argmax(1)
+                    .reshape([n])
+            }
+            // A random permutation of the chosen residues (the order of uniform draws).
+            Replacements::Unigram => {
+                let order =
+                    Tensor::<1>::random([n], Distribution::Uniform(0.0, 1.0), &device).argsort(0);
+                batch.labels.clone().select(0, order)
+            }
+        };
         // The discriminator reads the original sequence with the samples at masked positions
         // (the generator's input has `[MASK]` or a random residue there). Positions are
         // distinct, so adding a difference writes a value in place.
@@ -125,8 +156,8 @@ impl ReplacedTokenDetection {
         );
         let corrupted = masked_input.select_assign(
             0,
-            batch.positions,
-            sampled - at_positions,
+            batch.positions.clone(),
+            sampled.clone() - at_positions,
             IndexingUpdateOp::Add,
         );
         let replaced = corrupted.clone().not_equal(original).float();
@@ -148,6 +179,7 @@ impl ReplacedTokenDetection {
         let bce = activation::softplus(discriminator_logits.clone(), 1.0)
             - discriminator_logits.clone() * replaced.clone();
         let discriminator_loss = (bce * weights.clone()).sum() / weights.clone().sum();
+        let chosen_logits = discriminator_logits.clone().select(0, batch.positions);
         let loss = generator_loss.clone() + discriminator_loss.clone() * self.discriminator_weight;
         ReplacedTokenOutput {
             loss,
@@ -158,6 +190,8 @@ impl ReplacedTokenDetection {
             discriminator_logits,
             replaced,
             weights,
+            sampled,
+            chosen_logits,
         }
     }
 
@@ -220,11 +254,20 @@ impl PretrainingObjective for ReplacedTokenDetection {
         steps: StepSettings,
         device: &Device,
     ) -> Self {
-        Self::new(config.init(device), settings.discriminator_weight).with_steps(steps)
+        Self::new(config.init(device), settings.discriminator_weight)
+            .with_replacements(settings.replacements)
+            .with_steps(steps)
     }
 
     fn describe(settings: &ObjectiveSettings) -> String {
-        format!(", discriminator weight {}", settings.discriminator_weight)
+        let replacements = match settings.replacements {
+            Replacements::Generator => "",
+            Replacements::Unigram => ", replacements shuffled among the chosen residues (control)",
+        };
+        format!(
+            ", discriminator weight {}{replacements}",
+            settings.discriminator_weight
+        )
     }
 
     fn metrics(training: SupervisedTraining<Self>) -> SupervisedTraining<Self> {
@@ -303,6 +346,14 @@ pub struct DiscriminatorReport {
     pub auc: Option<f64>,
     /// Accuracy of calling every token original.
     pub all_original_accuracy: f64,
+    /// ROC AUC of the discriminator's logits at the masked positions only.
+    pub chosen_auc: Option<f64>,
+    /// ROC AUC, at the masked positions, of the generator's surprisal at the residue the
+    /// discriminator reads there: how well the generator's reading of the context tells
+    /// replaced residues from kept ones. An optimistic reference for `chosen_auc`: at the 15%
+    /// of chosen positions ELECTRA leaves unchanged the generator sees the original residue
+    /// itself, which the discriminator cannot tell from a replacement.
+    pub generator_auc: Option<f64>,
 }
 
 impl DiscriminatorReport {
@@ -316,6 +367,8 @@ impl DiscriminatorReport {
             replaced_recall: scores.replaced_recall(),
             auc: scores.auc(),
             all_original_accuracy: scores.all_original_accuracy(),
+            chosen_auc: roc_auc(&scores.chosen_decisions),
+            generator_auc: roc_auc(&scores.generator_decisions),
         }
     }
 }
@@ -324,17 +377,22 @@ impl std::fmt::Display for DiscriminatorReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "  discriminator: {} tokens, {} replaced: loss {:.4}  accuracy {:.2}%  replaced caught {:.2}%  AUC {}  (calling all original: {:.2}%)",
+            "  discriminator: {} tokens, {} replaced: loss {:.4}  accuracy {:.2}%  replaced caught {:.2}%  AUC {}  (calling all original: {:.2}%)\n  at the masked positions: discriminator AUC {}, generator's surprisal AUC {}",
             self.tokens,
             self.replaced,
             self.loss,
             100.0 * self.accuracy,
             100.0 * self.replaced_recall,
-            self.auc
-                .map_or("n/a".to_string(), |auc| format!("{auc:.4}")),
-            100.0 * self.all_original_accuracy
+            auc_text(self.auc),
+            100.0 * self.all_original_accuracy,
+            auc_text(self.chosen_auc),
+            auc_text(self.generator_auc),
         )
     }
+}
+
+fn auc_text(auc: Option<f64>) -> String {
+    auc.map_or("n/a".to_string(), |auc| format!("{auc:.4}"))
 }
 
 impl ItemLazy for ReplacedTokenOutput {
@@ -349,6 +407,8 @@ impl ItemLazy for ReplacedTokenOutput {
             discriminator_logits: self.discriminator_logits.without_autodiff(),
             replaced: self.replaced.without_autodiff(),
             weights: self.weights.without_autodiff(),
+            sampled: self.sampled.without_autodiff(),
+            chosen_logits: self.chosen_logits.without_autodiff(),
         })
     }
 }
@@ -383,6 +443,12 @@ pub struct ReplacedTokenScores {
     /// `(logit, replaced)` of every real token, for the AUC.
     #[serde(skip)]
     pub decisions: Vec<(f32, bool)>,
+    /// `(logit, replaced)` at the masked positions.
+    #[serde(skip)]
+    pub chosen_decisions: Vec<(f32, bool)>,
+    /// `(generator surprisal of the residue read, replaced)` at the masked positions.
+    #[serde(skip)]
+    pub generator_decisions: Vec<(f32, bool)>,
 }
 
 impl ReplacedTokenScores {
@@ -417,6 +483,28 @@ impl ReplacedTokenScores {
             self.replaced_caught += u64::from(replaced && logit > 0.0);
             self.decisions.push((logit, replaced));
         }
+        let [n, _] = output.generator_logits.dims();
+        let surprisal = -activation::log_softmax(output.generator_logits.clone(), 1)
+            .gather(1, output.sampled.clone().reshape([n, 1]))
+            .reshape([n]);
+        let surprisal = surprisal.into_data().try_into_vec_as::<f32>()?;
+        let chosen_logits = output
+            .chosen_logits
+            .clone()
+            .into_data()
+            .try_into_vec_as::<f32>()?;
+        let changed = output
+            .sampled
+            .clone()
+            .not_equal(output.labels.clone())
+            .float()
+            .into_data()
+            .try_into_vec_as::<f32>()?;
+        for ((&surprisal, &logit), &changed) in surprisal.iter().zip(&chosen_logits).zip(&changed) {
+            let changed = changed > 0.5;
+            self.generator_decisions.push((surprisal, changed));
+            self.chosen_decisions.push((logit, changed));
+        }
         Ok(())
     }
 
@@ -429,6 +517,8 @@ impl ReplacedTokenScores {
         self.replaced += other.replaced;
         self.replaced_caught += other.replaced_caught;
         self.decisions.extend(other.decisions);
+        self.chosen_decisions.extend(other.chosen_decisions);
+        self.generator_decisions.extend(other.generator_decisions);
     }
 
     /// Mean discriminator BCE per real token.
@@ -675,11 +765,7 @@ mod tests {
         }
     }
 
-    /// Replacements happen only at masked positions, and a replaced flag means the token changed.
-    #[test]
-    fn only_masked_positions_are_replaced() {
-        let device = Device::flex();
-        device.seed(7);
+    fn tiny_objective(device: &Device) -> ReplacedTokenDetection {
         let config = ElectraConfig {
             embedding_size: 8,
             hidden_size: 16,
@@ -689,16 +775,49 @@ mod tests {
             max_position_embeddings: 16,
             ..ElectraConfig::default()
         };
-        let objective =
-            ReplacedTokenDetection::new(config.init(&device), DEFAULT_DISCRIMINATOR_WEIGHT);
+        ReplacedTokenDetection::new(config.init(device), DEFAULT_DISCRIMINATOR_WEIGHT)
+    }
+
+    fn replaced_flags(output: ReplacedTokenOutput) -> Vec<f32> {
+        output
+            .replaced
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap()
+    }
+
+    /// The unigram control permutes the chosen residues: with three distinct labels a
+    /// permutation leaves 0, 1 or 3 of them in place, so 3, 2 or 0 tokens are replaced (never
+    /// exactly one, which a draw of other letters would give), and only at chosen positions.
+    #[test]
+    fn unigram_replacements_permute_the_chosen_residues() {
+        let device = Device::flex();
+        device.seed(11);
+        let objective = tiny_objective(&device).with_replacements(Replacements::Unigram);
+        let mut counts = [0usize; 4];
+        for _ in 0..40 {
+            let replaced = replaced_flags(objective.forward_output(tiny_batch(&device)));
+            for (position, &flag) in replaced.iter().enumerate() {
+                if ![2, 4, 9].contains(&position) {
+                    assert_eq!(flag, 0.0, "position {position} is not masked");
+                }
+            }
+            counts[replaced.iter().sum::<f32>() as usize] += 1;
+        }
+        assert_eq!(counts[1], 0, "{counts:?}");
+        assert!(counts[2] > 0 && counts[3] > 0, "{counts:?}");
+    }
+
+    /// Replacements happen only at masked positions, and a replaced flag means the token changed.
+    #[test]
+    fn only_masked_positions_are_replaced() {
+        let device = Device::flex();
+        device.seed(7);
+        let objective = tiny_objective(&device);
         let mut replaced_anywhere = 0.0f32;
         for _ in 0..20 {
             let output = objective.forward_output(tiny_batch(&device));
-            let replaced = output
-                .replaced
-                .into_data()
-                .try_into_vec_as::<f32>()
-                .unwrap();
+            let replaced = replaced_flags(output.clone());
             for (position, &flag) in replaced.iter().enumerate() {
                 if ![2, 4, 9].contains(&position) {
                     assert_eq!(flag, 0.0, "position {position} is not masked");
