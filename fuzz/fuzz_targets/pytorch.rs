@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| prottrans_fuzz::pytorch(prottrans_fuzz::scratch(), data));
