@@ -237,6 +237,91 @@ def mmseqs_cluster(seqs: list[str], tmpdir: Path, threads: int, linclust=False,
     return result
 
 
+# Leakage filter: a valid/test sequence leaks when some training sequence aligns to it with
+# >= 30% identity over >= 80% of the *test* sequence (mmseqs search, E <= 1e-3 as in clustering).
+LEAK_MIN_ID = 0.3
+LEAK_COVERAGE = 0.8
+LEAK_CRITERION = (f"mmseqs easy-search --min-seq-id {LEAK_MIN_ID} -c {LEAK_COVERAGE}, coverage of the "
+                  "valid/test sequence (--cov-mode 2 with it as query, --cov-mode 1 with it as target), "
+                  "E <= 1e-3 (default)")
+
+
+def mmseqs_search(query: list[str], target: list[str], work: Path, threads: int, cov_mode: int,
+                  tag: str = "search", min_seq_id: float = LEAK_MIN_ID,
+                  coverage: float = LEAK_COVERAGE) -> dict:
+    """Search `query` against `target` with mmseqs easy-search.
+
+    cov_mode 2: coverage of the query >= `coverage`; cov_mode 1: coverage of the target.
+    Returns {"best": {query index: [target index, identity, qcov, tcov, evalue]} (mmseqs' best
+    hit per query), "targets": sorted target indices hit by any query}.
+
+    Results are cached per target set and parameters (work/search_cache/KEY.json, KEY = SHA-256 of
+    the target FASTA and the parameters), per query sequence: a search for which every query
+    sequence was searched before against the same target set runs nothing, otherwise only the new
+    query sequences are searched.  This relies on mmseqs scoring each query independently of the
+    other queries (E-values depend on the target set only)."""
+    if not query or not target:
+        return {"best": {}, "targets": []}
+    exe = shutil.which("mmseqs")
+    if exe is None:
+        raise SystemExit("mmseqs not found: apt-get install -y mmseqs2")
+    params = f"easy-search --min-seq-id {min_seq_id} -c {coverage} --cov-mode {cov_mode}"
+    th = hashlib.sha256()
+    for i, sq in enumerate(target):
+        th.update(f">t{i}\n{sq}\n".encode())
+    th.update(params.encode())
+    cache_path = work / "search_cache" / f"{th.hexdigest()[:24]}.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {"searched": [], "hits": {}}
+    searched = set(cache["searched"])
+    qkey = [hashlib.sha256(sq.encode()).hexdigest()[:20] for sq in query]
+    todo = {}
+    for k, sq in zip(qkey, query):
+        if k not in searched and k not in todo:
+            todo[k] = sq
+    if not todo:
+        log(f"  mmseqs easy-search {tag} ({len(query)} x {len(target)}): cached ({cache_path.name})")
+    else:
+        d = work / f"mmseqs_search_{tag}"
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        todo_keys = list(todo)
+        with open(d / "q.fasta", "w") as f:
+            for i, k in enumerate(todo_keys):
+                f.write(f">q{i}\n{todo[k]}\n")
+        with open(d / "t.fasta", "w") as f:
+            for i, sq in enumerate(target):
+                f.write(f">t{i}\n{sq}\n")
+        t0 = time.time()
+        run(["nice", exe, "easy-search", d / "q.fasta", d / "t.fasta", d / "out.m8", d / "tmp",
+             "--min-seq-id", str(min_seq_id), "-c", str(coverage), "--cov-mode", str(cov_mode),
+             "--threads", str(threads), "-v", "1",
+             "--format-output", "query,target,fident,qcov,tcov,evalue"], stdout=subprocess.DEVNULL)
+        log(f"  mmseqs easy-search {tag} ({len(todo)} new of {len(query)} queries x {len(target)}): "
+            f"{time.time() - t0:.1f} s")
+        hits = cache["hits"]
+        with open(d / "out.m8") as f:
+            for line in f:
+                q, t, fid, qc, tc, ev = line.split("\t")
+                k, ti = todo_keys[int(q[1:])], int(t[1:])
+                if k not in hits:  # mmseqs lists each query's hits best first
+                    hits[k] = {"best": [ti, float(fid), float(qc), float(tc), float(ev)], "targets": []}
+                hits[k]["targets"].append(ti)
+        shutil.rmtree(d)
+        cache["searched"] = sorted(searched | set(todo_keys))
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.rename(cache_path)
+    best, targets = {}, set()
+    for i, k in enumerate(qkey):
+        h = cache["hits"].get(k)
+        if h is not None:
+            best[i] = h["best"]
+            targets.update(h["targets"])
+    return {"best": best, "targets": sorted(targets)}
+
+
 def split_clusters(cluster_of: list[int], fractions: dict[str, float], seed: int, tag: str) -> list[str]:
     """Assign whole clusters to splits; the split sizes (in sequences) follow `fractions`.
 
@@ -331,7 +416,7 @@ def clean_seq(s: str) -> str:
     return "".join(s.split()).upper().rstrip("*")
 
 
-def prepare_sequences(fx: Fetcher, args, manifest: Manifest, summary: dict):
+def prepare_sequences(fx: Fetcher, args):
     log("\n=== sequences: mmseqs2-examples DB.fasta.gz ===")
     root = fx.extract("mmseqs2-examples")
     db = root / "usr/share/doc/mmseqs2/example-data/DB.fasta.gz"
@@ -362,9 +447,13 @@ def prepare_sequences(fx: Fetcher, args, manifest: Manifest, summary: dict):
     log(f"  read {len(recs)} sequences; skipped: {dict(skipped) or 'none'}")
     cl = mmseqs_cluster([r[2] for r in recs], args.work / "mmseqs_uniprot", args.threads)
     split = split_clusters(cl, SEQ_FRACTIONS, args.seed, "uniprot")
-    counts = print_split_counts("uniprot", split, cl, [len(r[2]) for r in recs])
-    out = {"source_records": len(recs), "skipped": dict(skipped), "clusters": len(set(cl)),
-           "splits": counts, "samples": {}}
+    print_split_counts("uniprot", split, cl, [len(r[2]) for r in recs])
+    save_stage(args, "uniprot", recs, split, cl,
+               {"source_records": len(recs), "skipped": dict(skipped), "clusters": len(set(cl))})
+
+
+def write_uniprot(args, st, split, manifest: Manifest, out: dict):
+    recs = st["records"]
     for s in ("train", "valid", "test"):
         idx = [i for i in range(len(recs)) if split[i] == s]
         full = args.out / f"uniprot_{s}.fasta"
@@ -373,9 +462,9 @@ def prepare_sequences(fx: Fetcher, args, manifest: Manifest, summary: dict):
         sp = args.samples / f"uniprot_{s}.fasta.gz"
         write_fasta(sp, [recs[i] for i in sidx], gz=True)
         manifest.add(sp, len(sidx), sum(len(recs[i][2]) for i in sidx), "mmseqs2-examples",
-                     {"split": s, "clustering": "mmseqs easy-cluster --min-seq-id 0.3 -c 0.8"})
+                     {"split": s, "clustering": "mmseqs easy-cluster --min-seq-id 0.3 -c 0.8",
+                      "leakage_filter": filter_note(args, "uniprot", s)})
         out["samples"][s] = len(sidx)
-    summary["sequences"] = out
 
 
 def parse_blastdb_v4(prefix: Path, annot: Path):
@@ -431,7 +520,7 @@ def parse_blastdb_v4(prefix: Path, annot: Path):
     log(f"  {prefix.parent.name}: {n} entries, {total} residues, max length {maxlen}")
 
 
-def prepare_metastudent(fx: Fetcher, args, manifest: Manifest, summary: dict):
+def prepare_metastudent(fx: Fetcher, args):
     log("\n=== sequences: metastudent-data (UniProt 2014-01, BLAST v4 dbs) ===")
     root = fx.extract("metastudent-data") / "usr/share/metastudent-data/dataset_201401"
     by_seq = {}
@@ -461,12 +550,17 @@ def prepare_metastudent(fx: Fetcher, args, manifest: Manifest, summary: dict):
     cl = mmseqs_cluster([r[2] for r in recs], args.work / "mmseqs_metastudent", args.threads,
                         linclust=True, min_seq_id=0.3)
     split = split_clusters(cl, SEQ_FRACTIONS, args.seed, "metastudent")
-    counts = print_split_counts("metastudent", split, cl, [len(r[2]) for r in recs])
+    print_split_counts("metastudent", split, cl, [len(r[2]) for r in recs])
+    save_stage(args, "metastudent", recs, split, cl,
+               {"db_entries": accs_total, "unique_sequences": len(recs), "skipped": dict(skipped),
+                "clusters": len(set(cl)), "clustering": "mmseqs easy-linclust --min-seq-id 0.3 -c 0.8"})
+
+
+def write_metastudent(args, st, split, manifest: Manifest, out: dict):
+    recs = st["records"]
     for s in ("train", "valid", "test"):
         write_fasta(args.out / f"metastudent_{s}.fasta", [r for r, sp in zip(recs, split) if sp == s])
-    summary["metastudent"] = {"db_entries": accs_total, "unique_sequences": len(recs),
-                              "skipped": dict(skipped), "clusters": len(set(cl)), "splits": counts,
-                              "clustering": "mmseqs easy-linclust --min-seq-id 0.3 -c 0.8"}
+    out.pop("samples", None)
 
 
 # --------------------------------------------------------------------------
@@ -502,7 +596,7 @@ def read_gor(path: Path):
     return recs
 
 
-def prepare_secondary_structure(fx: Fetcher, args, manifest: Manifest, summary: dict):
+def prepare_secondary_structure(fx: Fetcher, args):
     log("\n=== secondary structure: gor4 new-gor4.seq/.obs ===")
     root = fx.extract("gor4")
     d = root / "gor4-1.0.1/gor4/data"
@@ -534,12 +628,17 @@ def prepare_secondary_structure(fx: Fetcher, args, manifest: Manifest, summary: 
     log(f"  kept {len(recs)} chains; skipped {sum(skipped.values())}: {dict(skipped) or 'none'}")
     cl = mmseqs_cluster([r[1] for r in recs], args.work / "mmseqs_gor4", args.threads)
     split = split_clusters(cl, SS_FRACTIONS, args.seed, "gor4")
-    counts = print_split_counts("gor4", split, cl, [len(r[1]) for r in recs])
+    print_split_counts("gor4", split, cl, [len(r[1]) for r in recs])
     lab = collections.Counter()
     for r in recs:
         lab.update(r[2])
-    out = {"source_records": len(seqs), "kept": len(recs), "skipped": dict(skipped),
-           "clusters": len(set(cl)), "splits": counts, "label_counts": dict(lab), "samples": {}}
+    save_stage(args, "gor4", recs, split, cl,
+               {"source_records": len(seqs), "kept": len(recs), "skipped": dict(skipped),
+                "clusters": len(set(cl)), "label_counts": dict(lab)})
+
+
+def write_gor4(args, st, split, manifest: Manifest, out: dict):
+    recs = st["records"]
 
     def rows(idx):
         for i in idx:
@@ -557,9 +656,9 @@ def prepare_secondary_structure(fx: Fetcher, args, manifest: Manifest, summary: 
         manifest.add(sp, len(sidx), sum(len(recs[i][1]) for i in sidx), "gor4",
                      {"split": s, "ids": f"ss_{s}.ids.txt",
                       "clustering": "mmseqs easy-cluster --min-seq-id 0.3 -c 0.8",
+                      "leakage_filter": filter_note(args, "gor4", s),
                       "columns": "dssp8 and disorder empty = unknown (masked); cb513_mask all 1"})
         out["samples"][s] = len(sidx)
-    summary["secondary_structure"] = out
 
 
 # --------------------------------------------------------------------------
@@ -583,7 +682,7 @@ SS8_SAMPLE = {"train": 400, "valid": 80, "test": 120}
 DSSP8_TO_3 = {"H": "H", "G": "H", "I": "H", "E": "E", "B": "E"}
 
 
-def prepare_promod3(fx: Fetcher, args, manifest: Manifest, summary: dict):
+def prepare_promod3(fx: Fetcher, args):
     log("\n=== secondary structure (8-state): promod3 StructureDB ===")
     # Checksum the data package even though the API reads the installed copy.
     fx.fetch("promod3-data")
@@ -626,9 +725,14 @@ def prepare_promod3(fx: Fetcher, args, manifest: Manifest, summary: dict):
     log(f"  kept {len(recs)} chains; skipped {dict(skipped) or 'none'}; raw DSSP states {dict(states)}")
     cl = mmseqs_cluster([r[1] for r in recs], args.work / "mmseqs_promod3", args.threads)
     split = split_clusters(cl, SS_FRACTIONS, args.seed, "promod3")
-    counts = print_split_counts("promod3", split, cl, [len(r[1]) for r in recs])
-    out = {"kept": len(recs), "skipped": dict(skipped), "raw_dssp_states": dict(states),
-           "clusters": len(set(cl)), "splits": counts, "samples": {}}
+    print_split_counts("promod3", split, cl, [len(r[1]) for r in recs])
+    save_stage(args, "promod3", recs, split, cl,
+               {"kept": len(recs), "skipped": dict(skipped), "raw_dssp_states": dict(states),
+                "clusters": len(set(cl))})
+
+
+def write_promod3(args, st, split, manifest: Manifest, out: dict):
+    recs = st["records"]
 
     def rows(idx):
         for i in idx:
@@ -646,10 +750,10 @@ def prepare_promod3(fx: Fetcher, args, manifest: Manifest, summary: dict):
         manifest.add(sp, len(sidx), sum(len(recs[i][1]) for i in sidx), "promod3-data",
                      {"split": s, "ids": f"ss8_{s}.ids.txt",
                       "clustering": "mmseqs easy-cluster --min-seq-id 0.3 -c 0.8",
+                      "leakage_filter": filter_note(args, "promod3", s),
                       "columns": "dssp8 from DSSP (non GHIBEST -> C); dssp3 H,G,I->H E,B->E else C; "
                                  "disorder empty = unknown; cb513_mask all 1"})
         out["samples"][s] = len(sidx)
-    summary["secondary_structure_8"] = out
 
 
 # --------------------------------------------------------------------------
@@ -678,7 +782,7 @@ LOC_SAMPLE = {"train": 1500, "valid": 200, "test": 300}
 LOC_HEADER = ["id", "sequence", "location", "membrane", "split"]
 
 
-def prepare_localization(fx: Fetcher, args, manifest: Manifest, summary: dict):
+def prepare_localization(fx: Fetcher, args):
     log("\n=== localisation: p-scldata SCL2205 ===")
     d = fx.extract("p-scldata") / "scldata/data"
     labels = json.loads((d / "labels.json").read_text())["index_to_label"]
@@ -718,16 +822,10 @@ def prepare_localization(fx: Fetcher, args, manifest: Manifest, summary: dict):
             recs.append((row["entry"], seq, loc, mem, sp))
     log(f"  source labels: {dict(per_source)}")
     log(f"  dropped: {dict(dropped)}")
-    per_class = {s: collections.Counter() for s in ("train", "valid", "test")}
-    for r in recs:
-        per_class[r[4]][r[2]] += 1
-    for c in DEEPLOC_CLASSES:
-        log(f"  {c:22s} " + " ".join(f"{s}={per_class[s][c]:5d}" for s in ("train", "valid", "test")))
-    mem_counts = collections.Counter((r[4], r[3] or "unknown") for r in recs)
+    log_loc_classes(recs, [r[4] for r in recs])
     out = {"source_records": sum(per_source.values()), "source_labels": dict(per_source),
-           "dropped": dict(dropped), "kept": len(recs),
-           "per_class": {s: dict(per_class[s]) for s in per_class},
-           "membrane": {f"{a}/{b}": n for (a, b), n in sorted(mem_counts.items())}, "samples": {}}
+           "dropped": dict(dropped)}
+    cl = None
     if args.check_leakage:
         # p-scldata's splits are homology-reduced with its own criteria; with mmseqs at 30%
         # identity / 80% coverage a few hundred clusters still span splits.  Keep each such
@@ -747,30 +845,231 @@ def prepare_localization(fx: Fetcher, args, manifest: Manifest, summary: dict):
             f"{len(mixed)} span more than one split; dropped {dict(leak)}")
         for s_, n_ in leak.items():
             dropped[f"{s_} protein shares an mmseqs cluster with a higher-priority split"] += n_
-        recs = [r for r, k in zip(recs, keep) if k]
         out["leakage_check"] = {"clusters": len(set(cl)), "clusters_spanning_splits": len(mixed),
                                 "dropped": dict(leak)}
         out["dropped"] = dict(dropped)
-        out["kept"] = len(recs)
-        per_class = {s: collections.Counter() for s in ("train", "valid", "test")}
-        for r in recs:
-            per_class[r[4]][r[2]] += 1
-        log("  after the leakage filter:")
-        for c in DEEPLOC_CLASSES:
-            log(f"  {c:22s} " + " ".join(f"{s}={per_class[s][c]:5d}" for s in ("train", "valid", "test")))
-        out["per_class"] = {s: dict(per_class[s]) for s in per_class}
-        mem_counts = collections.Counter((r[4], r[3] or "unknown") for r in recs)
-        out["membrane"] = {f"{a}/{b}": n for (a, b), n in sorted(mem_counts.items())}
+        cl = [c for c, k in zip(cl, keep) if k]
+        recs = [r for r, k in zip(recs, keep) if k]
+        log("  after the cluster check:")
+        log_loc_classes(recs, [r[4] for r in recs])
+    save_stage(args, "localization", recs, [r[4] for r in recs], cl, out)
+
+
+def log_loc_classes(recs, split):
+    per_class = {s: collections.Counter() for s in ("train", "valid", "test")}
+    for r, s in zip(recs, split):
+        if s in per_class:
+            per_class[s][r[2]] += 1
+    for c in DEEPLOC_CLASSES:
+        log(f"  {c:22s} " + " ".join(f"{s}={per_class[s][c]:5d}" for s in ("train", "valid", "test")))
+    return per_class
+
+
+def write_localization(args, st, split, manifest: Manifest, out: dict):
+    recs = st["records"]
+    dropped = collections.Counter(out.get("dropped", {}))
+    for r, s in zip(recs, split):
+        if s == "drop":
+            dropped[f"{r[4]} protein hits a training sequence (leakage filter)"] += 1
+    out["dropped"] = dict(dropped)
+    out["kept"] = sum(1 for s in split if s != "drop")
+    log("  localisation classes after the leakage filter:")
+    per_class = log_loc_classes(recs, split)
+    out["per_class"] = {s: dict(per_class[s]) for s in per_class}
+    mem_counts = collections.Counter((s, r[3] or "unknown") for r, s in zip(recs, split) if s != "drop")
+    out["membrane"] = {f"{a}/{b}": n for (a, b), n in sorted(mem_counts.items())}
     for s in ("train", "valid", "test"):
-        idx = [i for i, r in enumerate(recs) if r[4] == s]
+        idx = [i for i in range(len(recs)) if split[i] == s]
         write_csv(args.out / f"localization_{s}.csv", LOC_HEADER, (recs[i] for i in idx))
         sidx = sample_indices(idx, LOC_SAMPLE[s], args.seed, f"loc_{s}")
         sp = args.samples / f"localization_{s}.csv"
         write_csv(sp, LOC_HEADER, (recs[i] for i in sidx))
         manifest.add(sp, len(sidx), sum(len(recs[i][1]) for i in sidx), "p-scldata",
-                     {"split": s, "split_source": "p-scldata splits.json (trn/evl/tst)"})
+                     {"split": s, "split_source": "p-scldata splits.json (trn/evl/tst)",
+                      "leakage_filter": filter_note(args, "localization", s)})
         out["samples"][s] = len(sidx)
-    summary["localization"] = out
+
+
+# --------------------------------------------------------------------------
+# Stages, leakage filter, writing
+# --------------------------------------------------------------------------
+# Each set is prepared (read, clustered, split) into a stage file data/work/splits/NAME.json.gz.
+# Every run then loads all stage files present, applies the leakage filter across them and
+# writes data/full and data/samples for every set, so the result after the three documented
+# commands does not depend on their order.  The filter only ever removes sequences:
+#   1. supervised sets: valid/test sequences hitting their own train split, and (gor4 and promod3,
+#      both from the PDB) the other set's train split, are dropped;
+#   2. pretraining corpora: train sequences hitting any valid/test sequence of the sets in
+#      PROTECTED (union) are dropped; then their own valid/test sequences hitting the remaining
+#      train split are dropped.
+SET_ORDER = ["uniprot", "gor4", "promod3", "localization", "metastudent"]
+SUMMARY_KEY = {"uniprot": "sequences", "gor4": "secondary_structure", "promod3": "secondary_structure_8",
+               "localization": "localization", "metastudent": "metastudent"}
+FILE_PREFIX = {"uniprot": "uniprot", "gor4": "ss", "promod3": "ss8", "localization": "localization",
+               "metastudent": "metastudent"}
+SEQ_FIELD = {"uniprot": 2, "metastudent": 2, "gor4": 1, "promod3": 1, "localization": 1}
+SUPERVISED = ["gor4", "promod3", "localization"]
+SHARED_SOURCE = {"gor4": ["promod3"], "promod3": ["gor4"]}  # both from the PDB
+# Pretraining corpus -> sets whose valid/test sequences must not be in its train split.  uniprot
+# valid/test is protected from metastudent train because a metastudent-pretrained model is scored
+# on the uniprot samples (the book's held-out masked-LM loss).
+PROTECTED = {"uniprot": SUPERVISED, "metastudent": SUPERVISED + ["uniprot"]}
+
+
+def stage_path(args, name: str) -> Path:
+    return args.work / "splits" / f"{name}.json.gz"
+
+
+def save_stage(args, name, recs, split, clusters, summary_entry):
+    path = stage_path(args, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"set": name, "seed": args.seed, "cluster_check": bool(args.check_leakage),
+            "records": recs, "split": split, "clusters": clusters, "summary": summary_entry}
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as g:
+        g.write(json.dumps(data).encode())
+    tmp.rename(path)
+
+
+def load_stages(args) -> dict:
+    stages = {}
+    for name in SET_ORDER:
+        path = stage_path(args, name)
+        if not path.exists():
+            continue
+        with gzip.open(path, "rb") as g:
+            data = json.loads(g.read())
+        if data["seed"] != args.seed:
+            log(f"[stage] WARNING {path} was made with --seed {data['seed']}, not {args.seed}: ignored "
+                f"(re-run its set to include it)")
+            continue
+        if name == "localization" and data["cluster_check"] != bool(args.check_leakage):
+            log(f"[stage] WARNING {path} was made with{'out' if not data['cluster_check'] else ''} the "
+                f"cluster check; re-run --sets localization to change that")
+        data["records"] = [tuple(r) for r in data["records"]]
+        stages[name] = data
+    log(f"\n[stage] sets available in {args.work / 'splits'}: {', '.join(stages) or 'none'}")
+    return stages
+
+
+def filter_note(args, name, split):
+    if not args.filter_leakage:
+        return "not applied"
+    if name in PROTECTED and split == "train":
+        return ("train sequences hitting a valid/test sequence of " + ", ".join(PROTECTED[name])
+                + " dropped (" + LEAK_CRITERION + ")")
+    if split == "train":
+        return "none (train split is the cluster split)"
+    trains = [name] + SHARED_SOURCE.get(name, [])
+    return ("sequences hitting the train split of " + ", ".join(trains) + " dropped (" + LEAK_CRITERION + ")")
+
+
+def leakage_filter(args, stages: dict):
+    """Returns the filtered split lists ("drop" marks removed sequences) and a report per set."""
+    split = {n: list(st["split"]) for n, st in stages.items()}
+    report = {n: {"criterion": LEAK_CRITERION} for n in stages}
+
+    def idx(n, s):
+        return [i for i, sp in enumerate(split[n]) if sp == s]
+
+    def seq(n, i):
+        return stages[n]["records"][i][SEQ_FIELD[n]]
+
+    def filter_eval(n):
+        trains = [n] + [o for o in SHARED_SOURCE.get(n, []) if o in stages]
+        missing = [o for o in SHARED_SOURCE.get(n, []) if o not in stages]
+        if missing:
+            report[n]["not_available"] = missing
+            log(f"[leakage] WARNING {n}: {', '.join(missing)} not built yet; its train split is not searched")
+        # valid and test are searched together (per query the result does not depend on the others)
+        q = idx(n, "valid") + idx(n, "test")
+        hits = {}
+        for t in trains:
+            tidx = idx(t, "train")
+            res = mmseqs_search([seq(n, i) for i in q], [seq(t, i) for i in tidx], args.work,
+                                args.threads, 2, tag=f"{n}_eval_vs_{t}_train")
+            hits[t] = {q[k] for k in res["best"]}
+        for s in ("valid", "test"):
+            qs = set(idx(n, s))
+            rep = {"before": len(qs)}
+            drop = set()
+            for t in trains:
+                hit = hits[t] & qs
+                rep[f"hits_{t}_train"] = len(hit)
+                if t != n:
+                    rep[f"only_{t}_train"] = len(hit - drop)
+                drop |= hit
+            rep["dropped"] = len(drop)
+            rep["after"] = len(qs) - len(drop)
+            report[n][s] = rep
+            log(f"[leakage] {n} {s}: {rep['before']} -> {rep['after']} (dropped {len(drop)}; hits: "
+                + ", ".join(f"{t} train {rep[f'hits_{t}_train']}" for t in trains) + ")")
+        for t in trains:
+            for i in hits[t]:
+                split[n][i] = "drop"
+
+    def filter_train(n):
+        avail = [p for p in PROTECTED[n] if p in stages]
+        missing = [p for p in PROTECTED[n] if p not in stages]
+        if missing:
+            report[n]["not_available"] = missing
+            log(f"[leakage] WARNING {n} train: {', '.join(missing)} not built yet; not protected")
+        prot = [(p, s, i) for p in avail for s in ("valid", "test") for i in idx(p, s)]
+        tidx = idx(n, "train")
+        res = mmseqs_search([seq(n, i) for i in tidx], [seq(p, i) for p, _, i in prot], args.work,
+                            args.threads, 1, tag=f"{n}_train_vs_protected")
+        drop = {tidx[k] for k in res["best"]}
+        for i in drop:
+            split[n][i] = "drop"
+        hit = collections.Counter(f"{FILE_PREFIX[prot[t][0]]}_{prot[t][1]}" for t in res["targets"])
+        total = collections.Counter(f"{FILE_PREFIX[p]}_{s}" for p, s, _ in prot)
+        rep = {"before": len(tidx), "dropped": len(drop), "after": len(tidx) - len(drop),
+               "protected": {k: {"sequences": total[k], "hit": hit[k]} for k in total}}
+        report[n]["train"] = rep
+        log(f"[leakage] {n} train: {rep['before']} -> {rep['after']} (dropped {len(drop)} hitting "
+            f"{len(res['targets'])} of {len(prot)} protected valid/test sequences: "
+            + ", ".join(f"{k} {hit[k]}/{total[k]}" for k in total) + ")")
+
+    t0 = time.time()
+    log(f"\n=== leakage filter ({LEAK_CRITERION}) ===")
+    for n in SUPERVISED:
+        if n in stages:
+            filter_eval(n)
+    for n in ("uniprot", "metastudent"):
+        if n in stages:
+            filter_train(n)
+            filter_eval(n)
+    log(f"[leakage] filter done in {time.time() - t0:.0f} s")
+    return split, report
+
+
+WRITERS = {"uniprot": write_uniprot, "gor4": write_gor4, "promod3": write_promod3,
+           "localization": write_localization, "metastudent": write_metastudent}
+
+
+def finalise(args, manifest: Manifest, summary: dict):
+    stages = load_stages(args)
+    if args.check_leakage and args.filter_leakage:
+        split, report = leakage_filter(args, stages)
+    else:
+        split = {n: list(st["split"]) for n, st in stages.items()}
+        report = {n: "not applied" for n in stages}
+    for n in SET_ORDER:
+        if n not in stages:
+            continue
+        st = stages[n]
+        out = dict(st["summary"])
+        if st["clusters"] is not None:
+            out["splits_before_filter"] = print_split_counts(
+                f"{n} (before filter)", st["split"], st["clusters"],
+                [len(r[SEQ_FIELD[n]]) for r in st["records"]])
+            out["splits"] = print_split_counts(n, split[n], st["clusters"],
+                                               [len(r[SEQ_FIELD[n]]) for r in st["records"]])
+        out["leakage_filter"] = report[n]
+        out["samples"] = {}
+        log(f"[write] {n}")
+        WRITERS[n](args, st, split[n], manifest, out)
+        summary[SUMMARY_KEY[n]] = out
 
 
 # --------------------------------------------------------------------------
@@ -832,7 +1131,11 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=2, help="mmseqs threads")
     ap.add_argument("--no-leakage-check", dest="check_leakage", action="store_false",
-                    help="skip the mmseqs cross-split check of p-scldata's splits")
+                    help="skip every leakage check: the mmseqs cluster check of p-scldata's splits and "
+                         "the leakage filter")
+    ap.add_argument("--no-leakage-filter", dest="filter_leakage", action="store_false",
+                    help="skip only the leakage filter (mmseqs search of valid/test against train, "
+                         "across gor4/promod3 and pretraining corpora); gives the splits of before the filter")
     ap.add_argument("--update-checksums", action="store_true",
                     help="record the observed SHA-256 of each archive in scripts/data_checksums.json")
     args = ap.parse_args()
@@ -850,15 +1153,16 @@ def main():
     summary = dict(old.get("summary", {}))
     t0 = time.time()
     if "sequences" in sets:
-        prepare_sequences(fx, args, manifest, summary)
+        prepare_sequences(fx, args)
     if "secondary-structure" in sets:
-        prepare_secondary_structure(fx, args, manifest, summary)
+        prepare_secondary_structure(fx, args)
     if "localization" in sets:
-        prepare_localization(fx, args, manifest, summary)
+        prepare_localization(fx, args)
     if args.with_promod3:
-        prepare_promod3(fx, args, manifest, summary)
+        prepare_promod3(fx, args)
     if args.with_metastudent:
-        prepare_metastudent(fx, args, manifest, summary)
+        prepare_metastudent(fx, args)
+    finalise(args, manifest, summary)
     validate_samples(args.samples)
     files = dict(old.get("files", {}))
     files.update(manifest.files)

@@ -169,7 +169,11 @@ pub fn recipe(scratch: &Path, data: &[u8]) {
     }
 }
 
-fn use_checkpoint(dir: &Path) {
+/// Writes a checkpoint directory (`config.json` and one weights file) and opens, summarises and
+/// loads it as `embed` and `inspect` do.
+fn use_checkpoint(dir: &Path, config: &[u8], weights_file: &str, weights: &[u8]) {
+    write(&dir.join("config.json"), config);
+    write(&dir.join(weights_file), weights);
     let Ok(checkpoint) = Checkpoint::open(dir) else {
         return;
     };
@@ -181,10 +185,12 @@ fn use_checkpoint(dir: &Path) {
 /// A checkpoint's `config.json`, beside the tiny BERT's weights, opened and loaded as `embed`
 /// and `inspect` do.
 pub fn config_json(scratch: &Path, data: &[u8]) {
-    let dir = scratch.join("config_json");
-    write(&dir.join("model.safetensors"), BERT_SAFETENSORS);
-    write(&dir.join("config.json"), data);
-    use_checkpoint(&dir);
+    use_checkpoint(
+        &scratch.join("config_json"),
+        data,
+        "model.safetensors",
+        BERT_SAFETENSORS,
+    );
 }
 
 /// A BERT-style `vocab.txt`, as read beside a checkpoint.
@@ -223,18 +229,22 @@ pub fn tokenizer_json(scratch: &Path, data: &[u8]) {
 
 /// A `model.safetensors` beside the tiny BERT's config, opened and loaded.
 pub fn safetensors(scratch: &Path, data: &[u8]) {
-    let dir = scratch.join("safetensors");
-    write(&dir.join("config.json"), BERT_CONFIG);
-    write(&dir.join("model.safetensors"), data);
-    use_checkpoint(&dir);
+    use_checkpoint(
+        &scratch.join("safetensors"),
+        BERT_CONFIG,
+        "model.safetensors",
+        data,
+    );
 }
 
 /// A `pytorch_model.bin` (zip of a pickle and tensor records) beside the tiny BERT's config.
 pub fn pytorch(scratch: &Path, data: &[u8]) {
-    let dir = scratch.join("pytorch");
-    write(&dir.join("config.json"), BERT_PT_CONFIG);
-    write(&dir.join("pytorch_model.bin"), data);
-    use_checkpoint(&dir);
+    use_checkpoint(
+        &scratch.join("pytorch"),
+        BERT_PT_CONFIG,
+        "pytorch_model.bin",
+        data,
+    );
 }
 
 /// A burn-train checkpoint record (`.bpk`), as `--resume` checks it: the bytes stand for the

@@ -24,6 +24,7 @@ pub use baseline::UnigramBaseline;
 pub use error::TrainError;
 pub use objectives::StepSettings;
 pub use objectives::mlm::{MaskedLm, MaskingConfig, MlmBatch, MlmBatcher, MlmScores};
+pub use objectives::replaced_token::Replacements;
 pub use objectives::replaced_token::{
     DEFAULT_DISCRIMINATOR_WEIGHT, DiscriminatorReport, ElectraMetric, ElectraQuantity,
     ReplacedTokenDetection, ReplacedTokenOutput, ReplacedTokenScores,
@@ -36,4 +37,4 @@ pub use precision::MixedPrecision;
 pub use pretrain::{
     PretrainReport, PretrainRun, PretrainingObjective, init_model, pretrain, pretraining_tokenizer,
 };
-pub use recipe::{PretrainConfig, ReplacedTokenConfig, Replacements};
+pub use recipe::{PretrainConfig, ReplacedTokenConfig};

@@ -32,7 +32,7 @@ use crate::error::TrainError;
 use crate::objectives::mlm::MaskingConfig;
 use crate::objectives::permutation_lm::DEFAULT_PARTIAL_PREDICTION;
 use crate::objectives::pretraining::ObjectiveSettings;
-use crate::objectives::replaced_token::DEFAULT_DISCRIMINATOR_WEIGHT;
+use crate::objectives::replaced_token::{DEFAULT_DISCRIMINATOR_WEIGHT, Replacements};
 use crate::objectives::span_corruption::CorruptionConfig;
 use crate::precision::MixedPrecision;
 use prottrans_backend::Precision;
@@ -87,19 +87,6 @@ impl Default for ReplacedTokenConfig {
             replacements: Replacements::Generator,
         }
     }
-}
-
-/// Where ELECTRA's discriminator gets its replaced residues from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Replacements {
-    /// Sampled from the generator's distribution (ELECTRA).
-    #[default]
-    Generator,
-    /// The chosen residues of each batch, shuffled among the chosen positions: replacements
-    /// follow the data's residue frequencies exactly, so a residue's letter says nothing about
-    /// whether it was replaced and only its context can (a control for the discriminator).
-    Unigram,
 }
 
 /// XLNet's permutation LM and Transformer-XL's causal LM.

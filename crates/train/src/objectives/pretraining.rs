@@ -18,7 +18,7 @@ use super::replaced_token::DiscriminatorReport;
 use super::span_corruption::{CorruptionConfig, ReconstructionReport};
 use crate::baseline::UnigramBaseline;
 use crate::error::TrainError;
-use crate::recipe::Replacements;
+use crate::objectives::replaced_token::Replacements;
 
 /// A pretraining objective: the model under training (with its burn-train steps) and what it
 /// brings to a run: batcher, initialisation, metrics, saving and validation scores.

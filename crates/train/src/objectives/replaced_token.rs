@@ -39,10 +39,22 @@ use crate::objectives::mlm::{MlmBatch, MlmBatcher, MlmScores};
 use crate::objectives::pretraining::{
     ObjectiveSettings, PretrainingObjective, ValidationScores, save_vocabulary, score_residues,
 };
-use crate::recipe::Replacements;
 
 /// ELECTRA's weight of the discriminator loss.
 pub const DEFAULT_DISCRIMINATOR_WEIGHT: f64 = 50.0;
+
+/// Where ELECTRA's discriminator gets its replaced residues from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Replacements {
+    /// Sampled from the generator's distribution (ELECTRA).
+    #[default]
+    Generator,
+    /// The chosen residues of each batch, shuffled among the chosen positions: replacements
+    /// follow the data's residue frequencies exactly, so a residue's letter says nothing about
+    /// whether it was replaced and only its context can (a control for the discriminator).
+    Unigram,
+}
 
 /// ELECTRA under training: the generator and discriminator, the loss weight and how the loss is
 /// scaled.
@@ -451,23 +463,16 @@ pub struct ReplacedTokenScores {
     pub generator_decisions: Vec<(f32, bool)>,
 }
 
+/// A rank-1 tensor's values as `f32`.
+fn floats(tensor: &Tensor<1>) -> Result<Vec<f32>, TensorReadError> {
+    Ok(tensor.clone().into_data().try_into_vec_as::<f32>()?)
+}
+
 impl ReplacedTokenScores {
     fn add_tokens(&mut self, output: &ReplacedTokenOutput) -> Result<(), TensorReadError> {
-        let logits = output
-            .discriminator_logits
-            .clone()
-            .into_data()
-            .try_into_vec_as::<f32>()?;
-        let replaced = output
-            .replaced
-            .clone()
-            .into_data()
-            .try_into_vec_as::<f32>()?;
-        let weights = output
-            .weights
-            .clone()
-            .into_data()
-            .try_into_vec_as::<f32>()?;
+        let logits = floats(&output.discriminator_logits)?;
+        let replaced = floats(&output.replaced)?;
+        let weights = floats(&output.weights)?;
         for ((&logit, &replaced), &weight) in logits.iter().zip(&replaced).zip(&weights) {
             if weight == 0.0 {
                 continue;
@@ -487,19 +492,15 @@ impl ReplacedTokenScores {
         let surprisal = -activation::log_softmax(output.generator_logits.clone(), 1)
             .gather(1, output.sampled.clone().reshape([n, 1]))
             .reshape([n]);
-        let surprisal = surprisal.into_data().try_into_vec_as::<f32>()?;
-        let chosen_logits = output
-            .chosen_logits
-            .clone()
-            .into_data()
-            .try_into_vec_as::<f32>()?;
-        let changed = output
-            .sampled
-            .clone()
-            .not_equal(output.labels.clone())
-            .float()
-            .into_data()
-            .try_into_vec_as::<f32>()?;
+        let surprisal = floats(&surprisal)?;
+        let chosen_logits = floats(&output.chosen_logits)?;
+        let changed = floats(
+            &output
+                .sampled
+                .clone()
+                .not_equal(output.labels.clone())
+                .float(),
+        )?;
         for ((&surprisal, &logit), &changed) in surprisal.iter().zip(&chosen_logits).zip(&changed) {
             let changed = changed > 0.5;
             self.generator_decisions.push((surprisal, changed));
