@@ -24,10 +24,9 @@ pub use baseline::UnigramBaseline;
 pub use error::TrainError;
 pub use objectives::StepSettings;
 pub use objectives::mlm::{MaskedLm, MaskingConfig, MlmBatch, MlmBatcher, MlmScores};
-pub use objectives::replaced_token::Replacements;
 pub use objectives::replaced_token::{
     DEFAULT_DISCRIMINATOR_WEIGHT, DiscriminatorReport, ElectraMetric, ElectraQuantity,
-    ReplacedTokenDetection, ReplacedTokenOutput, ReplacedTokenScores,
+    ReplacedTokenDetection, ReplacedTokenOutput, ReplacedTokenScores, Replacements,
 };
 pub use objectives::span_corruption::{
     CorruptionConfig, ReconstructionReport, ReconstructionScores, SpanCorruption,
