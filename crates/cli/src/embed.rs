@@ -95,6 +95,14 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         })
         .with_context(|| format!("loading {}", args.model.display()))?;
     crate::report_skipped(&args.model, "the encoder", embedder.skipped_tensors());
+    if let Ok(prottrans::import::VocabularyOrigin::BuiltIn(name)) =
+        prottrans::import::vocabulary_origin(&args.model, embedder.config())
+    {
+        eprintln!(
+            "{}: no vocabulary file; tokenising with the built-in {name} vocabulary (the released one)",
+            args.model.display()
+        );
+    }
     let embedder = embedder
         .with_unknown_residues(crate::unknown_policy(args.refuse_unknown))
         .with_matmul_precision(args.matmul_precision);
@@ -225,6 +233,18 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             summary.proteins_with_unknown.len(),
             summary.proteins_with_unknown[..shown].join(", "),
             if summary.proteins_with_unknown.len() > shown {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
+    if summary.renamed_keys > 0 {
+        println!(
+            "{} protein id(s) hold '/' or '.', written under keys with '_' instead (as the ProtTrans embedder names them): {}{}",
+            summary.renamed_keys,
+            summary.renamed_examples.join(", "),
+            if summary.renamed_keys > summary.renamed_examples.len() {
                 ", ..."
             } else {
                 ""

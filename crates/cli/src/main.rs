@@ -175,6 +175,29 @@ fn report_skipped(dir: &std::path::Path, model: &str, skipped: &[String]) {
     }
 }
 
+/// Refuses to replace a file the user already has, unless `--force` (a finished output is
+/// never lost to a repeated command).
+fn refuse_existing(path: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        force || !path.exists(),
+        "{} already exists; --force replaces it",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Warns when the validation file is the training file: its scores are then no held-out
+/// measure (allowed, for a quick look).
+fn warn_if_same(train: &std::path::Path, valid: &std::path::Path) {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    if canonical(train).is_some() && canonical(train) == canonical(valid) {
+        eprintln!(
+            "warning: --valid is the same file as --train ({}): the validation scores are not held out",
+            train.display()
+        );
+    }
+}
+
 /// A progress bar on standard error, hidden when it is not a terminal.
 fn progress_bar(length: u64, unit: &str) -> indicatif::ProgressBar {
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {

@@ -92,9 +92,15 @@ pub struct ScoreArgs {
     /// Write the table here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Replace files already at the output paths.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn score(args: ScoreArgs) -> anyhow::Result<()> {
+    if let Some(output) = &args.output {
+        crate::refuse_existing(output, args.force)?;
+    }
     let model = args.model.load()?;
     let proteins = read_proteins(&args.input, &model)?;
     let mut out: Box<dyn Write> = match &args.output {
@@ -191,9 +197,15 @@ pub struct RecoverArgs {
     /// Also write the summary as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Replace files already at the output paths.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn recover(args: RecoverArgs) -> anyhow::Result<()> {
+    for output in [&args.positions, &args.json].into_iter().flatten() {
+        crate::refuse_existing(output, args.force)?;
+    }
     let model = args.model.load()?;
     let proteins = read_proteins(&args.input, &model)?;
     let recovery = match &args.at {
@@ -280,6 +292,12 @@ fn read_positions(path: &Path, proteins: &[(String, Vec<u32>)]) -> anyhow::Resul
             .and_then(|p| p.parse().ok())
             .filter(|&p| p > 0)
             .with_context(|| format!("{}: no 1-based position", place()))?;
+        let length = proteins[protein].1.len();
+        anyhow::ensure!(
+            position <= length,
+            "{}: position {position} is past the end of '{id}' ({length} residues)",
+            place()
+        );
         masked[protein].push(position - 1);
     }
     Ok(masked)

@@ -47,6 +47,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         precision,
         resume,
     } = args;
+    crate::warn_if_same(&train, &valid);
     let mut recipe = PretrainConfig::from_toml_file(&config)?;
     if let Some(precision) = precision {
         recipe.optimizer.precision = precision;

@@ -115,6 +115,9 @@ pub struct EvaluateArgs {
     /// Skip the t-SNE map.
     #[arg(long)]
     no_tsne: bool,
+    /// Replace an earlier report in OUT.
+    #[arg(long)]
+    force: bool,
     /// Device to run on.
     #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
     device: DeviceSpec,
@@ -144,6 +147,9 @@ pub struct PredictArgs {
     /// Device to run on.
     #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
     device: DeviceSpec,
+    /// Replace files already at the output paths.
+    #[arg(long)]
+    force: bool,
 }
 
 fn read_set(path: &PathBuf, task: Task) -> anyhow::Result<LabelledSet> {
@@ -162,6 +168,7 @@ fn read_set(path: &PathBuf, task: Task) -> anyhow::Result<LabelledSet> {
 }
 
 pub fn train_head(args: TrainHeadArgs) -> anyhow::Result<()> {
+    crate::warn_if_same(&args.train, &args.valid);
     let mut train = read_set(&args.train, args.task)?;
     let mut valid = read_set(&args.valid, args.task)?;
     if let Some(limit) = args.limit_train {
@@ -231,6 +238,9 @@ pub fn train_head(args: TrainHeadArgs) -> anyhow::Result<()> {
 }
 
 pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        crate::refuse_existing(&out.join("report.json"), args.force)?;
+    }
     let saved = prottrans::transfer::SavedHead::read(&args.head)?;
     let test = read_set(&args.test, saved.task)?;
     let report = prottrans::transfer::evaluate(Evaluation {
@@ -262,6 +272,10 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
 }
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    crate::refuse_existing(&args.output, args.force)?;
+    if let Some(json) = &args.json {
+        crate::refuse_existing(json, args.force)?;
+    }
     let proteins = read_fasta(&args.input)?;
     anyhow::ensure!(
         !proteins.is_empty(),
@@ -309,6 +323,9 @@ pub struct CsvToFastaArgs {
     /// The FASTA file to write.
     #[arg(long)]
     output: PathBuf,
+    /// Replace files already at the output paths.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn csv_to_fasta(
@@ -316,8 +333,10 @@ pub fn csv_to_fasta(
         task,
         input,
         output,
+        force,
     }: CsvToFastaArgs,
 ) -> anyhow::Result<()> {
+    crate::refuse_existing(&output, force)?;
     let set = prottrans::transfer::LabelledSet::read(&input, task)?;
     set.write_fasta(&output)?;
     println!(

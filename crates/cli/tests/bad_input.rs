@@ -75,6 +75,33 @@ fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// A copy of the files of directory `from` in `to`.
+fn copy_dir(from: &Path, to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    to.to_path_buf()
+}
+
+/// `train-head --task localization` on one-hot features, the first arguments of a case.
+fn localization_one_hot<'a>(train: &'a Path, valid: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "train-head",
+        "--task",
+        "localization",
+        "--train",
+        path(train),
+        "--valid",
+        path(valid),
+        "--features",
+        "one-hot",
+        "--out",
+        path(out),
+    ]
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let file = dir.join(name);
     std::fs::write(&file, text).unwrap();
@@ -283,22 +310,14 @@ fn bad_input_catalogue() {
 
     // A learning rate that makes the loss NaN: stopped with the step, no head saved.
     let huge_step = dir.join("huge-step");
+    let (train, valid) = (
+        samples.join("localization_train.csv"),
+        samples.join("localization_valid.csv"),
+    );
+    let mut args = localization_one_hot(&train, &valid, &huge_step);
+    args.extend(["--learning-rate", "1e30"]);
     fails_naming(
-        &[
-            "train-head",
-            "--task",
-            "localization",
-            "--train",
-            path(&samples.join("localization_train.csv")),
-            "--valid",
-            path(&samples.join("localization_valid.csv")),
-            "--features",
-            "one-hot",
-            "--out",
-            path(&huge_step),
-            "--learning-rate",
-            "1e30",
-        ],
+        &args,
         &["huge-step", "loss was", "at step", "no head was saved"],
     );
     assert!(!huge_step.join("head.json").exists());
@@ -565,15 +584,7 @@ fn bad_input_catalogue_files_recipes_and_options() {
     let out = |name: &str| dir.join(name).display().to_string();
 
     // Damaged checkpoints.
-    let copy_model = |name: &str| {
-        let copy = dir.join(name);
-        std::fs::create_dir_all(&copy).unwrap();
-        for entry in std::fs::read_dir(&model).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
-        }
-        copy
-    };
+    let copy_model = |name: &str| copy_dir(&model, &dir.join(name));
     let truncated = copy_model("truncated");
     let weights = std::fs::read(model.join("model.safetensors")).unwrap();
     std::fs::write(truncated.join("model.safetensors"), &weights[..100]).unwrap();
@@ -929,4 +940,173 @@ fn bad_input_catalogue_files_recipes_and_options() {
         fails_naming(&args, expected);
     }
     assert!(cases.len() >= 30, "{} cases", cases.len());
+}
+
+/// The findings of the 2026-12-07 bad-input campaign (`scripts/campaign.py`), one case each.
+#[test]
+fn bad_input_catalogue_campaign_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let model = model(dir);
+    let m = path(&model);
+    let ok = write(dir, "ok.fasta", ">a\nMKTAYIAKQR\n");
+    let copy_model = |name: &str| copy_dir(&model, &dir.join(name));
+    let embed_into =
+        |model: &Path, name: &str| owned(&embed_args(path(model), &ok, &dir.join(name), &[]));
+    let mut cases: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+
+    // A repeated token in vocab.txt (here A in place of L: L would read as unknown).
+    let repeated = copy_model("repeated-vocab");
+    let vocab = std::fs::read_to_string(model.join("vocab.txt")).unwrap();
+    std::fs::write(
+        repeated.join("vocab.txt"),
+        vocab.replacen("\nL\n", "\nA\n", 1),
+    )
+    .unwrap();
+    cases.push((
+        embed_into(&repeated, "r.npz"),
+        owned(&["vocab.txt", "token 'A' repeats line"]),
+    ));
+    // config.json: a negative layer-norm epsilon (NaN embeddings), a value of the wrong type.
+    let config = std::fs::read_to_string(model.join("config.json")).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&config).unwrap();
+    for (name, key, bad) in [
+        ("eps", "layer_norm_eps", serde_json::json!(-1.0)),
+        ("typed", "hidden_size", serde_json::json!("64")),
+    ] {
+        let copy = copy_model(name);
+        let good = value[key].clone();
+        value[key] = bad;
+        std::fs::write(copy.join("config.json"), value.to_string()).unwrap();
+        value[key] = good;
+        cases.push((
+            embed_into(&copy, &format!("{name}.npz")),
+            vec![format!("{name}/config.json"), key.to_string()],
+        ));
+    }
+    // NaN weights: the embedding is refused, not written.
+    let nan = copy_model("nan-weights");
+    let weights = std::fs::read(model.join("model.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&weights[8..8 + header_len]).unwrap();
+    let (key, entry) = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.ends_with("word_embeddings.weight"))
+        .unwrap();
+    let offsets = &entry["data_offsets"];
+    let (start, end) = (
+        8 + header_len + offsets[0].as_u64().unwrap() as usize,
+        8 + header_len + offsets[1].as_u64().unwrap() as usize,
+    );
+    let mut broken = weights.clone();
+    for value in broken[start..end].chunks_exact_mut(4) {
+        value.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(nan.join("model.safetensors"), broken).unwrap();
+    assert!(key.contains("embeddings"));
+    cases.push((
+        embed_into(&nan, "nan.npz"),
+        owned(&["protein 'a'", "non-finite", "nan-weights", "--resume"]),
+    ));
+    // A recipe value of the wrong type in [model]: the key is named.
+    let tiny = std::fs::read_to_string(repo().join("configs/tiny.toml")).unwrap();
+    let typed = write(
+        dir,
+        "typed.toml",
+        &tiny.replace("hidden_size = 32", "hidden_size = \"32\""),
+    );
+    cases.push((
+        owned(&[
+            "init-model",
+            "--config",
+            path(&typed),
+            "--out",
+            path(&dir.join("x")),
+        ]),
+        owned(&["typed.toml", "`hidden_size`"]),
+    ));
+    // A header with no residues at the end of a file.
+    let header_only = write(dir, "header-only.fasta", ">a\n");
+    cases.push((
+        owned(&embed_args(m, &header_only, &dir.join("h.npz"), &[])),
+        owned(&["header-only.fasta:1", "no residues"]),
+    ));
+    // A misspelt location class: an error with its line, not a masked protein.
+    let samples = repo().join("data/samples");
+    let mars = write(
+        dir,
+        "mars.csv",
+        "id,sequence,location,membrane,split\nA1,MKTAY,Nucleus,soluble,train\nA2,MKTAY,Nucleas,soluble,train\n",
+    );
+    let valid = samples.join("localization_valid.csv");
+    cases.push((
+        owned(&localization_one_hot(&mars, &valid, &dir.join("head"))),
+        owned(&["mars.csv:3", "'Nucleas'", "Nucleus"]),
+    ));
+    // A masked position past the end of its protein.
+    let at = write(dir, "at.tsv", "id\tposition\na\t30\n");
+    cases.push((
+        owned(&[
+            "recover",
+            "--model",
+            m,
+            "--input",
+            path(&ok),
+            "--at",
+            path(&at),
+        ]),
+        owned(&["at.tsv:2", "past the end of 'a'"]),
+    ));
+    for (args, expected) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        fails_naming(&args, &expected);
+    }
+    assert!(!dir.join("nan.npz").exists());
+
+    // Predictions never replace a file the user has, unless --force.
+    let head = dir.join("loc-head");
+    let train = samples.join("localization_train.csv");
+    let mut args = localization_one_hot(&train, &train, &head);
+    args.extend(["--epochs", "1"]);
+    let (trained, text) = prottrans(&args);
+    assert!(trained, "{text}");
+    assert!(
+        text.contains("the validation scores are not held out"),
+        "{text}"
+    );
+    let kept = write(dir, "kept.tsv", "the user's own file\n");
+    let predict = |extra: &[&str]| {
+        let mut args = vec![
+            "predict",
+            "--head",
+            path(&head),
+            "--input",
+            path(&ok),
+            "--output",
+            path(&kept),
+        ];
+        args.extend(extra);
+        prottrans(&args)
+    };
+    let (replaced, text) = predict(&[]);
+    assert!(
+        !replaced && text.contains("kept.tsv") && text.contains("--force"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        "the user's own file\n"
+    );
+    let (replaced, text) = predict(&["--force"]);
+    assert!(replaced, "{text}");
+    assert!(std::fs::read_to_string(&kept).unwrap().starts_with("id\t"));
+
+    // Ids with '/' get the ProtTrans embedder's keys, and the run says so.
+    let slash = write(dir, "slash.fasta", ">sp/P1.2\nMKTAY\n");
+    let (embedded, text) = prottrans(&embed_args(m, &slash, &dir.join("s.npz"), &[]));
+    assert!(embedded, "{text}");
+    assert!(text.contains("'sp/P1.2' as 'sp_P1_2'"), "{text}");
 }

@@ -192,7 +192,16 @@ fn fasta_error(path: &Path, e: needletail::errors::ParseError) -> DataError {
             path: path.to_path_buf(),
             // needletail counts the start of the file as line 0.
             line: e.position.line.max(1),
-            message: e.msg,
+            // needletail leaves the message of a truncated record empty.
+            message: match (e.kind, e.position.id) {
+                (ParseErrorKind::UnexpectedEnd, Some(id)) => {
+                    format!("record '{id}' ends before its sequence (a header with no residues)")
+                }
+                (ParseErrorKind::UnexpectedEnd, None) => {
+                    "the file ends inside a record (a header with no residues)".to_string()
+                }
+                _ => e.msg,
+            },
         },
     }
 }

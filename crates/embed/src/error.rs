@@ -49,6 +49,21 @@ pub enum EmbedError {
         /// Where the limit comes from.
         reason: String,
     },
+    /// A protein's embedding came out NaN or infinite (broken weights, a broken
+    /// configuration, or a precision too narrow for the model's values).
+    #[error(
+        "protein '{key}': its embedding has {count} non-finite value(s) (NaN or inf), so it was not written; the weights or config.json of {model} (`prottrans inspect` counts non-finite weights) or --precision {precision} may be at fault. The proteins embedded before it are kept: rerun with --resume once fixed"
+    )]
+    NonFinite {
+        /// The protein's output key.
+        key: String,
+        /// How many values are not finite.
+        count: usize,
+        /// The checkpoint.
+        model: PathBuf,
+        /// The precision it ran at.
+        precision: String,
+    },
     /// The device cannot run at the requested precision.
     #[error("precision {precision}: {message}")]
     Precision {

@@ -130,6 +130,12 @@ pub struct EmbedSummary {
     /// The output keys of the proteins that had them.
     #[serde(default)]
     pub proteins_with_unknown: Vec<String>,
+    /// Proteins whose id holds `/` or `.`, written under a key with `_` (see [`protein_key`]).
+    #[serde(default)]
+    pub renamed_keys: usize,
+    /// The first few of them, as `'id' as 'key'`.
+    #[serde(default)]
+    pub renamed_examples: Vec<String>,
 }
 
 /// An exclusive lock on `.OUTPUT.lock` beside the output, removed when dropped.
@@ -272,7 +278,16 @@ impl EmbedJob<'_> {
             .map(|p| (p.key.as_str(), tokenizer.count_unknown(&p.residues)))
             .filter(|&(_, n)| n > 0)
             .collect();
+        let renamed: Vec<String> = proteins
+            .iter()
+            .filter_map(|p| {
+                let id = p.header.split_whitespace().next().unwrap_or_default();
+                (id != p.key).then(|| format!("'{id}' as '{}'", p.key))
+            })
+            .collect();
         let note_unknown = |mut summary: EmbedSummary| {
+            summary.renamed_keys = renamed.len();
+            summary.renamed_examples = renamed.iter().take(5).cloned().collect();
             summary.unknown_residues = with_unknown.iter().map(|&(_, n)| n).sum();
             summary.proteins_with_unknown =
                 with_unknown.iter().map(|&(k, _)| k.to_string()).collect();
@@ -316,6 +331,19 @@ impl EmbedJob<'_> {
             let members: Vec<&Protein> = batch.iter().map(|&i| todo[i]).collect();
             let ids: Vec<&[u32]> = members.iter().map(|p| p.residues.as_slice()).collect();
             let embeddings = self.embedder.embed_residue_ids(&ids)?;
+            // A NaN embedding would pass for a result downstream: refuse it here, with the batch
+            // not written (the earlier ones are kept for --resume).
+            for (protein, residues) in members.iter().zip(&embeddings) {
+                let count = residues.iter().filter(|v| !v.is_finite()).count();
+                if count > 0 {
+                    return Err(EmbedError::NonFinite {
+                        key: protein.key.clone(),
+                        count,
+                        model: self.embedder.source().to_path_buf(),
+                        precision: self.embedder.precision().to_string(),
+                    });
+                }
+            }
             let entries: Vec<Entry> = members
                 .iter()
                 .zip(embeddings)
@@ -658,6 +686,8 @@ impl EmbedJob<'_> {
             peak_rss_bytes: peak_rss_bytes(),
             unknown_residues: 0,
             proteins_with_unknown: Vec::new(),
+            renamed_keys: 0,
+            renamed_examples: Vec::new(),
         }
     }
 }

@@ -646,9 +646,11 @@ fn read_config(path: &Path, keys: &[String]) -> Result<ModelConfig, ImportError>
         };
         map.insert("model_type".into(), found.model_type().into());
     }
+    // Every error names config.json: a bad value as much as a parse error.
     ModelConfig::from_hf_json_str(&value.to_string()).map_err(|e| match e {
         prottrans_models::ModelConfigError::Parse { message, .. } => parse_error(message),
-        other => other.into(),
+        prottrans_models::ModelConfigError::Io { .. } => e.into(),
+        other => parse_error(other.to_string()),
     })
 }
 

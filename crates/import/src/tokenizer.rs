@@ -103,7 +103,8 @@ pub fn vocabulary_origin(
 /// residues handled as its authors did and letters the vocabulary lacks mapped to its unknown
 /// token.
 pub fn checkpoint_tokenizer(dir: &Path, config: &ModelConfig) -> Result<Tokenizer, ImportError> {
-    let vocabulary = match vocabulary_origin(dir, config)? {
+    let origin = vocabulary_origin(dir, config)?;
+    let vocabulary = match origin.clone() {
         VocabularyOrigin::VocabTxt(path) => {
             let text = std::fs::read_to_string(&path).map_err(|source| ImportError::Io {
                 path: path.clone(),
@@ -121,7 +122,7 @@ pub fn checkpoint_tokenizer(dir: &Path, config: &ModelConfig) -> Result<Tokenize
     };
     if vocabulary.len() > config.vocab_size() {
         return Err(ImportError::Vocabulary(format!(
-            "{}: the vocabulary has {} tokens but the model only {} embeddings",
+            "{}: the vocabulary ({origin}) has {} tokens but the model only {} embeddings (config.json's vocab_size)",
             dir.display(),
             vocabulary.len(),
             config.vocab_size()

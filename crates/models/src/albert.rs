@@ -110,6 +110,7 @@ impl AlbertConfig {
 
     /// Checks values that would fail later in obscure ways.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
+        crate::error::check_epsilon("albert", "layer_norm_eps", self.layer_norm_eps)?;
         let invalid = |message: String| ModelConfigError::Invalid {
             architecture: "albert",
             message,

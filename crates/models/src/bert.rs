@@ -75,6 +75,7 @@ impl Default for BertConfig {
 impl BertConfig {
     /// Checks values that would fail later in obscure ways.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
+        crate::error::check_epsilon("bert", "layer_norm_eps", self.layer_norm_eps)?;
         let invalid = |message: String| ModelConfigError::Invalid {
             architecture: "bert",
             message,

@@ -151,6 +151,7 @@ impl ElectraConfig {
 
     /// Checks values that would fail later in obscure ways, the generator's too.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
+        crate::error::check_epsilon("electra", "layer_norm_eps", self.layer_norm_eps)?;
         let invalid = |message: String| ModelConfigError::Invalid {
             architecture: "electra",
             message,

@@ -39,3 +39,20 @@ pub enum ModelConfigError {
         known: String,
     },
 }
+
+/// A layer norm's epsilon must be finite and not negative: a negative one turns the small
+/// variances of a layer into NaN, silently.
+pub(crate) fn check_epsilon(
+    architecture: &'static str,
+    name: &str,
+    value: f64,
+) -> Result<(), ModelConfigError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(ModelConfigError::Invalid {
+            architecture,
+            message: format!("{name} must be a finite number, 0 or more, got {value}"),
+        })
+    }
+}

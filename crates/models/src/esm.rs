@@ -110,6 +110,7 @@ impl EsmConfig {
     /// Checks values that would fail later in obscure ways, and refuses the ESM variants that
     /// are not implemented by name.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
+        crate::error::check_epsilon("esm", "layer_norm_eps", self.layer_norm_eps)?;
         let invalid = |message: String| ModelConfigError::Invalid {
             architecture: "esm",
             message,

@@ -194,8 +194,25 @@ macro_rules! registry {
                 architecture: Architecture,
                 value: serde_json::Value,
             ) -> Result<Self, serde_json::Error> {
+                // The key of a bad value, which serde_json's own error leaves out for a
+                // `Value` (it has no line and column to give either).
+                fn named<T: serde::de::DeserializeOwned>(
+                    value: serde_json::Value,
+                ) -> Result<T, serde_json::Error> {
+                    serde_path_to_error::deserialize(value).map_err(|e| {
+                        let path = e.path().to_string();
+                        let inner = e.into_inner();
+                        if path == "." {
+                            inner
+                        } else {
+                            <serde_json::Error as serde::de::Error>::custom(format!(
+                                "`{path}`: {inner}"
+                            ))
+                        }
+                    })
+                }
                 Ok(match architecture {
-                    $(Architecture::$variant => Self::$variant(serde_json::from_value(value)?),)+
+                    $(Architecture::$variant => Self::$variant(named(value)?),)+
                 })
             }
         }
@@ -459,12 +476,17 @@ impl ModelConfig {
             path: path.to_path_buf(),
             source,
         })?;
+        // Every error names the file: a bad value as much as a parse error.
         Self::from_hf_json_str(&text).map_err(|e| match e {
             ModelConfigError::Parse { message, .. } => ModelConfigError::Parse {
                 path: path.to_path_buf(),
                 message,
             },
-            other => other,
+            ModelConfigError::Io { .. } => e,
+            other => ModelConfigError::Parse {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
         })
     }
 

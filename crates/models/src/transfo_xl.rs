@@ -111,6 +111,7 @@ impl TransfoXlConfig {
     /// Checks values that would fail later in obscure ways, and refuses reference features that
     /// are not implemented.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
+        crate::error::check_epsilon("transfo_xl", "layer_norm_epsilon", self.layer_norm_epsilon)?;
         let invalid = |message: String| {
             Err(ModelConfigError::Invalid {
                 architecture: "transfo_xl",

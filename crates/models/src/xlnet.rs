@@ -111,6 +111,7 @@ impl XlnetConfig {
     /// Checks values that would fail later in obscure ways, and refuses reference features that
     /// are not implemented.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
+        crate::error::check_epsilon("xlnet", "layer_norm_eps", self.layer_norm_eps)?;
         let invalid = |message: String| {
             Err(ModelConfigError::Invalid {
                 architecture: "xlnet",

@@ -267,6 +267,22 @@ impl Vocabulary {
     /// prottrans writes beside an XLNet it trained: `residues <sep> <cls>`, left padding).
     pub fn from_bert_vocab_txt(name: &str, text: &str) -> Result<Self, TokenizeError> {
         let tokens: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+        // A repeated token leaves one of its ids unreachable (transformers keeps the last):
+        // with a residue repeated in place of another, that other would silently read as
+        // unknown.
+        let mut seen = std::collections::HashMap::new();
+        for (line, token) in tokens.iter().enumerate() {
+            if let Some(first) = seen.insert(token.as_str(), line) {
+                return Err(TokenizeError::InvalidVocabulary {
+                    vocabulary: name.to_string(),
+                    message: format!(
+                        "line {}: token '{token}' repeats line {}",
+                        line + 1,
+                        first + 1
+                    ),
+                });
+            }
+        }
         let find = |t: &str| tokens.iter().position(|x| x == t).map(|i| i as u32);
         if find("<eos>").is_some() && find("<cls>").is_some() && find("<sep>").is_none() {
             return Self::esm(name, tokens);

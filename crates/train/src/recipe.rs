@@ -204,6 +204,19 @@ pub struct ScheduleConfig {
     pub checkpoint_every: usize,
 }
 
+/// The key of a bad value in `[model]`, which toml's error cannot name (an internally tagged
+/// enum is read through a buffer): the table read again as the `config.json` it mirrors.
+fn model_value_error(recipe: &toml::Table) -> Option<String> {
+    let mut model = recipe.get("model")?.as_table()?.clone();
+    let architecture = model.remove("architecture")?;
+    model.insert("model_type".into(), architecture);
+    let json = serde_json::to_string(&model).ok()?;
+    match ModelConfig::from_hf_json_str(&json) {
+        Err(prottrans_models::ModelConfigError::Parse { message, .. }) => Some(message),
+        _ => None,
+    }
+}
+
 impl PretrainConfig {
     /// Reads and checks a recipe file. Unknown keys are errors, named with their section.
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, TrainError> {
@@ -249,7 +262,12 @@ impl PretrainConfig {
                 )));
             }
         }
-        let config: Self = toml::from_str(text).map_err(|e| recipe_error(e.to_string()))?;
+        let config: Self = toml::from_str(text).map_err(|e| {
+            recipe_error(match model_value_error(&value) {
+                Some(message) => format!("in [model], {message}"),
+                None => e.to_string(),
+            })
+        })?;
         config.validate()?;
         Ok(config)
     }

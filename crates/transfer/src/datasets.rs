@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::TransferError;
 use crate::labels::{
-    DISORDER, DSSP3, DSSP8, LabelSet, Task, UNKNOWN, location_index, membrane_label,
+    DISORDER, DSSP3, DSSP8, LOCATION, LabelSet, Task, UNKNOWN, location_index, membrane_label,
 };
 
 /// One protein with its labels.
@@ -440,7 +440,7 @@ fn read_protein_csv(path: &Path) -> Result<LabelledSet, TransferError> {
     }
     let mut records = Vec::new();
     let mut seen = HashMap::new();
-    let mut unmapped: HashMap<String, usize> = HashMap::new();
+    let mut several_classes: HashMap<String, usize> = HashMap::new();
     for (row, result) in reader.records().enumerate() {
         let line = row as u64 + 2;
         let fields = result.map_err(|e| csv_error(path, line, e.to_string()))?;
@@ -458,13 +458,38 @@ fn read_protein_csv(path: &Path) -> Result<LabelledSet, TransferError> {
         }
         let sequence = parse_sequence(path, line, field(Some(sequence_column)))?;
         let location_name = field(location_column).trim();
+        // A misspelt class must not quietly take proteins out of training: only an empty
+        // cell (or U, unknown, -, as for membranes) means "no label", and a protein of
+        // several known classes (`Cytoplasm;Nucleus`) is left out of the one-class task.
+        let several = location_name
+            .split([';', '|'])
+            .map(location_index)
+            .collect::<Option<Vec<_>>>()
+            .is_some_and(|classes| classes.len() > 1);
         let location = match location_index(location_name) {
             Some(i) => i as i64,
-            None => {
-                if !location_name.is_empty() {
-                    *unmapped.entry(location_name.to_string()).or_default() += 1;
-                }
+            None if matches!(
+                location_name.to_lowercase().as_str(),
+                "" | "u" | "unknown" | "-"
+            ) =>
+            {
                 UNKNOWN
+            }
+            None if several => {
+                *several_classes
+                    .entry(location_name.to_string())
+                    .or_default() += 1;
+                UNKNOWN
+            }
+            None => {
+                return Err(csv_error(
+                    path,
+                    line,
+                    format!(
+                        "location '{location_name}' is none of the 10 classes ({}); leave the cell empty for a protein without one",
+                        LOCATION.classes.join(", ")
+                    ),
+                ));
             }
         };
         let membrane =
@@ -476,14 +501,14 @@ fn read_protein_csv(path: &Path) -> Result<LabelledSet, TransferError> {
             line,
         });
     }
-    let mut notes = Vec::new();
-    let mut unmapped: Vec<_> = unmapped.into_iter().collect();
-    unmapped.sort();
-    for (name, count) in unmapped {
-        notes.push(format!(
-            "location '{name}' is none of the 10 classes: masked for {count} proteins"
-        ));
-    }
+    let mut several_classes: Vec<_> = several_classes.into_iter().collect();
+    several_classes.sort();
+    let notes = several_classes
+        .into_iter()
+        .map(|(name, count)| {
+            format!("location '{name}' is several classes: masked for {count} proteins")
+        })
+        .collect();
     Ok(LabelledSet {
         path: path.to_path_buf(),
         task: Task::Localization,
@@ -566,7 +591,7 @@ mod tests {
     }
 
     #[test]
-    fn protein_csv_masks_unknown_locations() {
+    fn protein_csv_masks_proteins_of_several_locations() {
         let file = csv_file(
             "id,sequence,location,membrane,split\n\
              P1,MKV,Cell.membrane,M,train\n\
@@ -594,6 +619,15 @@ mod tests {
             .to_string();
         assert!(
             error.contains(":3:") && error.contains("already used at line 2"),
+            "{error}"
+        );
+        // A misspelt class is an error with its line, not a protein quietly left out.
+        let file = csv_file("id,sequence,location\nP1,MKV,Nucleus\nP2,MKV,Nucleas\n");
+        let error = LabelledSet::read(file.path(), Task::Localization)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(":3:") && error.contains("'Nucleas' is none of the 10 classes"),
             "{error}"
         );
     }

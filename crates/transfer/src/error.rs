@@ -83,6 +83,8 @@ pub(crate) fn write_atomically(
         // Like any new file (0666 less the umask), not tempfile's owner-only 0600.
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
+    // As `embed` does: an output in a new directory is no error.
+    std::fs::create_dir_all(dir).map_err(TransferError::io(dir))?;
     let mut file = builder.tempfile_in(dir).map_err(TransferError::io(dir))?;
     {
         let mut buffered = std::io::BufWriter::new(file.as_file_mut());

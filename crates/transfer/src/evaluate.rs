@@ -156,7 +156,7 @@ pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> 
         run.embeddings.as_deref(),
         &run.device,
     )?;
-    saved.check_features(&run.test, &features)?;
+    saved.check_features(&run.test, &features, run.embeddings.as_deref())?;
     let probabilities = head.predict(&features, 16, &run.device)?;
     let mut tasks = Vec::new();
     for (index, set) in saved.label_sets().iter().enumerate() {

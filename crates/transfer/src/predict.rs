@@ -106,7 +106,7 @@ pub fn predict(
         notes: Vec::new(),
     };
     let features = set_features(&set, &saved.features, embeddings, device)?;
-    saved.check_features(&set, &features)?;
+    saved.check_features(&set, &features, embeddings)?;
     let probabilities = head.predict(&features, 16, device)?;
     let label_sets = saved.label_sets();
     let predictions = proteins

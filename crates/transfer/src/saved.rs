@@ -75,16 +75,19 @@ impl SavedHead {
 
     /// Checks features against what the head was trained on before they reach it: their
     /// width, and for per-residue heads one row per residue (per-protein embeddings would give
-    /// one prediction for a whole protein).
+    /// one prediction for a whole protein). `embeddings` is the file they came from, if any,
+    /// for the message.
     pub fn check_features(
         &self,
         set: &crate::datasets::LabelledSet,
         features: &[Arc<Array2<f32>>],
+        embeddings: Option<&std::path::Path>,
     ) -> Result<(), TransferError> {
+        let source = embeddings.map_or(String::new(), |p| format!("{}: ", p.display()));
         for (record, f) in set.records.iter().zip(features) {
             if f.ncols() != self.input_size {
                 return Err(TransferError::Invalid(format!(
-                    "protein '{}': features of width {}, but the head was trained on width {}",
+                    "{source}protein '{}': features of width {}, but the head was trained on width {}",
                     record.id,
                     f.ncols(),
                     self.input_size
@@ -100,7 +103,7 @@ impl SavedHead {
                 .count();
             if self.task == Task::SecondaryStructure && f.nrows() != residues {
                 return Err(TransferError::Invalid(format!(
-                    "protein '{}': {} feature rows for {residues} residues; a per-residue head needs per-residue embeddings (not --per-protein ones)",
+                    "{source}protein '{}': {} feature rows for {residues} residues; a per-residue head needs per-residue embeddings (not --per-protein ones)",
                     record.id,
                     f.nrows()
                 )));

@@ -114,6 +114,7 @@ impl T5Config {
 
     /// Checks values that would fail later in obscure ways.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
+        crate::error::check_epsilon("t5", "layer_norm_epsilon", self.layer_norm_epsilon)?;
         for (name, value) in [
             ("vocab_size", self.vocab_size),
             ("d_model", self.d_model),
