@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(dir) => FeatureSpec::Model {
             dir: std::fs::canonicalize(dir)?,
             precision: "f32".into(),
+            adapter: None,
         },
         None => FeatureSpec::OneHot,
     };

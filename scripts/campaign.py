@@ -283,6 +283,59 @@ def cases(w):
     embed("resume-other-model", ["--resume"], "error", ["done.npz"], model=str(w / "model-b"), output=done, protect=[done])
     embed("resume-same-settings", ["--resume"], "ok", check=embedded({"a": 10, "b": 5, "c": 3}), inp=write(w / "abc.fasta", ">a\nMKTAYIAKQR\n>b\nMKVLA\n>c\nMKV\n"), output=out("grow.npz"))
 
+    # -- LoRA adapters (PEFT layout) through embed --adapter ------------------------------------
+    bert_tiny, t5_tiny = FIXTURES / "bert_tiny", FIXTURES / "t5_relu_tiny"
+
+    def adapter(name, model, make, expect="error", names=(), check=None, extra=(), output=None, protect=()):
+        d = w / "adapters" / name
+        make(d)
+        o = output or out("a-" + name + ".npz")
+        case = Case("adapters", name, ["embed", "--model", str(model), "--adapter", str(d), "--input", str(ok_fasta), "--output", str(o), *extra], expect, names or [name], check, protect)
+        case.out = o
+        c.append(case)
+
+    def rename_key(old_suffix, new_suffix):
+        def edit(header, data):
+            key = next(k for k in header if k.endswith(old_suffix))
+            header[key[: -len(old_suffix)] + new_suffix] = header.pop(key)
+        return edit
+
+    def adapter_copy(source, **config):
+        def make(d):
+            shutil.copytree(FIXTURES / source, d, dirs_exist_ok=True)
+            if config:
+                path = d / "adapter_config.json"
+                value = json.loads(path.read_text())
+                value.update(config)
+                path.write_text(json.dumps(value))
+        return make
+
+    adapter("bert-lora", bert_tiny, adapter_copy("bert_tiny_lora"), "ok", check=embedded({"a": 10, "b": 5}))
+    adapter("t5-lora-on-bert", bert_tiny, adapter_copy("t5_relu_tiny_lora"), names=["adapter_model.safetensors", "another model"])
+    adapter("empty-dir", bert_tiny, lambda d: d.mkdir(parents=True), names=["empty-dir", "adapter_config.json"])
+    adapter("dora", bert_tiny, adapter_copy("bert_tiny_lora", use_dora=True), names=["adapter_config.json", "DoRA"])
+    adapter("prefix-tuning", bert_tiny, adapter_copy("bert_tiny_lora", peft_type="PREFIX_TUNING"), names=["adapter_config.json", "PREFIX_TUNING"])
+    adapter("rank-zero", bert_tiny, adapter_copy("bert_tiny_lora", r=0), names=["adapter_config.json", "r must"])
+    adapter("rank-mismatch", bert_tiny, adapter_copy("bert_tiny_lora", r=8), names=["adapter_model.safetensors", "rank"])
+    adapter("config-bad-json", bert_tiny, lambda d: (adapter_copy("bert_tiny_lora")(d), write(d / "adapter_config.json", "{oops")), names=["adapter_config.json", "line 1"])
+    adapter("weights-truncated", bert_tiny, lambda d: (adapter_copy("bert_tiny_lora")(d), (d / "adapter_model.safetensors").write_bytes((FIXTURES / "bert_tiny_lora" / "adapter_model.safetensors").read_bytes()[:3000])), names=["adapter_model.safetensors"])
+    adapter("half-pair", bert_tiny, lambda d: (adapter_copy("bert_tiny_lora")(d), safetensors_edit(d / "adapter_model.safetensors", rename_key("query.lora_B.weight", "query2.lora_B.weight"))), names=["adapter_model.safetensors", "pairs"])
+    lora_head = w / "heads" / "lora-head"
+    loc_train_csv, loc_valid_csv = SAMPLES / "localization_train.csv", SAMPLES / "localization_valid.csv"
+
+    def records_adapter(case, output, text):
+        try:
+            spec = json.loads((lora_head / "head.json").read_text())["features"]
+        except (OSError, ValueError, KeyError) as error:
+            return f"head.json: {error}"
+        return None if str(spec.get("adapter", "")).endswith("bert-lora") else f"no adapter in {spec}"
+
+    c.append(Case("adapters", "train-head-with-adapter", ["train-head", "--task", "localization", "--train", str(loc_train_csv), "--valid", str(loc_valid_csv), "--model", str(bert_tiny), "--adapter", str(w / "adapters" / "bert-lora"), "--max-length", "62", "--epochs", "1", "--out", str(lora_head)], "ok", check=records_adapter))
+    c.append(Case("adapters", "predict-with-adapter-head", ["predict", "--head", str(lora_head), "--input", str(ok_fasta), "--output", str(out("lora.tsv"))], "ok", check=exists("out/lora.tsv")))
+    c.append(Case("adapters", "train-head-adapter-without-model", ["train-head", "--task", "localization", "--train", str(loc_train_csv), "--valid", str(loc_valid_csv), "--features", "one-hot", "--adapter", str(w / "adapters" / "bert-lora"), "--out", str(w / "heads" / "x2")], "error", ["--adapter", "--model"]))
+    lora_done = out("lora-done.npz")
+    adapter("resume-without-adapter-output", bert_tiny, adapter_copy("bert_tiny_lora"), names=["lora-done.npz", "adapter"], extra=["--resume"], output=lora_done, protect=[lora_done])
+
     # -- checkpoint directories -----------------------------------------------------------------
     base = w / "model"
 
@@ -611,6 +664,7 @@ def setup(binary, w):
     (w / "out").mkdir()
     write(w / "ab.fasta", ">a\nMKTAYIAKQR\n>b\nMKVLA\n")
     run("embed", "--model", w / "model", "--input", w / "ab.fasta", "--output", w / "out" / "done.npz")
+    run("embed", "--model", FIXTURES / "bert_tiny", "--input", w / "ab.fasta", "--output", w / "out" / "lora-done.npz")
     write(w / "kept.tsv", "something the user wrote\n")
     loc = [SAMPLES / "localization_train.csv", SAMPLES / "localization_valid.csv"]
     ss = [SAMPLES / "ss8_train.csv", SAMPLES / "ss8_valid.csv"]

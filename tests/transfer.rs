@@ -257,6 +257,7 @@ fn precomputed_embeddings_equal_model_features() {
     let spec = FeatureSpec::Model {
         dir: model.clone(),
         precision: "f32".into(),
+        adapter: None,
     };
     let computed = compute_features(&spec, &proteins, None, &device()).unwrap();
     let read = compute_features(
@@ -318,6 +319,7 @@ fn heads_train_on_albert_and_electra_embeddings() {
             FeatureSpec::Model {
                 dir: model,
                 precision: "f32".into(),
+                adapter: None,
             },
             &dir.path().join("head"),
             options,

@@ -19,6 +19,11 @@ pub struct EmbedArgs {
     /// header with `/` and `.` replaced by `_`.
     #[arg(long)]
     output: PathBuf,
+    /// A LoRA adapter in Hugging Face PEFT's layout (adapter_config.json +
+    /// adapter_model.safetensors, written by `peft` or prottrans), merged into --model's
+    /// weights before embedding.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// One mean vector [d] per protein (over residues only) instead of [L, d].
     #[arg(long)]
     per_protein: bool,
@@ -88,12 +93,33 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     use prottrans::import::Checkpoint;
 
     let device = args.device.device()?;
+    let adapter = args
+        .adapter
+        .as_ref()
+        .map(|dir| prottrans::import::LoraAdapter::read(dir).map(std::sync::Arc::new))
+        .transpose()?;
     let embedder = Checkpoint::open(&args.model)
         .map_err(EmbedError::from)
         .and_then(|checkpoint| {
+            let checkpoint = match &adapter {
+                Some(adapter) => checkpoint.with_adapter(adapter.clone()),
+                None => checkpoint,
+            };
             Embedder::load_checkpoint(&checkpoint.strict(args.strict), &device, args.precision)
         })
         .with_context(|| format!("loading {}", args.model.display()))?;
+    if let Some(adapter) = &adapter {
+        let config = adapter.config();
+        eprintln!(
+            "{}: LoRA r={}, alpha {} (scaling {}), {} pair(s), {} parameters, merged into the weights",
+            adapter.dir().display(),
+            config.r,
+            config.lora_alpha,
+            adapter.scaling(),
+            adapter.targets().len(),
+            adapter.parameters()
+        );
+    }
     crate::report_skipped(&args.model, "the encoder", embedder.skipped_tensors());
     if let Ok(prottrans::import::VocabularyOrigin::BuiltIn(name)) =
         prottrans::import::vocabulary_origin(&args.model, embedder.config())

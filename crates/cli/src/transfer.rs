@@ -17,6 +17,10 @@ pub struct FeatureArgs {
     /// Precision of --model: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     precision: Precision,
+    /// A LoRA adapter (PEFT layout) merged into --model's weights; recorded in head.json, so
+    /// evaluate and predict apply it too.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Precomputed embeddings of the training proteins (`prottrans embed`, .h5 or .npz; keys
     /// are the protein ids).
     #[arg(long, conflicts_with = "features", requires = "valid_embeddings")]
@@ -187,12 +191,24 @@ pub fn train_head(args: TrainHeadArgs) -> anyhow::Result<()> {
         }
     }
     let f = &args.features;
+    anyhow::ensure!(
+        f.adapter.is_none() || f.model.is_some(),
+        "--adapter merges into --model's weights: give --model too"
+    );
     let features = match (&f.model, &f.embeddings, f.features.as_deref()) {
         (Some(model), None, None) => FeatureSpec::Model {
             dir: model
                 .canonicalize()
                 .with_context(|| format!("model directory {}", model.display()))?,
             precision: f.precision.to_string(),
+            adapter: f
+                .adapter
+                .as_ref()
+                .map(|a| {
+                    a.canonicalize()
+                        .with_context(|| format!("adapter directory {}", a.display()))
+                })
+                .transpose()?,
         },
         (None, Some(_), None) => FeatureSpec::Embeddings { width: 0 },
         (None, None, Some("one-hot")) => FeatureSpec::OneHot,

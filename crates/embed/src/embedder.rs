@@ -25,6 +25,7 @@ pub struct Embedder {
     source: PathBuf,
     segment_length: Option<usize>,
     skipped_tensors: Vec<String>,
+    adapter: Option<(PathBuf, u64)>,
 }
 
 impl Embedder {
@@ -85,7 +86,22 @@ impl Embedder {
             precision,
             matmul_precision: MatmulPrecision::F32,
             source: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
+            adapter: checkpoint.adapter().map(|adapter| {
+                let dir = adapter.dir();
+                (
+                    dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
+                    adapter.fingerprint(),
+                )
+            }),
         })
+    }
+
+    /// The LoRA adapter merged into the weights on loading (its directory and a stamp of its
+    /// files), if any.
+    pub fn adapter(&self) -> Option<(&Path, u64)> {
+        self.adapter
+            .as_ref()
+            .map(|(dir, stamp)| (dir.as_path(), *stamp))
     }
 
     /// The checkpoint's tensors the encoder does not use and were skipped (poolers, heads,

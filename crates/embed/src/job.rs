@@ -254,6 +254,10 @@ impl EmbedJob<'_> {
             } else {
                 "f32".to_string()
             },
+            adapter: self
+                .embedder
+                .adapter()
+                .map(|(dir, stamp)| format!("{}#{stamp:016x}", dir.to_string_lossy())),
         };
         let mut done: HashSet<String> = HashSet::new();
         if let Some(file) = existing.as_mut() {

@@ -38,6 +38,10 @@ pub(crate) struct RunDescription {
     /// versions lack it, and ran in f32.
     #[serde(default = "f32_products")]
     pub products: String,
+    /// The LoRA adapter merged into the weights (`directory#stamp`), if any; records of
+    /// earlier versions lack it, and had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
 }
 
 fn f32_products() -> String {

@@ -16,6 +16,7 @@ use prottrans_models::{
     TransfoXlConfig, TransfoXlLmHeadModel, XlnetConfig, XlnetLmHeadModel,
 };
 
+use crate::adapter::LoraAdapter;
 use crate::error::{ImportError, WeightProblems};
 use crate::key_map::{self, ApplyKeyMap, KeyMap};
 
@@ -54,6 +55,7 @@ pub struct Checkpoint {
     format: WeightsFormat,
     strict: bool,
     unread_config_keys: Vec<String>,
+    adapter: Option<std::sync::Arc<LoraAdapter>>,
 }
 
 impl Checkpoint {
@@ -111,6 +113,7 @@ impl Checkpoint {
             format,
             strict: false,
             unread_config_keys,
+            adapter: None,
         };
         if let Some(found) = key_map::detect_architecture(&keys)
             && found != checkpoint.config.architecture()
@@ -131,6 +134,20 @@ impl Checkpoint {
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
+    }
+
+    /// Merges a LoRA adapter (PEFT layout) into every model loaded from this checkpoint:
+    /// the model computes what the base model with the adapter computes. Pairs for weights the
+    /// loaded model lacks (a T5 decoder's under an encoder) are skipped and named with the
+    /// skipped tensors; under [`Self::strict`] they are an error.
+    pub fn with_adapter(mut self, adapter: std::sync::Arc<LoraAdapter>) -> Self {
+        self.adapter = Some(adapter);
+        self
+    }
+
+    /// The adapter merged on loading, if any.
+    pub fn adapter(&self) -> Option<&LoraAdapter> {
+        self.adapter.as_deref()
     }
 
     /// Whether loading is strict (see [`Self::strict`]).
@@ -447,14 +464,26 @@ impl Checkpoint {
                 })
                 .collect(),
         };
-        if problems.is_empty() {
-            Ok(skipped)
-        } else {
-            Err(ImportError::Weights {
+        if !problems.is_empty() {
+            return Err(ImportError::Weights {
                 path: self.weights.clone(),
                 problems: Box::new(problems),
-            })
+            });
         }
+        if let Some(adapter) = &self.adapter {
+            let merge = adapter.merge_into(module, key_map)?;
+            if self.strict && !merge.skipped.is_empty() {
+                return Err(ImportError::Store {
+                    path: adapter.dir().join(crate::ADAPTER_WEIGHTS_FILE),
+                    message: format!(
+                        "strict loading: the adapter updates weights this model does not have: {}",
+                        crate::compact_names(&merge.skipped).join(", ")
+                    ),
+                });
+            }
+            skipped.extend(merge.skipped.into_iter().map(|key| format!("{key} (LoRA)")));
+        }
+        Ok(skipped)
     }
 }
 

@@ -7,6 +7,7 @@
 //! writes the same layout, so a model trained by prottrans loads in prottrans and in
 //! `transformers` alike.
 
+mod adapter;
 mod error;
 mod hf;
 mod inspect;
@@ -14,6 +15,9 @@ pub mod key_map;
 mod names;
 mod tokenizer;
 
+pub use adapter::{
+    ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, AdapterMerge, LoraAdapter, LoraAdapterConfig,
+};
 pub use error::{ImportError, WeightProblems};
 pub use hf::{
     CONFIG_FILE, Checkpoint, ELECTRA_GENERATOR_DIR, PYTORCH_FILE, SAFETENSORS_FILE, WeightsFormat,

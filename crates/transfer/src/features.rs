@@ -18,7 +18,7 @@ use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array2, Ix1, Ix2};
 use prottrans_embed::output::EmbeddingFile;
-use prottrans_embed::{Embedder, Precision, plan_batches, protein_key};
+use prottrans_embed::{EmbedError, Embedder, Precision, plan_batches, protein_key};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TransferError;
@@ -36,6 +36,9 @@ pub enum FeatureSpec {
         dir: PathBuf,
         /// `f32`, `f16` or `bf16`.
         precision: String,
+        /// A LoRA adapter (PEFT layout) merged into the checkpoint's weights.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adapter: Option<PathBuf>,
     },
     /// Precomputed embeddings of width `width`; each run names its file.
     Embeddings {
@@ -52,9 +55,17 @@ impl FeatureSpec {
     /// A short description for reports.
     pub fn describe(&self) -> String {
         match self {
-            FeatureSpec::Model { dir, precision } => {
-                format!("model {} ({precision})", dir.display())
-            }
+            FeatureSpec::Model {
+                dir,
+                precision,
+                adapter,
+            } => format!(
+                "model {} ({precision}){}",
+                dir.display(),
+                adapter
+                    .as_ref()
+                    .map_or(String::new(), |a| format!(" with adapter {}", a.display()))
+            ),
             FeatureSpec::Embeddings { width } => format!("precomputed embeddings (width {width})"),
             FeatureSpec::OneHot => "one-hot residues".into(),
             FeatureSpec::Composition => "amino-acid composition".into(),
@@ -66,10 +77,15 @@ impl FeatureSpec {
     /// paths of the machine that made it.
     pub fn short_description(&self) -> String {
         match self {
-            FeatureSpec::Model { dir, precision } => {
+            FeatureSpec::Model {
+                dir,
+                precision,
+                adapter,
+            } => {
                 let parts: Vec<_> = dir.components().map(|c| c.as_os_str()).collect();
                 let tail = PathBuf::from_iter(&parts[parts.len().saturating_sub(2)..]);
-                format!("model {} ({precision})", tail.display())
+                let lora = if adapter.is_some() { " + LoRA" } else { "" };
+                format!("model {}{lora} ({precision})", tail.display())
             }
             other => other.describe(),
         }
@@ -124,9 +140,16 @@ pub fn compute_features(
         )),
         (FeatureSpec::OneHot, None) => Ok(proteins.iter().map(|p| one_hot(p.sequence)).collect()),
         (FeatureSpec::Composition, None) => Ok(proteins.iter().map(|p| composition(p.sequence)).collect()),
-        (FeatureSpec::Model { dir, precision }, None) => {
+        (FeatureSpec::Model { dir, precision, adapter }, None) => {
             let precision = precision.parse::<Precision>().map_err(|e| TransferError::Invalid(e.to_string()))?;
-            let embedder = Embedder::load_with_precision(dir, device, precision)?;
+            let checkpoint = prottrans_import::Checkpoint::open(dir).map_err(EmbedError::from)?;
+            let checkpoint = match adapter {
+                Some(adapter) => checkpoint.with_adapter(std::sync::Arc::new(
+                    prottrans_import::LoraAdapter::read(adapter).map_err(EmbedError::from)?,
+                )),
+                None => checkpoint,
+            };
+            let embedder = Embedder::load_checkpoint(&checkpoint, device, precision)?;
             embed_with(&embedder, proteins)
         }
     }
@@ -282,12 +305,14 @@ mod tests {
         let spec = FeatureSpec::Model {
             dir: PathBuf::from("/work/runs/pretrain_small/model"),
             precision: "f32".into(),
+            adapter: None,
         };
         assert_eq!(spec.short_description(), "model pretrain_small/model (f32)");
         assert!(spec.describe().contains("/work/runs/"));
         let relative = FeatureSpec::Model {
             dir: PathBuf::from("model"),
             precision: "bf16".into(),
+            adapter: None,
         };
         assert_eq!(relative.short_description(), "model model (bf16)");
         assert_eq!(FeatureSpec::OneHot.short_description(), "one-hot residues");

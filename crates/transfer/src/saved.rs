@@ -136,7 +136,10 @@ impl SavedHead {
     /// Points a head that reads a model's embeddings at another checkpoint directory (the same
     /// model moved); an error for heads on other features.
     pub fn with_model(mut self, dir: &Path) -> Result<Self, TransferError> {
-        let FeatureSpec::Model { precision, .. } = &self.features else {
+        let FeatureSpec::Model {
+            precision, adapter, ..
+        } = &self.features
+        else {
             return Err(TransferError::Invalid(format!(
                 "--model: this head reads {}, not a model's embeddings",
                 self.features.describe()
@@ -146,7 +149,21 @@ impl SavedHead {
         self.features = FeatureSpec::Model {
             dir,
             precision: precision.clone(),
+            adapter: adapter.clone(),
         };
+        Ok(self)
+    }
+
+    /// The head with its model's LoRA adapter replaced (moved files, or another adapter of
+    /// the same base).
+    pub fn with_adapter(mut self, adapter: &Path) -> Result<Self, TransferError> {
+        let FeatureSpec::Model { adapter: slot, .. } = &mut self.features else {
+            return Err(TransferError::Invalid(format!(
+                "--adapter: this head reads {}, not a model's embeddings",
+                self.features.describe()
+            )));
+        };
+        *slot = Some(adapter.canonicalize().map_err(TransferError::io(adapter))?);
         Ok(self)
     }
 

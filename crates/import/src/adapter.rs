@@ -1,0 +1,453 @@
+//! LoRA adapters in Hugging Face PEFT's layout: a directory with `adapter_config.json` and
+//! `adapter_model.safetensors`, as `peft`'s `save_pretrained` writes it and
+//! `PeftModel.from_pretrained` reads it.
+//!
+//! An adapter is applied by merging, as `peft`'s `merge_and_unload` does: each targeted linear
+//! layer's weight `W` (`[out, in]` in the checkpoint) becomes `W + scaling * B A`, with `A`
+//! (`lora_A`, `[r, in]`), `B` (`lora_B`, `[out, r]`) and `scaling = lora_alpha / r`
+//! (`lora_alpha / sqrt(r)` with `use_rslora`). The merged model computes what the base model
+//! with the adapter computes, without dropout, at the base model's speed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::store::{ModuleSnapshot, bridge};
+use burn::tensor::{DType, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::ImportError;
+use crate::key_map::{ApplyKeyMap, KeyMap};
+
+/// The adapter's settings file.
+pub const ADAPTER_CONFIG_FILE: &str = "adapter_config.json";
+/// The adapter's weights file.
+pub const ADAPTER_WEIGHTS_FILE: &str = "adapter_model.safetensors";
+/// The prefix `peft` puts before the wrapped model's own module names.
+const PEFT_PREFIX: &str = "base_model.model.";
+
+/// What prottrans reads of `adapter_config.json` (the file has more, which `peft` needs
+/// and prottrans does not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraAdapterConfig {
+    /// `"LORA"`.
+    pub peft_type: String,
+    /// Rank of every pair.
+    pub r: usize,
+    /// The scaling numerator.
+    pub lora_alpha: f64,
+    /// Module names (a list, matched as suffixes) or one regular expression.
+    #[serde(default)]
+    pub target_modules: Option<serde_json::Value>,
+    /// `lora_alpha / sqrt(r)` instead of `lora_alpha / r`.
+    #[serde(default)]
+    pub use_rslora: bool,
+    /// DoRA's magnitude vectors (not supported).
+    #[serde(default)]
+    pub use_dora: bool,
+    /// GPT-2-style `Conv1D` weights stored `[in, out]` (not supported).
+    #[serde(default)]
+    pub fan_in_fan_out: bool,
+    /// Biases trained too (`"none"` is supported).
+    #[serde(default = "no_bias")]
+    pub bias: String,
+    /// A bias on `lora_B` (not supported).
+    #[serde(default)]
+    pub lora_bias: bool,
+    /// Layers duplicated before the adapter applies (not supported).
+    #[serde(default)]
+    pub layer_replication: Option<serde_json::Value>,
+    /// Ranks per module (not supported).
+    #[serde(default)]
+    pub rank_pattern: BTreeMap<String, serde_json::Value>,
+    /// Alphas per module (not supported).
+    #[serde(default)]
+    pub alpha_pattern: BTreeMap<String, serde_json::Value>,
+    /// The model the adapter was trained on, as `peft` recorded it.
+    #[serde(default)]
+    pub base_model_name_or_path: Option<String>,
+}
+
+fn no_bias() -> String {
+    "none".into()
+}
+
+/// One low-rank update of a linear layer's weight.
+#[derive(Debug, Clone)]
+struct LoraPair {
+    /// The weight's checkpoint key (`bert.encoder.layer.0.attention.self.query.weight`).
+    weight_key: String,
+    /// `lora_A`, `[r, in]`, row-major.
+    a: Vec<f32>,
+    /// `lora_B`, `[out, r]`, row-major.
+    b: Vec<f32>,
+    inputs: usize,
+    outputs: usize,
+}
+
+/// A LoRA adapter read from a PEFT-layout directory, checked.
+#[derive(Debug, Clone)]
+pub struct LoraAdapter {
+    dir: PathBuf,
+    config: LoraAdapterConfig,
+    pairs: Vec<LoraPair>,
+    /// A stamp of the two files (sizes and modification times) for the outputs' records.
+    fingerprint: u64,
+}
+
+/// What merging an adapter into a model did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdapterMerge {
+    /// Weights updated, by checkpoint key.
+    pub merged: Vec<String>,
+    /// Pairs for weights the model being loaded does not have (a T5 decoder's, when only the
+    /// encoder is loaded), by checkpoint key.
+    pub skipped: Vec<String>,
+}
+
+impl LoraAdapter {
+    /// Reads and checks `dir/adapter_config.json` and `dir/adapter_model.safetensors`.
+    pub fn read(dir: impl AsRef<Path>) -> Result<Self, ImportError> {
+        let dir = dir.as_ref().to_path_buf();
+        let config_path = dir.join(ADAPTER_CONFIG_FILE);
+        let weights_path = dir.join(ADAPTER_WEIGHTS_FILE);
+        for (path, what) in [
+            (&config_path, ADAPTER_CONFIG_FILE),
+            (&weights_path, ADAPTER_WEIGHTS_FILE),
+        ] {
+            if !path.is_file() {
+                return Err(ImportError::MissingFile {
+                    dir: dir.clone(),
+                    expected: format!("{what} (a PEFT adapter directory)"),
+                });
+            }
+        }
+        let invalid = |path: &Path, message: String| ImportError::Store {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(&config_path).map_err(|source| ImportError::Io {
+            path: config_path.clone(),
+            source,
+        })?;
+        let config: LoraAdapterConfig =
+            serde_json::from_str(&text).map_err(|e| invalid(&config_path, e.to_string()))?;
+        config
+            .check()
+            .map_err(|message| invalid(&config_path, message))?;
+        let bytes = std::fs::read(&weights_path).map_err(|source| ImportError::Io {
+            path: weights_path.clone(),
+            source,
+        })?;
+        let pairs =
+            read_pairs(&bytes, config.r).map_err(|message| invalid(&weights_path, message))?;
+        if pairs.is_empty() {
+            return Err(invalid(&weights_path, "no LoRA pairs in the file".into()));
+        }
+        let fingerprint = fingerprint(&[&config_path, &weights_path]);
+        Ok(Self {
+            dir,
+            config,
+            pairs,
+            fingerprint,
+        })
+    }
+
+    /// The adapter's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &LoraAdapterConfig {
+        &self.config
+    }
+
+    /// The factor on `B A`.
+    pub fn scaling(&self) -> f64 {
+        let r = self.config.r as f64;
+        if self.config.use_rslora {
+            self.config.lora_alpha / r.sqrt()
+        } else {
+            self.config.lora_alpha / r
+        }
+    }
+
+    /// The checkpoint keys of the weights the adapter updates.
+    pub fn targets(&self) -> Vec<&str> {
+        self.pairs.iter().map(|p| p.weight_key.as_str()).collect()
+    }
+
+    /// Parameters of the adapter (`r * (in + out)` per pair).
+    pub fn parameters(&self) -> usize {
+        self.pairs.iter().map(|p| p.a.len() + p.b.len()).sum()
+    }
+
+    /// A stamp of the adapter's files, to tell outputs made with another adapter apart.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Adds `scaling * B A` to each targeted weight of `module`, loaded through `key_map`
+    /// (burn keeps linear weights `[in, out]`, so the update goes in transposed). A pair
+    /// whose weight the module lacks is skipped and named; a weight of another shape than the
+    /// pair's is an error naming both.
+    pub(crate) fn merge_into<M: ModuleSnapshot>(
+        &self,
+        module: &mut M,
+        key_map: &KeyMap,
+    ) -> Result<AdapterMerge, ImportError> {
+        let weights_path = self.dir.join(ADAPTER_WEIGHTS_FILE);
+        let mut params: BTreeMap<String, _> = module
+            .collect(None, None, false)
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect();
+        let scaling = self.scaling() as f32;
+        let mut report = AdapterMerge::default();
+        let mut updated = Vec::new();
+        for pair in &self.pairs {
+            let path = key_map.map_to_module(&pair.weight_key);
+            let Some(param) = params.remove(&path) else {
+                report.skipped.push(pair.weight_key.clone());
+                continue;
+            };
+            let param_id = param.param_id;
+            let data = bridge::into_data(param).map_err(|e| ImportError::Store {
+                path: weights_path.clone(),
+                message: format!("{}: {e}", pair.weight_key),
+            })?;
+            let dtype = data.dtype();
+            let shape = data.shape().to_vec();
+            if shape != [pair.inputs, pair.outputs] {
+                return Err(ImportError::Store {
+                    path: weights_path.clone(),
+                    message: format!(
+                        "{}: the adapter updates a [{}, {}] weight (out, in), the model's is {:?} (in, out): made for another model?",
+                        pair.weight_key, pair.outputs, pair.inputs, shape
+                    ),
+                });
+            }
+            let mut weight =
+                data.convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| ImportError::Store {
+                        path: weights_path.clone(),
+                        message: format!("{}: {e:?}", pair.weight_key),
+                    })?;
+            pair.add_to(&mut weight, scaling);
+            let merged = TensorData::new(weight, shape).convert_dtype(dtype);
+            updated.push(bridge::from_data(merged, path, param_id));
+            report.merged.push(pair.weight_key.clone());
+        }
+        if report.merged.is_empty() {
+            return Err(ImportError::Store {
+                path: weights_path,
+                message: format!(
+                    "none of the adapter's {} LoRA pairs fits a weight of this model (they target {}): made for another model?",
+                    self.pairs.len(),
+                    crate::compact_names(&report.skipped).join(", ")
+                ),
+            });
+        }
+        let expected = updated.len();
+        let result = module.apply(updated, None, None, false);
+        if !result.errors.is_empty() || result.applied.len() != expected {
+            return Err(ImportError::Store {
+                path: weights_path,
+                message: format!(
+                    "merging failed: {} of {expected} weights applied; {:?}",
+                    result.applied.len(),
+                    result.errors
+                ),
+            });
+        }
+        Ok(report)
+    }
+}
+
+impl LoraAdapterConfig {
+    /// What prottrans can merge: plain LoRA of one rank over `[out, in]` linear weights.
+    fn check(&self) -> Result<(), String> {
+        if self.peft_type != "LORA" {
+            return Err(format!(
+                "peft_type `{}`: prottrans reads LoRA adapters only",
+                self.peft_type
+            ));
+        }
+        if self.r == 0 {
+            return Err("r must be at least 1".into());
+        }
+        if !self.lora_alpha.is_finite() {
+            return Err(format!(
+                "lora_alpha must be a finite number, got {}",
+                self.lora_alpha
+            ));
+        }
+        let unsupported = [
+            (self.use_dora, "use_dora (DoRA)"),
+            (self.fan_in_fan_out, "fan_in_fan_out (Conv1D weights)"),
+            (self.bias != "none", "bias other than \"none\""),
+            (self.lora_bias, "lora_bias"),
+            (
+                self.layer_replication
+                    .as_ref()
+                    .is_some_and(|v| !v.is_null()),
+                "layer_replication",
+            ),
+            (!self.rank_pattern.is_empty(), "rank_pattern"),
+            (!self.alpha_pattern.is_empty(), "alpha_pattern"),
+        ];
+        if let Some((_, what)) = unsupported.iter().find(|(on, _)| *on) {
+            return Err(format!("{what} is not supported by prottrans yet"));
+        }
+        Ok(())
+    }
+}
+
+impl LoraPair {
+    /// `weight[i, o] += scaling * (B A)[o, i]` for a row-major `[in, out]` weight.
+    fn add_to(&self, weight: &mut [f32], scaling: f32) {
+        let r = self.a.len() / self.inputs;
+        // B transposed, so the innermost loop runs along a row of both.
+        let mut b_t = vec![0.0f32; r * self.outputs];
+        for o in 0..self.outputs {
+            for k in 0..r {
+                b_t[k * self.outputs + o] = self.b[o * r + k];
+            }
+        }
+        for i in 0..self.inputs {
+            let row = &mut weight[i * self.outputs..(i + 1) * self.outputs];
+            for k in 0..r {
+                let a = self.a[k * self.inputs + i] * scaling;
+                for (w, b) in row
+                    .iter_mut()
+                    .zip(&b_t[k * self.outputs..(k + 1) * self.outputs])
+                {
+                    *w += a * b;
+                }
+            }
+        }
+    }
+}
+
+/// A matrix read from the file: its shape and row-major values.
+type Matrix = (Vec<usize>, Vec<f32>);
+
+/// The LoRA pairs of an `adapter_model.safetensors`, keyed by the weight they update.
+fn read_pairs(bytes: &[u8], rank: usize) -> Result<Vec<LoraPair>, String> {
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let mut halves: BTreeMap<String, [Option<Matrix>; 2]> = BTreeMap::new();
+    let mut others = Vec::new();
+    for (name, view) in file.tensors() {
+        let module = name.strip_prefix(PEFT_PREFIX).unwrap_or(&name);
+        let (module, half) = if let Some(m) = module.strip_suffix(".lora_A.weight") {
+            (m, 0)
+        } else if let Some(m) = module.strip_suffix(".lora_B.weight") {
+            (m, 1)
+        } else {
+            others.push(name.clone());
+            continue;
+        };
+        let dtype = match view.dtype() {
+            safetensors::Dtype::F32 => DType::F32,
+            safetensors::Dtype::F16 => DType::F16,
+            safetensors::Dtype::BF16 => DType::BF16,
+            other => return Err(format!("{name}: {other:?} values, expected a float type")),
+        };
+        let shape = view.shape().to_vec();
+        if shape.len() != 2 {
+            return Err(format!("{name}: shape {shape:?}, expected a matrix"));
+        }
+        let values = TensorData::from_bytes_vec(view.data().to_vec(), shape.clone(), dtype)
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{name}: {e:?}"))?;
+        halves.entry(module.to_string()).or_default()[half] = Some((shape, values));
+    }
+    if !others.is_empty() {
+        return Err(format!(
+            "{} tensor(s) that are not LoRA matrices ({}): modules_to_save and trained biases are not supported by prottrans yet",
+            others.len(),
+            crate::compact_names(&others).join(", ")
+        ));
+    }
+    let mut pairs = Vec::new();
+    for (module, [a, b]) in halves {
+        let (Some((a_shape, a)), Some((b_shape, b))) = (a, b) else {
+            return Err(format!("{module}: lora_A and lora_B must come in pairs"));
+        };
+        if a_shape[0] != rank || b_shape[1] != rank {
+            return Err(format!(
+                "{module}: lora_A {a_shape:?} and lora_B {b_shape:?} do not have rank r = {rank} ([r, in] and [out, r])"
+            ));
+        }
+        pairs.push(LoraPair {
+            weight_key: format!("{module}.weight"),
+            a,
+            b,
+            inputs: a_shape[1],
+            outputs: b_shape[0],
+        });
+    }
+    Ok(pairs)
+}
+
+/// Sizes and modification times of `paths`, hashed.
+fn fingerprint(paths: &[&Path]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for path in paths {
+        if let Ok(meta) = std::fs::metadata(path) {
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_adds_its_scaled_product_transposed() {
+        // A = [[1, 2, 3]] (r 1, in 3), B = [[1], [10]] (out 2): B A = [[1, 2, 3], [10, 20, 30]].
+        let pair = LoraPair {
+            weight_key: "w.weight".into(),
+            a: vec![1.0, 2.0, 3.0],
+            b: vec![1.0, 10.0],
+            inputs: 3,
+            outputs: 2,
+        };
+        let mut weight = vec![0.0; 6]; // [in 3, out 2]
+        pair.add_to(&mut weight, 0.5);
+        assert_eq!(weight, vec![0.5, 5.0, 1.0, 10.0, 1.5, 15.0]);
+    }
+
+    #[test]
+    fn unsupported_settings_are_named() {
+        let config = |extra: &str| -> LoraAdapterConfig {
+            serde_json::from_str(&format!(
+                r#"{{"peft_type": "LORA", "r": 4, "lora_alpha": 8{extra}}}"#
+            ))
+            .unwrap()
+        };
+        assert!(config("").check().is_ok());
+        assert_eq!(config("").bias, "none");
+        assert!(
+            config(r#", "use_dora": true"#)
+                .check()
+                .unwrap_err()
+                .contains("DoRA")
+        );
+        assert!(
+            config(r#", "rank_pattern": {"query": 8}"#)
+                .check()
+                .unwrap_err()
+                .contains("rank_pattern")
+        );
+        let mut prefix = config("");
+        prefix.peft_type = "PREFIX_TUNING".into();
+        assert!(prefix.check().unwrap_err().contains("LoRA adapters only"));
+    }
+}
