@@ -333,6 +333,14 @@ def cases(w):
     c.append(Case("adapters", "train-head-with-adapter", ["train-head", "--task", "localization", "--train", str(loc_train_csv), "--valid", str(loc_valid_csv), "--model", str(bert_tiny), "--adapter", str(w / "adapters" / "bert-lora"), "--max-length", "62", "--epochs", "1", "--out", str(lora_head)], "ok", check=records_adapter))
     c.append(Case("adapters", "predict-with-adapter-head", ["predict", "--head", str(lora_head), "--input", str(ok_fasta), "--output", str(out("lora.tsv"))], "ok", check=exists("out/lora.tsv")))
     c.append(Case("adapters", "train-head-adapter-without-model", ["train-head", "--task", "localization", "--train", str(loc_train_csv), "--valid", str(loc_valid_csv), "--features", "one-hot", "--adapter", str(w / "adapters" / "bert-lora"), "--out", str(w / "heads" / "x2")], "error", ["--adapter", "--model"]))
+    def merge(name, model, adapter_dir, expect, names=(), check=None, out_dir=None, extra=(), protect=()):
+        o = out_dir or w / "merged" / name
+        c.append(Case("adapters", "merge-" + name, ["merge-adapter", "--model", str(model), "--adapter", str(adapter_dir), "--out", str(o), *extra], expect, names, check, protect))
+
+    merge("bert", bert_tiny, FIXTURES / "bert_tiny_lora", "ok", check=exists("merged/bert/model.safetensors", "merged/bert/config.json"))
+    merge("over-existing", bert_tiny, FIXTURES / "bert_tiny_lora", "error", ["merged/bert", "--force"], out_dir=w / "merged" / "bert", protect=[w / "merged" / "bert" / "model.safetensors"])
+    merge("t5-adapter-on-bert", bert_tiny, FIXTURES / "t5_relu_tiny_lora", "error", ["model.safetensors", "another model"])
+    merge("pytorch-base", FIXTURES / "bert_tiny_pt", FIXTURES / "bert_tiny_lora", "error", ["bert_tiny_pt", "model.safetensors"])
     lora_done = out("lora-done.npz")
     adapter("resume-without-adapter-output", bert_tiny, adapter_copy("bert_tiny_lora"), names=["lora-done.npz", "adapter"], extra=["--resume"], output=lora_done, protect=[lora_done])
 

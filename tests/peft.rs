@@ -98,3 +98,24 @@ fn an_adapter_for_another_model_is_refused() {
         .to_string();
     assert!(error.contains("adapter_config.json"), "{error}");
 }
+
+#[test]
+fn a_merged_checkpoint_embeds_as_the_adapter_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let merged = dir.path().join("merged");
+    let adapter = LoraAdapter::read(fixture("bert_tiny_lora")).unwrap();
+    let report = adapter
+        .write_merged(&fixture("bert_tiny"), &merged)
+        .unwrap();
+    assert_eq!(report.merged.len(), 10);
+    assert!(report.skipped.is_empty());
+    let embedder = Embedder::load(&merged, &device()).unwrap();
+    let expected = Expected::load("bert_tiny_lora");
+    let worst = worst(&embedder, &expected, "last_hidden_state", 1);
+    println!("merged BERT checkpoint against peft: {worst:.3e}");
+    assert!(worst < TOLERANCE, "{worst}");
+    // Files beside the weights come along; nothing is left half-written.
+    assert!(merged.join("config.json").is_file());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1);
+}

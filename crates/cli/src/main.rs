@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod adapter;
 mod devices;
 mod embed;
 mod generate;
@@ -96,6 +97,10 @@ enum Command {
     /// Write a randomly initialised model of a recipe's shape (Hugging Face layout): the
     /// "untrained" baseline for transfer, or a starting point to inspect.
     InitModel(init_model::InitModelArgs),
+    /// Merge a LoRA adapter (Hugging Face PEFT layout, from `peft` or prottrans) into a
+    /// checkpoint's weights and write the result as a checkpoint of its own, which
+    /// `transformers` and prottrans load without the adapter.
+    MergeAdapter(adapter::MergeAdapterArgs),
     /// List the backends compiled into this build.
     Devices,
 }
@@ -239,5 +244,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CsvToFasta(args) => transfer::csv_to_fasta(args),
         Command::InitModel(args) => init_model::run(args),
         Command::Devices => devices::run(),
+        Command::MergeAdapter(args) => adapter::run(args),
     }
 }

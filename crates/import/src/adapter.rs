@@ -265,6 +265,139 @@ impl LoraAdapter {
     }
 }
 
+impl LoraAdapter {
+    /// Writes `out` as a copy of the checkpoint directory `base` with the adapter merged into
+    /// its `model.safetensors`: every tensor kept in its type, the targeted weights updated,
+    /// the other files (config.json, vocabulary) copied. The result is a plain checkpoint that
+    /// `transformers` and prottrans load without `peft`. `out` is written beside itself and
+    /// renamed into place, so a failure leaves nothing behind.
+    pub fn write_merged(&self, base: &Path, out: &Path) -> Result<AdapterMerge, ImportError> {
+        let weights_path = base.join(crate::SAFETENSORS_FILE);
+        if !weights_path.is_file() {
+            return Err(ImportError::MissingFile {
+                dir: base.to_path_buf(),
+                expected: format!(
+                    "{} (merging into {} is not supported yet)",
+                    crate::SAFETENSORS_FILE,
+                    crate::PYTORCH_FILE
+                ),
+            });
+        }
+        let store = |message: String| ImportError::Store {
+            path: weights_path.clone(),
+            message,
+        };
+        let bytes = std::fs::read(&weights_path).map_err(|source| ImportError::Io {
+            path: weights_path.clone(),
+            source,
+        })?;
+        let file =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| store(e.to_string()))?;
+        let names: Vec<String> = file.names().into_iter().map(String::from).collect();
+        let mut replaced: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut report = AdapterMerge::default();
+        let scaling = self.scaling() as f32;
+        for pair in &self.pairs {
+            // The adapter's keys follow the class peft wrapped (`bert.encoder...` for
+            // BertForMaskedLM, `encoder...` for BertModel): the weight of the same module.
+            let fits = |name: &&String| {
+                *name == &pair.weight_key
+                    || name.ends_with(&format!(".{}", pair.weight_key))
+                    || pair.weight_key.ends_with(&format!(".{name}"))
+            };
+            let found: Vec<&String> = names.iter().filter(fits).collect();
+            let [name] = found[..] else {
+                report.skipped.push(pair.weight_key.clone());
+                continue;
+            };
+            let view = file.tensor(name).map_err(|e| store(e.to_string()))?;
+            if view.shape() != [pair.outputs, pair.inputs] {
+                return Err(store(format!(
+                    "{name}: shape {:?}, but the adapter's pair is for [{}, {}]: made for another model?",
+                    view.shape(),
+                    pair.outputs,
+                    pair.inputs
+                )));
+            }
+            let dtype = match view.dtype() {
+                safetensors::Dtype::F32 => DType::F32,
+                safetensors::Dtype::F16 => DType::F16,
+                safetensors::Dtype::BF16 => DType::BF16,
+                other => return Err(store(format!("{name}: {other:?} values"))),
+            };
+            let mut weight =
+                TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype)
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| store(format!("{name}: {e:?}")))?;
+            pair.add_to_out_in(&mut weight, scaling);
+            let merged = TensorData::new(weight, view.shape().to_vec()).convert_dtype(dtype);
+            replaced.insert(name.clone(), merged.as_bytes().to_vec());
+            report.merged.push(name.clone());
+        }
+        if report.merged.is_empty() {
+            return Err(store(format!(
+                "none of the adapter's {} LoRA pairs fits a weight of this checkpoint: made for another model?",
+                self.pairs.len()
+            )));
+        }
+        let mut views = Vec::with_capacity(names.len());
+        for name in &names {
+            let view = file.tensor(name).map_err(|e| store(e.to_string()))?;
+            let data = replaced.get(name).map_or(view.data(), Vec::as_slice);
+            let view =
+                safetensors::tensor::TensorView::new(view.dtype(), view.shape().to_vec(), data)
+                    .map_err(|e| store(e.to_string()))?;
+            views.push((name.clone(), view));
+        }
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|source| ImportError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+        let mut builder = tempfile::Builder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Like any new directory (0777 less the umask), not tempfile's owner-only 0700.
+            builder.permissions(std::fs::Permissions::from_mode(0o777));
+        }
+        let staging = builder
+            .prefix(".merging-")
+            .tempdir_in(parent)
+            .map_err(|source| ImportError::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ImportError::Io { path, source }
+        };
+        for entry in std::fs::read_dir(base).map_err(io(base))? {
+            let entry = entry.map_err(io(base))?;
+            let name = entry.file_name();
+            if entry.path().is_file() && name != crate::SAFETENSORS_FILE {
+                std::fs::copy(entry.path(), staging.path().join(&name))
+                    .map_err(io(&entry.path()))?;
+            }
+        }
+        let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+        let target = staging.path().join(crate::SAFETENSORS_FILE);
+        safetensors::serialize_to_file(views, Some(metadata), &target).map_err(|e| {
+            ImportError::Store {
+                path: target.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let staged = staging.keep();
+        std::fs::rename(&staged, out).map_err(io(out))?;
+        Ok(report)
+    }
+}
+
 impl LoraAdapterConfig {
     /// What prottrans can merge: plain LoRA of one rank over `[out, in]` linear weights.
     fn check(&self) -> Result<(), String> {
@@ -305,6 +438,24 @@ impl LoraAdapterConfig {
 }
 
 impl LoraPair {
+    /// `weight[o, i] += scaling * (B A)[o, i]` for a row-major `[out, in]` weight (the
+    /// checkpoint's layout).
+    fn add_to_out_in(&self, weight: &mut [f32], scaling: f32) {
+        let r = self.a.len() / self.inputs;
+        for o in 0..self.outputs {
+            let row = &mut weight[o * self.inputs..(o + 1) * self.inputs];
+            for k in 0..r {
+                let b = self.b[o * r + k] * scaling;
+                for (w, a) in row
+                    .iter_mut()
+                    .zip(&self.a[k * self.inputs..(k + 1) * self.inputs])
+                {
+                    *w += b * a;
+                }
+            }
+        }
+    }
+
     /// `weight[i, o] += scaling * (B A)[o, i]` for a row-major `[in, out]` weight.
     fn add_to(&self, weight: &mut [f32], scaling: f32) {
         let r = self.a.len() / self.inputs;
@@ -422,6 +573,9 @@ mod tests {
         let mut weight = vec![0.0; 6]; // [in 3, out 2]
         pair.add_to(&mut weight, 0.5);
         assert_eq!(weight, vec![0.5, 5.0, 1.0, 10.0, 1.5, 15.0]);
+        let mut weight = vec![0.0; 6]; // [out 2, in 3]
+        pair.add_to_out_in(&mut weight, 0.5);
+        assert_eq!(weight, vec![0.5, 1.0, 1.5, 5.0, 10.0, 15.0]);
     }
 
     #[test]
