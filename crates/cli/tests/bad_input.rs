@@ -989,7 +989,7 @@ fn bad_input_catalogue_campaign_findings() {
     let weights = std::fs::read(model.join("model.safetensors")).unwrap();
     let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&weights[8..8 + header_len]).unwrap();
-    let (key, entry) = header
+    let (_, entry) = header
         .as_object()
         .unwrap()
         .iter()
@@ -1005,7 +1005,6 @@ fn bad_input_catalogue_campaign_findings() {
         value.copy_from_slice(&f32::NAN.to_le_bytes());
     }
     std::fs::write(nan.join("model.safetensors"), broken).unwrap();
-    assert!(key.contains("embeddings"));
     cases.push((
         embed_into(&nan, "nan.npz"),
         owned(&["protein 'a'", "non-finite", "nan-weights", "--resume"]),

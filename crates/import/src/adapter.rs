@@ -319,17 +319,7 @@ impl LoraAdapter {
                     pair.inputs
                 )));
             }
-            let dtype = match view.dtype() {
-                safetensors::Dtype::F32 => DType::F32,
-                safetensors::Dtype::F16 => DType::F16,
-                safetensors::Dtype::BF16 => DType::BF16,
-                other => return Err(store(format!("{name}: {other:?} values"))),
-            };
-            let mut weight =
-                TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype)
-                    .convert::<f32>()
-                    .try_into_vec::<f32>()
-                    .map_err(|e| store(format!("{name}: {e:?}")))?;
+            let (mut weight, dtype) = f32_values(name, &view).map_err(store)?;
             pair.add_to_out_in(&mut weight, scaling);
             let merged = TensorData::new(weight, view.shape().to_vec()).convert_dtype(dtype);
             replaced.insert(name.clone(), merged.as_bytes().to_vec());
@@ -481,6 +471,24 @@ impl LoraPair {
     }
 }
 
+/// A float tensor of a safetensors file as f32 values, with its stored type.
+fn f32_values(
+    name: &str,
+    view: &safetensors::tensor::TensorView<'_>,
+) -> Result<(Vec<f32>, DType), String> {
+    let dtype = match view.dtype() {
+        safetensors::Dtype::F32 => DType::F32,
+        safetensors::Dtype::F16 => DType::F16,
+        safetensors::Dtype::BF16 => DType::BF16,
+        other => return Err(format!("{name}: {other:?} values, expected a float type")),
+    };
+    let values = TensorData::from_bytes_vec(view.data().to_vec(), view.shape().to_vec(), dtype)
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("{name}: {e:?}"))?;
+    Ok((values, dtype))
+}
+
 /// A matrix read from the file: its shape and row-major values.
 type Matrix = (Vec<usize>, Vec<f32>);
 
@@ -499,20 +507,11 @@ fn read_pairs(bytes: &[u8], rank: usize) -> Result<Vec<LoraPair>, String> {
             others.push(name.clone());
             continue;
         };
-        let dtype = match view.dtype() {
-            safetensors::Dtype::F32 => DType::F32,
-            safetensors::Dtype::F16 => DType::F16,
-            safetensors::Dtype::BF16 => DType::BF16,
-            other => return Err(format!("{name}: {other:?} values, expected a float type")),
-        };
         let shape = view.shape().to_vec();
         if shape.len() != 2 {
             return Err(format!("{name}: shape {shape:?}, expected a matrix"));
         }
-        let values = TensorData::from_bytes_vec(view.data().to_vec(), shape.clone(), dtype)
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| format!("{name}: {e:?}"))?;
+        let (values, _) = f32_values(&name, &view)?;
         halves.entry(module.to_string()).or_default()[half] = Some((shape, values));
     }
     if !others.is_empty() {
