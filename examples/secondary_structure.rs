@@ -74,6 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         test,
         embeddings: None,
         model: None,
+        adapter: None,
         out: Some(out.join("test")),
         tsne: false,
         device: device.clone(),
@@ -85,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "melittin".to_string(),
         "GIGAVLKVLTTGLPALISWIKRKRQQ".to_string(),
     )];
-    let (_, predictions) = predict(&out, &proteins, None, None, &device)?;
+    let (_, predictions) = predict(&out, &proteins, None, None, None, &device)?;
     for p in &predictions {
         for o in &p.outputs {
             println!(

@@ -343,6 +343,26 @@ def cases(w):
     lora_done = out("lora-done.npz")
     adapter("resume-without-adapter-output", bert_tiny, adapter_copy("bert_tiny_lora"), names=["lora-done.npz", "adapter"], extra=["--resume"], output=lora_done, protect=[lora_done])
 
+    # -- fine-tuning -----------------------------------------------------------------------------
+    def finetune(name, extra, expect="error", names=(), check=None, model=bert_tiny, out_name=None, max_length=("--max-length", "62"), protect=()):
+        o = w / "finetune" / (out_name or name)
+        c.append(Case("finetune", name, ["finetune", "--model", str(model), "--task", "secondary-structure", "--train", str(SAMPLES / "ss8_train.csv"), "--valid", str(SAMPLES / "ss8_valid.csv"), *max_length, "--epochs", "1", "--out", str(o), *extra], expect, names, check, protect))
+
+    finetune("lora", [], "ok", check=exists("finetune/lora/adapter/adapter_model.safetensors", "finetune/lora/head.json", "finetune/lora/finetune.json"))
+    finetune("full-t5", ["--full"], "ok", model=t5_tiny, check=exists("finetune/full-t5/model/model.safetensors"))
+    finetune("merge", ["--merge", "--lora-targets", "q,v,ffn"], "ok", check=exists("finetune/merge/model/model.safetensors", "finetune/merge/adapter/adapter_config.json"))
+    finetune("again-without-resume", [], "error", ["finetune/lora", "--resume"], out_name="lora")
+    finetune("resume-other-rank", ["--resume", "--lora-rank", "8"], "error", ["--resume", "only --epochs"], out_name="lora")
+    finetune("unknown-target", ["--lora-targets", "q,query"], "error", ["--lora-targets", "query", "q, k, v, o, ffn"])
+    finetune("rank-zero", ["--lora-rank", "0"], "error", ["--lora-rank"])
+    finetune("head-lr-nan", ["--head-learning-rate", "nan"], "error", ["learning rate", "NaN"])
+    finetune("too-long-for-positions", [], "error", ["bert_tiny", "--max-length 62"], max_length=())
+    finetune("max-tokens-below-a-protein", ["--max-tokens", "10"], "error", ["--max-tokens", "10"])
+    finetune("full-with-lora-rank", ["--full", "--lora-rank", "4"], "error", ["--full", "--lora-rank"])
+    finetune("accumulation-zero", ["--accumulation", "0"], "error", ["--accumulation"])
+    c.append(Case("finetune", "evaluate-finetuned-head", ["evaluate", "--head", str(w / "finetune" / "lora"), "--test", str(SAMPLES / "ss8_test.csv"), "--no-tsne"], "ok", check=mentions("q3")))
+    c.append(Case("finetune", "predict-with-missing-adapter", ["predict", "--head", str(w / "finetune" / "lora"), "--adapter", str(w / "no-such-adapter"), "--input", str(ok_fasta), "--output", str(out("ft.tsv"))], "error", ["no-such-adapter"]))
+
     # -- checkpoint directories -----------------------------------------------------------------
     base = w / "model"
 

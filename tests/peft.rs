@@ -119,3 +119,24 @@ fn a_merged_checkpoint_embeds_as_the_adapter_does() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1);
 }
+
+/// The other direction: an adapter `prottrans finetune` trained and wrote, which `peft`
+/// applied to `BertForMaskedLM` for the fixture (every tensor of the file in its place).
+#[test]
+fn an_adapter_prottrans_wrote_matches_peft() {
+    let adapter = LoraAdapter::read(fixture("bert_tiny_lora_prottrans")).unwrap();
+    assert_eq!((adapter.config().r, adapter.scaling()), (2, 2.0));
+    // q, v and the feed-forward pair of both layers.
+    assert_eq!(adapter.targets().len(), 8);
+    let embedder = with_adapter("bert_tiny", "bert_tiny_lora_prottrans");
+    let expected = Expected::load("bert_tiny_lora_prottrans");
+    let merged = worst(&embedder, &expected, "last_hidden_state", 1);
+    let base = Embedder::load(fixture("bert_tiny"), &device()).unwrap();
+    let unmerged = worst(&base, &expected, "last_hidden_state", 1);
+    println!("prottrans-written adapter in peft: {merged:.3e} (the base alone: {unmerged:.3e})");
+    assert!(merged < TOLERANCE, "{merged}");
+    assert!(
+        unmerged > 10.0 * TOLERANCE,
+        "the adapter must matter: {unmerged}"
+    );
+}

@@ -5,6 +5,12 @@ use std::path::{Path, PathBuf};
 use prottrans::prelude::*;
 use prottrans::train::pretrain::latest_checkpoint;
 
+/// burn-flex draws dropout and sampling from one process-wide random stream (see the book's
+/// reliability chapter), so trainings running side by side interleave their draws, and a test
+/// that compares runs (data-parallel against accumulation) would depend on the others' timing:
+/// the tests of this file train one at a time.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("data/samples")
@@ -52,6 +58,7 @@ fn run_on(
 /// frequencies: the model uses context, not just composition.
 #[test]
 fn short_pretraining_beats_the_unigram_baseline() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let report = run(recipe(150, 75), dir.path(), false).unwrap();
     println!("{report}");
@@ -125,6 +132,7 @@ fn train_lines(out: &Path) -> Vec<serde_json::Value> {
 /// learning rate as a run that never stopped.
 #[test]
 fn resuming_continues_the_step_count_and_learning_rate() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let straight = tempfile::tempdir().unwrap();
     run(recipe(40, 20), straight.path(), false).unwrap();
     assert_eq!(latest_checkpoint(straight.path()), Some(2));
@@ -183,6 +191,7 @@ fn resuming_continues_the_step_count_and_learning_rate() {
 
 #[test]
 fn resume_without_checkpoint_is_an_error() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let err = run(recipe(40, 20), dir.path(), true).unwrap_err();
     assert!(err.to_string().contains("no complete checkpoint"), "{err}");
@@ -192,6 +201,7 @@ fn resume_without_checkpoint_is_an_error() {
 /// (not per batch), and the model learns past the residue frequencies.
 #[test]
 fn lamb_with_gradient_accumulation() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let mut config = recipe(30, 15);
     config.optimizer.kind = prottrans::train::recipe::OptimizerKind::Lamb;
     config.optimizer.learning_rate = 0.02;
@@ -229,6 +239,7 @@ fn lamb_with_gradient_accumulation() {
 /// that loads back and generates.
 #[test]
 fn t5_span_corruption_trains_reports_and_saves_a_loadable_model() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/prot_t5_tiny.toml"),
     )
@@ -284,6 +295,7 @@ fn t5_span_corruption_trains_reports_and_saves_a_loadable_model() {
 /// samples), where a second device whose gradients were dropped would land.
 #[test]
 fn data_parallel_training_on_two_devices() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let second = DeviceSpec::Cpu.device().unwrap();
     let report = run_on(recipe(30, 15), dir.path(), false, vec![second]).unwrap();
@@ -315,6 +327,7 @@ fn data_parallel_training_on_two_devices() {
 /// the f32 run must fall), which itself fell well below where training started.
 #[test]
 fn half_precision_training_tracks_f32() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     use prottrans::prelude::Precision;
     let f32_dir = tempfile::tempdir().unwrap();
     let full = run(recipe(30, 15), f32_dir.path(), false).unwrap();
@@ -352,6 +365,7 @@ fn half_precision_training_tracks_f32() {
 #[cfg(feature = "ndarray")]
 #[test]
 fn half_precision_on_ndarray_is_a_clear_error() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let mut config = recipe(30, 15);
     config.optimizer.precision = prottrans::prelude::Precision::Bf16;
     let dir = tempfile::tempdir().unwrap();
@@ -390,6 +404,7 @@ fn recipe_from(file: &str, steps: usize, checkpoint_every: usize) -> PretrainCon
 /// it was trained with) embeds proteins.
 #[test]
 fn albert_pretraining_beats_the_unigram_baseline() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let report = run(recipe_from("albert_tiny.toml", 150, 75), dir.path(), false).unwrap();
     println!("{report}");
@@ -413,6 +428,7 @@ fn albert_pretraining_beats_the_unigram_baseline() {
 /// baseline, and the run writes both checkpoints.
 #[test]
 fn electra_pretraining_learns_to_detect_replacements() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let report = run(recipe_from("electra_tiny.toml", 150, 75), dir.path(), false).unwrap();
     println!("{report}");
@@ -469,6 +485,7 @@ const UNIFORM_LOSS: f64 = 3.2189;
 /// longer than one segment through its memory.
 #[test]
 fn transfo_xl_causal_lm_learns_the_residue_distribution() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let report = run(
         recipe_from("transfo_xl_tiny.toml", 150, 75),
@@ -503,6 +520,7 @@ fn transfo_xl_causal_lm_learns_the_residue_distribution() {
 /// padding and long proteins included.
 #[test]
 fn xlnet_permutation_lm_learns_the_residue_distribution() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let report = run(recipe_from("xlnet_tiny.toml", 150, 75), dir.path(), false).unwrap();
     println!("{report}");
@@ -541,6 +559,7 @@ fn xlnet_permutation_lm_learns_the_residue_distribution() {
 /// its encoder runs on a protein.
 #[test]
 fn init_model_writes_every_architecture_loadably() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let device = DeviceSpec::Cpu.device().unwrap();
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
     let mut seen = Vec::new();

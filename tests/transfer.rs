@@ -74,6 +74,7 @@ fn secondary_structure_head_beats_the_majority_class_on_held_out_chains() {
         test: test.clone(),
         embeddings: None,
         model: None,
+        adapter: None,
         out: Some(out.clone()),
         tsne: true,
         device: device(),
@@ -120,7 +121,7 @@ fn secondary_structure_head_beats_the_majority_class_on_held_out_chains() {
         .iter()
         .map(|r| (r.id.clone(), r.sequence.clone()))
         .collect();
-    let (_, predictions) = predict(dir.path(), &proteins, None, None, &device()).unwrap();
+    let (_, predictions) = predict(dir.path(), &proteins, None, None, None, &device()).unwrap();
     let mut correct = 0u64;
     for (record, prediction) in test.records.iter().zip(&predictions) {
         let dssp3 = &prediction.outputs[0].prediction;

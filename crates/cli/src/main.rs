@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod adapter;
 mod devices;
 mod embed;
+mod finetune;
 mod generate;
 mod init_model;
 mod inspect;
@@ -85,6 +86,16 @@ enum Command {
     /// early stopping on validation loss, a checkpoint per epoch (--resume continues); keeps
     /// the epoch with the lowest validation loss.
     TrainHead(transfer::TrainHeadArgs),
+    /// Fine-tune an encoder with a supervised head: LoRA adapters on chosen layers (default:
+    /// the attention projections, rank 4) or every weight (--full).
+    ///
+    /// Proteins are grouped by length into batches under --max-tokens; the encoder and the
+    /// head train together with burn-train (AdamW, early stopping on validation loss, a
+    /// checkpoint per epoch, --resume). OUT gets the head (evaluate --head OUT, predict --head
+    /// OUT run the fine-tuned encoder), the adapter in Hugging Face PEFT's layout (adapter/,
+    /// which peft applies to the transformers model) and, with --full or --merge, the encoder
+    /// as a checkpoint (model/).
+    Finetune(finetune::FinetuneArgs),
     /// Score a head on a labelled test set: Q3/Q8 or Q10/Q2 with standard errors, MCC,
     /// per-class recall, the majority-class baseline, confusion matrices and a t-SNE map.
     Evaluate(transfer::EvaluateArgs),
@@ -239,6 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => masked_lm::score(args),
         Command::Recover(args) => masked_lm::recover(args),
         Command::TrainHead(args) => transfer::train_head(args),
+        Command::Finetune(args) => finetune::finetune(args),
         Command::Evaluate(args) => transfer::evaluate(args),
         Command::Predict(args) => transfer::predict(args),
         Command::CsvToFasta(args) => transfer::csv_to_fasta(args),

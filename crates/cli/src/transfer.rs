@@ -101,7 +101,7 @@ pub struct TrainHeadArgs {
 /// Score a trained head on a labelled test set.
 #[derive(clap::Args, Debug)]
 pub struct EvaluateArgs {
-    /// Head directory from `prottrans train-head`.
+    /// Head directory from `prottrans train-head` or `prottrans finetune`.
     #[arg(long)]
     head: PathBuf,
     /// Labelled test proteins (same CSV layout as training).
@@ -113,6 +113,10 @@ pub struct EvaluateArgs {
     /// Use this checkpoint instead of the one recorded in head.json (moved files).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Use this LoRA adapter (PEFT layout) instead of the one recorded in head.json (a moved
+    /// or retrained adapter).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Write report.json, confusion matrices and (localisation) the t-SNE map here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -130,7 +134,7 @@ pub struct EvaluateArgs {
 /// Predict secondary structure or localisation for the proteins of a FASTA file.
 #[derive(clap::Args, Debug)]
 pub struct PredictArgs {
-    /// Head directory from `prottrans train-head`.
+    /// Head directory from `prottrans train-head` or `prottrans finetune`.
     #[arg(long)]
     head: PathBuf,
     /// Proteins, FASTA (plain or .gz).
@@ -148,6 +152,10 @@ pub struct PredictArgs {
     /// Use this checkpoint instead of the one recorded in head.json (moved files).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Use this LoRA adapter (PEFT layout) instead of the one recorded in head.json (a moved
+    /// or retrained adapter).
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Device to run on.
     #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
     device: DeviceSpec,
@@ -156,7 +164,7 @@ pub struct PredictArgs {
     force: bool,
 }
 
-fn read_set(path: &PathBuf, task: Task) -> anyhow::Result<LabelledSet> {
+pub(crate) fn read_set(path: &PathBuf, task: Task) -> anyhow::Result<LabelledSet> {
     let set = LabelledSet::read(path, task)?;
     anyhow::ensure!(!set.records.is_empty(), "{}: no proteins", path.display());
     eprintln!(
@@ -171,6 +179,20 @@ fn read_set(path: &PathBuf, task: Task) -> anyhow::Result<LabelledSet> {
     Ok(set)
 }
 
+/// Leaves proteins longer than `max` out of `sets`, saying how many.
+pub(crate) fn drop_longer(sets: &mut [&mut LabelledSet], max: usize) {
+    for set in sets.iter_mut() {
+        let dropped = set.drop_longer_than(max);
+        if !dropped.is_empty() {
+            eprintln!(
+                "  {}: left out {} proteins longer than {max}",
+                set.path.display(),
+                dropped.len()
+            );
+        }
+    }
+}
+
 pub fn train_head(args: TrainHeadArgs) -> anyhow::Result<()> {
     crate::warn_if_same(&args.train, &args.valid);
     let mut train = read_set(&args.train, args.task)?;
@@ -179,16 +201,7 @@ pub fn train_head(args: TrainHeadArgs) -> anyhow::Result<()> {
         train.subsample(limit, args.seed);
     }
     if let Some(max) = args.max_length {
-        for set in [&mut train, &mut valid] {
-            let dropped = set.drop_longer_than(max);
-            if !dropped.is_empty() {
-                eprintln!(
-                    "  {}: left out {} proteins longer than {max}",
-                    set.path.display(),
-                    dropped.len()
-                );
-            }
-        }
+        drop_longer(&mut [&mut train, &mut valid], max);
     }
     let f = &args.features;
     anyhow::ensure!(
@@ -264,6 +277,7 @@ pub fn evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         test,
         embeddings: args.embeddings.clone(),
         model: args.model.clone(),
+        adapter: args.adapter.clone(),
         out: args.out.clone(),
         tsne: !args.no_tsne,
         device: args.device.device()?,
@@ -303,6 +317,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         &proteins,
         args.embeddings.as_deref(),
         args.model.as_deref(),
+        args.adapter.as_deref(),
         &args.device.device()?,
     )
     .with_context(|| {

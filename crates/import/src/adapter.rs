@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::{ModuleSnapshot, bridge};
-use burn::tensor::{DType, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::ImportError;
@@ -266,6 +267,164 @@ impl LoraAdapter {
 }
 
 impl LoraAdapter {
+    /// The LoRA adapters burn's [`Module::apply_lora`](burn::module::Module::apply_lora) put on
+    /// `module` (a model loaded from a checkpoint), as a PEFT adapter whose keys are the
+    /// checkpoint's own names for the adapted weights. `names` maps module paths to those
+    /// names ([`Checkpoint::encoder_key_names`](crate::Checkpoint::encoder_key_names)); `rank`
+    /// and `alpha` are those the adapters were made with.
+    pub fn from_module<M: Module>(
+        module: &M,
+        names: &BTreeMap<String, String>,
+        rank: usize,
+        alpha: f64,
+        base_model: Option<String>,
+    ) -> Result<Self, ImportError> {
+        let mut collector = AdapterCollector::default();
+        module.visit(&mut collector);
+        let found = collector.pairs();
+        let mut pairs = Vec::with_capacity(found.len());
+        for (path, a, b) in found {
+            let weight_key = names
+                .get(&path)
+                .cloned()
+                .ok_or_else(|| ImportError::Store {
+                    path: PathBuf::from(&path),
+                    message: "an adapted weight the checkpoint has no name for".into(),
+                })?;
+            // burn: a `[in, r]`, b `[r, out]`; peft: lora_A `[r, in]`, lora_B `[out, r]`.
+            let (inputs, r) = (a.shape()[0], a.shape()[1]);
+            let outputs = b.shape()[1];
+            if r != rank || b.shape()[0] != rank {
+                return Err(ImportError::Store {
+                    path: PathBuf::from(&path),
+                    message: format!("adapter of rank {r}, expected {rank}"),
+                });
+            }
+            let read = |data: TensorData| {
+                data.convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| ImportError::Store {
+                        path: PathBuf::from(&path),
+                        message: format!("{e:?}"),
+                    })
+            };
+            let (a, b) = (read(a)?, read(b)?);
+            pairs.push(LoraPair {
+                weight_key,
+                a: transpose(&a, inputs, r),
+                b: transpose(&b, r, outputs),
+                inputs,
+                outputs,
+            });
+        }
+        if pairs.is_empty() {
+            return Err(ImportError::Store {
+                path: PathBuf::from("."),
+                message: "the model carries no LoRA adapter".into(),
+            });
+        }
+        pairs.sort_by(|x, y| x.weight_key.cmp(&y.weight_key));
+        let target_modules: Vec<serde_json::Value> =
+            pairs.iter().map(|p| p.module_name().into()).collect();
+        Ok(Self {
+            dir: PathBuf::new(),
+            config: LoraAdapterConfig {
+                peft_type: "LORA".into(),
+                r: rank,
+                lora_alpha: alpha,
+                target_modules: Some(serde_json::Value::Array(target_modules)),
+                use_rslora: false,
+                use_dora: false,
+                fan_in_fan_out: false,
+                bias: no_bias(),
+                lora_bias: false,
+                layer_replication: None,
+                rank_pattern: BTreeMap::new(),
+                alpha_pattern: BTreeMap::new(),
+                base_model_name_or_path: base_model,
+            },
+            pairs,
+            fingerprint: 0,
+        })
+    }
+
+    /// Writes the adapter to `dir` in PEFT's layout (`adapter_config.json` with `peft`'s
+    /// defaults for what prottrans does not use, `adapter_model.safetensors` in f32), staged
+    /// beside `dir` and renamed into place; returns it read back from there.
+    pub fn save(&self, dir: &Path) -> Result<Self, ImportError> {
+        let mut config = serde_json::to_value(&self.config).map_err(|e| ImportError::Store {
+            path: dir.join(ADAPTER_CONFIG_FILE),
+            message: e.to_string(),
+        })?;
+        if let Some(map) = config.as_object_mut() {
+            // What `PeftModel.from_pretrained` expects of a plain LoRA adapter for inference.
+            for (key, value) in [
+                ("lora_dropout", serde_json::json!(0.0)),
+                ("init_lora_weights", serde_json::json!(true)),
+                ("inference_mode", serde_json::json!(true)),
+                ("modules_to_save", serde_json::Value::Null),
+                ("task_type", serde_json::Value::Null),
+                ("layers_to_transform", serde_json::Value::Null),
+                ("layers_pattern", serde_json::Value::Null),
+                ("revision", serde_json::Value::Null),
+            ] {
+                map.insert(key.into(), value);
+            }
+        }
+        let json = serde_json::to_string_pretty(&config).map_err(|e| ImportError::Store {
+            path: dir.join(ADAPTER_CONFIG_FILE),
+            message: e.to_string(),
+        })?;
+        let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+        for pair in &self.pairs {
+            let module = pair.module_name();
+            let bytes = |values: &[f32]| values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.push((
+                format!("{PEFT_PREFIX}{module}.lora_A.weight"),
+                bytes(&pair.a),
+                vec![self.config.r, pair.inputs],
+            ));
+            tensors.push((
+                format!("{PEFT_PREFIX}{module}.lora_B.weight"),
+                bytes(&pair.b),
+                vec![pair.outputs, self.config.r],
+            ));
+        }
+        crate::staged::write_staged(dir, None, |staging| {
+            std::fs::write(staging.join(ADAPTER_CONFIG_FILE), &json).map_err(|source| {
+                ImportError::Io {
+                    path: dir.join(ADAPTER_CONFIG_FILE),
+                    source,
+                }
+            })?;
+            let target = staging.join(ADAPTER_WEIGHTS_FILE);
+            let views = tensors
+                .iter()
+                .map(|(name, data, shape)| {
+                    safetensors::tensor::TensorView::new(
+                        safetensors::Dtype::F32,
+                        shape.clone(),
+                        data,
+                    )
+                    .map(|view| (name.clone(), view))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ImportError::Store {
+                    path: target.clone(),
+                    message: e.to_string(),
+                })?;
+            let metadata =
+                std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+            safetensors::serialize_to_file(views, Some(metadata), &target).map_err(|e| {
+                ImportError::Store {
+                    path: target.clone(),
+                    message: e.to_string(),
+                }
+            })
+        })?;
+        Self::read(dir)
+    }
+
     /// Writes `out` as a copy of the checkpoint directory `base` with the adapter merged into
     /// its `model.safetensors`: every tensor kept in its type, the targeted weights updated,
     /// the other files (config.json, vocabulary) copied. The result is a plain checkpoint that
@@ -340,50 +499,17 @@ impl LoraAdapter {
                     .map_err(|e| store(e.to_string()))?;
             views.push((name.clone(), view));
         }
-        let parent = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|source| ImportError::Io {
-            path: parent.to_path_buf(),
-            source,
+        crate::staged::write_staged(out, Some(base), |staging| {
+            let metadata =
+                std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+            let target = staging.join(crate::SAFETENSORS_FILE);
+            safetensors::serialize_to_file(views, Some(metadata), &target).map_err(|e| {
+                ImportError::Store {
+                    path: target.clone(),
+                    message: e.to_string(),
+                }
+            })
         })?;
-        let mut builder = tempfile::Builder::new();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // Like any new directory (0777 less the umask), not tempfile's owner-only 0700.
-            builder.permissions(std::fs::Permissions::from_mode(0o777));
-        }
-        let staging = builder
-            .prefix(".merging-")
-            .tempdir_in(parent)
-            .map_err(|source| ImportError::Io {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| ImportError::Io { path, source }
-        };
-        for entry in std::fs::read_dir(base).map_err(io(base))? {
-            let entry = entry.map_err(io(base))?;
-            let name = entry.file_name();
-            if entry.path().is_file() && name != crate::SAFETENSORS_FILE {
-                std::fs::copy(entry.path(), staging.path().join(&name))
-                    .map_err(io(&entry.path()))?;
-            }
-        }
-        let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
-        let target = staging.path().join(crate::SAFETENSORS_FILE);
-        safetensors::serialize_to_file(views, Some(metadata), &target).map_err(|e| {
-            ImportError::Store {
-                path: target.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        let staged = staging.keep();
-        std::fs::rename(&staged, out).map_err(io(out))?;
         Ok(report)
     }
 }
@@ -428,6 +554,13 @@ impl LoraAdapterConfig {
 }
 
 impl LoraPair {
+    /// The adapted module's name (its weight's key without `.weight`).
+    fn module_name(&self) -> &str {
+        self.weight_key
+            .strip_suffix(".weight")
+            .unwrap_or(&self.weight_key)
+    }
+
     /// `weight[o, i] += scaling * (B A)[o, i]` for a row-major `[out, in]` weight (the
     /// checkpoint's layout).
     fn add_to_out_in(&self, weight: &mut [f32], scaling: f32) {
@@ -468,6 +601,56 @@ impl LoraPair {
                 }
             }
         }
+    }
+}
+
+/// `[rows, cols]` row-major -> `[cols, rows]` row-major.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = values[i * cols + j];
+        }
+    }
+    out
+}
+
+/// Finds the LoRA adapters on a module's 2-D parameters, with their module paths.
+#[derive(Default)]
+struct AdapterCollector {
+    path: Vec<String>,
+    a: BTreeMap<String, TensorData>,
+    b: BTreeMap<String, TensorData>,
+}
+
+impl ModuleVisitor for AdapterCollector {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        // burn visits an adapted weight's base, then its factors as `<weight>.lora.a` and
+        // `<weight>.lora.b`.
+        let path = self.path.join(".");
+        if let Some(weight) = path.strip_suffix(".lora.a") {
+            self.a.insert(weight.to_string(), param.val().into_data());
+        } else if let Some(weight) = path.strip_suffix(".lora.b") {
+            self.b.insert(weight.to_string(), param.val().into_data());
+        }
+    }
+}
+
+impl AdapterCollector {
+    /// `(weight path, a, b)` of every adapted weight.
+    fn pairs(mut self) -> Vec<(String, TensorData, TensorData)> {
+        let a = std::mem::take(&mut self.a);
+        a.into_iter()
+            .filter_map(|(path, a)| self.b.remove(&path).map(|b| (path, a, b)))
+            .collect()
     }
 }
 

@@ -210,6 +210,60 @@ impl Checkpoint {
         })
     }
 
+    /// Loads the bare encoder as its own type, for code that trains it: `config` is the
+    /// checkpoint's configuration, as [`ModelConfig::visit`] hands it out.
+    pub fn load_encoder_as<C: ArchitectureConfig>(
+        &self,
+        config: &C,
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Result<(C::Encoder, Vec<String>), ImportError> {
+        let mut model = config.init_model(device);
+        let key_map = config.encoder_key_map(&self.tensor_names()?)?;
+        let skipped = self.load_into(&mut model, &key_map, dtype)?;
+        Ok((cast_floats(model, dtype), skipped))
+    }
+
+    /// The checkpoint's name of each tensor the bare encoder loads, by the encoder's module
+    /// path (`encoder.layer.0.attention.query.weight` ->
+    /// `bert.encoder.layer.0.attention.self.query.weight` where the file has the prefix).
+    pub fn encoder_key_names(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, ImportError> {
+        let names = self.tensor_names()?;
+        let key_map = self.config.visit(EncoderKeyMap(&names))?;
+        Ok(names
+            .iter()
+            .map(|name| (key_map.map_to_module(name), name.clone()))
+            .collect())
+    }
+
+    /// Writes `out` as this checkpoint with `encoder`'s weights (a fine-tuned encoder of this
+    /// architecture): `model.safetensors` holds the encoder's tensors under the bare encoder's
+    /// checkpoint names, the other files (config.json, vocabulary) are copied. Heads and a T5
+    /// decoder are not kept. Staged beside `out` and renamed into place.
+    pub fn save_encoder<E: ModuleSnapshot>(
+        &self,
+        encoder: &E,
+        out: &Path,
+    ) -> Result<(), ImportError> {
+        let key_map = self.config.visit(EncoderKeyMap(&self.tensor_names()?))?;
+        crate::staged::write_staged(out, Some(&self.dir), |staging| {
+            let weights = staging.join(SAFETENSORS_FILE);
+            let mut store = SafetensorsStore::from_file(&weights)
+                .with_to_adapter(BurnToPyTorchAdapter)
+                .remap(key_map.to_checkpoint())
+                .metadata("format", "pt")
+                .overwrite(true);
+            encoder
+                .save_into(&mut store)
+                .map_err(|e| ImportError::Store {
+                    path: out.join(SAFETENSORS_FILE),
+                    message: e.to_string(),
+                })
+        })
+    }
+
     /// The checkpoint's tensors that [`Self::load_encoder`] skips because the bare encoder does
     /// not use them (poolers, heads, `position_ids` buffers), by their checkpoint names.
     pub fn skipped_by_encoder(&self) -> Result<Vec<String>, ImportError> {
@@ -512,12 +566,10 @@ impl ConfigVisitor for LoadEncoder<'_> {
     where
         Encoder: From<C::Encoder>,
     {
-        let mut model = config.init_model(self.device);
-        let key_map = config.encoder_key_map(&self.checkpoint.tensor_names()?)?;
-        let skipped = self
+        let (model, skipped) = self
             .checkpoint
-            .load_into(&mut model, &key_map, self.dtype)?;
-        Ok((Encoder::from(cast_floats(model, self.dtype)), skipped))
+            .load_encoder_as(config, self.device, self.dtype)?;
+        Ok((Encoder::from(model), skipped))
     }
 }
 

@@ -13,6 +13,7 @@ mod hf;
 mod inspect;
 pub mod key_map;
 mod names;
+mod staged;
 mod tokenizer;
 
 pub use adapter::{

@@ -15,7 +15,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::architecture::{
-    ArchitectureConfig, MaskedLanguageModel, PretrainedModel, VocabularySource,
+    ArchitectureConfig, LoraTargets, MaskedLanguageModel, PretrainedModel, VocabularySource,
 };
 use crate::bert::{BertConfig, BertEmbeddings, BertLayer};
 use crate::blocks::{
@@ -373,6 +373,13 @@ impl ArchitectureConfig for AlbertConfig {
     const NAME: &'static str = "albert";
     const SAVED_CLASS: &'static str = "AlbertForMaskedLM";
     const SIGNATURE: &'static str = r"(^|\.)albert_layer_groups\.|^albert\.";
+    const LORA_TARGETS: LoraTargets = &[
+        ("q", r"attention\.query$"),
+        ("k", r"attention\.key$"),
+        ("v", r"attention\.value$"),
+        ("o", r"attention\.dense$"),
+        ("ffn", r"albert_layers\.\d+\.ffn(_output)?$"),
+    ];
     const VOCABULARY: VocabularySource = VocabularySource::Checkpoint;
 
     fn describe(&self) -> String {

@@ -30,12 +30,16 @@ pub enum VocabularySource {
     Checkpoint,
 }
 
+/// `(short name, regex on checkpoint module names)` pairs; see
+/// [`ArchitectureConfig::LORA_TARGETS`].
+pub type LoraTargets = &'static [(&'static str, &'static str)];
+
 /// One architecture, as its configuration type describes it.
 pub trait ArchitectureConfig:
     Clone + Debug + Default + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static
 {
     /// The bare encoder (no heads) embedding and supervised heads use.
-    type Encoder: ProteinEncoder + Module;
+    type Encoder: ProteinEncoder + Module + burn::module::ModuleDisplay;
 
     /// The Hugging Face `model_type`.
     const MODEL_TYPE: &'static str;
@@ -52,6 +56,10 @@ pub trait ArchitectureConfig:
     /// Whether its authors kept U, Z, O and B as tokens of their own (ESM) rather than mapping
     /// them to X before training (ProtTrans).
     const KEEPS_RARE_RESIDUES: bool = false;
+    /// The linear layers LoRA can adapt, by the short names `prottrans finetune
+    /// --lora-targets` takes (`q`, `k`, `v`, `o`, `ffn`), each as a regex on the checkpoint's
+    /// module names (a weight's key without `.weight`), as `peft`'s `target_modules` names them.
+    const LORA_TARGETS: LoraTargets = &[];
 
     /// The vocabulary prottrans pretrains it with, and loads a checkpoint with when
     /// [`Self::VOCABULARY`] says so: ProtBert's 30 tokens unless the architecture has its own.

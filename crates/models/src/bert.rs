@@ -9,7 +9,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, La
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, MaskedLanguageModel, PretrainedModel};
+use crate::architecture::{ArchitectureConfig, LoraTargets, MaskedLanguageModel, PretrainedModel};
 use crate::blocks::{
     Activation, FeedForward, FeedForwardConfig, MaskedLmHead, MaskedLmHeadConfig,
     MultiHeadAttention, MultiHeadAttentionConfig, logits_at_every_position, normal_init,
@@ -450,6 +450,16 @@ pub const BERT_FOR_MASKED_LM: KeyMap = KeyMap {
     tied: &[r"^cls\.predictions\.decoder\."], // copies of the word embeddings
 };
 
+/// The linear layers LoRA adapts in BERT-style layers (BERT, ELECTRA, ESM-2): the attention
+/// projections, and the feed-forward pair (the layer's `output.dense`, not the attention's).
+pub const BERT_LORA_TARGETS: LoraTargets = &[
+    ("q", r"attention\.self\.query$"),
+    ("k", r"attention\.self\.key$"),
+    ("v", r"attention\.self\.value$"),
+    ("o", r"attention\.output\.dense$"),
+    ("ffn", r"(intermediate\.dense|layer\.\d+\.output\.dense)$"),
+];
+
 /// Any BERT checkpoint (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`) into the bare
 /// encoder [`BertModel`](crate::BertModel): heads and pooler are skipped.
 pub const BERT_ENCODER: KeyMap = KeyMap {
@@ -465,6 +475,7 @@ impl ArchitectureConfig for BertConfig {
     const NAME: &'static str = "bert";
     const SAVED_CLASS: &'static str = "BertForMaskedLM";
     const SIGNATURE: &'static str = r"(^|\.)encoder\.layer\.\d+\.attention\.self\.query\.";
+    const LORA_TARGETS: LoraTargets = BERT_LORA_TARGETS;
 
     fn describe(&self) -> String {
         format!(

@@ -15,7 +15,9 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, MaskedLanguageModel, PretrainedModel, keys_of};
+use crate::architecture::{
+    ArchitectureConfig, LoraTargets, MaskedLanguageModel, PretrainedModel, keys_of,
+};
 use crate::bert::{BERT_LAYERS, BertConfig, BertEmbeddings, BertEncoder};
 use crate::blocks::{
     Activation, MaskedLmHead, logits_at_every_position, normal_init, padding_mask, select_positions,
@@ -632,6 +634,7 @@ impl ArchitectureConfig for ElectraConfig {
     const SAVED_CLASS: &'static str = "ElectraForPreTraining";
     const SIGNATURE: &'static str =
         r"^(electra\.|discriminator_predictions\.|generator_predictions\.|generator_lm_head\.)";
+    const LORA_TARGETS: LoraTargets = crate::bert::BERT_LORA_TARGETS;
     // ProtElectra was trained with ProtBert's vocabulary.
 
     fn describe(&self) -> String {

@@ -20,7 +20,7 @@ use burn::tensor::{Bool, Device, Int, Tensor, activation};
 use prottrans_tokenizer::Vocabulary;
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, MaskedLanguageModel, PretrainedModel};
+use crate::architecture::{ArchitectureConfig, LoraTargets, MaskedLanguageModel, PretrainedModel};
 use crate::blocks::{
     Activation, FeedForward, FeedForwardConfig, MaskedLmHead, MaskedLmHeadConfig,
     MultiHeadAttention, MultiHeadAttentionConfig, RotaryEmbedding, logits_at_every_position,
@@ -618,6 +618,7 @@ impl ArchitectureConfig for EsmConfig {
     const NAME: &'static str = "esm";
     const SAVED_CLASS: &'static str = "EsmForMaskedLM";
     const SIGNATURE: &'static str = r"(^|\.)encoder\.emb_layer_norm_after\.|^esm\.";
+    const LORA_TARGETS: LoraTargets = crate::bert::BERT_LORA_TARGETS;
     const KEEPS_RARE_RESIDUES: bool = true;
 
     /// The ESM-2 alphabet, with U, Z, O and B as tokens of their own.

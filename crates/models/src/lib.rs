@@ -33,7 +33,7 @@ pub mod xlnet;
 
 pub use albert::{AlbertConfig, AlbertForMaskedLm, AlbertModel};
 pub use architecture::{
-    ArchitectureConfig, MaskedLanguageModel, PretrainedModel, VocabularySource,
+    ArchitectureConfig, LoraTargets, MaskedLanguageModel, PretrainedModel, VocabularySource,
 };
 pub use bert::{BertConfig, BertForMaskedLm, BertModel};
 pub use blocks::SegmentMemory;

@@ -16,7 +16,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Bool, Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel};
+use crate::architecture::{ArchitectureConfig, LoraTargets, PretrainedModel};
 use crate::blocks::logits_at_every_position;
 use crate::blocks::{
     Activation, RelativeBiases, ResidualFeedForward, SegmentMemory, causal_mask, normal_init,
@@ -616,6 +616,15 @@ impl ArchitectureConfig for TransfoXlConfig {
     const NAME: &'static str = "transfo_xl";
     const SAVED_CLASS: &'static str = "TransfoXLLMHeadModel";
     const SIGNATURE: &'static str = r"(^|\.)layers\.\d+\.dec_attn\.|^transformer\.word_emb\.";
+    // Divergence: queries, keys and values come from one fused `qkv_net`, so `q`, `k` and `v`
+    // each adapt all three.
+    const LORA_TARGETS: LoraTargets = &[
+        ("q", r"dec_attn\.qkv_net$"),
+        ("k", r"dec_attn\.qkv_net$"),
+        ("v", r"dec_attn\.qkv_net$"),
+        ("o", r"dec_attn\.o_net$"),
+        ("ffn", r"pos_ff\.CoreNet\.(0|3)$"),
+    ];
     // ProtTXL's vocabulary was not released; prottrans trains Transformer-XL with ProtBert's.
 
     fn describe(&self) -> String {

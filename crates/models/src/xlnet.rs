@@ -18,7 +18,7 @@ use burn::tensor::{Bool, Device, Distribution, Int, Tensor};
 use prottrans_tokenizer::Vocabulary;
 use serde::{Deserialize, Serialize};
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource};
+use crate::architecture::{ArchitectureConfig, LoraTargets, PretrainedModel, VocabularySource};
 use crate::blocks::logits_at_every_position;
 use crate::blocks::{
     Activation, RelativeBiases, ResidualFeedForward, SegmentMemory, SegmentTerm, causal_mask,
@@ -740,6 +740,9 @@ impl ArchitectureConfig for XlnetConfig {
     const NAME: &'static str = "xlnet";
     const SAVED_CLASS: &'static str = "XLNetLMHeadModel";
     const SIGNATURE: &'static str = r"(^|\.)layer\.\d+\.rel_attn\.|^transformer\.mask_emb$";
+    // Divergence: q, k, v, o are 3-D parameters `[d_model, heads, d_head]` in transformers
+    // too (not linear layers), so LoRA, here as in peft, adapts only the feed-forward pair.
+    const LORA_TARGETS: LoraTargets = &[("ffn", r"ff\.layer_(1|2)$")];
     const VOCABULARY: VocabularySource = VocabularySource::Checkpoint;
 
     /// prottrans' XLNet layout (`residues <sep> <cls>`, left padding), not the released ProtXLNet

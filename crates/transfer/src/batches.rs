@@ -58,32 +58,44 @@ impl HeadBatcher {
             }
             mask[row * l..row * l + n].fill(1.0);
         }
-        let tasks = items.first().map_or(0, |e| e.labels.len());
-        let targets = (0..tasks)
-            .map(|task| {
-                let values: Vec<i64> = if self.per_residue {
-                    let mut values = vec![UNKNOWN; b * l];
-                    for (row, example) in items.iter().enumerate() {
-                        let labels = &example.labels[task];
-                        values[row * l..row * l + labels.len()].copy_from_slice(labels);
-                    }
-                    values
-                } else {
-                    items
-                        .iter()
-                        .map(|e| e.labels[task].first().copied().unwrap_or(UNKNOWN))
-                        .collect()
-                };
-                let n = values.len();
-                Tensor::from_data(TensorData::new(values, [n]), device)
-            })
-            .collect();
+        let labels: Vec<&[Vec<i64>]> = items.iter().map(|e| e.labels.as_slice()).collect();
+        let targets = pad_targets(&labels, self.per_residue, l, device);
         HeadBatch {
             features: Tensor::from_data(TensorData::new(features, [b, l, d]), device),
             mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
             targets,
         }
     }
+}
+
+/// Per task, the targets of a batch: `[B * width]` per residue (padding [`UNKNOWN`]) or `[B]`
+/// per protein, from each protein's labels (one vector per task).
+pub fn pad_targets(
+    labels: &[&[Vec<i64>]],
+    per_residue: bool,
+    width: usize,
+    device: &Device,
+) -> Vec<Tensor<1, Int>> {
+    let tasks = labels.first().map_or(0, |l| l.len());
+    (0..tasks)
+        .map(|task| {
+            let values: Vec<i64> = if per_residue {
+                let mut values = vec![UNKNOWN; labels.len() * width];
+                for (row, protein) in labels.iter().enumerate() {
+                    let labels = &protein[task];
+                    values[row * width..row * width + labels.len()].copy_from_slice(labels);
+                }
+                values
+            } else {
+                labels
+                    .iter()
+                    .map(|protein| protein[task].first().copied().unwrap_or(UNKNOWN))
+                    .collect()
+            };
+            let n = values.len();
+            Tensor::from_data(TensorData::new(values, [n]), device)
+        })
+        .collect()
 }
 
 impl Batcher<Example, HeadBatch> for HeadBatcher {

@@ -127,6 +127,8 @@ pub struct Evaluation {
     pub embeddings: Option<PathBuf>,
     /// Another directory for the checkpoint recorded in `head.json` (a moved model).
     pub model: Option<PathBuf>,
+    /// A LoRA adapter (PEFT layout) in place of the one recorded in `head.json`, if any.
+    pub adapter: Option<PathBuf>,
     /// Where to write `report.json`, confusion matrices and the t-SNE map (PNG + SVG).
     pub out: Option<PathBuf>,
     /// Draw the t-SNE map of pooled features (per-protein tasks).
@@ -140,6 +142,9 @@ pub fn evaluate(mut run: Evaluation) -> Result<EvaluationReport, TransferError> 
     let (mut saved, head) = Head::load(&run.head, &run.device)?;
     if let Some(model) = &run.model {
         saved = saved.with_model(model)?;
+    }
+    if let Some(adapter) = &run.adapter {
+        saved = saved.with_adapter(adapter)?;
     }
     if run.test.task != saved.task {
         return Err(TransferError::Invalid(format!(

@@ -9,6 +9,7 @@
 //! - [`batches`]: padded batches with masks.
 //! - [`metrics`]: confusion counts, Q-accuracies, MCC, recall, as burn-train metrics too.
 //! - [`train`]: training with burn-train (early stopping, checkpoints, resume).
+//! - [`finetune`]: an encoder (LoRA adapters or every weight) trained with a head.
 //! - [`saved`]: a trained head on disk, and running it.
 //! - [`evaluate`]: test-set scores with standard errors and the majority baseline.
 //! - [`predict`]: labels and probabilities for new proteins, as TSV and JSON.
@@ -19,6 +20,7 @@ pub mod datasets;
 mod error;
 pub mod evaluate;
 pub mod features;
+pub mod finetune;
 pub mod heads;
 pub mod labels;
 pub mod metrics;
@@ -31,6 +33,7 @@ pub use datasets::{LabelledSet, Record};
 pub use error::TransferError;
 pub use evaluate::{Evaluation, EvaluationReport, evaluate};
 pub use features::FeatureSpec;
+pub use finetune::{FinetuneOptions, FinetuneSummary, Finetuning, Method, finetune};
 pub use heads::{Pooling, ProteinHead, ProteinHeadConfig, ResidueHead, ResidueHeadConfig};
 pub use labels::Task;
 pub use predict::{Prediction, predict};

@@ -84,11 +84,15 @@ pub fn predict(
     proteins: &[(String, String)],
     embeddings: Option<&Path>,
     model: Option<&Path>,
+    adapter: Option<&Path>,
     device: &Device,
 ) -> Result<(SavedHead, Vec<Prediction>), TransferError> {
     let (mut saved, head) = Head::load(head_dir, device)?;
     if let Some(model) = model {
         saved = saved.with_model(model)?;
+    }
+    if let Some(adapter) = adapter {
+        saved = saved.with_adapter(adapter)?;
     }
     let set = crate::datasets::LabelledSet {
         path: PathBuf::from("input"),

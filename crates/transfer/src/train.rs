@@ -9,7 +9,7 @@ use std::time::Instant;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::optim::AdamWConfig;
 use burn::store::{BurnpackStore, ModuleSnapshot};
 use burn::tensor::activation::log_softmax;
@@ -163,7 +163,31 @@ pub struct ResidueModel {
     loss_weights: Vec<f64>,
 }
 
+/// A head that computes its outputs and weighted loss from a [`HeadBatch`]; the fine-tuning
+/// model feeds it an encoder's hidden states.
+pub trait HeadModel {
+    /// Logits, targets and loss of a batch.
+    fn head_output(&self, batch: HeadBatch) -> HeadOutput;
+}
+
+impl HeadModel for ResidueModel {
+    fn head_output(&self, batch: HeadBatch) -> HeadOutput {
+        self.forward_output(batch)
+    }
+}
+
+impl HeadModel for ProteinModel {
+    fn head_output(&self, batch: HeadBatch) -> HeadOutput {
+        self.forward_output(batch)
+    }
+}
+
 impl ResidueModel {
+    /// The head, trained with these loss weights (one per label set).
+    pub fn new(head: ResidueHead, loss_weights: Vec<f64>) -> Self {
+        Self { head, loss_weights }
+    }
+
     /// Logits, targets and loss of a batch.
     pub fn forward_output(&self, batch: HeadBatch) -> HeadOutput {
         let [b, l, _] = batch.features.dims();
@@ -197,6 +221,11 @@ pub struct ProteinModel {
 }
 
 impl ProteinModel {
+    /// The head, trained with these loss weights (one per label set).
+    pub fn new(head: ProteinHead, loss_weights: Vec<f64>) -> Self {
+        Self { head, loss_weights }
+    }
+
     /// Logits, targets and loss of a batch.
     pub fn forward_output(&self, batch: HeadBatch) -> HeadOutput {
         let tasks: Vec<TaskOutput> = self
@@ -282,134 +311,30 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
     let started = Instant::now();
     let options = &run.options;
     let task = run.train.task;
-    if run.valid.task != task {
+    if options.batch_size == 0 {
         return Err(TransferError::Invalid(
-            "training and validation sets are of different tasks".into(),
+            "the batch size must be at least 1".into(),
         ));
-    }
-    if options.batch_size == 0 || options.epochs == 0 {
-        return Err(TransferError::Invalid(
-            "batch size and epochs must be at least 1".into(),
-        ));
-    }
-    if !(options.learning_rate.is_finite() && options.learning_rate > 0.0) {
-        return Err(TransferError::Invalid(format!(
-            "the learning rate must be a positive number, got {}",
-            options.learning_rate
-        )));
-    }
-    crate::heads::check_dropout(options.dropout).map_err(TransferError::Invalid)?;
-    if !(options.weight_decay.is_finite() && options.weight_decay >= 0.0) {
-        return Err(TransferError::Invalid(format!(
-            "the weight decay must be zero or positive, got {}",
-            options.weight_decay
-        )));
-    }
-    if run.train.records.is_empty() || run.valid.records.is_empty() {
-        return Err(TransferError::Invalid(format!(
-            "{} has no proteins",
-            if run.train.records.is_empty() {
-                run.train.path.display()
-            } else {
-                run.valid.path.display()
-            }
-        )));
     }
     let label_sets = task.label_sets(options.disorder);
     let tasks = label_sets.len();
-    let weights = if options.loss_weights.is_empty() {
-        vec![1.0; tasks]
-    } else {
-        options.loss_weights.clone()
-    };
-    if weights.len() != tasks || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
-        return Err(TransferError::Invalid(format!(
-            "{} loss weights given for {tasks} outputs ({}); weights must be finite and >= 0",
-            weights.len(),
-            label_sets
-                .iter()
-                .map(|s| s.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    for (index, set) in label_sets.iter().enumerate() {
-        if weights[index] > 0.0 && !run.train.has_labels(index) {
-            return Err(TransferError::Invalid(format!(
-                "{} has no {} labels; give that output weight 0 (e.g. --loss-weights) or use a set that has them",
-                run.train.path.display(),
-                set.name
-            )));
-        }
-    }
+    let weights = check_run(
+        &run.train,
+        &run.valid,
+        &Checked {
+            epochs: options.epochs,
+            learning_rate: options.learning_rate,
+            weight_decay: options.weight_decay,
+            dropout: options.dropout,
+            loss_weights: &options.loss_weights,
+            disorder: options.disorder,
+        },
+    )?;
 
-    std::fs::create_dir_all(&run.out).map_err(TransferError::io(&run.out))?;
-    let latest = if run.resume {
-        match prottrans_train::pretrain::latest_readable_checkpoint(&run.out) {
-            Ok((epoch, passed_over)) => {
-                for problem in &passed_over {
-                    eprintln!(
-                        "warning: the checkpoint of epoch {} does not read back ({problem}); resuming from an earlier one",
-                        problem.epoch
-                    );
-                }
-                epoch
-            }
-            Err(unreadable) => {
-                return Err(TransferError::Invalid(format!(
-                    "--resume: no checkpoint in {} reads back: {}; remove its checkpoint directory to start over",
-                    run.out.display(),
-                    unreadable
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )));
-            }
-        }
-    } else {
-        prottrans_train::pretrain::latest_checkpoint(&run.out)
-    };
-    let options_path = run.out.join("training.json");
-    match (run.resume, latest) {
-        (false, Some(_)) => {
-            return Err(TransferError::Invalid(format!(
-                "{} already holds checkpoints of a run; pass --resume to continue it or choose another directory",
-                run.out.display()
-            )));
-        }
-        (true, None) => {
-            return Err(TransferError::Invalid(format!(
-                "--resume: no complete checkpoint in {}",
-                run.out.display()
-            )));
-        }
-        (true, Some(_)) => {
-            let text =
-                std::fs::read_to_string(&options_path).map_err(TransferError::io(&options_path))?;
-            let saved: HeadOptions = serde_json::from_str(&text)
-                .map_err(|e| TransferError::Invalid(format!("{}: {e}", options_path.display())))?;
-            // More epochs may be asked for; anything else must match the run being continued.
-            if (HeadOptions {
-                epochs: options.epochs,
-                ..saved.clone()
-            }) != *options
-            {
-                return Err(TransferError::Invalid(format!(
-                    "--resume: the options differ from the run in {} (recorded in {}); only --epochs may change",
-                    run.out.display(),
-                    options_path.display()
-                )));
-            }
-        }
-        (false, None) => {
-            // A fresh run: metrics of an earlier, checkpoint-less attempt would confuse the curves.
-            let _ = std::fs::remove_file(run.out.join("metrics.jsonl"));
-        }
-    }
-    let json =
-        serde_json::to_string_pretty(options).map_err(|e| TransferError::Invalid(e.to_string()))?;
-    std::fs::write(&options_path, json).map_err(TransferError::io(&options_path))?;
+    let latest = start_or_resume(&run.out, run.resume, options, |saved| HeadOptions {
+        epochs: options.epochs,
+        ..saved.clone()
+    })?;
 
     let train_features = set_features(
         &run.train,
@@ -503,7 +428,17 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
     );
 
     let fit = Fit {
-        run: &run,
+        settings: FitSettings {
+            out: &run.out,
+            epochs: options.epochs,
+            patience: options.patience,
+            learning_rate: options.learning_rate,
+            head_learning_rate: None,
+            weight_decay: options.weight_decay,
+            accumulation: 1,
+            // Progress counts examples: `batch_size` of them make a step.
+            progress_unit: options.batch_size,
+        },
         train_loader,
         valid_loader,
         steps_per_epoch,
@@ -568,34 +503,205 @@ pub fn train_head(run: HeadTraining) -> Result<TrainingSummary, TransferError> {
     })
 }
 
-struct Fit<'a> {
-    run: &'a HeadTraining,
-    train_loader: Arc<dyn burn::data::dataloader::DataLoader<HeadBatch>>,
-    valid_loader: Arc<dyn burn::data::dataloader::DataLoader<HeadBatch>>,
-    steps_per_epoch: usize,
-    label_sets: &'a [crate::labels::LabelSet],
-    valid_class_counts: Vec<u64>,
-    resume_from: Option<usize>,
+/// Options every training of a head checks the same way.
+pub(crate) struct Checked<'a> {
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub dropout: f64,
+    pub loss_weights: &'a [f64],
+    pub disorder: bool,
 }
 
-impl Fit<'_> {
+/// Checks the sets and options of a run; returns the loss weight of each label set.
+pub(crate) fn check_run(
+    train: &LabelledSet,
+    valid: &LabelledSet,
+    options: &Checked<'_>,
+) -> Result<Vec<f64>, TransferError> {
+    let task = train.task;
+    if valid.task != task {
+        return Err(TransferError::Invalid(
+            "training and validation sets are of different tasks".into(),
+        ));
+    }
+    if options.epochs == 0 {
+        return Err(TransferError::Invalid("epochs must be at least 1".into()));
+    }
+    if !(options.learning_rate.is_finite() && options.learning_rate > 0.0) {
+        return Err(TransferError::Invalid(format!(
+            "the learning rate must be a positive number, got {}",
+            options.learning_rate
+        )));
+    }
+    crate::heads::check_dropout(options.dropout).map_err(TransferError::Invalid)?;
+    if !(options.weight_decay.is_finite() && options.weight_decay >= 0.0) {
+        return Err(TransferError::Invalid(format!(
+            "the weight decay must be zero or positive, got {}",
+            options.weight_decay
+        )));
+    }
+    if train.records.is_empty() || valid.records.is_empty() {
+        return Err(TransferError::Invalid(format!(
+            "{} has no proteins",
+            if train.records.is_empty() {
+                train.path.display()
+            } else {
+                valid.path.display()
+            }
+        )));
+    }
+    let label_sets = task.label_sets(options.disorder);
+    let tasks = label_sets.len();
+    let weights = if options.loss_weights.is_empty() {
+        vec![1.0; tasks]
+    } else {
+        options.loss_weights.to_vec()
+    };
+    if weights.len() != tasks || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+        return Err(TransferError::Invalid(format!(
+            "{} loss weights given for {tasks} outputs ({}); weights must be finite and >= 0",
+            weights.len(),
+            label_sets
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for (index, set) in label_sets.iter().enumerate() {
+        if weights[index] > 0.0 && !train.has_labels(index) {
+            return Err(TransferError::Invalid(format!(
+                "{} has no {} labels; give that output weight 0 (e.g. --loss-weights) or use a set that has them",
+                train.path.display(),
+                set.name
+            )));
+        }
+    }
+    Ok(weights)
+}
+
+/// Prepares a training directory: a fresh run refuses one that holds checkpoints, `resume`
+/// finds the latest readable checkpoint (returned) and checks that `options` are those of the
+/// run being continued (after `with_these_epochs`, which takes the new epoch count over). The
+/// options are written to `training.json`.
+pub(crate) fn start_or_resume<O>(
+    out: &Path,
+    resume: bool,
+    options: &O,
+    with_these_epochs: impl Fn(&O) -> O,
+) -> Result<Option<usize>, TransferError>
+where
+    O: Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    std::fs::create_dir_all(out).map_err(TransferError::io(out))?;
+    let latest = if resume {
+        match prottrans_train::pretrain::latest_readable_checkpoint(out) {
+            Ok((epoch, passed_over)) => {
+                for problem in &passed_over {
+                    eprintln!(
+                        "warning: the checkpoint of epoch {} does not read back ({problem}); resuming from an earlier one",
+                        problem.epoch
+                    );
+                }
+                epoch
+            }
+            Err(unreadable) => {
+                return Err(TransferError::Invalid(format!(
+                    "--resume: no checkpoint in {} reads back: {}; remove its checkpoint directory to start over",
+                    out.display(),
+                    unreadable
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )));
+            }
+        }
+    } else {
+        prottrans_train::pretrain::latest_checkpoint(out)
+    };
+    let options_path = out.join("training.json");
+    match (resume, latest) {
+        (false, Some(_)) => {
+            return Err(TransferError::Invalid(format!(
+                "{} already holds checkpoints of a run; pass --resume to continue it or choose another directory",
+                out.display()
+            )));
+        }
+        (true, None) => {
+            return Err(TransferError::Invalid(format!(
+                "--resume: no complete checkpoint in {}",
+                out.display()
+            )));
+        }
+        (true, Some(_)) => {
+            let text =
+                std::fs::read_to_string(&options_path).map_err(TransferError::io(&options_path))?;
+            let saved: O = serde_json::from_str(&text)
+                .map_err(|e| TransferError::Invalid(format!("{}: {e}", options_path.display())))?;
+            // More epochs may be asked for; anything else must match the run being continued.
+            if with_these_epochs(&saved) != *options {
+                return Err(TransferError::Invalid(format!(
+                    "--resume: the options differ from the run in {} (recorded in {}); only --epochs may change",
+                    out.display(),
+                    options_path.display()
+                )));
+            }
+        }
+        (false, None) => {
+            // A fresh run: metrics of an earlier, checkpoint-less attempt would confuse the curves.
+            let _ = std::fs::remove_file(out.join("metrics.jsonl"));
+        }
+    }
+    let json =
+        serde_json::to_string_pretty(options).map_err(|e| TransferError::Invalid(e.to_string()))?;
+    std::fs::write(&options_path, json).map_err(TransferError::io(&options_path))?;
+    Ok(latest)
+}
+
+/// How burn-train runs a head (or an encoder with its head).
+pub(crate) struct FitSettings<'a> {
+    pub out: &'a Path,
+    pub epochs: usize,
+    pub patience: usize,
+    pub learning_rate: f64,
+    /// Learning rate of the parameters under `head.` instead (a fine-tuned encoder's head).
+    pub head_learning_rate: Option<f64>,
+    pub weight_decay: f64,
+    /// Batches whose gradients are summed before each optimiser step.
+    pub accumulation: usize,
+    /// What the progress bar counts per batch.
+    pub progress_unit: usize,
+}
+
+pub(crate) struct Fit<'a, B> {
+    pub settings: FitSettings<'a>,
+    pub train_loader: Arc<dyn burn::data::dataloader::DataLoader<B>>,
+    pub valid_loader: Arc<dyn burn::data::dataloader::DataLoader<B>>,
+    pub steps_per_epoch: usize,
+    pub label_sets: &'a [crate::labels::LabelSet],
+    pub valid_class_counts: Vec<u64>,
+    pub resume_from: Option<usize>,
+}
+
+impl<B: Send + 'static> Fit<'_, B> {
     /// Runs burn-train and returns the model of the best epoch, the epochs run, the best
     /// epoch and its validation loss.
-    fn run<M>(self, model: M) -> Result<(M, usize, usize, f64), TransferError>
+    pub(crate) fn run<M>(self, model: M) -> Result<(M, usize, usize, f64), TransferError>
     where
         M: LearnerModel
-            + TrainStep<Input = HeadBatch, Output = HeadOutput>
-            + InferenceStep<Input = HeadBatch, Output = HeadOutput>,
+            + TrainStep<Input = B, Output = HeadOutput>
+            + InferenceStep<Input = B, Output = HeadOutput>,
     {
-        let run = self.run;
-        let options = &run.options;
-        let metrics_path = run.out.join("metrics.jsonl");
-        // Progress counts examples: `batch_size` of them make a step.
+        let options = &self.settings;
+        let out = options.out;
+        let metrics_path = out.join("metrics.jsonl");
         let renderer =
-            ProgressRenderer::new(&metrics_path, self.steps_per_epoch, options.batch_size)
+            ProgressRenderer::new(&metrics_path, self.steps_per_epoch, options.progress_unit)
                 .map_err(TransferError::io(&metrics_path))?;
         let loss = LossMetric::new();
-        let mut training = SupervisedTraining::new(&run.out, self.train_loader, self.valid_loader)
+        let mut training = SupervisedTraining::new(out, self.train_loader, self.valid_loader)
             .metric_train_numeric(LossMetric::new())
             .metric_valid_numeric(LossMetric::new());
         for (index, set) in self.label_sets.iter().enumerate() {
@@ -645,6 +751,9 @@ impl Fit<'_> {
                 },
             ))
             .num_epochs(options.epochs);
+        if options.accumulation > 1 {
+            training = training.grads_accumulation(options.accumulation);
+        }
         let (renderer, loss_watch) = renderer.stopping_on_non_finite_loss(training.interrupter());
         training = training.renderer(Box::new(renderer));
         if let Some(epoch) = self.resume_from {
@@ -656,13 +765,21 @@ impl Fit<'_> {
             AdamWConfig::new()
                 .with_weight_decay(options.weight_decay as f32)
                 .init(),
-            ModuleLrScheduler::from(options.learning_rate),
+            match options.head_learning_rate {
+                Some(head) => ModuleLrScheduler::from(options.learning_rate).with_group(
+                    ParamGroup::from_regex(r"^head\.").map_err(|e| {
+                        TransferError::Invalid(format!("the head's parameter group: {e:?}"))
+                    })?,
+                    head,
+                ),
+                None => ModuleLrScheduler::from(options.learning_rate),
+            },
         );
         let result = training.launch(learner);
         if let Some(loss) = loss_watch.tripped() {
             return Err(TransferError::Invalid(format!(
                 "{}: the training {} was {} at step {}, so training stopped and no head was saved (the checkpoints of earlier epochs are kept); a lower --learning-rate usually avoids it",
-                run.out.display(),
+                out.display(),
                 loss.metric.to_lowercase(),
                 loss.value,
                 loss.step
@@ -684,8 +801,7 @@ impl Fit<'_> {
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((epochs_run, f64::NAN));
         if best_epoch != epochs_run {
-            let path = run
-                .out
+            let path = out
                 .join("checkpoint")
                 .join(format!("model-{best_epoch}.bpk"));
             let mut store = BurnpackStore::from_file(&path);

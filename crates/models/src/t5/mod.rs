@@ -21,7 +21,9 @@ use burn::nn::{Dropout, Embedding, Linear};
 use burn::tensor::{Bool, DType, Device, Int, Tensor, TensorData, TensorReadError};
 use prottrans_tokenizer::Vocabulary;
 
-use crate::architecture::{ArchitectureConfig, PretrainedModel, VocabularySource, keys_of};
+use crate::architecture::{
+    ArchitectureConfig, LoraTargets, PretrainedModel, VocabularySource, keys_of,
+};
 use crate::blocks::{FeedForward, MultiHeadAttention, RelativePositionBias, RmsNorm, padding_mask};
 use crate::encoder::{EncoderInput, EncoderOutput, ProteinEncoder};
 use crate::error::ModelConfigError;
@@ -686,6 +688,13 @@ impl ArchitectureConfig for T5Config {
     const NAME: &'static str = "t5";
     const SAVED_CLASS: &'static str = "T5ForConditionalGeneration";
     const SIGNATURE: &'static str = r"(^|\.)block\.\d+\.layer\.\d+\.|^shared\.weight$";
+    const LORA_TARGETS: LoraTargets = &[
+        ("q", r"SelfAttention\.q$"),
+        ("k", r"SelfAttention\.k$"),
+        ("v", r"SelfAttention\.v$"),
+        ("o", r"SelfAttention\.o$"),
+        ("ffn", r"DenseReluDense\.(wi|wi_0|wi_1|wo)$"),
+    ];
     // ProtT5's ids are built in; ProstT5 adds tokens, Ankh has its own table.
     const VOCABULARY: VocabularySource = VocabularySource::T5FilesOrDefault;
 
