@@ -45,13 +45,13 @@ pub fn lora_layers(
     }
     let layers: Vec<(String, String)> = names
         .iter()
-        .filter_map(|(path, key)| {
-            let module = key.strip_suffix(".weight")?;
+        .filter(|(path, key)| {
             path.ends_with(".weight")
-                .then_some(())
-                .filter(|()| patterns.iter().any(|p| p.is_match(module)))
-                .map(|()| (path.clone(), key.clone()))
+                && key
+                    .strip_suffix(".weight")
+                    .is_some_and(|module| patterns.iter().any(|p| p.is_match(module)))
         })
+        .map(|(path, key)| (path.clone(), key.clone()))
         .collect();
     if layers.is_empty() {
         return Err(TransferError::Invalid(format!(
