@@ -282,6 +282,42 @@ def cases(w):
     embed("resume-other-model", ["--resume"], "error", ["done.npz"], model=str(w / "model-b"), output=done, protect=[done])
     embed("resume-same-settings", ["--resume"], "ok", check=embedded({"a": 10, "b": 5, "c": 3}), inp=write(w / "abc.fasta", ">a\nMKTAYIAKQR\n>b\nMKVLA\n>c\nMKV\n"), output=out("grow.npz"))
 
+    # -- Shards: embed --shard, merge, verify ---------------------------------------------------
+    embed("shard-zero", ["--shard", "0/2"], "error", ["0/2"])
+    embed("shard-auto-outside-slurm", ["--shard", "auto"], "error", ["SLURM_ARRAY_TASK_ID"])
+    embed("shard-placeholder-alone", [], "error", ["{shard}"], output=out("o-{shard}.npz"))
+    embed("shard-more-than-proteins", ["--shard", "3/3"], "ok", check=exists("out/e-3-of-3.npz"), output=out("e-{shard}.npz"))
+    ab, abc = w / "ab.fasta", w / "abc.fasta"
+    s1, s2, pp2 = out("s-1-of-2.npz"), out("s-2-of-2.npz"), out("pp-2-of-2.npz")
+    bad_npz = write(w / "bad.npz", b"PK\x03\x04 not a zip at all")
+
+    def merge_shards(name, shards, expect, names=(), check=None, inp=ab, output=None, protect=()):
+        o = output or out(name + ".npz")
+        c.append(Case("shards", name, ["merge", "--input", str(inp), "--output", str(o), *map(str, shards)], expect, names, check, protect))
+
+    merge_shards("merge-ok", [s1, s2], "ok", check=exists("out/merge-ok.npz"))
+    merge_shards("merge-missing-shard", [s2], "error", ["1/2 not given", "missing\t"])
+    merge_shards("merge-twice", [s1, s1], "error", ["s-1-of-2.npz", "as is"])
+    merge_shards("merge-mixed-pooling", [s1, pp2], "error", ["pp-2-of-2.npz", "per_protein"])
+    merge_shards("merge-whole-and-shard", [done, s1], "error", ["done.npz", "no shard"])
+    merge_shards("merge-other-input", [s1, s2], "error", ["abc.fasta"], inp=abc)
+    merge_shards("merge-corrupt-shard", [s1, bad_npz], "error", ["bad.npz"])
+    merge_shards("merge-txt-output", [s1, s2], "error", ["m.txt"], output=out("m.txt"))
+    merge_shards("merge-into-existing", [s1, s2], "error", ["done.npz", "already exists"], output=done, protect=[done])
+    merge_shards("merge-no-shards", [], "error", ["<SHARDS>"])
+    merge_shards("merge-missing-input", [s1, s2], "error", ["missing.fasta"], inp=w / "missing.fasta")
+
+    def verify(name, output, inp, expect, names=(), check=None):
+        c.append(Case("shards", name, ["verify", str(output), "--input", str(inp)], expect, names, check))
+
+    verify("verify-ok", done, ab, "ok", check=mentions("complete"))
+    verify("verify-shard-alone", s1, ab, "ok", check=mentions("complete"))
+    verify("verify-missing-protein", done, abc, "error", ["abc.fasta", "missing\tc\t"])
+    verify("verify-changed-length", done, write(w / "ab-longer.fasta", ">a\nMKTAYIAKQRA\n>b\nMKVLA\n"), "error", ["'a'", "has shape"])
+    verify("verify-corrupt-output", bad_npz, ab, "error", ["bad.npz"])
+    verify("verify-missing-input", done, w / "missing.fasta", "error", ["missing.fasta"])
+    verify("verify-garbage-input", done, write(w / "garbage-in.fasta", bytes(range(256)) * 4), "error", ["garbage-in.fasta"])
+
     # -- LoRA adapters (PEFT layout) through embed --adapter ------------------------------------
     bert_tiny, t5_tiny = FIXTURES / "bert_tiny", FIXTURES / "t5_relu_tiny"
 
@@ -691,6 +727,9 @@ def setup(binary, w):
     (w / "out").mkdir()
     write(w / "ab.fasta", ">a\nMKTAYIAKQR\n>b\nMKVLA\n")
     run("embed", "--model", w / "model", "--input", w / "ab.fasta", "--output", w / "out" / "done.npz")
+    for shard in ("1/2", "2/2"):
+        run("embed", "--model", w / "model", "--input", w / "ab.fasta", "--output", w / "out" / "s-{shard}.npz", "--shard", shard)
+    run("embed", "--model", w / "model", "--input", w / "ab.fasta", "--output", w / "out" / "pp-{shard}.npz", "--shard", "2/2", "--per-protein")
     run("embed", "--model", FIXTURES / "bert_tiny", "--input", w / "ab.fasta", "--output", w / "out" / "lora-done.npz")
     write(w / "kept.tsv", "something the user wrote\n")
     loc = [SAMPLES / "localization_train.csv", SAMPLES / "localization_valid.csv"]

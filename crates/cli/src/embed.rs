@@ -16,9 +16,16 @@ pub struct EmbedArgs {
     #[arg(long)]
     input: PathBuf,
     /// Output file: .h5 (needs the `hdf5` feature) or .npz. Keys are the first word of each
-    /// header with `/` and `.` replaced by `_`.
+    /// header with `/` and `.` replaced by `_`. With --shard, `{shard}` in it becomes the
+    /// shard's `03-of-08`.
     #[arg(long)]
     output: PathBuf,
+    /// Embed one shard of the input: I/N (shard I of N, from 1), or `auto` for the Slurm
+    /// array task's (SLURM_ARRAY_TASK_ID of a contiguous --array). Every shard reads the whole
+    /// input and takes a stable part of it (by a hash of the key, balanced by residues); each
+    /// is an ordinary resumable job. `prottrans merge` joins the outputs.
+    #[arg(long)]
+    shard: Option<String>,
     /// A LoRA adapter in Hugging Face PEFT's layout (adapter_config.json +
     /// adapter_model.safetensors, written by `peft` or prottrans), merged into --model's
     /// weights before embedding.
@@ -27,9 +34,15 @@ pub struct EmbedArgs {
     /// One mean vector [d] per protein (over residues only) instead of [L, d].
     #[arg(long)]
     per_protein: bool,
-    /// Device to run on.
-    #[arg(long, default_value = "cpu", env = "PROTTRANS_DEVICE")]
-    device: DeviceSpec,
+    /// Device to run on; several, comma-separated (`cuda:0,cuda:1`), run one worker each on
+    /// batches of one shared plan, with one writer: a node's GPUs used whole.
+    #[arg(
+        long,
+        default_value = "cpu",
+        env = "PROTTRANS_DEVICE",
+        value_delimiter = ','
+    )]
+    device: Vec<DeviceSpec>,
     /// Precision of weights and computation: f32, f16 or bf16 (output is always f32).
     #[arg(long, default_value = "f32")]
     precision: Precision,
@@ -92,22 +105,56 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     use prottrans::embed::{EmbedError, EmbedJob, EmbedOptions, Embedder, LongPolicy, Progress};
     use prottrans::import::Checkpoint;
 
-    let device = args.device.device()?;
+    let shard = match args.shard.as_deref() {
+        None => None,
+        Some("auto") => Some(prottrans::embed::Shard::from_slurm(|name| {
+            std::env::var(name).ok()
+        })?),
+        Some(text) => Some(text.parse::<prottrans::embed::Shard>()?),
+    };
+    let output = match shard {
+        Some(shard) => PathBuf::from(shard.fill_in(&args.output.to_string_lossy())),
+        None if args.output.to_string_lossy().contains("{shard}") => {
+            anyhow::bail!("--output holds {{shard}}, which only --shard fills in")
+        }
+        None => args.output.clone(),
+    };
+    let devices = args
+        .device
+        .iter()
+        .map(DeviceSpec::device)
+        .collect::<Result<Vec<_>, _>>()?;
     let adapter = args
         .adapter
         .as_ref()
         .map(|dir| prottrans::import::LoraAdapter::read(dir).map(std::sync::Arc::new))
         .transpose()?;
-    let embedder = Checkpoint::open(&args.model)
-        .map_err(EmbedError::from)
-        .and_then(|checkpoint| {
-            let checkpoint = match &adapter {
-                Some(adapter) => checkpoint.with_adapter(adapter.clone()),
-                None => checkpoint,
-            };
-            Embedder::load_checkpoint(&checkpoint.strict(args.strict), &device, args.precision)
+    let load = |device: &prottrans::burn::tensor::Device| -> anyhow::Result<Embedder> {
+        let embedder = Checkpoint::open(&args.model)
+            .map_err(EmbedError::from)
+            .and_then(|checkpoint| {
+                let checkpoint = match &adapter {
+                    Some(adapter) => checkpoint.with_adapter(adapter.clone()),
+                    None => checkpoint,
+                };
+                Embedder::load_checkpoint(&checkpoint.strict(args.strict), device, args.precision)
+            })
+            .with_context(|| format!("loading {}", args.model.display()))?
+            .with_unknown_residues(crate::unknown_policy(args.refuse_unknown))
+            .with_matmul_precision(args.matmul_precision);
+        Ok(match args.segment_length {
+            Some(_) if embedder.segment_length().is_none() && !embedder.has_segment_memory() => {
+                anyhow::bail!(
+                    "--segment-length: {} reads every protein in one pass (only XLNet and Transformer-XL have a memory to read segments with)",
+                    embedder.config().shape()
+                )
+            }
+            Some(length) => embedder.with_segment_length(Some(length)),
+            None => embedder,
         })
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    };
+    let (first, rest) = devices.split_first().context("--device names no device")?;
+    let embedder = load(first)?;
     if let Some(adapter) = &adapter {
         let config = adapter.config();
         eprintln!(
@@ -129,9 +176,6 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             args.model.display()
         );
     }
-    let embedder = embedder
-        .with_unknown_residues(crate::unknown_policy(args.refuse_unknown))
-        .with_matmul_precision(args.matmul_precision);
     if args.matmul_precision == MatmulPrecision::Bf16 {
         if embedder.bf16_products_run() {
             eprintln!("matrix products of the linear layers: bf16 operands, f32 sums (AMX)");
@@ -143,20 +187,22 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let embedder = match args.segment_length {
-        Some(_) if embedder.segment_length().is_none() && !embedder.has_segment_memory() => {
-            anyhow::bail!(
-                "--segment-length: {} reads every protein in one pass (only XLNet and Transformer-XL have a memory to read segments with)",
-                embedder.config().shape()
-            )
-        }
-        Some(length) => embedder.with_segment_length(Some(length)),
-        None => embedder,
-    };
+    let others = rest.iter().map(load).collect::<anyhow::Result<Vec<_>>>()?;
+    if !others.is_empty() {
+        eprintln!(
+            "{} workers, one per device: {}",
+            devices.len(),
+            args.device
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let job = EmbedJob {
         embedder: &embedder,
         input: args.input.clone(),
-        output: args.output.clone(),
+        output: output.clone(),
         options: EmbedOptions {
             per_protein: args.per_protein,
             max_residues: args.max_residues,
@@ -174,6 +220,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             resume: args.resume,
             batch_delay: args.batch_delay_ms.map(std::time::Duration::from_millis),
             allow_empty: args.allow_empty,
+            shard,
         },
     };
     let bar = ProgressBar::new(0);
@@ -189,14 +236,23 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let mut last_line = std::time::Instant::now();
     let started = std::time::Instant::now();
     let (mut proteins, mut total) = (0usize, 0usize);
+    let others: Vec<&Embedder> = others.iter().collect();
     let summary = job
-        .run(&mut |event| match event {
+        .run_on(&others, &mut |event| match event {
             Progress::Started {
+                in_input,
                 proteins: n,
                 residues,
                 already_done,
             } => {
                 total = *n;
+                if let Some(shard) = shard {
+                    bar.println(format!(
+                        "shard {shard}: {} of the {in_input} proteins of {} to embed",
+                        n + already_done,
+                        args.input.display()
+                    ));
+                }
                 bar.set_length(*residues as u64);
                 if *already_done > 0 {
                     bar.println(format!("{already_done} proteins already done, skipped"));
@@ -227,14 +283,14 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             }
             Progress::Writing { entries } => {
                 bar.finish_and_clear();
-                eprintln!("writing {entries} proteins to {}", args.output.display());
+                eprintln!("writing {entries} proteins to {}", output.display());
             }
         })
         .with_context(|| {
             format!(
                 "embedding {} into {}",
                 args.input.display(),
-                args.output.display()
+                output.display()
             )
         })?;
     bar.finish_and_clear();
@@ -303,7 +359,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     }
     println!(
         "{}: {} proteins, {}",
-        args.output.display(),
+        output.display(),
         summary.entries,
         if args.per_protein {
             "per-protein [d]"

@@ -14,6 +14,7 @@ mod init_model;
 mod inspect;
 mod masked_lm;
 mod pretrain;
+mod shards;
 mod transfer;
 
 /// ProtTrans protein language models on burn: pretraining, embeddings from released or
@@ -47,6 +48,18 @@ enum Command {
     /// OUTPUT.partial/ and the output is written at the end through a rename, so an interrupted
     /// run loses nothing finished and never leaves a broken file: rerun with --resume.
     Embed(embed::EmbedArgs),
+    /// Merge the outputs of `embed --shard` into one file, checked against the input.
+    ///
+    /// Refuses shards of other settings (model, weights, precision, pooling) or of other
+    /// splits, a shard given twice, proteins in two shards or not in --input, and arrays of
+    /// the wrong shape or with NaN. Lists every missing protein (key, FASTA line, the shard
+    /// that should hold it) and exits non-zero, unless --allow-partial. Streams: one protein's
+    /// array in memory at a time.
+    Merge(shards::MergeArgs),
+    /// Check an embedding output (or one shard's) against its FASTA input: every protein once,
+    /// with an array of the recorded width and its length, finite, or left out on purpose
+    /// (--skip-long). Lists what is missing and exits non-zero if anything is.
+    Verify(shards::VerifyArgs),
     /// Generate proteins: sample new ones from an XLNet or Transformer-XL, fill in hidden
     /// residues with a ProtT5, or translate them into 3Di with a ProstT5.
     ///
@@ -244,6 +257,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(args) => pretrain::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Merge(args) => shards::merge(args),
+        Command::Verify(args) => shards::verify(args),
         Command::Generate(args) => generate::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::FillMask(args) => masked_lm::fill_mask(args),

@@ -126,9 +126,48 @@ pub enum EmbedError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Proteins of the input that none of the merged files holds.
+    #[error("{}", incomplete_message(input, absent_shards, missing))]
+    Incomplete {
+        /// The FASTA input.
+        input: PathBuf,
+        /// Shards of the split that were not given (`I/N`).
+        absent_shards: Vec<String>,
+        /// Every missing protein.
+        missing: Vec<crate::MissingProtein>,
+    },
     /// Options that cannot work.
     #[error("invalid options: {0}")]
     Options(String),
+}
+
+fn incomplete_message(
+    input: &std::path::Path,
+    absent_shards: &[String],
+    missing: &[crate::MissingProtein],
+) -> String {
+    let shown: Vec<String> = missing.iter().take(5).map(ToString::to_string).collect();
+    let mut message = format!(
+        "{} protein(s) of {} are in none of the files: {}{}",
+        missing.len(),
+        input.display(),
+        shown.join(", "),
+        if missing.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        }
+    );
+    if !absent_shards.is_empty() {
+        message.push_str(&format!(
+            "; shard(s) {} are not among them",
+            absent_shards.join(", ")
+        ));
+    }
+    message.push_str(
+        "; embed what is missing (rerun those shards with --resume), or pass --allow-partial",
+    );
+    message
 }
 
 impl EmbedError {

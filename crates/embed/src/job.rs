@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayD;
@@ -10,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::embedder::{Embedder, mean_over_residues};
 use crate::error::EmbedError;
-use crate::output::{EmbeddingFile, Entry, OutputFormat, Writer};
-use crate::parts::{Parts, RunDescription, Stored};
+use crate::output::{EmbeddingFile, Entry, OutputFormat, write_atomically};
+use crate::parts::{OutputRecord, Parts, RunDescription, Stored};
 use crate::plan::plan_batches;
+use crate::shard::{self, Shard};
 
 /// What to do with proteins longer than the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -49,8 +51,12 @@ pub struct EmbedOptions {
     /// Pause after each batch (for testing interruption).
     pub batch_delay: Option<Duration>,
     /// Accept an input without proteins (an empty output is written); otherwise it is an
-    /// error, since an empty FASTA file is usually a mistake upstream.
+    /// error, since an empty FASTA file is usually a mistake upstream. A shard that gets no
+    /// protein of a non-empty input is always a valid, empty output.
     pub allow_empty: bool,
+    /// Embed only this shard of the input (see [`Shard`]); the output records it, so that
+    /// `merge` can check that the shards fit together.
+    pub shard: Option<Shard>,
 }
 
 impl Default for EmbedOptions {
@@ -66,6 +72,7 @@ impl Default for EmbedOptions {
             resume: false,
             batch_delay: None,
             allow_empty: false,
+            shard: None,
         }
     }
 }
@@ -75,6 +82,8 @@ impl Default for EmbedOptions {
 pub enum Progress {
     /// The input was read: what is left to embed.
     Started {
+        /// Proteins of the whole input file (all shards).
+        in_input: usize,
         /// Proteins to embed in this run.
         proteins: usize,
         /// Their residues.
@@ -136,6 +145,12 @@ pub struct EmbedSummary {
     /// The first few of them, as `'id' as 'key'`.
     #[serde(default)]
     pub renamed_examples: Vec<String>,
+    /// The shard this run embedded (`I/N`), if the input was sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Proteins of the whole input file (all shards).
+    #[serde(default)]
+    pub in_input: usize,
 }
 
 /// An exclusive lock on `.OUTPUT.lock` beside the output, removed when dropped.
@@ -185,6 +200,34 @@ struct Protein {
     residues: Vec<u32>,
 }
 
+/// The proteins of the input this run embeds.
+#[derive(Default)]
+struct Input {
+    /// This run's (this shard's), within the length limit.
+    proteins: Vec<Protein>,
+    /// This run's ids above the length limit, left out (`--skip-long`).
+    skipped_long: Vec<String>,
+    /// Records of the whole file.
+    records: usize,
+}
+
+impl Input {
+    fn take(&mut self, protein: Protein, too_long: bool) {
+        if too_long {
+            let id = protein.header.split_whitespace().next().unwrap_or_default();
+            self.skipped_long.push(id.to_string());
+        } else {
+            self.proteins.push(protein);
+        }
+    }
+}
+
+/// How long a protein may be, and why.
+struct LengthLimit {
+    residues: Option<usize>,
+    reason: String,
+}
+
 /// The parts to merge into the output, and where to report it.
 type PartsAndProgress<'a> = (&'a mut Parts, &'a mut dyn FnMut(&Progress));
 
@@ -206,7 +249,39 @@ impl EmbedJob<'_> {
     /// work), embeds what is not done yet batch by batch into the work directory, then writes
     /// the output file atomically and removes the work directory.
     pub fn run(&self, progress: &mut dyn FnMut(&Progress)) -> Result<EmbedSummary, EmbedError> {
+        self.run_on(&[], progress)
+    }
+
+    /// Runs the job as [`run`](Self::run) does, on `self.embedder` and `others` at once: the
+    /// same checkpoint loaded on other devices (a node's GPUs, say), one worker thread each,
+    /// taking batches from one shared plan; one writer. Their settings must be the same.
+    pub fn run_on(
+        &self,
+        others: &[&Embedder],
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<EmbedSummary, EmbedError> {
         let started = Instant::now();
+        for other in others {
+            let describe = |e: &Embedder| {
+                (
+                    e.source().to_path_buf(),
+                    e.precision(),
+                    e.hidden_size(),
+                    e.adapter().map(|(dir, stamp)| (dir.to_path_buf(), stamp)),
+                    e.segment_length(),
+                    e.bf16_products_run(),
+                )
+            };
+            if describe(other) != describe(self.embedder) {
+                return Err(EmbedError::Options(format!(
+                    "the embedders of one job must be one checkpoint with one precision, adapter and segment length: {} on {:?} differs from {} on {:?}",
+                    other.source().display(),
+                    other.device(),
+                    self.embedder.source().display(),
+                    self.embedder.device()
+                )));
+            }
+        }
         let options = &self.options;
         if options.max_residues == 0 || options.max_batch == 0 {
             return Err(EmbedError::Options(
@@ -229,8 +304,13 @@ impl EmbedJob<'_> {
             }
         }
 
-        let (proteins, skipped_long) = self.read_input()?;
-        if proteins.is_empty() && skipped_long.is_empty() && !options.allow_empty {
+        let limit = self.length_limit()?;
+        let Input {
+            proteins,
+            skipped_long,
+            records,
+        } = self.read_input(&limit)?;
+        if records == 0 && !options.allow_empty {
             return Err(EmbedError::Options(format!(
                 "{}: no proteins (an empty input is usually a mistake upstream; allow it with --allow-empty)",
                 self.input.display()
@@ -258,6 +338,14 @@ impl EmbedJob<'_> {
                 .embedder
                 .adapter()
                 .map(|(dir, stamp)| format!("{}#{stamp:016x}", dir.to_string_lossy())),
+            shard: options.shard.map(|s| s.to_string()),
+        };
+        let record = OutputRecord {
+            run: run.clone(),
+            left_out_above: match options.long_policy {
+                LongPolicy::Skip => limit.residues,
+                LongPolicy::Error => None,
+            },
         };
         let mut done: HashSet<String> = HashSet::new();
         if let Some(file) = existing.as_mut() {
@@ -289,7 +377,9 @@ impl EmbedJob<'_> {
                 (id != p.key).then(|| format!("'{id}' as '{}'", p.key))
             })
             .collect();
-        let note_unknown = |mut summary: EmbedSummary| {
+        let note_unknown = |mut summary: EmbedSummary, in_input: usize| {
+            summary.shard = options.shard.map(|s| s.to_string());
+            summary.in_input = in_input;
             summary.renamed_keys = renamed.len();
             summary.renamed_examples = renamed.iter().take(5).cloned().collect();
             summary.unknown_residues = with_unknown.iter().map(|&(_, n)| n).sum();
@@ -299,6 +389,7 @@ impl EmbedJob<'_> {
         };
         let residues: usize = todo.iter().map(|p| p.residues.len()).sum();
         progress(&Progress::Started {
+            in_input: records,
             proteins: todo.len(),
             residues,
             already_done,
@@ -307,7 +398,7 @@ impl EmbedJob<'_> {
         if todo.is_empty() && !work_dir_existed {
             // Nothing new and nothing unfinished: the output (if any) is complete as it is.
             if existing.is_none() {
-                self.write_output(format, &run, None, None, &[])?;
+                self.write_output(format, &record, None, None, &[])?;
             }
             let summary = self.summary(
                 0,
@@ -319,7 +410,7 @@ impl EmbedJob<'_> {
                 0.0,
                 started,
             );
-            return Ok(note_unknown(summary));
+            return Ok(note_unknown(summary, records));
         }
 
         let mut parts = Parts::open(&self.output, &run)?;
@@ -331,44 +422,54 @@ impl EmbedJob<'_> {
             options.max_batch,
             options.alone_above,
         );
-        for batch in &batches {
-            let members: Vec<&Protein> = batch.iter().map(|&i| todo[i]).collect();
-            let ids: Vec<&[u32]> = members.iter().map(|p| p.residues.as_slice()).collect();
-            let embeddings = self.embedder.embed_residue_ids(&ids)?;
-            // A NaN embedding would pass for a result downstream: refuse it here, with the batch
-            // not written (the earlier ones are kept for --resume).
-            for (protein, residues) in members.iter().zip(&embeddings) {
-                let count = residues.iter().filter(|v| !v.is_finite()).count();
-                if count > 0 {
-                    return Err(EmbedError::NonFinite {
-                        key: protein.key.clone(),
-                        count,
-                        model: self.embedder.source().to_path_buf(),
-                        precision: self.embedder.precision().to_string(),
-                    });
+        {
+            let mut save = |entries: Vec<Entry>| -> Result<(), EmbedError> {
+                parts.write(&entries)?;
+                progress(&Progress::Batch {
+                    proteins: entries.len(),
+                    residues: entries.iter().map(|e| e.length).sum(),
+                });
+                if let Some(delay) = options.batch_delay {
+                    std::thread::sleep(delay);
                 }
-            }
-            let entries: Vec<Entry> = members
-                .iter()
-                .zip(embeddings)
-                .map(|(protein, residues)| Entry {
-                    key: protein.key.clone(),
-                    header: protein.header.clone(),
-                    length: protein.residues.len(),
-                    values: if options.per_protein {
-                        mean_over_residues(&residues).into_dyn()
-                    } else {
-                        residues.into_dyn()
-                    },
-                })
-                .collect();
-            parts.write(&entries)?;
-            progress(&Progress::Batch {
-                proteins: members.len(),
-                residues: ids.iter().map(|r| r.len()).sum(),
-            });
-            if let Some(delay) = options.batch_delay {
-                std::thread::sleep(delay);
+                Ok(())
+            };
+            if others.is_empty() {
+                for batch in &batches {
+                    save(self.embed_batch(self.embedder, &todo, batch)?)?;
+                }
+            } else {
+                // One worker per device, each taking the next batch of the shared plan; this
+                // thread alone writes. The channel holds a batch per worker at most, so memory
+                // stays bounded however fast the devices are.
+                let workers: Vec<&Embedder> = std::iter::once(self.embedder)
+                    .chain(others.iter().copied())
+                    .collect();
+                let next = AtomicUsize::new(0);
+                std::thread::scope(|scope| -> Result<(), EmbedError> {
+                    let (sender, receiver) = std::sync::mpsc::sync_channel(workers.len());
+                    for &embedder in &workers {
+                        let (sender, next, batches, todo) =
+                            (sender.clone(), &next, &batches, &todo);
+                        scope.spawn(move || {
+                            while let Some(batch) =
+                                batches.get(next.fetch_add(1, Ordering::Relaxed))
+                            {
+                                let result = self.embed_batch(embedder, todo, batch);
+                                let failed = result.is_err();
+                                // A closed channel: the writer stopped on an error.
+                                if sender.send(result).is_err() || failed {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                    drop(sender);
+                    for result in receiver {
+                        save(result?)?;
+                    }
+                    Ok(())
+                })?;
             }
         }
         let seconds = embedding.elapsed().as_secs_f64();
@@ -376,22 +477,63 @@ impl EmbedJob<'_> {
         let expected: Vec<&str> = proteins.iter().map(|p| p.key.as_str()).collect();
         let entries = self.write_output(
             format,
-            &run,
+            &record,
             existing,
             Some((&mut parts, progress)),
             &expected,
         )?;
         parts.remove()?;
-        Ok(note_unknown(self.summary(
-            todo.len(),
-            residues,
-            batches.len(),
-            already_done,
-            skipped_long,
-            entries,
-            seconds,
-            started,
-        )))
+        Ok(note_unknown(
+            self.summary(
+                todo.len(),
+                residues,
+                batches.len(),
+                already_done,
+                skipped_long,
+                entries,
+                seconds,
+                started,
+            ),
+            records,
+        ))
+    }
+
+    /// Embeds one planned batch of `todo` with `embedder` into entries (refusing non-finite
+    /// values: a NaN embedding would pass for a result downstream).
+    fn embed_batch(
+        &self,
+        embedder: &Embedder,
+        todo: &[&Protein],
+        batch: &[usize],
+    ) -> Result<Vec<Entry>, EmbedError> {
+        let members: Vec<&Protein> = batch.iter().map(|&i| todo[i]).collect();
+        let ids: Vec<&[u32]> = members.iter().map(|p| p.residues.as_slice()).collect();
+        let embeddings = embedder.embed_residue_ids(&ids)?;
+        for (protein, residues) in members.iter().zip(&embeddings) {
+            let count = residues.iter().filter(|v| !v.is_finite()).count();
+            if count > 0 {
+                return Err(EmbedError::NonFinite {
+                    key: protein.key.clone(),
+                    count,
+                    model: embedder.source().to_path_buf(),
+                    precision: embedder.precision().to_string(),
+                });
+            }
+        }
+        Ok(members
+            .iter()
+            .zip(embeddings)
+            .map(|(protein, residues)| Entry {
+                key: protein.key.clone(),
+                header: protein.header.clone(),
+                length: protein.residues.len(),
+                values: if self.options.per_protein {
+                    mean_over_residues(&residues).into_dyn()
+                } else {
+                    residues.into_dyn()
+                },
+            })
+            .collect())
     }
 
     /// The longest protein whose attention fits the memory budget, and why, where attention
@@ -415,8 +557,9 @@ impl EmbedJob<'_> {
         ))
     }
 
-    /// Reads the whole input, checking ids and lengths.
-    fn read_input(&self) -> Result<(Vec<Protein>, Vec<String>), EmbedError> {
+    /// The longest protein this run takes, from `--max-length`, the model's positions and the
+    /// memory attention needs.
+    fn length_limit(&self) -> Result<LengthLimit, EmbedError> {
         let model_limit = self.embedder.max_residues();
         let (limit, reason) = match (self.options.max_length, model_limit) {
             (Some(asked), Some(model)) if asked > model => {
@@ -431,14 +574,64 @@ impl EmbedJob<'_> {
             ),
             (None, None) => (None, String::new()),
         };
-        let (limit, reason) = match self.attention_limit() {
+        let (residues, reason) = match self.attention_limit() {
             Some((memory_limit, memory_reason)) if limit.is_none_or(|l| memory_limit < l) => {
                 (Some(memory_limit), memory_reason)
             }
             _ => (limit, reason),
         };
-        let mut proteins = Vec::new();
-        let mut skipped = Vec::new();
+        Ok(LengthLimit { residues, reason })
+    }
+
+    /// Reads the proteins this run embeds: the whole input, or this shard's part of it. A
+    /// shard reads the file twice (the lengths of all proteins decide the assignment, then
+    /// its own proteins are kept), so that it never holds the residues of the others.
+    fn read_input(&self, limit: &LengthLimit) -> Result<Input, EmbedError> {
+        let mut input = Input::default();
+        let Some(shard) = self.options.shard else {
+            input.records = self.scan_input(limit, |protein, too_long| {
+                input.take(protein, too_long);
+                Ok(())
+            })?;
+            return Ok(input);
+        };
+        let mut all: Vec<(String, usize)> = Vec::new();
+        input.records = self.scan_input(limit, |protein, _| {
+            all.push((protein.key, protein.residues.len()));
+            Ok(())
+        })?;
+        let members = shard::members(&all, shard);
+        let mut position = 0;
+        let records = self.scan_input(limit, |protein, too_long| {
+            if all.get(position).map(|(key, _)| key) != Some(&protein.key) {
+                return Err(EmbedError::Output {
+                    path: self.input.clone(),
+                    message: "the file changed while it was read (a shard reads it twice); embed a copy that stays put".into(),
+                });
+            }
+            if members[position] {
+                input.take(protein, too_long);
+            }
+            position += 1;
+            Ok(())
+        })?;
+        if records != input.records {
+            return Err(EmbedError::Output {
+                path: self.input.clone(),
+                message: "the file changed while it was read (a shard reads it twice); embed a copy that stays put".into(),
+            });
+        }
+        Ok(input)
+    }
+
+    /// Reads every record of the input, checking ids (present, unique as keys) and lengths
+    /// (above the limit: an error, or handed on as too long under `--skip-long`). Returns the
+    /// number of records.
+    fn scan_input(
+        &self,
+        limit: &LengthLimit,
+        mut take: impl FnMut(Protein, bool) -> Result<(), EmbedError>,
+    ) -> Result<usize, EmbedError> {
         let mut first_line: HashMap<String, u64> = HashMap::new();
         let path = &self.input;
         FastaReader::open(path)?.for_each_tokenized(
@@ -463,31 +656,28 @@ impl EmbedJob<'_> {
                     });
                 }
                 first_line.insert(key.clone(), record.line);
-                if let Some(limit) = limit
-                    && residues.len() > limit
-                {
-                    if self.options.long_policy == LongPolicy::Skip {
-                        skipped.push(record.id);
-                        return Ok(());
-                    }
+                let too_long = limit.residues.is_some_and(|l| residues.len() > l);
+                if too_long && self.options.long_policy == LongPolicy::Error {
                     return Err(EmbedError::TooLong {
                         path: path.clone(),
                         line: record.line,
                         id: record.id,
                         residues: residues.len(),
-                        limit,
-                        reason: reason.clone(),
+                        limit: limit.residues.unwrap_or_default(),
+                        reason: limit.reason.clone(),
                     });
                 }
-                proteins.push(Protein {
-                    key,
-                    header: record.header,
-                    residues,
-                });
-                Ok(())
+                take(
+                    Protein {
+                        key,
+                        header: record.header,
+                        residues,
+                    },
+                    too_long,
+                )
             },
         )?;
-        Ok((proteins, skipped))
+        Ok(first_line.len())
     }
 
     /// An existing output must have been written with this run's settings, or resuming would
@@ -562,7 +752,7 @@ impl EmbedJob<'_> {
     fn write_output(
         &self,
         format: OutputFormat,
-        run: &RunDescription,
+        record: &OutputRecord,
         mut existing: Option<EmbeddingFile>,
         parts: Option<PartsAndProgress<'_>>,
         expected: &[&str],
@@ -607,52 +797,31 @@ impl EmbedJob<'_> {
                 ),
             });
         }
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".prottrans-embed-").suffix(".tmp");
-        #[cfg(unix)]
-        {
-            // Like any new file (0666 less the umask), not tempfile's owner-only 0600.
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let temp = builder.tempfile_in(&dir).map_err(EmbedError::io(&dir))?;
-        let record = serde_json::to_string(run)
+        let record = serde_json::to_string(record)
             .map_err(|e| EmbedError::output(&self.output)(e.to_string()))?;
-        let mut writer = Writer::create(temp.path(), format, &record)?;
-        for (key, source) in &sources {
-            let entry = match source {
-                Source::Existing => existing
-                    .as_mut()
-                    .expect("existing keys come from the existing file")
-                    .read_entry(key)?,
-                Source::Part(stored) => {
-                    let (parts, _) = parts.as_mut().expect("part keys come from the parts");
-                    let values: ArrayD<f32> = parts.read(key, stored)?;
-                    Entry {
-                        key: key.clone(),
-                        header: stored.header.clone(),
-                        length: stored.length,
-                        values,
+        write_atomically(&self.output, &dir, format, &record, |writer| {
+            for (key, source) in &sources {
+                let entry = match source {
+                    Source::Existing => existing
+                        .as_mut()
+                        .expect("existing keys come from the existing file")
+                        .read_entry(key)?,
+                    Source::Part(stored) => {
+                        let (parts, _) = parts.as_mut().expect("part keys come from the parts");
+                        let values: ArrayD<f32> = parts.read(key, stored)?;
+                        Entry {
+                            key: key.clone(),
+                            header: stored.header.clone(),
+                            length: stored.length,
+                            values,
+                        }
                     }
-                }
-            };
-            writer.add(&entry)?;
-        }
-        writer.finish()?;
-        // On disk before the rename makes it the output and the parts are removed.
-        std::fs::File::open(temp.path())
-            .and_then(|f| f.sync_all())
-            .map_err(EmbedError::io(&self.output))?;
-        drop(existing); // close before the rename replaces it
-        temp.persist(&self.output)
-            .map_err(|e| EmbedError::io(&self.output)(e.error))?;
-        #[cfg(unix)]
-        if let Some(parent) = self.output.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // The rename itself, before the parts go.
-            std::fs::File::open(parent)
-                .and_then(|d| d.sync_all())
-                .map_err(EmbedError::io(parent))?;
-        }
+                };
+                writer.add(&entry)?;
+            }
+            drop(existing); // closed before the rename replaces it
+            Ok(())
+        })?;
         Ok(sources.len())
     }
 
@@ -692,6 +861,8 @@ impl EmbedJob<'_> {
             proteins_with_unknown: Vec::new(),
             renamed_keys: 0,
             renamed_examples: Vec::new(),
+            shard: None,
+            in_input: 0,
         }
     }
 }

@@ -4,7 +4,10 @@
 //!   per-residue (`[L, d]`) and per-protein (`[d]`, the mean over residues) embeddings.
 //! - [`EmbedJob`]: a whole FASTA file into one `.h5` or `.npz` file, the way the authors'
 //!   embedder does it (longest first, batches bounded by residues and sequences, long proteins
-//!   alone), written atomically and resumable after an interruption.
+//!   alone), written atomically and resumable after an interruption; or one [`Shard`] of it,
+//!   for a scheduler's array tasks.
+//! - [`merge`] and [`verify`]: shard outputs into one file, and any output checked against
+//!   its input (every protein once, or left out on purpose).
 //! - [`output`]: the two file formats, for writing and for reading back.
 //!
 //! ```no_run
@@ -20,15 +23,19 @@
 mod embedder;
 mod error;
 mod job;
+mod merge;
 pub mod output;
 mod parts;
 mod plan;
+mod shard;
 
 pub use embedder::{Embedder, MatmulPrecision, Precision, mean_over_residues};
 pub use error::EmbedError;
 pub use job::{EmbedJob, EmbedOptions, EmbedSummary, LongPolicy, Progress, protein_key};
+pub use merge::{Coverage, MergeOptions, MissingProtein, merge, verify};
 pub use output::OutputFormat;
 pub use plan::plan_batches;
+pub use shard::{Shard, assign_shards};
 
 /// The re-exported ndarray, whose arrays the embeddings are.
 pub use ndarray;

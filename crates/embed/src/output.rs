@@ -150,6 +150,44 @@ impl Writer {
     }
 }
 
+/// Writes a new embedding file at `output` through a temporary file in `dir` (on the same
+/// filesystem) renamed into place, both synced, so that `output` is never seen half-written:
+/// `fill` adds the entries. A run killed meanwhile leaves only the temporary file behind.
+pub(crate) fn write_atomically(
+    output: &Path,
+    dir: &Path,
+    format: OutputFormat,
+    record: &str,
+    fill: impl FnOnce(&mut Writer) -> Result<(), EmbedError>,
+) -> Result<(), EmbedError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".prottrans-embed-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        // Like any new file (0666 less the umask), not tempfile's owner-only 0600.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let temp = builder.tempfile_in(dir).map_err(EmbedError::io(dir))?;
+    let mut writer = Writer::create(temp.path(), format, record)?;
+    fill(&mut writer)?;
+    writer.finish()?;
+    // On disk before the rename makes it the output (and the caller lets go of its sources).
+    File::open(temp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(EmbedError::io(output))?;
+    temp.persist(output)
+        .map_err(|e| EmbedError::io(output)(e.error))?;
+    #[cfg(unix)]
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // The rename itself.
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(EmbedError::io(parent))?;
+    }
+    Ok(())
+}
+
 /// An embedding file opened for reading.
 pub struct EmbeddingFile {
     path: PathBuf,

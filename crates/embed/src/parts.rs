@@ -42,6 +42,21 @@ pub(crate) struct RunDescription {
     /// earlier versions lack it, and had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<String>,
+    /// The shard of the input (`I/N`), if the run embedded one; records without it embedded
+    /// the whole input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+}
+
+/// What an output file records of the run that wrote it: the settings, and what it left out
+/// on purpose (so that `verify` and `merge` can tell those proteins from lost ones).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OutputRecord {
+    #[serde(flatten)]
+    pub run: RunDescription,
+    /// With `--skip-long`, the length limit: proteins above it were left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out_above: Option<usize>,
 }
 
 fn f32_products() -> String {

@@ -259,16 +259,8 @@ impl Tokenizer {
         sequence: &[u8],
     ) -> Result<Vec<u32>, TokenizeError> {
         let mut ids = Vec::with_capacity(sequence.len());
-        let last_residue = sequence
-            .iter()
-            .rposition(|c| !c.is_ascii_whitespace())
-            .unwrap_or(0);
-        for (index, &byte) in sequence.iter().enumerate() {
-            if byte.is_ascii_whitespace() || (byte == b'*' && index == last_residue) {
-                continue;
-            }
-            let id = self.residue_id_at(record, index + 1, byte)?;
-            ids.push(id);
+        for (index, byte) in residue_positions(sequence) {
+            ids.push(self.residue_id_at(record, index + 1, byte)?);
         }
         if ids.is_empty() {
             return Err(TokenizeError::Empty {
@@ -343,6 +335,28 @@ impl Tokenizer {
             .collect::<Vec<_>>()
             .join(" ")
     }
+}
+
+/// The residues of a raw FASTA sequence with their 0-based positions: every character but
+/// whitespace and a final `*` (a stop codon some files keep).
+fn residue_positions(sequence: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let last_residue = sequence
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .unwrap_or(0);
+    sequence
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(move |&(index, byte)| {
+            !(byte.is_ascii_whitespace() || (byte == b'*' && index == last_residue))
+        })
+}
+
+/// How many residues [`Tokenizer::encode_residues`] reads from a raw sequence (whatever the
+/// vocabulary): the length of a per-residue embedding, known without a model.
+pub fn residue_count(sequence: &[u8]) -> usize {
+    residue_positions(sequence).count()
 }
 
 #[cfg(test)]
