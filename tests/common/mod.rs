@@ -152,3 +152,43 @@ pub fn save_random_electra(dir: &Path, device: &Device) -> ElectraConfig {
     save_electra(&config.init(device), &config, dir).unwrap();
     config
 }
+
+/// A small random BERT in `dir/model`, and the first `count` real proteins of at most
+/// `max_residues` residues of the validation sample in `dir/proteins.fasta`.
+pub fn random_model_and_proteins(
+    dir: &Path,
+    count: usize,
+    max_residues: usize,
+) -> (PathBuf, PathBuf) {
+    let model = dir.join("model");
+    save_random_bert(&model, &DeviceSpec::Cpu.device().unwrap());
+    let mut fasta = String::new();
+    let records = FastaReader::open(sample("uniprot_valid.fasta.gz"))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|record| record.sequence.len() <= max_residues)
+        .take(count);
+    for record in records {
+        fasta.push_str(&format!(
+            ">{}\n{}\n",
+            record.header,
+            String::from_utf8_lossy(&record.sequence)
+        ));
+    }
+    let input = dir.join("proteins.fasta");
+    std::fs::write(&input, fasta).unwrap();
+    (model, input)
+}
+
+/// Every array of an embedding file, sorted by key.
+pub fn embedding_contents(path: &Path) -> Vec<(String, prottrans::embed::ndarray::ArrayD<f32>)> {
+    let mut file = prottrans::embed::output::EmbeddingFile::open(path).unwrap();
+    let mut keys = file.keys().unwrap();
+    keys.sort();
+    keys.into_iter()
+        .map(|k| {
+            let v = file.read(&k).unwrap();
+            (k, v)
+        })
+        .collect()
+}

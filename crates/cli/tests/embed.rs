@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{fixture, sample, save_random_bert};
+use common::fixture;
 use prottrans::embed::ndarray::ArrayD;
 use prottrans::embed::output::EmbeddingFile;
 use prottrans::prelude::*;
@@ -27,39 +27,12 @@ fn check(output: Output) -> String {
     stdout
 }
 
-/// A small random model with room for real proteins, and 120 real proteins of up to 500
-/// residues.
 fn model_and_input(dir: &Path) -> (PathBuf, PathBuf) {
-    let model = dir.join("model");
-    save_random_bert(&model, &DeviceSpec::Cpu.device().unwrap());
-    let mut fasta = String::new();
-    let mut n = 0;
-    for record in FastaReader::open(sample("uniprot_valid.fasta.gz")).unwrap() {
-        let record = record.unwrap();
-        if record.sequence.len() <= 500 && n < 120 {
-            fasta.push_str(&format!(
-                ">{}\n{}\n",
-                record.header,
-                String::from_utf8_lossy(&record.sequence)
-            ));
-            n += 1;
-        }
-    }
-    let input = dir.join("proteins.fasta");
-    std::fs::write(&input, fasta).unwrap();
-    (model, input)
+    common::random_model_and_proteins(dir, 120, 500)
 }
 
 fn contents(path: &Path) -> Vec<(String, ArrayD<f32>)> {
-    let mut file = EmbeddingFile::open(path).unwrap();
-    let mut keys = file.keys().unwrap();
-    keys.sort();
-    keys.into_iter()
-        .map(|k| {
-            let v = file.read(&k).unwrap();
-            (k, v)
-        })
-        .collect()
+    common::embedding_contents(path)
 }
 
 fn embed_args(model: &Path, input: &Path, output: &Path) -> Vec<String> {

@@ -8,10 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{sample, save_random_bert};
 use prottrans::embed::ndarray::ArrayD;
-use prottrans::embed::output::EmbeddingFile;
-use prottrans::prelude::*;
 
 fn prottrans() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prottrans"))
@@ -35,38 +32,12 @@ fn fails(output: Output) -> (String, String) {
     (stdout, stderr)
 }
 
-/// A small random model, and 60 real proteins of up to 400 residues.
 fn model_and_input(dir: &Path) -> (PathBuf, PathBuf) {
-    let model = dir.join("model");
-    save_random_bert(&model, &DeviceSpec::Cpu.device().unwrap());
-    let mut fasta = String::new();
-    let mut n = 0;
-    for record in FastaReader::open(sample("uniprot_valid.fasta.gz")).unwrap() {
-        let record = record.unwrap();
-        if record.sequence.len() <= 400 && n < 60 {
-            fasta.push_str(&format!(
-                ">{}\n{}\n",
-                record.header,
-                String::from_utf8_lossy(&record.sequence)
-            ));
-            n += 1;
-        }
-    }
-    let input = dir.join("proteins.fasta");
-    std::fs::write(&input, fasta).unwrap();
-    (model, input)
+    common::random_model_and_proteins(dir, 60, 400)
 }
 
 fn contents(path: &Path) -> Vec<(String, ArrayD<f32>)> {
-    let mut file = EmbeddingFile::open(path).unwrap();
-    let mut keys = file.keys().unwrap();
-    keys.sort();
-    keys.into_iter()
-        .map(|k| {
-            let v = file.read(&k).unwrap();
-            (k, v)
-        })
-        .collect()
+    common::embedding_contents(path)
 }
 
 fn embed(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Command {

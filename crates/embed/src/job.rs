@@ -601,13 +601,16 @@ impl EmbedJob<'_> {
             Ok(())
         })?;
         let members = shard::members(&all, shard);
+        let changed = || {
+            EmbedError::Output {
+            path: self.input.clone(),
+            message: "the file changed while it was read (a shard reads it twice); embed a copy that stays put".into(),
+        }
+        };
         let mut position = 0;
         let records = self.scan_input(limit, |protein, too_long| {
             if all.get(position).map(|(key, _)| key) != Some(&protein.key) {
-                return Err(EmbedError::Output {
-                    path: self.input.clone(),
-                    message: "the file changed while it was read (a shard reads it twice); embed a copy that stays put".into(),
-                });
+                return Err(changed());
             }
             if members[position] {
                 input.take(protein, too_long);
@@ -616,10 +619,7 @@ impl EmbedJob<'_> {
             Ok(())
         })?;
         if records != input.records {
-            return Err(EmbedError::Output {
-                path: self.input.clone(),
-                message: "the file changed while it was read (a shard reads it twice); embed a copy that stays put".into(),
-            });
+            return Err(changed());
         }
         Ok(input)
     }
