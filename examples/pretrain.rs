@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out: out.clone(),
         device: device.clone(),
         extra_devices: Vec::new(),
+        strategy: DataParallel::Gather,
         resume: false,
     })?;
     println!("{report}");

@@ -574,6 +574,8 @@ def cases(w):
     pretrain("train-all-x", write(w / "all-x.fasta", "".join(f">x{i}\n{'X' * 40}\n" for i in range(50))), valid_fa, "either", ["all-x.fasta"])
     pretrain("precision-f8", train_fa, valid_fa, "error", ["f8"], ["--precision", "f8"])
     pretrain("device-unknown", train_fa, valid_fa, "error", ["gpu9"], ["--device", "gpu9"])
+    pretrain("ddp-on-cpu", train_fa, valid_fa, "error", ["ddp", "CUDA"], ["--device", "cpu,cpu", "--strategy", "ddp"])
+    pretrain("strategy-unknown", train_fa, valid_fa, "error", ["ring"], ["--strategy", "ring"])
     finished = w / "runs" / "finished"
     protect = [finished / "model" / "model.safetensors"]
     pretrain("over-finished-run", train_fa, valid_fa, "error", ["finished"], out_dir=finished, protect=protect)

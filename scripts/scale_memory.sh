@@ -3,14 +3,14 @@
 # scripts/synthetic_fasta.py) through a tiny random BERT, per residue: one process, then SHARDS
 # shards merged. The figures in book/src/scale.md come from
 #
-#   scripts/scale_memory.sh /tmp/scale 100000 4
+#   scripts/scale_memory.sh OUT 100000 4
 #
-# Needs target/release/prottrans and GNU time; writes OUT/table.tsv (step, seconds, peak KiB,
+# Needs target/release/prottrans (or $PROTTRANS) and GNU time; writes OUT/table.tsv (step, seconds, peak KiB,
 # output bytes). Disk: about 3x the per-residue output (N x mean length x 32 x 4 bytes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="$1" n="$2" shards="${3:-4}"
-prottrans="$PWD/target/release/prottrans"
+prottrans="${PROTTRANS:-$PWD/target/release/prottrans}"
 mkdir -p "$out"
 input="$out/synthetic.fasta"
 [ -s "$input" ] || python3 scripts/synthetic_fasta.py "$input" "$n"

@@ -29,6 +29,7 @@
 //!     out: "runs/quickstart".into(),
 //!     device,
 //!     extra_devices: Vec::new(),
+//!     strategy: DataParallel::Gather,
 //!     resume: false,
 //! })?;
 //! println!("{report}");
@@ -64,7 +65,9 @@ pub mod prelude {
         T5EncoderModel, T5ForConditionalGeneration, TransfoXlConfig, TransfoXlLmHeadModel,
         TransfoXlModel, XlnetConfig, XlnetInput, XlnetLmHeadModel, XlnetModel,
     };
-    pub use prottrans_train::{PretrainConfig, PretrainReport, PretrainRun, init_model, pretrain};
+    pub use prottrans_train::{
+        DataParallel, PretrainConfig, PretrainReport, PretrainRun, init_model, pretrain,
+    };
     pub use prottrans_transfer::{
         Evaluation, FeatureSpec, HeadOptions, HeadTraining, LabelledSet, Pooling, Task, evaluate,
         train_head,

@@ -259,6 +259,7 @@ fn esm2_pretraining_beats_the_unigram_baseline() {
         out: dir.path().to_path_buf(),
         device: DeviceSpec::Cpu.device().unwrap(),
         extra_devices: Vec::new(),
+        strategy: DataParallel::Gather,
         resume: false,
     })
     .unwrap();

@@ -50,6 +50,7 @@ fn run_on(
         out: out.to_path_buf(),
         device: DeviceSpec::Cpu.device().unwrap(),
         extra_devices,
+        strategy: DataParallel::Gather,
         resume,
     })
 }
@@ -362,6 +363,35 @@ fn half_precision_training_tracks_f32() {
 }
 
 /// A backend without half precision is refused before training starts, naming the precision.
+/// burn 0.22 has collective operations on CUDA only: DDP on any other device is refused before
+/// training starts, naming the devices, instead of panicking inside burn.
+#[test]
+fn ddp_on_cpu_devices_is_a_clear_error() {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cpu = DeviceSpec::Cpu.device().unwrap();
+    let err = pretrain(PretrainRun {
+        config: recipe(30, 15),
+        train: sample("uniprot_train.fasta.gz"),
+        valid: sample("uniprot_valid.fasta.gz"),
+        out: dir.path().to_path_buf(),
+        device: cpu.clone(),
+        extra_devices: vec![cpu],
+        strategy: DataParallel::Ddp,
+        resume: false,
+    })
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("CUDA only") && message.contains("Flex"),
+        "{message}"
+    );
+    assert!(
+        !dir.path().join("checkpoint").exists(),
+        "nothing trained: {message}"
+    );
+}
+
 #[cfg(feature = "ndarray")]
 #[test]
 fn half_precision_on_ndarray_is_a_clear_error() {
@@ -376,6 +406,7 @@ fn half_precision_on_ndarray_is_a_clear_error() {
         out: dir.path().to_path_buf(),
         device: DeviceSpec::NdArray.device().unwrap(),
         extra_devices: Vec::new(),
+        strategy: DataParallel::Gather,
         resume: false,
     })
     .unwrap_err();

@@ -461,6 +461,21 @@ impl DeviceSpec {
     }
 }
 
+/// Whether burn 0.22 runs collective operations (the all-reduce of distributed data-parallel
+/// training) on `device`: on CUDA devices only, through NCCL. Every other backend lacks them
+/// (burn panics when asked), so callers refuse those devices up front.
+pub fn supports_collectives(device: &Device) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        use burn_dispatch::{DispatchDevice, devices::CubeDevice};
+        if let DispatchDevice::Cube(CubeDevice::Cuda(_)) = device.clone().inner().as_dispatch() {
+            return true;
+        }
+    }
+    let _ = device;
+    false
+}
+
 /// What a backend sees on this machine, for `prottrans devices`.
 #[derive(Debug, Clone)]
 pub struct BackendDevices {
@@ -604,5 +619,12 @@ mod tests {
     fn cpu_opens_flex_by_default() {
         assert_eq!(DeviceSpec::Cpu.resolve(), DeviceSpec::Flex);
         DeviceSpec::Cpu.device().unwrap();
+    }
+
+    #[test]
+    fn cpu_devices_have_no_collectives() {
+        let cpu = DeviceSpec::Cpu.device().unwrap();
+        assert!(!supports_collectives(&cpu));
+        assert!(!supports_collectives(&cpu.autodiff()));
     }
 }

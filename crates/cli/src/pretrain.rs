@@ -20,7 +20,7 @@ pub struct PretrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// Device to train on; several, comma-separated (`cuda:0,cuda:1`), train data-parallel:
-    /// each takes its own batch every step and the gradients are averaged on the first.
+    /// each takes its own batch every step and the gradients are averaged (see --strategy).
     #[arg(
         long,
         default_value = "cpu",
@@ -28,6 +28,11 @@ pub struct PretrainArgs {
         value_delimiter = ','
     )]
     device: Vec<DeviceSpec>,
+    /// How several devices combine their gradients: `gather` (on the first device; any
+    /// backend) or `ddp` (all-reduced during the backward pass through NCCL, one optimiser
+    /// per device; CUDA devices of one machine only). Both make the same update.
+    #[arg(long, default_value = "gather")]
+    strategy: DataParallel,
     /// Precision of the forward and backward passes (f32, f16 or bf16); overrides the
     /// recipe's `optimizer.precision`. Master weights and optimiser state stay f32.
     #[arg(long)]
@@ -44,6 +49,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         valid,
         out,
         device,
+        strategy,
         precision,
         resume,
     } = args;
@@ -65,6 +71,7 @@ pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
         out: out.clone(),
         device,
         extra_devices: devices.collect(),
+        strategy,
         resume,
     })
     .with_context(|| format!("pretraining into {}", out.display()))?;

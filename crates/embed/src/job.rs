@@ -1,5 +1,6 @@
 //! A whole FASTA file embedded into one output file, resumably.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -197,7 +198,39 @@ pub fn protein_key(id: &str) -> String {
 struct Protein {
     key: String,
     header: String,
-    residues: Vec<u32>,
+    residues: ResidueIds,
+}
+
+/// A protein's residue ids, held from reading until its batch: one byte each where the ids
+/// allow it (every released vocabulary has under 256 tokens), which makes a whole input cost
+/// a quarter of the memory four-byte ids would.
+enum ResidueIds {
+    Narrow(Box<[u8]>),
+    Wide(Box<[u32]>),
+}
+
+impl ResidueIds {
+    fn new(ids: Vec<u32>) -> Self {
+        match ids.iter().map(|&id| u8::try_from(id)).collect() {
+            Ok(narrow) => Self::Narrow(narrow),
+            Err(_) => Self::Wide(ids.into_boxed_slice()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Narrow(ids) => ids.len(),
+            Self::Wide(ids) => ids.len(),
+        }
+    }
+
+    /// The ids as the model takes them.
+    fn widened(&self) -> Cow<'_, [u32]> {
+        match self {
+            Self::Narrow(ids) => Cow::Owned(ids.iter().map(|&id| u32::from(id)).collect()),
+            Self::Wide(ids) => Cow::Borrowed(ids),
+        }
+    }
 }
 
 /// The proteins of the input this run embeds.
@@ -367,7 +400,12 @@ impl EmbedJob<'_> {
         let tokenizer = self.embedder.tokenizer();
         let with_unknown: Vec<(&str, usize)> = todo
             .iter()
-            .map(|p| (p.key.as_str(), tokenizer.count_unknown(&p.residues)))
+            .map(|p| {
+                (
+                    p.key.as_str(),
+                    tokenizer.count_unknown(&p.residues.widened()),
+                )
+            })
             .filter(|&(_, n)| n > 0)
             .collect();
         let renamed: Vec<String> = proteins
@@ -507,7 +545,8 @@ impl EmbedJob<'_> {
         batch: &[usize],
     ) -> Result<Vec<Entry>, EmbedError> {
         let members: Vec<&Protein> = batch.iter().map(|&i| todo[i]).collect();
-        let ids: Vec<&[u32]> = members.iter().map(|p| p.residues.as_slice()).collect();
+        let ids: Vec<Cow<[u32]>> = members.iter().map(|p| p.residues.widened()).collect();
+        let ids: Vec<&[u32]> = ids.iter().map(|ids| ids.as_ref()).collect();
         let embeddings = embedder.embed_residue_ids(&ids)?;
         for (protein, residues) in members.iter().zip(&embeddings) {
             let count = residues.iter().filter(|v| !v.is_finite()).count();
@@ -671,7 +710,7 @@ impl EmbedJob<'_> {
                     Protein {
                         key,
                         header: record.header,
-                        residues,
+                        residues: ResidueIds::new(residues),
                     },
                     too_long,
                 )
@@ -881,4 +920,22 @@ pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ResidueIds;
+
+    #[test]
+    fn residue_ids_are_held_narrow_when_they_fit_and_read_back_unchanged() {
+        let small = vec![0, 5, 25, 255];
+        let held = ResidueIds::new(small.clone());
+        assert!(matches!(held, ResidueIds::Narrow(_)));
+        assert_eq!((held.len(), held.widened().as_ref()), (4, small.as_slice()));
+        // A vocabulary past 256 tokens (a user's) keeps four bytes per residue.
+        let large = vec![3, 256, 70_000];
+        let held = ResidueIds::new(large.clone());
+        assert!(matches!(held, ResidueIds::Wide(_)));
+        assert_eq!((held.len(), held.widened().as_ref()), (3, large.as_slice()));
+    }
 }

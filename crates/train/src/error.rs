@@ -46,6 +46,14 @@ pub enum TrainError {
     /// A training device cannot run here or not at the recipe's precision.
     #[error(transparent)]
     Device(#[from] prottrans_backend::BackendError),
+    /// Distributed data-parallel training was asked of devices without collective operations.
+    #[error(
+        "--strategy ddp needs devices with collective operations, which burn 0.22 has on CUDA only (NCCL); {devices} lack them. Leave --strategy at gather (the default), which trains the same on any backend"
+    )]
+    NoCollectives {
+        /// The devices without them.
+        devices: String,
+    },
     /// burn-train reported a failure.
     #[error("training failed: {0}")]
     Training(String),

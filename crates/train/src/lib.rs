@@ -34,6 +34,7 @@ pub use objectives::span_corruption::{
 };
 pub use precision::MixedPrecision;
 pub use pretrain::{
-    PretrainReport, PretrainRun, PretrainingObjective, init_model, pretrain, pretraining_tokenizer,
+    DataParallel, PretrainReport, PretrainRun, PretrainingObjective, init_model, pretrain,
+    pretraining_tokenizer,
 };
 pub use recipe::{PretrainConfig, ReplacedTokenConfig};

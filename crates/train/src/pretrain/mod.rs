@@ -16,6 +16,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
+use burn::tensor::distributed::{DistributedConfig, ReduceOperation};
 use burn::train::{
     ExecutionStrategy, Learner, LearnerModel, MultiDeviceOptim, SupervisedTraining, TrainStep,
 };
@@ -51,20 +52,71 @@ pub struct PretrainRun {
     pub out: PathBuf,
     /// Where to train (and validate).
     pub device: Device,
-    /// Further devices for data-parallel training (burn-train's multi-device strategy): every
-    /// device takes its own batch each step and the gradients are averaged on `device`, so a
-    /// step sees `1 + extra_devices.len()` batches. Empty for one device.
+    /// Further devices for data-parallel training: every device takes its own batch each step
+    /// and the gradients are averaged (as `strategy` says), so a step sees
+    /// `1 + extra_devices.len()` batches. Empty for one device.
     pub extra_devices: Vec<Device>,
+    /// How the devices train together.
+    pub strategy: DataParallel,
     /// Continue from the latest checkpoint in `out`.
     pub resume: bool,
 }
 
+/// How several devices train one model. Both give every device its own batch and the same
+/// update: gradients are summed over devices after each one's loss was divided by the number
+/// of batches in the step, so a recipe trains the same whichever is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataParallel {
+    /// burn-train's multi-device strategy, on any backend: the gradients are moved to the
+    /// first device and summed there, where the optimiser steps once.
+    #[default]
+    Gather,
+    /// burn-train's distributed data parallel (DDP): one thread per device, the gradients
+    /// all-reduced during the backward pass and an optimiser on every device. In burn 0.22 only
+    /// CUDA devices have the collective (NCCL), and only within one machine.
+    Ddp,
+}
+
+impl std::str::FromStr for DataParallel {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "gather" => Ok(Self::Gather),
+            "ddp" => Ok(Self::Ddp),
+            _ => Err(format!(
+                "unknown data-parallel strategy '{text}'; expected gather or ddp"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for DataParallel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Gather => "gather",
+            Self::Ddp => "ddp",
+        })
+    }
+}
+
 impl PretrainRun {
+    /// Every device, the first (which validates and checkpoints) first.
+    pub fn devices(&self) -> Vec<Device> {
+        std::iter::once(self.device.clone())
+            .chain(self.extra_devices.iter().cloned())
+            .collect()
+    }
+
     /// Where and how training runs, for the log.
     pub fn placement(&self) -> String {
         let mut text = format!("{:?}", self.device);
-        if !self.extra_devices.is_empty() {
-            text += &format!(" and {:?} (data parallel)", self.extra_devices);
+        if !self.extra_devices.is_empty() || self.strategy == DataParallel::Ddp {
+            text += &format!(
+                " and {:?} (data parallel, {})",
+                self.extra_devices, self.strategy
+            );
         }
         let precision = self.config.mixed_precision();
         if precision.compute() != Precision::F32 {
@@ -491,8 +543,21 @@ fn prepare(run: &PretrainRun) -> Result<Prepared, TrainError> {
         CropMode::Start,
         seed ^ 0x5eed,
     )?;
-    for device in std::iter::once(&run.device).chain(&run.extra_devices) {
-        config.optimizer.precision.check(device)?;
+    for device in run.devices() {
+        config.optimizer.precision.check(&device)?;
+    }
+    if run.strategy == DataParallel::Ddp {
+        let lacking: Vec<String> = run
+            .devices()
+            .iter()
+            .filter(|d| !prottrans_backend::supports_collectives(d))
+            .map(|d| format!("{d:?}"))
+            .collect();
+        if !lacking.is_empty() {
+            return Err(TrainError::NoCollectives {
+                devices: lacking.join(", "),
+            });
+        }
     }
     let steps_per_epoch = config.schedule.checkpoint_every;
     let items_per_epoch = steps_per_epoch * run.batches_per_step();
@@ -572,12 +637,17 @@ fn train<M: LearnerModel>(
     })?;
     let (renderer, loss_watch) = renderer.stopping_on_non_finite_loss(training.interrupter());
     let mut training = training;
-    if !run.extra_devices.is_empty() {
-        let devices = std::iter::once(run.device.clone())
-            .chain(run.extra_devices.iter().cloned())
-            .collect();
+    if run.strategy == DataParallel::Ddp {
+        // Summed, not averaged: the step settings already divide each device's loss by the
+        // number of batches in a step, as they do for the gathering strategy.
+        let reduce = DistributedConfig {
+            all_reduce_op: ReduceOperation::Sum,
+        };
+        training =
+            training.with_training_strategy(ExecutionStrategy::ddp(run.devices(), reduce).into());
+    } else if !run.extra_devices.is_empty() {
         training = training.with_training_strategy(
-            ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),
+            ExecutionStrategy::multi(run.devices(), MultiDeviceOptim::OptimMainDevice).into(),
         );
     }
     let mut training = training
