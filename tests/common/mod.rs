@@ -17,6 +17,18 @@ pub fn device() -> Device {
     spec.device().unwrap()
 }
 
+/// The standard output of a finished `prottrans` command, failing the test (with its standard
+/// error) unless it succeeded.
+pub fn succeeds(output: std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "prottrans failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 /// The repository root (this module is also used by the tests of crates/cli).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,26 +5,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::fixture;
+use common::{fixture, succeeds};
 use prottrans::embed::ndarray::ArrayD;
 use prottrans::embed::output::EmbeddingFile;
 use prottrans::prelude::*;
 
 fn prottrans() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prottrans"))
-}
-
-fn check(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "prottrans failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 fn model_and_input(dir: &Path) -> (PathBuf, PathBuf) {
@@ -57,7 +47,7 @@ fn an_interrupted_run_resumes_to_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     let (model, input) = model_and_input(dir.path());
     let whole = dir.path().join("whole.npz");
-    check(
+    succeeds(
         prottrans()
             .args(embed_args(&model, &input, &whole))
             .output()
@@ -111,7 +101,7 @@ fn an_interrupted_run_resumes_to_the_same_output() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
 
-    let stdout = check(
+    let stdout = succeeds(
         prottrans()
             .args(embed_args(&model, &input, &resumed))
             .arg("--resume")
@@ -180,7 +170,7 @@ fn half_precision_embeddings_stay_close_to_transformers() {
             ("bf16", "bf16_last_hidden_state", 1e-1),
         ] {
             let output = dir.path().join(format!("{name}-{precision}.npz"));
-            check(
+            succeeds(
                 prottrans()
                     .args(embed_args(&checkpoint, &input, &output))
                     .args(["--precision", precision])
@@ -216,7 +206,7 @@ fn half_precision_embeddings_stay_close_to_transformers() {
 /// `prottrans generate` fills hidden residues with a T5 checkpoint and names bad input.
 #[test]
 fn generate_prints_the_filled_residues() {
-    let out = check(
+    let out = succeeds(
         prottrans()
             .args(["generate", "--model"])
             .arg(fixture("t5_relu_tiny"))
@@ -252,13 +242,13 @@ fn h5_output_opens_in_h5py() {
     let (model, input) = model_and_input(dir.path());
     let h5 = dir.path().join("out.h5");
     let npz = dir.path().join("out.npz");
-    check(
+    succeeds(
         prottrans()
             .args(embed_args(&model, &input, &h5))
             .output()
             .unwrap(),
     );
-    check(
+    succeeds(
         prottrans()
             .args(embed_args(&model, &input, &npz))
             .output()
@@ -303,7 +293,7 @@ print(f"h5py {h5py.__version__}: {len(f)} datasets checked")
                 "cannot run {python} (set PROTTRANS_PYTHON to a Python with h5py and numpy): {e}"
             )
         });
-    let stdout = check(output);
+    let stdout = succeeds(output);
     println!("{stdout}");
 }
 
@@ -338,7 +328,7 @@ fn half_precision_t5_embeddings_stay_finite_when_activations_overflow() {
     let input = dir.path().join("in.fa");
     std::fs::write(&input, ">a\nMQIFVK\n>b\nMSKGEELFTGVVPILVELDGDVNGHKFSV\n").unwrap();
     let output = dir.path().join("f16.npz");
-    check(
+    succeeds(
         prottrans()
             .args(embed_args(&checkpoint, &input, &output))
             .args(["--precision", "f16"])

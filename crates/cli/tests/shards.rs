@@ -8,20 +8,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::succeeds;
+
 use prottrans::embed::ndarray::ArrayD;
 
 fn prottrans() -> Command {
     Command::new(env!("CARGO_BIN_EXE_prottrans"))
-}
-
-fn succeeds(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "prottrans failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 /// Fails; returns standard output and standard error.
