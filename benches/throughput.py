@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fasta", type=Path, default=ROOT / "data/samples/uniprot_test.fasta.gz")
     ap.add_argument("--limit", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2, help="layers of each benchmark model (default 2)")
-    ap.add_argument("--shapes", default="protbert,prott5-xl")
+    ap.add_argument("--shapes", default="protbert,prott5-xl", help="embedding shapes (\"\": training rows only)")
     ap.add_argument("--precisions", default="f32,bf16", help="first one is the reference (default f32,bf16)")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
     embed: list[dict] = []
-    for shape in args.shapes.split(","):
+    for shape in filter(None, args.shapes.split(",")):  # --shapes "": training rows only
         arch = SHAPES[shape][0]
         model = work / f"model-{shape}-{args.layers}"
         if not (model / "config.json").exists():

@@ -1,9 +1,11 @@
 //! The short fuzzing run of CI (stable Rust, no instrumentation): every committed corpus input
 //! of every target, then seeded mutations of them (bit flips, truncations, splices, repeated
 //! and random bytes), through the same entry points as the cargo-fuzz targets. Any panic fails.
+//! One test per target, so the test harness replays them side by side.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use prottrans_fuzz::{TARGETS, Target};
 use rand::rngs::StdRng;
@@ -78,10 +80,45 @@ fn run_one(target: &Target, scratch: &Path, label: &str, input: &[u8], failures:
     }
 }
 
+/// One test per target, named after it (`fasta`, ...), and the list of them.
+macro_rules! replayed {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                replay(prottrans_fuzz::target(stringify!($name)).expect("a fuzz target"));
+            }
+        )*
+        /// The targets that have a test here.
+        const REPLAYED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+replayed!(
+    fasta,
+    labelled_csv,
+    recipe,
+    config_json,
+    vocab_txt,
+    spiece_model,
+    tokenizer_json,
+    safetensors,
+    pytorch,
+    bpk,
+);
+
 #[test]
-fn corpora_and_their_mutations_never_panic() {
+fn every_target_is_replayed() {
+    let targets: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
+    assert_eq!(targets, REPLAYED, "add the new target to `replayed!`");
+}
+
+/// Every corpus input of `target`, then its seeded mutants; panics naming each input that
+/// panicked.
+fn replay(target: &Target) {
+    let started = Instant::now();
     let mut failures = Vec::new();
-    for target in TARGETS {
+    {
         let scratch = tempfile::tempdir().unwrap();
         let inputs = corpus(target);
         assert!(
@@ -106,9 +143,10 @@ fn corpora_and_their_mutations_never_panic() {
             );
         }
         eprintln!(
-            "{}: {} corpus inputs, {MUTANTS} mutants",
+            "{}: {} corpus inputs, {MUTANTS} mutants, {:.1} s",
             target.name,
-            inputs.len()
+            inputs.len(),
+            started.elapsed().as_secs_f64()
         );
     }
     assert!(failures.is_empty(), "panicked on:\n{}", failures.join("\n"));

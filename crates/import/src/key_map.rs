@@ -3,6 +3,9 @@
 //! Each rule pairs a Hugging Face key prefix with a module path prefix; `{i}` stands for a
 //! layer index. Rules are applied in order, each at most once, in both directions.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use burn::store::KeyRemapper;
 use prottrans_models::Architecture;
 use regex::Regex;
@@ -23,7 +26,7 @@ pub use prottrans_models::xlnet::{XLNET_ENCODER, XLNET_LM_HEAD};
 /// registry order).
 pub fn detect_architecture<S: AsRef<str>>(keys: &[S]) -> Option<Architecture> {
     Architecture::ALL.iter().copied().find(|architecture| {
-        let regex = Regex::new(architecture.signature()).expect("signatures are valid regexes");
+        let regex = cached_regex(architecture.signature()).expect("signatures are valid regexes");
         keys.iter().any(|key| regex.is_match(key.as_ref()))
     })
 }
@@ -64,7 +67,45 @@ pub trait ApplyKeyMap {
     }
 }
 
+/// `pattern` compiled once per process (loading a checkpoint asks for the same few dozen
+/// regexes once per key; compiling them each time was most of a small load's time).
+fn cached_regex(pattern: &str) -> Result<Regex, regex::Error> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(regex) = cache.get(pattern) {
+        return Ok(regex.clone());
+    }
+    let regex = Regex::new(pattern)?;
+    cache.insert(pattern.to_string(), regex.clone());
+    Ok(regex)
+}
+
+/// [`build_remapper`], built once per process for each table and direction: it depends only on
+/// the map's `'static` rule and alias slices, so their addresses name it.
 fn remapper(map: &KeyMap, to_module: bool) -> KeyRemapper {
+    type Key = (usize, usize, usize, usize, bool);
+    static CACHE: OnceLock<Mutex<HashMap<Key, KeyRemapper>>> = OnceLock::new();
+    let key = (
+        map.rules.as_ptr() as usize,
+        map.rules.len(),
+        map.aliases.as_ptr() as usize,
+        map.aliases.len(),
+        to_module,
+    );
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    cache
+        .entry(key)
+        .or_insert_with(|| build_remapper(map, to_module))
+        .clone()
+}
+
+fn build_remapper(map: &KeyMap, to_module: bool) -> KeyRemapper {
     let aliases = map
         .aliases
         .iter()
@@ -116,7 +157,7 @@ impl ApplyKeyMap for KeyMap {
 fn matches_any(patterns: &[&str], key: &str) -> bool {
     patterns
         .iter()
-        .any(|p| Regex::new(p).is_ok_and(|regex| regex.is_match(key)))
+        .any(|p| cached_regex(p).is_ok_and(|regex| regex.is_match(key)))
 }
 
 fn apply(remapper: &KeyRemapper, key: &str) -> String {

@@ -125,6 +125,10 @@ pub enum Epilogue {
 
 /// `epilogue(x @ weight + bias)`.
 ///
+/// On flex in `f32` it is one threaded product with the bias and activation fused; under
+/// autodiff (without gradient checkpointing) that is recorded as one operation whose backward
+/// pass is threaded products too.
+///
 /// # Shapes
 /// - x: `[rows, d_in]`, weight: `[d_in, d_out]` (burn's `Linear` layout), bias: `[d_out]`
 /// - output: `[rows, d_out]`
@@ -135,7 +139,9 @@ pub fn linear(
     epilogue: Epilogue,
 ) -> Tensor<2> {
     #[cfg(feature = "flex")]
-    if let Some(output) = flex::linear(&x, &weight, bias.as_ref(), epilogue) {
+    if let Some(output) = flex::linear(&x, &weight, bias.as_ref(), epilogue)
+        .or_else(|| flex::tracked_linear(&x, &weight, bias.as_ref(), epilogue))
+    {
         return output;
     }
     let output = burn::tensor::module::linear(x, weight, bias);
@@ -147,7 +153,12 @@ pub fn linear(
 }
 
 /// Multi-head attention of `query` over `key`/`value` as one fused kernel, or `None` when the
-/// tensors are not flex `f32` outside autodiff (the caller then uses burn's `attention`).
+/// tensors are not flex `f32` (the caller then uses burn's `attention`).
+///
+/// Under autodiff (training on flex, without gradient checkpointing) it is recorded as one
+/// operation with a backward pass of our own, which recomputes the probabilities tile by tile
+/// instead of storing them. It has no dropout: a caller that drops attention probabilities in
+/// training takes burn's op.
 ///
 /// Heads are the `heads` consecutive slices of the last dimension, as a projection writes
 /// them; the output is laid out the same way. Scores are `scale * q.k + bias`, with padding
@@ -170,7 +181,18 @@ pub fn fused_self_attention(
     relative_bias: Option<&Tensor<2>>,
 ) -> Option<Tensor<3>> {
     #[cfg(feature = "flex")]
-    return flex::self_attention(query, key, value, heads, scale, key_padding, relative_bias);
+    return flex::self_attention(query, key, value, heads, scale, key_padding, relative_bias)
+        .or_else(|| {
+            flex::tracked_self_attention(
+                query,
+                key,
+                value,
+                heads,
+                scale,
+                key_padding,
+                relative_bias,
+            )
+        });
     #[cfg(not(feature = "flex"))]
     {
         let _ = (query, key, value, heads, scale, key_padding, relative_bias);
@@ -281,12 +303,131 @@ mod tests {
     }
 
     #[test]
-    fn autodiff_and_other_dtypes_take_burns_path() {
-        let device = Device::flex().autodiff();
+    fn checkpointing_and_other_dtypes_take_burns_path() {
+        let device = Device::flex().autodiff().gradient_checkpointing();
         let q = random([1, 4, 8], &device);
         assert!(fused_self_attention(&q, &q, &q, 2, 1.0, None, None).is_none());
         let half = random([1, 4, 8], &Device::flex()).cast(burn::tensor::DType::F16);
         assert!(fused_self_attention(&half, &half, &half, 2, 1.0, None, None).is_none());
+    }
+
+    #[test]
+    fn attention_gradients_match_burns_op_with_padding_holes_and_relative_bias() {
+        let device = Device::flex().autodiff();
+        // Several query tiles per head, a hole, padding at the end, a sequence of one real key.
+        let (batch, seq, heads, width) = (3, 150, 3, 24);
+        let leaf = |shape: [usize; 3]| random(shape, &device).require_grad();
+        let (q, k, v) = (
+            leaf([batch, seq, width]),
+            leaf([batch, seq, width]),
+            leaf([batch, seq, width]),
+        );
+        let bias = random([heads, 2 * seq - 1], &device).require_grad();
+        let mut padded = vec![false; batch * seq];
+        padded[seq - 7..seq].fill(true);
+        padded[seq + 40] = true;
+        padded[seq + 120..2 * seq].fill(true);
+        padded[2 * seq + 1..].fill(true);
+        let padding =
+            Tensor::<2, Bool>::from_data(TensorData::new(padded.clone(), [batch, seq]), &device);
+        // A loss whose gradient differs at every output element.
+        let weights = random([batch, seq, width], &device);
+
+        // A sequence with nothing to attend to gets a zero context and sends nothing back
+        // (burn's decomposed attention gives NaN gradients there, so it is checked alone).
+        padded[2 * seq] = true;
+        let none_real =
+            Tensor::<2, Bool>::from_data(TensorData::new(padded, [batch, seq]), &device);
+        let fused = fused_self_attention(&q, &k, &v, heads, 0.3, Some(&none_real), None).unwrap();
+        let grads = (fused * weights.clone()).sum().backward();
+        for input in [&q, &k, &v] {
+            let grad = input.grad(&grads).unwrap();
+            let values = grad.clone().into_data().try_to_vec::<f32>().unwrap();
+            assert!(values.iter().all(|x| x.is_finite()));
+            let last = grad.slice([2..3, 0..seq, 0..width]).into_data();
+            assert!(
+                last.iter::<f32>().all(|x| x == 0.0),
+                "no gradient from nothing"
+            );
+        }
+        for (padding, bias) in [
+            (None, None),
+            (Some(padding.clone()), None),
+            (Some(padding), Some(bias)),
+        ] {
+            let fused =
+                fused_self_attention(&q, &k, &v, heads, 0.3, padding.as_ref(), bias.as_ref())
+                    .expect("autodiff flex f32 takes the fused path");
+            let expected = reference(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                heads,
+                0.3,
+                padding,
+                bias.clone(),
+            );
+            fused
+                .to_data()
+                .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-5));
+            let got = (fused * weights.clone()).sum().backward();
+            let want = (expected * weights.clone()).sum().backward();
+            for (name, input) in [("query", &q), ("key", &k), ("value", &v)] {
+                assert_same_gradient(name, input, &got, &want);
+            }
+            if let Some(bias) = &bias {
+                assert_same_gradient("bias", bias, &got, &want);
+            }
+        }
+    }
+
+    #[test]
+    fn linear_gradients_match_burns_ops_for_every_epilogue() {
+        let device = Device::flex().autodiff();
+        // Rows over several chunks of the bias sum, a transposed (strided) weight.
+        let x = random([700, 20], &device).require_grad();
+        let weight = random([30, 20], &device).require_grad();
+        let bias = random([30], &device).require_grad();
+        let weights = random([700, 30], &device);
+        for epilogue in [Epilogue::None, Epilogue::Gelu, Epilogue::Relu] {
+            for bias in [None, Some(&bias)] {
+                let fused = flex::tracked_linear(&x, &weight.clone().transpose(), bias, epilogue)
+                    .expect("autodiff flex f32 takes the fused path");
+                let plain = burn::tensor::module::linear(
+                    x.clone(),
+                    weight.clone().transpose(),
+                    bias.cloned(),
+                );
+                let expected = match epilogue {
+                    Epilogue::None => plain,
+                    Epilogue::Gelu => activation::gelu(plain),
+                    Epilogue::Relu => activation::relu(plain),
+                };
+                fused
+                    .to_data()
+                    .assert_approx_eq::<f32>(&expected.to_data(), Tolerance::absolute(1e-5));
+                let got = (fused * weights.clone()).sum().backward();
+                let want = (expected * weights.clone()).sum().backward();
+                assert_same_gradient("x", &x, &got, &want);
+                assert_same_gradient("weight", &weight, &got, &want);
+                if let Some(bias) = bias {
+                    assert_same_gradient("bias", bias, &got, &want);
+                }
+            }
+        }
+    }
+
+    fn assert_same_gradient<const D: usize>(
+        name: &str,
+        input: &Tensor<D>,
+        got: &burn::tensor::Gradients,
+        want: &burn::tensor::Gradients,
+    ) {
+        let grad = |grads| input.grad(grads).expect("a gradient").into_data();
+        let (got, want) = (grad(got), grad(want));
+        let largest = want.iter::<f32>().map(f32::abs).fold(0.0, f32::max);
+        assert!(largest > 1e-3, "{name}: the gradient should not vanish");
+        got.assert_approx_eq::<f32>(&want, Tolerance::absolute(1e-4));
     }
 
     #[test]

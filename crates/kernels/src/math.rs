@@ -144,10 +144,71 @@ dispatched! {
 }
 
 dispatched! {
+    /// The softmax's backward pass for one row in place: given its probabilities `p` and the
+    /// gradient `g` of the loss with respect to them, `g[j] <- p[j] * (g[j] - sum_k p[k] g[k])`,
+    /// the gradient with respect to the scores.
+    fn softmax_backward_in_place(probabilities: &[f32], gradient: &mut [f32]) {
+        let mut sums = [0.0f32; LANES];
+        let mut chunks = probabilities.chunks_exact(LANES).zip(gradient.chunks_exact(LANES));
+        for (p, g) in &mut chunks {
+            for ((s, p), g) in sums.iter_mut().zip(p).zip(g) {
+                *s += p * g;
+            }
+        }
+        let whole = probabilities.len() - probabilities.len() % LANES;
+        let mut dot: f32 = sums.iter().sum();
+        for (p, g) in probabilities[whole..].iter().zip(&gradient[whole..]) {
+            dot += p * g;
+        }
+        for (g, p) in gradient.iter_mut().zip(probabilities) {
+            *g = p * (*g - dot);
+        }
+    }
+}
+
+dispatched! {
     /// `row[j] += bias[j]`.
     fn add_in_place(row: &mut [f32], bias: &[f32]) {
         for (x, b) in row.iter_mut().zip(bias) {
             *x += *b;
+        }
+    }
+}
+
+/// Exact GELU and its derivative, `Φ(x) + x φ(x)`.
+#[inline(always)]
+pub fn gelu_with_slope(x: f32) -> (f32, f32) {
+    const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+    let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+    let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
+    (x * cdf, x.mul_add(pdf, cdf))
+}
+
+dispatched! {
+    /// Exact GELU in place, with its derivative at each input written to `slopes`.
+    fn gelu_with_slope_in_place(values: &mut [f32], slopes: &mut [f32]) {
+        for (x, slope) in values.iter_mut().zip(slopes.iter_mut()) {
+            (*x, *slope) = gelu_with_slope(*x);
+        }
+    }
+}
+
+dispatched! {
+    /// ReLU in place, with its derivative (1 above zero, else 0) written to `slopes`.
+    fn relu_with_slope_in_place(values: &mut [f32], slopes: &mut [f32]) {
+        for (x, slope) in values.iter_mut().zip(slopes.iter_mut()) {
+            let positive = *x > 0.0;
+            *slope = if positive { 1.0 } else { 0.0 };
+            *x = if positive { *x } else { 0.0 };
+        }
+    }
+}
+
+dispatched! {
+    /// `values[j] *= factors[j]`.
+    fn multiply_in_place(values: &mut [f32], factors: &[f32]) {
+        for (x, f) in values.iter_mut().zip(factors) {
+            *x *= *f;
         }
     }
 }
@@ -219,6 +280,41 @@ mod tests {
         for x in [-6.0f32, -1.0, -0.1, 0.0, 0.3, 2.0, 9.0] {
             let reference = 0.5 * x as f64 * (1.0 + libm_erf(x as f64 / 2f64.sqrt()));
             assert!((gelu(x) as f64 - reference).abs() < 1e-6 * (1.0 + x.abs() as f64));
+        }
+    }
+
+    #[test]
+    fn gelu_slope_is_the_derivative() {
+        for x in [-6.0f32, -1.3, -0.1, 0.0, 0.4, 1.7, 5.0] {
+            let h = 1e-3f64;
+            let g = |x: f64| 0.5 * x * (1.0 + libm_erf(x / 2f64.sqrt()));
+            let numeric = (g(x as f64 + h) - g(x as f64 - h)) / (2.0 * h);
+            let (value, slope) = gelu_with_slope(x);
+            assert!((value - gelu(x)).abs() < 1e-7, "{x}");
+            assert!(
+                (slope as f64 - numeric).abs() < 1e-5,
+                "{x}: {slope} vs {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn softmax_backward_is_the_jacobian_product() {
+        let scores: Vec<f32> = (0..37).map(|i| (i as f32 * 0.61).cos() * 3.0).collect();
+        let upstream: Vec<f32> = (0..37).map(|i| (i as f32 * 0.23).sin()).collect();
+        let mut p = scores.clone();
+        softmax_in_place(&mut p);
+        let mut g = upstream.clone();
+        softmax_backward_in_place(&p, &mut g);
+        for (j, &got) in g.iter().enumerate() {
+            // d softmax_k / d s_j = p_k (δ_kj − p_j)
+            let want: f64 = (0..37)
+                .map(|k| {
+                    let delta = if k == j { 1.0 } else { 0.0 };
+                    upstream[k] as f64 * p[k] as f64 * (delta - p[j] as f64)
+                })
+                .sum();
+            assert!((got as f64 - want).abs() < 1e-6, "{j}: {got} vs {want}");
         }
     }
 

@@ -12,13 +12,15 @@
 //! Padding keys after the last real key of a sequence are skipped, not computed and masked.
 
 use burn::tensor::{Bool, Tensor};
+use burn_flex::FlexTensor;
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 
 use super::amx::{self, BLOCK, Target};
-use super::{MatrixView, SendPtr, bool_values, f32_primitive, tensor_from_vec};
+use super::{MatrixView, Operand, SendPtr, bool_values, f32_primitive, product, tensor_from_vec};
 use crate::{MatmulPrecision, math, matmul_precision};
+use gemm::Parallelism;
 
 /// Scores per task, up to [`MAX_QUERY_TILE`] queries: the keys are packed for the matrix
 /// product once per tile and the scores stay in the core's cache. 128 queries measured best on
@@ -48,86 +50,187 @@ pub(crate) fn self_attention(
     key_padding: Option<&Tensor<2, Bool>>,
     relative_bias: Option<&Tensor<2>>,
 ) -> Option<Tensor<3>> {
-    let [batch, q_len, width] = query.dims();
-    let [k_batch, k_len, k_width] = key.dims();
-    if heads == 0
-        || !width.is_multiple_of(heads)
-        || k_batch != batch
-        || k_width != width
-        || value.dims() != key.dims()
-        || k_len == 0
-        || q_len == 0
-    {
-        return None;
-    }
-    let head_dim = width / heads;
     let (q, k, v) = (
         f32_primitive(query)?,
         f32_primitive(key)?,
         f32_primitive(value)?,
     );
-    let (q_view, q_lead) = MatrixView::of(&q)?;
-    let (k_view, k_lead) = MatrixView::of(&k)?;
-    let (v_view, v_lead) = MatrixView::of(&v)?;
-    let batch_offset = |lead: &[isize], b: usize| (lead[0] * b as isize) as usize;
-
-    // Per sequence: how many keys to read, and the padded ones among them.
-    let (key_counts, holes) = match key_padding {
-        Some(padding) => {
-            if padding.dims() != [batch, k_len] {
-                return None;
-            }
-            let padded = bool_values(padding)?;
-            let mut counts = Vec::with_capacity(batch);
-            let mut holes = Vec::with_capacity(batch);
-            for row in padded.chunks(k_len) {
-                match row.iter().rposition(|&p| !p) {
-                    Some(last) => {
-                        counts.push(last + 1);
-                        holes.push((0..last).filter(|&j| row[j]).collect::<Vec<_>>());
-                    }
-                    // Nothing to attend to: a zero context, as burn's attention gives.
-                    None => {
-                        counts.push(0);
-                        holes.push(Vec::new());
-                    }
-                }
-            }
-            (counts, holes)
-        }
-        None => (vec![k_len; batch], vec![Vec::new(); batch]),
-    };
-
-    let bias_width = q_len + k_len - 1;
     let bias = match relative_bias {
-        Some(bias) => {
-            if bias.dims() != [heads, bias_width] {
-                return None;
-            }
-            let contiguous = f32_primitive(bias)?.to_contiguous();
-            let start = contiguous.layout().start_offset();
-            Some(contiguous.storage::<f32>()[start..start + heads * bias_width].to_vec())
-        }
+        Some(bias) => Some(f32_primitive(bias)?),
         None => None,
     };
+    let problem = Problem::new(&q, &k, &v, heads, scale, key_padding, bias.as_ref())?;
+    let output = forward(&problem, &q, &k, &v, true)?;
+    Some(tensor_from_vec(
+        output,
+        [problem.batch, problem.q_len, problem.width],
+    ))
+}
+
+/// One attention call, read from its inputs: sizes, the keys each sequence reads and its
+/// padding holes, and the relative bias's values.
+#[derive(Debug)]
+pub(super) struct Problem {
+    pub batch: usize,
+    pub q_len: usize,
+    pub k_len: usize,
+    pub width: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+    /// Per sequence: keys up to and including its last real one (0: nothing to attend to).
+    pub key_counts: Vec<usize>,
+    /// Per sequence: padding keys before its last real one.
+    pub holes: Vec<Vec<usize>>,
+    /// `[heads, q_len + k_len - 1]`, row-major.
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Problem {
+    /// `None` when the shapes do not fit together or a tensor is not on flex.
+    pub fn new(
+        q: &FlexTensor,
+        k: &FlexTensor,
+        v: &FlexTensor,
+        heads: usize,
+        scale: f32,
+        key_padding: Option<&Tensor<2, Bool>>,
+        relative_bias: Option<&FlexTensor>,
+    ) -> Option<Self> {
+        let dims = |t: &FlexTensor| -> Option<[usize; 3]> {
+            t.layout().shape().as_slice().try_into().ok()
+        };
+        let [batch, q_len, width] = dims(q)?;
+        let [k_batch, k_len, k_width] = dims(k)?;
+        if heads == 0
+            || !width.is_multiple_of(heads)
+            || k_batch != batch
+            || k_width != width
+            || dims(v)? != [k_batch, k_len, k_width]
+            || k_len == 0
+            || q_len == 0
+        {
+            return None;
+        }
+        let (key_counts, holes) = match key_padding {
+            Some(padding) => {
+                if padding.dims() != [batch, k_len] {
+                    return None;
+                }
+                let padded = bool_values(padding)?;
+                let mut counts = Vec::with_capacity(batch);
+                let mut holes = Vec::with_capacity(batch);
+                for row in padded.chunks(k_len) {
+                    match row.iter().rposition(|&p| !p) {
+                        Some(last) => {
+                            counts.push(last + 1);
+                            holes.push((0..last).filter(|&j| row[j]).collect::<Vec<_>>());
+                        }
+                        // Nothing to attend to: a zero context, as burn's attention gives.
+                        None => {
+                            counts.push(0);
+                            holes.push(Vec::new());
+                        }
+                    }
+                }
+                (counts, holes)
+            }
+            None => (vec![k_len; batch], vec![Vec::new(); batch]),
+        };
+        let bias_width = q_len + k_len - 1;
+        let bias = match relative_bias {
+            Some(bias) => {
+                if bias.layout().shape().as_slice() != [heads, bias_width] {
+                    return None;
+                }
+                let contiguous = bias.to_contiguous();
+                let start = contiguous.layout().start_offset();
+                Some(contiguous.storage::<f32>()[start..start + heads * bias_width].to_vec())
+            }
+            None => None,
+        };
+        Some(Self {
+            batch,
+            q_len,
+            k_len,
+            width,
+            heads,
+            head_dim: width / heads,
+            scale,
+            key_counts,
+            holes,
+            bias,
+        })
+    }
+
+    /// Columns of the relative bias: one per distance.
+    pub fn bias_width(&self) -> usize {
+        self.q_len + self.k_len - 1
+    }
+
+    /// What turns the scores of sequence `b`, head `h` into probabilities.
+    pub fn rows(&self, b: usize, h: usize) -> Rows<'_> {
+        let bias_width = self.bias_width();
+        Rows {
+            bias: self
+                .bias
+                .as_deref()
+                .map(|bias| (&bias[h * bias_width..(h + 1) * bias_width], self.q_len)),
+            holes: &self.holes[b],
+        }
+    }
+
+    /// Queries per tile: enough tiles for every thread, each tile's scores in the core's cache.
+    pub fn query_tile(&self) -> usize {
+        let threads = rayon::current_num_threads();
+        let by_cache = (SCORES_PER_TILE / self.k_len).clamp(MIN_QUERY_TILE, MAX_QUERY_TILE);
+        let by_threads = (self.batch * self.heads * self.q_len)
+            .div_ceil(4 * threads)
+            .max(MIN_QUERY_TILE);
+        by_cache.min(by_threads).min(self.q_len)
+    }
+}
+
+/// Offset of sequence `b` in a view whose leading strides are `lead`.
+pub(super) fn batch_offset(lead: &[isize], b: usize) -> usize {
+    (lead[0] * b as isize) as usize
+}
+
+/// The context `[batch, q_len, width]`, row-major; `None` when a view has a layout the kernel
+/// does not read. `allow_bf16`: whether [`MatmulPrecision::Bf16`] may take the AMX path
+/// (not under autodiff, whose backward recomputes the probabilities in f32).
+pub(super) fn forward(
+    problem: &Problem,
+    q: &FlexTensor,
+    k: &FlexTensor,
+    v: &FlexTensor,
+    allow_bf16: bool,
+) -> Option<Vec<f32>> {
+    let Problem {
+        batch,
+        q_len,
+        width,
+        heads,
+        head_dim,
+        scale,
+        ..
+    } = *problem;
+    let key_counts = &problem.key_counts;
+    let (q_view, q_lead) = MatrixView::of(q)?;
+    let (k_view, k_lead) = MatrixView::of(k)?;
+    let (v_view, v_lead) = MatrixView::of(v)?;
 
     let mut output = vec![0.0f32; batch * q_len * width];
     let out = SendPtr(output.as_mut_ptr());
-    // What turns the scores of sequence `b`, head `h` into probabilities.
-    let rows_of = |b: usize, h: usize| Rows {
-        bias: bias
-            .as_deref()
-            .map(|bias| (&bias[h * bias_width..(h + 1) * bias_width], q_len)),
-        holes: &holes[b],
-    };
-    if head_dim > 0 && matmul_precision() == MatmulPrecision::Bf16 && amx::available() {
+    if allow_bf16 && head_dim > 0 && matmul_precision() == MatmulPrecision::Bf16 && amx::available()
+    {
         // Offset of head `h` of sequence `b` in a view.
         let head = |view: &MatrixView, lead: &[isize], b: usize, h: usize| {
             batch_offset(lead, b) + h * head_dim * view.col_stride as usize
         };
         (0..batch * heads).into_par_iter().for_each(|task| {
             let (b, h) = (task / heads, task % heads);
-            let rows = rows_of(b, h);
+            let rows = problem.rows(b, h);
             let context = Target {
                 // SAFETY: the first element of this sequence's and head's context.
                 data: unsafe { out.get().add(b * q_len * width + h * head_dim) },
@@ -156,15 +259,9 @@ pub(crate) fn self_attention(
                 )
             };
         });
-        return Some(tensor_from_vec(output, [batch, q_len, width]));
+        return Some(output);
     }
-    // Enough tasks for every thread, even for one short sequence.
-    let threads = rayon::current_num_threads();
-    let by_cache = (SCORES_PER_TILE / k_len).clamp(MIN_QUERY_TILE, MAX_QUERY_TILE);
-    let by_threads = (batch * heads * q_len)
-        .div_ceil(4 * threads)
-        .max(MIN_QUERY_TILE);
-    let query_tile = by_cache.min(by_threads).min(q_len);
+    let query_tile = problem.query_tile();
     let tiles = q_len.div_ceil(query_tile);
     (0..batch * heads * tiles).into_par_iter().for_each_init(
         Vec::new,
@@ -184,62 +281,40 @@ pub(crate) fn self_attention(
             // `MatrixView::of`); `scores` holds rows x keys; the output rows of this task's queries
             // and head are written by no other task.
             unsafe {
-                gemm::gemm(
-                    rows,
-                    keys,
-                    head_dim,
+                product(
+                    [rows, keys, head_dim],
                     scores.as_mut_ptr(),
-                    1,
-                    keys as isize,
+                    keys,
                     false,
-                    q_view.ptr(batch_offset(&q_lead, b), first, column),
-                    q_view.col_stride,
-                    q_view.row_stride,
-                    k_view.ptr(batch_offset(&k_lead, b), 0, column),
-                    k_view.row_stride,
-                    k_view.col_stride,
-                    0.0,
+                    q_view.at(batch_offset(&q_lead, b), first, column),
+                    k_view.at(batch_offset(&k_lead, b), 0, column).t(),
                     scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                    Parallelism::None,
                 );
             }
-            let head_rows = rows_of(b, h);
+            let head_rows = problem.rows(b, h);
             for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
                 head_rows.softmax(row, first + r);
             }
             unsafe {
-                gemm::gemm(
-                    rows,
-                    head_dim,
-                    keys,
+                product(
+                    [rows, head_dim, keys],
                     out.get().add((b * q_len + first) * width + column),
-                    1,
-                    width as isize,
+                    width,
                     false,
-                    scores.as_ptr(),
-                    1,
-                    keys as isize,
-                    v_view.ptr(batch_offset(&v_lead, b), 0, column),
-                    v_view.col_stride,
-                    v_view.row_stride,
-                    0.0,
+                    Operand::row_major(scores.as_ptr(), keys),
+                    v_view.at(batch_offset(&v_lead, b), 0, column),
                     1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                    Parallelism::None,
                 );
             }
         },
     );
-    Some(tensor_from_vec(output, [batch, q_len, width]))
+    Some(output)
 }
 
 /// What turns a row of raw scores `q . k` into probabilities.
-struct Rows<'a> {
+pub(super) struct Rows<'a> {
     /// This head's relative-position bias per distance, and the query count it was made for.
     bias: Option<(&'a [f32], usize)>,
     /// Padding keys before the last real one.
@@ -248,7 +323,7 @@ struct Rows<'a> {
 
 impl Rows<'_> {
     /// `softmax(scores + bias)` over the real keys (scores already scaled), for query `query`.
-    fn softmax(&self, scores: &mut [f32], query: usize) {
+    pub fn softmax(&self, scores: &mut [f32], query: usize) {
         if let Some((bias, q_len)) = self.bias {
             let start = q_len - 1 - query;
             math::add_in_place(scores, &bias[start..start + scores.len()]);

@@ -3,12 +3,15 @@
 
 pub(crate) mod amx;
 mod attention;
+mod attention_backward;
+mod autodiff;
 mod linear;
 
 pub(crate) use attention::self_attention;
+pub(crate) use autodiff::{tracked_linear, tracked_self_attention};
 pub(crate) use linear::linear;
 
-use burn::backend::Flex;
+use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Bool, Bytes, DType, Shape, Tensor};
 use burn_flex::{FlexTensor, Layout};
 
@@ -22,9 +25,13 @@ pub(crate) fn f32_primitive<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTe
     (primitive.dtype() == DType::F32).then_some(primitive)
 }
 
-/// The values of a flex bool tensor in row-major order.
+/// The values of a flex bool tensor in row-major order (on an autodiff device too: bool
+/// tensors are never tracked).
 pub(crate) fn bool_values<const D: usize>(tensor: &Tensor<D, Bool>) -> Option<Vec<bool>> {
-    let primitive = tensor.clone().try_into_primitive::<Flex>().ok()?;
+    let primitive = match tensor.clone().try_into_primitive::<Flex>() {
+        Ok(primitive) => primitive,
+        Err(_) => tensor.clone().try_into_primitive::<Autodiff<Flex>>().ok()?,
+    };
     let contiguous = primitive.to_contiguous();
     let start = contiguous.layout().start_offset();
     let count = contiguous.layout().num_elements();
@@ -81,6 +88,16 @@ impl<'a> MatrixView<'a> {
         }
     }
 
+    /// The matrix starting `extra` elements further, from element `(row, col)` on, as an
+    /// operand of [`product`].
+    pub fn at(&self, extra: usize, row: usize, col: usize) -> Operand {
+        Operand {
+            ptr: self.ptr(extra, row, col),
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        }
+    }
+
     /// Pointer to element `(row, col)` of the matrix starting `extra` elements further.
     pub fn ptr(&self, extra: usize, row: usize, col: usize) -> *const f32 {
         let index = self.offset as isize
@@ -91,6 +108,79 @@ impl<'a> MatrixView<'a> {
         // SAFETY: callers stay inside the tensor's shape, whose elements the layout places inside
         // the storage.
         unsafe { self.data.as_ptr().offset(index) }
+    }
+}
+
+/// A strided `f32` matrix operand of [`product`]: element `(r, c)` at
+/// `ptr + r * row_stride + c * col_stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct Operand {
+    pub ptr: *const f32,
+    pub row_stride: isize,
+    pub col_stride: isize,
+}
+
+impl Operand {
+    /// A row-major matrix of `columns` columns.
+    pub fn row_major(ptr: *const f32, columns: usize) -> Self {
+        Self {
+            ptr,
+            row_stride: columns as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transposed matrix, on the same memory.
+    pub fn t(self) -> Self {
+        Self {
+            ptr: self.ptr,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+}
+
+/// `dst <- beta * lhs * rhs`, or with `accumulate` `dst <- dst + beta * lhs * rhs`, for `lhs`
+/// `m x k`, `rhs` `k x n` and `dst` an `m x n` row-major block with rows `dst_stride` apart
+/// (`gemm`'s kernels: AVX-512, AVX2 or the baseline, picked at run time).
+///
+/// # Safety
+/// The operands address `m x k` and `k x n` readable elements, `dst` `m x n` writable ones
+/// that nothing else reads or writes meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn product(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    dst_stride: usize,
+    accumulate: bool,
+    lhs: Operand,
+    rhs: Operand,
+    beta: f32,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_stride as isize,
+            accumulate,
+            lhs.ptr,
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.ptr,
+            rhs.col_stride,
+            rhs.row_stride,
+            if accumulate { 1.0 } else { 0.0 },
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        )
     }
 }
 

@@ -187,16 +187,18 @@ impl MultiHeadAttention {
     ) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
         let [q, k, v] = self.project_qkv(x);
-        let fused = fused_self_attention(
-            &q,
-            &k,
-            &v,
-            self.num_heads,
-            self.scale as f32,
-            padding.as_ref(),
-            bias.map(|b| &b.per_distance),
-        );
-        let context = match fused {
+        let fused = self.fusable(&q).then(|| {
+            fused_self_attention(
+                &q,
+                &k,
+                &v,
+                self.num_heads,
+                self.scale as f32,
+                padding.as_ref(),
+                bias.map(|b| &b.per_distance),
+            )
+        });
+        let context = match fused.flatten() {
             Some(context) => context,
             None => {
                 let mask = padding.map(|p| p.reshape([batch, 1, 1, seq]));
@@ -220,16 +222,18 @@ impl MultiHeadAttention {
         let [batch, seq, _] = x.dims();
         let [q, k, v] = self.project_qkv(x);
         let (q, k) = (self.rotate(q, rotary), self.rotate(k, rotary));
-        let fused = fused_self_attention(
-            &q,
-            &k,
-            &v,
-            self.num_heads,
-            self.scale as f32,
-            padding.as_ref(),
-            None,
-        );
-        let context = match fused {
+        let fused = self.fusable(&q).then(|| {
+            fused_self_attention(
+                &q,
+                &k,
+                &v,
+                self.num_heads,
+                self.scale as f32,
+                padding.as_ref(),
+                None,
+            )
+        });
+        let context = match fused.flatten() {
             Some(context) => context,
             None => {
                 let mask = padding.map(|p| p.reshape([batch, 1, 1, seq]));
@@ -271,6 +275,12 @@ impl MultiHeadAttention {
         let probs = activation::softmax(scores, 3);
         let context = self.merge_heads(self.dropout.forward(probs.clone()).matmul(v));
         (linear_rows(&self.output, context, Epilogue::None), probs)
+    }
+
+    /// Whether the fused kernel may run: it has no dropout, so training with dropout on the
+    /// probabilities takes the explicit path.
+    fn fusable(&self, q: &Tensor<3>) -> bool {
+        self.dropout.prob == 0.0 || !q.device().is_autodiff()
     }
 
     /// Rotates projected queries or keys by position.
