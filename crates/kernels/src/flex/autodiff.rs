@@ -14,7 +14,7 @@ use std::sync::Arc;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Bool, Bytes, DType, Shape, Tensor};
@@ -38,6 +38,29 @@ fn contiguous(values: Vec<f32>, shape: Shape) -> FlexTensor {
         Layout::contiguous(shape),
         DType::F32,
     )
+}
+
+/// `output`, recorded in the graph as `op` over the `parents` (with `state` for its backward
+/// pass), or as an untracked step when no parent requires a gradient.
+fn record<Op, State, const N: usize, const D: usize>(
+    op: Op,
+    parents: [NodeGuard; N],
+    state: State,
+    output: FlexTensor,
+) -> Tensor<D>
+where
+    Op: Backward<Flex, N, State = State>,
+    State: Clone + Send + std::fmt::Debug + 'static,
+{
+    let output = match op
+        .prepare::<NoCheckpointing>(parents)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(output)
 }
 
 /// [`super::self_attention`] for tensors of an autodiff flex device: the fused forward kernel
@@ -78,25 +101,20 @@ pub(crate) fn tracked_self_attention(
         key: k.primitive().clone(),
         value: v.primitive().clone(),
     };
-    let output = match bias {
-        None => match FusedAttention
-            .prepare::<NoCheckpointing>([q.node(), k.node(), v.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, context),
-            OpsKind::UnTracked(prep) => prep.finish(context),
-        },
-        Some(bias) => match FusedAttention
-            .prepare::<NoCheckpointing>([q.node(), k.node(), v.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, context),
-            OpsKind::UnTracked(prep) => prep.finish(context),
-        },
-    };
-    Some(Tensor::from_primitive::<Autodiff<Flex>>(output))
+    Some(match bias {
+        None => record(
+            FusedAttention,
+            [q.node(), k.node(), v.node()],
+            state,
+            context,
+        ),
+        Some(b) => record(
+            FusedAttention,
+            [q.node(), k.node(), v.node(), b.node()],
+            state,
+            context,
+        ),
+    })
 }
 
 /// The recorded operation: parents query, key, value and, when given, the relative bias.
@@ -202,25 +220,15 @@ pub(crate) fn tracked_linear(
         weight: weight.primitive().clone(),
         slopes: slopes.map(Arc::new),
     };
-    let output = match bias {
-        None => match FusedLinear
-            .prepare::<NoCheckpointing>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-        Some(bias) => match FusedLinear
-            .prepare::<NoCheckpointing>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-    };
-    Some(Tensor::from_primitive::<Autodiff<Flex>>(output))
+    Some(match bias {
+        None => record(FusedLinear, [x.node(), weight.node()], state, output),
+        Some(b) => record(
+            FusedLinear,
+            [x.node(), weight.node(), b.node()],
+            state,
+            output,
+        ),
+    })
 }
 
 /// The recorded operation: parents x, weight and, when given, the bias.
